@@ -1,0 +1,117 @@
+/**
+ * Integration harness: starts real processes (our daemon, real memcached) on free
+ * loopback ports, waits until they accept connections, and stops them. Every test
+ * that starts a process must call stop() itself (usually in afterAll/afterEach).
+ */
+import { execa, type ResultPromise } from 'execa';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const daemonBin = path.join(repoRoot, 'bin', 'session-cluster');
+
+export interface RunningServer {
+  host: string;
+  port: number;
+  /** unix socket path, when the daemon was started with --socket */
+  socketPath?: string;
+  process: ResultPromise;
+  /** every log line the process printed so far, parsed when it was JSON */
+  logs: Array<Record<string, unknown>>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** A port nobody listens on right now (the kernel picks it, then we release it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function collectLines(stream: NodeJS.ReadableStream | null, sink: (line: string) => void): void {
+  if (!stream) return;
+  let rest = '';
+  stream.on('data', (chunk: Buffer) => {
+    rest += chunk.toString('utf8');
+    let nl;
+    while ((nl = rest.indexOf('\n')) >= 0) {
+      sink(rest.slice(0, nl));
+      rest = rest.slice(nl + 1);
+    }
+  });
+}
+
+function stopper(child: ResultPromise): (signal?: NodeJS.Signals) => Promise<void> {
+  return async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await child.catch(() => undefined);
+    clearTimeout(killer);
+  };
+}
+
+/**
+ * Starts bin/session-cluster with `start --listen 127.0.0.1:0` plus `args`, and resolves
+ * once it logged the port it bound ("listening") and that it is "ready".
+ */
+export async function startDaemon(args: string[] = [], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunningServer> {
+  const hasListen = args.includes('--listen');
+  const fullArgs = ['start', ...(hasListen ? [] : ['--listen', '127.0.0.1:0']), ...args];
+  const child = execa(daemonBin, fullArgs, { reject: false, buffer: false, env: opts.env, stdin: 'ignore' });
+  const logs: Array<Record<string, unknown>> = [];
+  const server: RunningServer = { host: '127.0.0.1', port: 0, process: child, logs, stop: stopper(child) };
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not become ready: ${JSON.stringify(logs)}`)), opts.timeoutMs ?? 15000);
+    const onLine = (line: string) => {
+      let entry: Record<string, unknown>;
+      try { entry = JSON.parse(line); } catch { entry = { raw: line }; }
+      logs.push(entry);
+      if (entry.msg === 'listening' && entry.transport === 'tcp') {
+        server.host = String(entry.host);
+        server.port = Number(entry.port);
+      }
+      if (entry.msg === 'listening' && entry.transport === 'unix') server.socketPath = String(entry.path);
+      if (entry.msg === 'ready') { clearTimeout(timer); resolve(); }
+    };
+    collectLines(child.stdout, onLine);
+    collectLines(child.stderr, onLine);
+    child.then((r) => { clearTimeout(timer); reject(new Error(`daemon exited early (${r.exitCode ?? r.signal}): ${JSON.stringify(logs)}`)); }, reject);
+  });
+  return server;
+}
+
+/** Waits until something accepts TCP connections on host:port. */
+export async function waitForPort(host: string, port: number, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host, port }, () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts the real memcached (Debian's package) on a free loopback port, for side-by-side checks. */
+export async function startMemcached(extraArgs: string[] = []): Promise<RunningServer> {
+  const port = await freePort();
+  // memcached refuses to run as root unless told which user to run as.
+  const asUser = process.getuid?.() === 0 && !extraArgs.includes('-u') ? ['-u', 'root'] : [];
+  const child = execa('memcached', ['-l', '127.0.0.1', '-p', String(port), '-U', '0', ...asUser, ...extraArgs], {
+    reject: false, buffer: false, stdin: 'ignore',
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  collectLines(child.stderr, (line) => logs.push({ raw: line }));
+  await waitForPort('127.0.0.1', port);
+  return { host: '127.0.0.1', port, process: child, logs, stop: stopper(child) };
+}

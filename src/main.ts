@@ -1,0 +1,68 @@
+/** CLI entry: parse flags, load config, start the daemon, stop it on SIGTERM/SIGINT. No logic. */
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULTS, type RawSettings, readConfigFile, resolveSettings } from './config.js';
+import { PACKAGE_VERSION, startDaemon } from './daemon.js';
+import { SessionClusterError } from './errors.js';
+import { LOG_LEVELS, createLogger } from './log.js';
+
+const program = new Command();
+program
+  .name('session-cluster')
+  .description('Shared, replicated PHP sessions behind the memcached protocol.')
+  .version(PACKAGE_VERSION);
+
+program
+  .command('start')
+  .description('run the daemon in the foreground')
+  .option('--listen <host:port>', `TCP address for PHP clients; port 0 picks a free port (default ${DEFAULTS.listen.host}:${DEFAULTS.listen.port})`)
+  .option('--socket <path>', 'also listen on this unix socket, for PHP on the same host')
+  .option('--socket-mode <octal>', 'permission bits of the unix socket (default 0660)')
+  .option('--max-item-size <bytes>', 'largest value stored, e.g. 1m (default 1 MiB, like memcached -I)')
+  .option('--memory-limit <bytes>', 'memory for items before least recently used ones are evicted, e.g. 1g (default 1 GiB)')
+  .option('--max-connections <n>', `client connections accepted at once (default ${DEFAULTS.maxConnections})`)
+  .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')} (default ${DEFAULTS.logLevel})`)
+  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel); flags win')
+  .action(async (flags: Record<string, string | undefined>) => {
+    let settings;
+    try {
+      const fromFile: RawSettings = flags.config ? readConfigFile(flags.config) : {};
+      const fromFlags: RawSettings = {
+        listen: flags.listen, socket: flags.socket, socketMode: flags.socketMode, maxItemSize: flags.maxItemSize,
+        memoryLimit: flags.memoryLimit, maxConnections: flags.maxConnections, logLevel: flags.logLevel,
+      };
+      settings = resolveSettings(fromFile, fromFlags, flags.config);
+    } catch (error) {
+      if (error instanceof SessionClusterError) throw new InvalidArgumentError(error.message);
+      throw error;
+    }
+    const log = createLogger(settings.logLevel);
+    let daemon;
+    try {
+      daemon = await startDaemon(settings, log);
+    } catch (error) {
+      log.fatal({ code: (error as SessionClusterError).code, err: (error as Error).message }, 'cannot start');
+      process.exit(1);
+    }
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      const forced = setTimeout(() => { log.warn('connections did not close in time; exiting'); process.exit(0); }, 5000);
+      forced.unref();
+      daemon.stop().then(() => {
+        log.info('stopped');
+        process.exit(0);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof InvalidArgumentError) {
+    process.stderr.write(`session-cluster: ${error.message}\n`);
+    process.exit(2);
+  }
+  throw error;
+});

@@ -1,0 +1,279 @@
+/**
+ * The binary protocol (memcached's "Binary Protocol" spec, protocol_binary.h): a push parser
+ * that frames 24-byte headers and their bodies, checks each opcode's extras/key/value shape,
+ * and answers in the binary response format. A packet that cannot be trusted (bad magic,
+ * lengths that don't add up, wrong shape) gets "Invalid arguments" and the connection is
+ * closed, as memcached's handle_binary_protocol_error does.
+ */
+import { type Command, KEY_MAX_LENGTH, StoreMode } from '../types.js';
+import { type Execute, FeedResult, OUTPUT_HIGH_WATER, type ProtocolHandler, type ProtocolLimits } from '../handler.js';
+import type { Output } from '../output.js';
+import { BinaryStatus, HEADER_LENGTH, Opcode, REQUEST_MAGIC } from './constants.js';
+import { writeBinaryReply, writeBinaryStatus, type RequestHeader } from './binary-writer.js';
+
+const enum Phase {
+  Header,
+  /** reading extras and key */
+  Prefix,
+  /** reading the value of a storage command */
+  Value,
+  /** discarding a body that gets no service */
+  Swallow,
+}
+
+/** What each opcode carries: extras length, and whether a key and a value are allowed. */
+interface Shape {
+  extras: number | 'optional4';
+  key: 'required' | 'none' | 'optional';
+  value: boolean;
+}
+
+const STORE: Shape = { extras: 8, key: 'required', value: true };
+const CONCAT: Shape = { extras: 0, key: 'required', value: true };
+const KEY_ONLY: Shape = { extras: 0, key: 'required', value: false };
+const ARITH: Shape = { extras: 20, key: 'required', value: false };
+const EXPIRY_AND_KEY: Shape = { extras: 4, key: 'required', value: false };
+const NOTHING: Shape = { extras: 0, key: 'none', value: false };
+
+const SHAPES = new Map<number, Shape>([
+  [Opcode.Get, KEY_ONLY], [Opcode.GetQ, KEY_ONLY], [Opcode.GetK, KEY_ONLY], [Opcode.GetKQ, KEY_ONLY],
+  [Opcode.Set, STORE], [Opcode.SetQ, STORE], [Opcode.Add, STORE], [Opcode.AddQ, STORE],
+  [Opcode.Replace, STORE], [Opcode.ReplaceQ, STORE],
+  [Opcode.Append, CONCAT], [Opcode.AppendQ, CONCAT], [Opcode.Prepend, CONCAT], [Opcode.PrependQ, CONCAT],
+  [Opcode.Delete, KEY_ONLY], [Opcode.DeleteQ, KEY_ONLY],
+  [Opcode.Increment, ARITH], [Opcode.IncrementQ, ARITH], [Opcode.Decrement, ARITH], [Opcode.DecrementQ, ARITH],
+  [Opcode.Quit, NOTHING], [Opcode.QuitQ, NOTHING], [Opcode.Noop, NOTHING], [Opcode.Version, NOTHING],
+  [Opcode.Flush, { extras: 'optional4', key: 'none', value: false }], [Opcode.FlushQ, { extras: 'optional4', key: 'none', value: false }],
+  [Opcode.Stat, { extras: 0, key: 'optional', value: false }],
+  [Opcode.Verbosity, { extras: 4, key: 'none', value: false }],
+  [Opcode.Touch, EXPIRY_AND_KEY], [Opcode.Gat, EXPIRY_AND_KEY], [Opcode.GatQ, EXPIRY_AND_KEY],
+  [Opcode.GatK, EXPIRY_AND_KEY], [Opcode.GatKQ, EXPIRY_AND_KEY],
+]);
+
+const STORE_MODES = new Map<number, StoreMode>([
+  [Opcode.Set, StoreMode.Set], [Opcode.SetQ, StoreMode.Set], [Opcode.Add, StoreMode.Add], [Opcode.AddQ, StoreMode.Add],
+  [Opcode.Replace, StoreMode.Replace], [Opcode.ReplaceQ, StoreMode.Replace],
+  [Opcode.Append, StoreMode.Append], [Opcode.AppendQ, StoreMode.Append],
+  [Opcode.Prepend, StoreMode.Prepend], [Opcode.PrependQ, StoreMode.Prepend],
+]);
+
+/** "no auto-create" expiration of INCR/DECR (binary spec, "Increment, Decrement") */
+const ARITH_NO_CREATE = 0xffffffff;
+
+export class BinaryProtocol implements ProtocolHandler {
+  private phase = Phase.Header;
+  private input: Buffer | null = null;
+  private header: RequestHeader = { opcode: 0, keyLength: 0, extrasLength: 0, bodyLength: 0, opaque: 0, cas: 0 };
+  private prefix: Buffer | null = null;
+  private prefixFilled = 0;
+  private value: Buffer | null = null;
+  private valueFilled = 0;
+  private swallowRemaining = 0;
+  /** set by QUIT: the reply is queued, then the connection closes */
+  private closeAfterReply = false;
+
+  constructor(
+    private readonly execute: Execute,
+    private readonly output: Output,
+    private readonly limits: ProtocolLimits,
+  ) {}
+
+  feed(chunk: Buffer | null): FeedResult {
+    let data: Buffer;
+    if (chunk === null) {
+      if (this.input === null) return FeedResult.NeedMore;
+      data = this.input;
+    } else {
+      data = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
+    }
+    this.input = null;
+    let offset = 0;
+    while (offset < data.length) {
+      if (this.output.size >= OUTPUT_HIGH_WATER) {
+        this.input = data.subarray(offset);
+        return FeedResult.OutputFull;
+      }
+      switch (this.phase) {
+        case Phase.Header: {
+          if (data.length - offset < HEADER_LENGTH) {
+            this.input = Buffer.from(data.subarray(offset));
+            return FeedResult.NeedMore;
+          }
+          const result = this.readHeader(data, offset);
+          offset += HEADER_LENGTH;
+          if (result !== FeedResult.NeedMore) return result;
+          break;
+        }
+        case Phase.Prefix: {
+          const prefix = this.prefix!;
+          const take = Math.min(prefix.length - this.prefixFilled, data.length - offset);
+          data.copy(prefix, this.prefixFilled, offset, offset + take);
+          this.prefixFilled += take;
+          offset += take;
+          if (this.prefixFilled === prefix.length && this.afterPrefix() === FeedResult.Close) return FeedResult.Close;
+          break;
+        }
+        case Phase.Value: {
+          const value = this.value!;
+          const take = Math.min(value.length - this.valueFilled, data.length - offset);
+          data.copy(value, this.valueFilled, offset, offset + take);
+          this.valueFilled += take;
+          offset += take;
+          if (this.valueFilled === value.length) this.dispatch(value);
+          break;
+        }
+        case Phase.Swallow: {
+          const take = Math.min(this.swallowRemaining, data.length - offset);
+          this.swallowRemaining -= take;
+          offset += take;
+          if (this.swallowRemaining === 0) this.phase = Phase.Header;
+          break;
+        }
+      }
+    }
+    return FeedResult.NeedMore;
+  }
+
+  private readHeader(data: Buffer, offset: number): FeedResult {
+    // A client that loses framing sends anything: no reply can reach it reliably (memcached closes too).
+    if (data[offset] !== REQUEST_MAGIC) return FeedResult.Close;
+    const header: RequestHeader = {
+      opcode: data[offset + 1]!,
+      keyLength: data.readUInt16BE(offset + 2),
+      extrasLength: data[offset + 4]!,
+      bodyLength: data.readUInt32BE(offset + 8),
+      opaque: data.readUInt32BE(offset + 12),
+      // CAS uniques we hand out stay below 2^53 (types.ts); a larger one can match nothing.
+      cas: data.readUInt32BE(offset + 16) * 2 ** 32 + data.readUInt32BE(offset + 20),
+    };
+    this.header = header;
+    const shape = SHAPES.get(header.opcode);
+    if (shape === undefined) {
+      // Unknown opcodes, SASL included (memcached without -S answers SASL this way): the body is discarded.
+      writeBinaryStatus(this.output, header, BinaryStatus.UnknownCommand);
+      return this.swallow(header.bodyLength);
+    }
+    if (!this.fits(shape, header)) return this.protocolError();
+    const prefixLength = header.extrasLength + header.keyLength;
+    this.prefix = Buffer.allocUnsafe(prefixLength);
+    this.prefixFilled = 0;
+    this.phase = Phase.Prefix;
+    if (prefixLength === 0) return this.afterPrefix();
+    return FeedResult.NeedMore;
+  }
+
+  /** Whether the header's lengths add up and match the opcode's shape (binary spec, per command). */
+  private fits(shape: Shape, header: RequestHeader): boolean {
+    const { keyLength, extrasLength, bodyLength } = header;
+    if (keyLength + extrasLength > bodyLength) return false;
+    if (keyLength > KEY_MAX_LENGTH) return false;
+    if (shape.extras === 'optional4' ? extrasLength !== 0 && extrasLength !== 4 : extrasLength !== shape.extras) return false;
+    if (shape.key === 'required' && keyLength === 0) return false;
+    if (shape.key === 'none' && keyLength !== 0) return false;
+    if (!shape.value && bodyLength !== keyLength + extrasLength) return false;
+    return true;
+  }
+
+  private afterPrefix(): FeedResult {
+    const header = this.header;
+    const valueLength = header.bodyLength - header.extrasLength - header.keyLength;
+    if (valueLength === 0) {
+      this.dispatch(EMPTY);
+      return this.closeAfterReply ? FeedResult.Close : FeedResult.NeedMore;
+    }
+    if (valueLength > this.limits.maxItemSize) {
+      const mode = STORE_MODES.get(header.opcode)!;
+      this.execute({ kind: 'refuseOversized', mode, key: this.key() });
+      writeBinaryStatus(this.output, header, BinaryStatus.TooLarge);
+      this.swallow(valueLength);
+      return FeedResult.NeedMore;
+    }
+    this.value = Buffer.allocUnsafeSlow(valueLength);
+    this.valueFilled = 0;
+    this.phase = Phase.Value;
+    return FeedResult.NeedMore;
+  }
+
+  private key(): string {
+    const prefix = this.prefix!;
+    return prefix.toString('latin1', this.header.extrasLength, prefix.length);
+  }
+
+  /** Builds the Command for a complete packet, runs it and writes the reply. */
+  private dispatch(value: Buffer): void {
+    const header = this.header;
+    const extras = this.prefix!;
+    this.phase = Phase.Header;
+    this.value = null;
+    const op = header.opcode;
+    let command: Command;
+    switch (op) {
+      case Opcode.Get: case Opcode.GetQ: case Opcode.GetK: case Opcode.GetKQ:
+        command = { kind: 'get', keys: [this.key()], withCas: true };
+        break;
+      case Opcode.Set: case Opcode.SetQ: case Opcode.Add: case Opcode.AddQ: case Opcode.Replace: case Opcode.ReplaceQ:
+        command = {
+          kind: 'store', mode: STORE_MODES.get(op)!, key: this.key(), value,
+          flags: extras.readUInt32BE(0), exptime: extras.readUInt32BE(4), cas: header.cas,
+        };
+        break;
+      case Opcode.Append: case Opcode.AppendQ: case Opcode.Prepend: case Opcode.PrependQ:
+        command = { kind: 'store', mode: STORE_MODES.get(op)!, key: this.key(), value, flags: 0, exptime: 0, cas: header.cas };
+        break;
+      case Opcode.Delete: case Opcode.DeleteQ:
+        command = { kind: 'delete', key: this.key(), cas: header.cas };
+        break;
+      case Opcode.Increment: case Opcode.IncrementQ: case Opcode.Decrement: case Opcode.DecrementQ: {
+        const exptime = extras.readUInt32BE(16);
+        command = {
+          kind: 'arith', key: this.key(), incr: op === Opcode.Increment || op === Opcode.IncrementQ,
+          delta: extras.readBigUInt64BE(0), initial: exptime === ARITH_NO_CREATE ? null : extras.readBigUInt64BE(8),
+          exptime, cas: header.cas,
+        };
+        break;
+      }
+      case Opcode.Quit: case Opcode.QuitQ:
+        this.closeAfterReply = true;
+        if (op === Opcode.Quit) writeBinaryStatus(this.output, header, BinaryStatus.Success);
+        return;
+      case Opcode.Noop:
+        writeBinaryStatus(this.output, header, BinaryStatus.Success);
+        return;
+      case Opcode.Version:
+        command = { kind: 'version' };
+        break;
+      case Opcode.Flush: case Opcode.FlushQ:
+        command = { kind: 'flush', delaySeconds: header.extrasLength === 4 ? extras.readUInt32BE(0) : 0 };
+        break;
+      case Opcode.Stat:
+        command = { kind: 'stats', group: this.key() };
+        break;
+      case Opcode.Verbosity:
+        command = { kind: 'verbosity', level: extras.readUInt32BE(0) };
+        break;
+      case Opcode.Touch:
+        command = { kind: 'touch', key: this.key(), exptime: extras.readUInt32BE(0) };
+        break;
+      case Opcode.Gat: case Opcode.GatQ: case Opcode.GatK: case Opcode.GatKQ:
+        command = { kind: 'touchGet', keys: [this.key()], exptime: extras.readUInt32BE(0), withCas: true };
+        break;
+      default:
+        writeBinaryStatus(this.output, header, BinaryStatus.UnknownCommand);
+        return;
+    }
+    writeBinaryReply(this.output, header, this.execute(command), command);
+  }
+
+  private swallow(length: number): FeedResult {
+    this.swallowRemaining = length;
+    this.phase = length > 0 ? Phase.Swallow : Phase.Header;
+    return FeedResult.NeedMore;
+  }
+
+  private protocolError(): FeedResult {
+    writeBinaryStatus(this.output, this.header, BinaryStatus.InvalidArguments);
+    return FeedResult.Close;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,73 @@
+/**
+ * Command and Reply: the only things the ascii and binary protocols share.
+ * CAS uniques are plain numbers: the counter starts at 1 and would need centuries at
+ * millions of writes a second to pass 2^53, so they stay exact.
+ * A protocol parses bytes into a Command, the executor turns it into a Reply, and the
+ * protocol writes the Reply in its own wire format. No bytes or sockets beyond this line.
+ */
+
+/** How a storage command treats an existing item (memcached protocol.txt, "Storage commands"). */
+export enum StoreMode {
+  Set,
+  Add,
+  Replace,
+  Append,
+  Prepend,
+  /** set only if the item's cas unique still matches ("cas" command, or binary SET with a cas) */
+  Cas,
+}
+
+export type Command =
+  | { kind: 'store'; mode: StoreMode; key: string; flags: number; exptime: number; value: Buffer; cas: number }
+  /** a storage command whose value is over the item size limit, refused before its data is read */
+  | { kind: 'refuseOversized'; mode: StoreMode; key: string }
+  | { kind: 'get'; keys: string[]; withCas: boolean }
+  /** gat/gats (ascii), GAT/GATQ/GATK (binary): fetch and set a new exptime */
+  | { kind: 'touchGet'; keys: string[]; exptime: number; withCas: boolean }
+  | { kind: 'touch'; key: string; exptime: number }
+  | { kind: 'delete'; key: string; cas: number }
+  /**
+   * incr/decr. `initial` and `exptime` come from the binary protocol: when the item is missing
+   * and exptime is not 0xffffffff, the item is created with `initial`.
+   */
+  | { kind: 'arith'; key: string; incr: boolean; delta: bigint; initial: bigint | null; exptime: number; cas: number }
+  | { kind: 'flush'; delaySeconds: number }
+  | { kind: 'version' }
+  | { kind: 'verbosity'; level: number }
+  | { kind: 'stats'; group: string }
+  | { kind: 'quit' };
+
+/** Result of a command, the memcached store's result enum (items.c, do_store_item). */
+export enum Status {
+  Stored,
+  NotStored,
+  Exists,
+  NotFound,
+  Deleted,
+  Touched,
+  Ok,
+  TooLarge,
+  NoMemory,
+  NonNumeric,
+  /** a request that parsed but makes no sense, e.g. an invalid exptime (binary status 0x04) */
+  InvalidArguments,
+}
+
+export interface ValueEntry {
+  key: string;
+  flags: number;
+  value: Buffer;
+  cas: number;
+}
+
+export type Reply =
+  | { kind: 'status'; status: Status; cas: number }
+  | { kind: 'values'; entries: ValueEntry[]; missing: string[] }
+  | { kind: 'number'; value: bigint; cas: number }
+  | { kind: 'stats'; entries: Array<[string, string]> }
+  | { kind: 'unknownStats' }
+  | { kind: 'version'; version: string }
+  | { kind: 'quit' };
+
+/** memcached's key limit (protocol.txt: "the key must not include control characters or whitespace", at most 250 bytes). */
+export const KEY_MAX_LENGTH = 250;

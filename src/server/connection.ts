@@ -1,0 +1,92 @@
+/**
+ * One client connection: picks the protocol from the first byte (memcached's rule: 0x80 is
+ * binary, anything else ascii), feeds it the bytes, and writes the replies of each read in
+ * one batch. When a client stops reading its replies, reading from it pauses until the socket
+ * drains, so a slow client costs a bounded amount of memory.
+ */
+import type { Socket } from 'node:net';
+import { AsciiProtocol } from '../protocol/ascii/ascii-protocol.js';
+import { BinaryProtocol } from '../protocol/binary/binary-protocol.js';
+import { REQUEST_MAGIC } from '../protocol/binary/constants.js';
+import { type Execute, FeedResult, OUTPUT_HIGH_WATER, type ProtocolHandler, type ProtocolLimits } from '../protocol/handler.js';
+import { Output } from '../protocol/output.js';
+import type { ServerCounters } from './server-counters.js';
+
+export interface ConnectionContext {
+  execute: Execute;
+  limits: ProtocolLimits;
+  counters: ServerCounters;
+}
+
+export class Connection {
+  private handler: ProtocolHandler | null = null;
+  private readonly output = new Output();
+  /** waiting for 'drain' before feeding held-back input */
+  private waitingForDrain = false;
+  private closing = false;
+
+  constructor(private readonly socket: Socket, private readonly context: ConnectionContext) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing) return;
+    this.context.counters.bytesRead += chunk.length;
+    if (this.handler === null) {
+      const { execute, limits } = this.context;
+      this.handler = chunk[0] === REQUEST_MAGIC ? new BinaryProtocol(execute, this.output, limits) : new AsciiProtocol(execute, this.output, limits);
+    }
+    this.process(this.handler.feed(chunk));
+  }
+
+  private onDrain(): void {
+    if (!this.waitingForDrain || this.closing) return;
+    this.waitingForDrain = false;
+    this.process(this.handler!.feed(null));
+    if (!this.waitingForDrain && !this.closing) this.socket.resume();
+  }
+
+  private process(result: FeedResult): void {
+    for (;;) {
+      this.flush();
+      if (result === FeedResult.Close) {
+        this.closing = true;
+        this.socket.end();
+        return;
+      }
+      if (result === FeedResult.NeedMore) break;
+      // OutputFull: go on only once the client has taken what it was sent.
+      if (this.socket.writableLength >= OUTPUT_HIGH_WATER) {
+        this.pauseUntilDrained();
+        return;
+      }
+      result = this.handler!.feed(null);
+    }
+    if (this.socket.writableLength >= OUTPUT_HIGH_WATER) this.pauseUntilDrained();
+  }
+
+  private pauseUntilDrained(): void {
+    this.waitingForDrain = true;
+    this.socket.pause();
+  }
+
+  private flush(): void {
+    if (this.output.size === 0) return;
+    const chunks = this.output.take();
+    let bytes = 0;
+    if (chunks.length === 1) {
+      bytes = chunks[0]!.length;
+      this.socket.write(chunks[0]!);
+    } else {
+      this.socket.cork();
+      for (const chunk of chunks) {
+        bytes += chunk.length;
+        this.socket.write(chunk);
+      }
+      this.socket.uncork();
+    }
+    this.context.counters.bytesWritten += bytes;
+  }
+}

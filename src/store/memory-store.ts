@@ -1,0 +1,328 @@
+/**
+ * The local in-memory store: items with flags, expiry and CAS, a memory cap with
+ * least-recently-used eviction, and memcached's counters. It knows nothing of protocols:
+ * every operation returns a Status (memcached's store result enum) and the protocol layer
+ * turns it into its own reply.
+ */
+import { Status, StoreMode } from '../protocol/types.js';
+import { expiresAtFromExptime, isExpired } from './expiry.js';
+
+/**
+ * What one item costs beyond its key and value, for the memory cap: the Map entry, the Item
+ * object and the Buffer's bookkeeping, measured as roughly this much on Node 20 x64.
+ */
+export const ITEM_OVERHEAD_BYTES = 160;
+
+/** Items are bumped to the young end of the LRU at most this often, like memcached's ITEM_UPDATE_INTERVAL. */
+const LRU_BUMP_INTERVAL_MS = 1000;
+
+export class Item {
+  constructor(
+    readonly key: string,
+    /** never mutated in place: replies may still hold a reference while the socket drains */
+    readonly value: Buffer,
+    readonly flags: number,
+    public expiresAt: number,
+    public cas: number,
+    /** last time this item was moved to the young end of the LRU */
+    public bumpedAt: number,
+  ) {}
+
+  get size(): number {
+    return this.key.length + this.value.length + ITEM_OVERHEAD_BYTES;
+  }
+}
+
+export interface StoreCounters {
+  getHits: number;
+  getMisses: number;
+  getExpired: number;
+  getFlushed: number;
+  deleteHits: number;
+  deleteMisses: number;
+  incrHits: number;
+  incrMisses: number;
+  decrHits: number;
+  decrMisses: number;
+  casHits: number;
+  casMisses: number;
+  casBadval: number;
+  touchHits: number;
+  touchMisses: number;
+  totalItems: number;
+  evictions: number;
+  expiredUnfetched: number;
+  reclaimed: number;
+}
+
+export interface MemoryStoreOptions {
+  memoryLimit: number;
+  maxItemSize: number;
+  /** called when an item is evicted to stay under the memory limit */
+  onEvict?: (count: number) => void;
+}
+
+const UINT64_MASK = (1n << 64n) - 1n;
+
+export class MemoryStore {
+  private readonly items = new Map<string, Item>();
+  private bytesUsed = 0;
+  private nextCas = 1;
+  /** the CAS unique given by the last successful write, read right after the call */
+  lastCas = 0;
+  readonly counters: StoreCounters = {
+    getHits: 0, getMisses: 0, getExpired: 0, getFlushed: 0, deleteHits: 0, deleteMisses: 0,
+    incrHits: 0, incrMisses: 0, decrHits: 0, decrMisses: 0, casHits: 0, casMisses: 0, casBadval: 0,
+    touchHits: 0, touchMisses: 0, totalItems: 0, evictions: 0, expiredUnfetched: 0, reclaimed: 0,
+  };
+  private sweepCursor: IterableIterator<Item> | null = null;
+
+  constructor(private readonly options: MemoryStoreOptions) {}
+
+  get itemCount(): number {
+    return this.items.size;
+  }
+
+  get bytes(): number {
+    return this.bytesUsed;
+  }
+
+  get memoryLimit(): number {
+    return this.options.memoryLimit;
+  }
+
+  get maxItemSize(): number {
+    return this.options.maxItemSize;
+  }
+
+  /** The live item, or undefined; an expired item found on the way is removed. */
+  peek(key: string, now: number): Item | undefined {
+    const item = this.items.get(key);
+    if (item === undefined) return undefined;
+    if (isExpired(item.expiresAt, now)) {
+      this.unlink(item);
+      this.counters.getExpired++;
+      return undefined;
+    }
+    return item;
+  }
+
+  /** get/gets: counts hits and misses and keeps the item young in the LRU. */
+  get(key: string, now: number): Item | undefined {
+    const item = this.peek(key, now);
+    if (item === undefined) {
+      this.counters.getMisses++;
+      return undefined;
+    }
+    this.counters.getHits++;
+    this.bump(item, now);
+    return item;
+  }
+
+  /** gat/gats: get and set a new expiry in one step. */
+  getAndTouch(key: string, exptime: number, now: number): Item | undefined {
+    const item = this.get(key, now);
+    if (item === undefined) {
+      this.counters.touchMisses++;
+      return undefined;
+    }
+    this.counters.touchHits++;
+    item.expiresAt = expiresAtFromExptime(exptime, now);
+    return item;
+  }
+
+  touch(key: string, exptime: number, now: number): Status {
+    const item = this.peek(key, now);
+    if (item === undefined) {
+      this.counters.touchMisses++;
+      return Status.NotFound;
+    }
+    this.counters.touchHits++;
+    item.expiresAt = expiresAtFromExptime(exptime, now);
+    this.bump(item, now);
+    return Status.Touched;
+  }
+
+  /**
+   * A value over the item size limit. memcached (proto_text.c, process_update_command): a failed
+   * set must not leave the old value behind, or a reader would see data the client replaced.
+   */
+  refuseOversized(mode: StoreMode, key: string): Status {
+    if (mode === StoreMode.Set) this.remove(key);
+    return Status.TooLarge;
+  }
+
+  store(mode: StoreMode, key: string, flags: number, exptime: number, value: Buffer, cas: number, now: number): Status {
+    if (value.length > this.options.maxItemSize) return this.refuseOversized(mode, key);
+    const existing = this.peek(key, now);
+    switch (mode) {
+      case StoreMode.Set:
+        if (cas !== 0) return this.store(StoreMode.Cas, key, flags, exptime, value, cas, now);
+        break;
+      case StoreMode.Add:
+        if (existing !== undefined) {
+          // memcached bumps an item that an add found, so a hot lock key stays resident.
+          this.bump(existing, now);
+          return Status.NotStored;
+        }
+        break;
+      case StoreMode.Replace:
+        if (existing === undefined) return Status.NotStored;
+        if (cas !== 0 && existing.cas !== cas) return Status.Exists;
+        break;
+      case StoreMode.Append:
+      case StoreMode.Prepend: {
+        if (existing === undefined) return Status.NotStored;
+        if (cas !== 0 && existing.cas !== cas) return Status.Exists;
+        const joined = mode === StoreMode.Append ? Buffer.concat([existing.value, value]) : Buffer.concat([value, existing.value]);
+        if (joined.length > this.options.maxItemSize) return Status.TooLarge;
+        // append/prepend keep the item's flags and exptime (protocol.txt: "ignores" them).
+        return this.link(new Item(key, joined, existing.flags, existing.expiresAt, this.nextCas++, now), existing);
+      }
+      case StoreMode.Cas:
+        if (existing === undefined) {
+          this.counters.casMisses++;
+          return Status.NotFound;
+        }
+        if (existing.cas !== cas) {
+          this.counters.casBadval++;
+          return Status.Exists;
+        }
+        this.counters.casHits++;
+        break;
+    }
+    return this.link(new Item(key, value, flags, expiresAtFromExptime(exptime, now), this.nextCas++, now), existing);
+  }
+
+  delete(key: string, cas: number, now: number): Status {
+    const item = this.peek(key, now);
+    if (item === undefined) {
+      this.counters.deleteMisses++;
+      return Status.NotFound;
+    }
+    if (cas !== 0 && item.cas !== cas) return Status.Exists;
+    this.counters.deleteHits++;
+    this.unlink(item);
+    return Status.Deleted;
+  }
+
+  /**
+   * incr/decr (protocol.txt, "Increment/Decrement"): the value must be the decimal
+   * representation of a 64-bit unsigned integer; incr wraps around at 2^64, decr stops at 0.
+   * Returns the new value, or a Status when there is none.
+   */
+  arith(key: string, incr: boolean, delta: bigint, initial: bigint | null, exptime: number, cas: number, now: number): bigint | Status {
+    const item = this.peek(key, now);
+    if (item === undefined) {
+      if (incr) this.counters.incrMisses++;
+      else this.counters.decrMisses++;
+      if (initial === null) return Status.NotFound;
+      const status = this.store(StoreMode.Add, key, 0, exptime, Buffer.from(initial.toString(), 'latin1'), 0, now);
+      return status === Status.Stored ? initial : status;
+    }
+    if (cas !== 0 && item.cas !== cas) return Status.Exists;
+    const current = parseCounter(item.value);
+    if (current === null) return Status.NonNumeric;
+    let next: bigint;
+    if (incr) {
+      this.counters.incrHits++;
+      next = (current + delta) & UINT64_MASK;
+    } else {
+      this.counters.decrHits++;
+      next = current > delta ? current - delta : 0n;
+    }
+    this.link(new Item(key, Buffer.from(next.toString(), 'latin1'), item.flags, item.expiresAt, this.nextCas++, now), item);
+    return next;
+  }
+
+  /** flush_all: every item stored so far becomes invalid. */
+  flush(): void {
+    this.items.clear();
+    this.bytesUsed = 0;
+    this.sweepCursor = null;
+  }
+
+  /**
+   * Reclaims expired items in the background so their memory comes back without a read
+   * (memcached's LRU crawler). Scans at most `budget` items per call, resuming where it stopped.
+   */
+  sweepExpired(now: number, budget: number): number {
+    let reclaimed = 0;
+    for (let scanned = 0; scanned < budget; scanned++) {
+      if (this.sweepCursor === null) this.sweepCursor = this.items.values();
+      const next = this.sweepCursor.next();
+      if (next.done) {
+        this.sweepCursor = null;
+        break;
+      }
+      const item = next.value;
+      if (isExpired(item.expiresAt, now)) {
+        this.unlink(item);
+        this.counters.expiredUnfetched++;
+        reclaimed++;
+      }
+    }
+    this.counters.reclaimed += reclaimed;
+    return reclaimed;
+  }
+
+  private bump(item: Item, now: number): void {
+    if (now - item.bumpedAt < LRU_BUMP_INTERVAL_MS) return;
+    item.bumpedAt = now;
+    // A Map keeps insertion order: re-inserting moves the item to the young end.
+    this.items.delete(item.key);
+    this.items.set(item.key, item);
+  }
+
+  private link(item: Item, replaced: Item | undefined): Status {
+    if (replaced !== undefined) this.unlink(replaced);
+    this.evictFor(item.size);
+    this.items.set(item.key, item);
+    this.bytesUsed += item.size;
+    this.counters.totalItems++;
+    this.lastCas = item.cas;
+    return Status.Stored;
+  }
+
+  private remove(key: string): void {
+    const item = this.items.get(key);
+    if (item !== undefined) this.unlink(item);
+  }
+
+  private unlink(item: Item): void {
+    if (this.items.get(item.key) !== item) return;
+    this.items.delete(item.key);
+    this.bytesUsed -= item.size;
+  }
+
+  /** Evicts from the old end of the LRU until `size` more bytes fit under the memory limit. */
+  private evictFor(size: number): void {
+    if (this.bytesUsed + size <= this.options.memoryLimit) return;
+    let evicted = 0;
+    for (const oldest of this.items.values()) {
+      if (this.bytesUsed + size <= this.options.memoryLimit) break;
+      this.unlink(oldest);
+      evicted++;
+    }
+    if (evicted > 0) {
+      this.counters.evictions += evicted;
+      this.options.onEvict?.(evicted);
+    }
+  }
+}
+
+/** Parses a counter value as memcached's safe_strtoull does: digits, optionally padded with spaces. */
+export function parseCounter(value: Buffer): bigint | null {
+  let start = 0;
+  let end = value.length;
+  while (start < end && value[start] === 0x20) start++;
+  while (end > start && value[end - 1] === 0x20) end--;
+  if (start === end || end - start > 20) return null;
+  let result = 0n;
+  for (let i = start; i < end; i++) {
+    const digit = value[i]! - 0x30;
+    if (digit < 0 || digit > 9) return null;
+    result = result * 10n + BigInt(digit);
+  }
+  return result > UINT64_MASK ? null : result;
+}
