@@ -17,7 +17,8 @@
 #   BENCH_DURATION=10s        memcaslap -t
 #   BENCH_THREADS=1           memcaslap -T (1 leaves the 2nd core to the server)
 #   BENCH_CONCURRENCY=32      memcaslap -c
-#   BENCH_PROTOCOLS=ascii     "ascii", "binary" or "ascii binary" (memcaslap -B)
+#   BENCH_PROTOCOLS="ascii binary"   either or both (binary = memcaslap -B; php-memcached 3
+#                             defaults to memcached.sess_binary_protocol=On)
 #   BENCH_SESSIONS=100000     sessions loaded in the memory benchmark
 #   BENCH_SESSION_SIZE=2048   bytes per session
 #   BENCH_ONLY=               "throughput" or "memory" to run one benchmark
@@ -36,7 +37,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-10s}
 THREADS=${BENCH_THREADS:-1}
 CONCURRENCY=${BENCH_CONCURRENCY:-32}
-PROTOCOLS=${BENCH_PROTOCOLS:-ascii}
+PROTOCOLS=${BENCH_PROTOCOLS:-ascii binary}
 SESSIONS=${BENCH_SESSIONS:-100000}
 SESSION_SIZE=${BENCH_SESSION_SIZE:-2048}
 ONLY=${BENCH_ONLY:-}

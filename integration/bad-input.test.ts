@@ -245,7 +245,7 @@ describe(`bad input (${TARGET})`, () => {
     it('length -1 and 2^32-1 -> CLIENT_ERROR bad command line format (nothing swallowed)', async () => {
       await expectAscii('set len 0 0 -1\r\nx\r\n', `${BAD_FORMAT}ERROR\r\n`);
       await expectAscii('set len 0 0 4294967295\r\nx\r\n', `${BAD_FORMAT}ERROR\r\n`);
-      await expectAscii('set len 0 0 4294967296\r\n', BAD_FORMAT);
+      // (not tested: memcached 1.6.18 truncates 4294967296 to a length of 0 and then reports a bad data chunk)
     });
 
     it('length 2^31-1: memcached 1.6.18 says bad command line format; the issue says too large + swallow', async () => {
@@ -415,9 +415,9 @@ describe(`bad input (${TARGET})`, () => {
 
     it('unknown opcode -> status 0x81, opcode and opaque echoed', async () => {
       const u1 = bin({ opcode: 0x50 });
-      const u2 = bin({ opcode: 0xee, key: 'k', value: 'vvv' });
+      const u2 = bin({ opcode: 0xee, value: 'vvv' });
       const noop = bin({ opcode: Opcode.NOOP });
-      // memcached swallows the body of an unknown command and (quirk) flushes the reply with the next one
+      // memcached skips the body of an unknown command (and flushes its reply with the next one)
       const { replies, closed } = await binExchange([u1, u2, noop], 3);
       expect({
         closed,
@@ -432,6 +432,24 @@ describe(`bad input (${TARGET})`, () => {
       });
     });
 
+    it('unknown opcode with a key -> status 0x81, then closed or in sync', async () => {
+      // memcached 1.6.18 bug: for an unknown opcode it reads key+extras and then skips the whole body
+      // again, so it eats keylen+extlen bytes of the next packet, loses framing and closes. We accept
+      // that (closed), or a server that skips exactly bodylen and answers the following NOOPs.
+      const u = bin({ opcode: 0xee, key: 'k', value: 'vvv' });
+      const noops = [1, 2, 3].map(() => bin({ opcode: Opcode.NOOP }));
+      // (memcached even closes before its 0x81 reply is flushed: closed, nothing received)
+      const { replies, closed } = await binExchange([u, ...noops], 4);
+      const got = replies.map((p) => [p.opcode, p.status, p.opaque]);
+      const unknown = [0xee, Status.UNKNOWN_COMMAND, opaqueOf(u)];
+      if (!closed) {
+        expect(got, summarize(replies)).toEqual([unknown, ...noops.map((n) => [Opcode.NOOP, Status.SUCCESS, opaqueOf(n)])]);
+      } else if (got.length > 0) {
+        expect(got[0], summarize(replies)).toEqual(unknown);
+        expect(got.slice(1).filter((g) => g[0] !== Opcode.NOOP || g[1] !== Status.SUCCESS), summarize(replies)).toEqual([]);
+      }
+    });
+
     it('keylen + extlen > bodylen -> error status and/or closed, never success', async () => {
       const lying = [
         // SET: extras 8 + key 4 declared, body 4
@@ -442,15 +460,19 @@ describe(`bad input (${TARGET})`, () => {
         bin({ opcode: Opcode.GET, key: 'kkkk', keyLength: 0, extrasLength: 255 }),
       ];
       for (const p of lying) {
-        const { replies, closed } = await binExchange([p, bin({ opcode: Opcode.NOOP })], 2);
+        // memcached reads keylen+extlen bytes before it checks, so give it enough bytes (11 NOOPs = 264)
+        const noops = Array.from({ length: 11 }, () => bin({ opcode: Opcode.NOOP }));
+        const { replies, closed } = await binExchange([p, ...noops], 12);
         // memcached: 0x81 "Unknown command", then closes.
         const first = replies[0];
         const ok = (closed || replies.length > 0) && (!first || (first.status !== Status.SUCCESS && first.opcode === p[1]));
         expect({ ok, closed, n: replies.length }, `${show(p)} -> ${summarize(replies)}`).toMatchObject({ ok: true });
-        if (!closed) {
-          // still open: it must have skipped exactly bodylen bytes and answered the NOOP
-          expect(replies.map((r) => r.opcode), summarize(replies)).toEqual([p[1], Opcode.NOOP]);
-          expect(replies[1].status).toBe(Status.SUCCESS);
+        if (closed) {
+          expect(replies.length, summarize(replies)).toBeLessThanOrEqual(1);
+        } else {
+          // still open: it must have skipped exactly bodylen bytes and answered the NOOPs
+          expect(replies.map((r) => [r.opcode, r.status === Status.SUCCESS]), summarize(replies))
+            .toEqual([[p[1], false], ...noops.map(() => [Opcode.NOOP, true])]);
         }
       }
     });
@@ -580,6 +602,8 @@ describe(`bad input (${TARGET})`, () => {
       const witnessMs = Date.now() - t0;
       const after = serverRss();
       flood.destroy();
+      // memcached stops reading after ~5 MiB of requests whose replies it cannot send
+      expect(written, 'the server kept reading requests whose replies it could not send').toBeLessThan(limit);
       expect(witnessMs, 'witness latency during the flood (ms)').toBeLessThan(2000);
       expect(after - before, `RSS grew ${((after - before) / MiB).toFixed(1)} MiB; client pushed ${(written / MiB).toFixed(1)} MiB of gets`).toBeLessThan(128 * MiB);
     });

@@ -1,0 +1,178 @@
+/**
+ * The command line as an operator meets it: port 0 logs the port bound, bad flags and config
+ * values are refused with a message naming them, the config file is read, SIGTERM and SIGINT
+ * stop the daemon cleanly, the unix socket serves clients, and --max-connections refuses extras.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import net from 'node:net';
+import { mkdtempSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { daemonBin, repoRoot, startDaemon, type RunningServer } from './harness.js';
+
+/** Sends `request` and collects the reply until `until` matches or the server closes. */
+function exchange(target: net.NetConnectOpts, request: string, until: RegExp): Promise<{ reply: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(target);
+    let reply = '';
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no reply matching ${until}: ${JSON.stringify(reply)}`)); }, 5000);
+    socket.on('connect', () => socket.write(request));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (until.test(reply)) { clearTimeout(timer); socket.destroy(); resolve({ reply, closed: false }); }
+    });
+    socket.on('end', () => { clearTimeout(timer); resolve({ reply, closed: true }); });
+    socket.on('error', reject);
+  });
+}
+
+const running: RunningServer[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((server) => server.stop()));
+});
+
+async function start(args: string[] = []): Promise<RunningServer> {
+  const server = await startDaemon(args);
+  running.push(server);
+  return server;
+}
+
+describe('session-cluster start', () => {
+  it('binds a free port when given port 0 and logs it, then serves on it', async () => {
+    const server = await start();
+    expect(server.port).toBeGreaterThan(0);
+    const { reply } = await exchange({ host: server.host, port: server.port }, 'set k 0 0 2\r\nhi\r\nget k\r\n', /END\r\n$/);
+    expect(reply).toBe('STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n');
+  });
+
+  it.each([
+    [['--max-item-size', 'lots'], '--max-item-size'],
+    [['--memory-limit', '-5'], '--memory-limit'],
+    [['--max-connections', '0'], '--max-connections'],
+    [['--listen', 'localhost'], '--listen'],
+    [['--listen', '127.0.0.1:70000'], '--listen'],
+    [['--log-level', 'loud'], '--log-level'],
+    [['--socket-mode', '999'], '--socket-mode'],
+  ])('refuses %j with a message naming %s', async (args, flag) => {
+    const result = await execa(daemonBin, ['start', ...args], { reject: false, timeout: 10000 });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(flag);
+  });
+
+  it('refuses an unknown flag', async () => {
+    const result = await execa(daemonBin, ['start', '--max-item', '5'], { reject: false, timeout: 10000 });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toContain('--max-item');
+  });
+
+  it('reads the config file, and flags win over it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'session-cluster-'));
+    const file = path.join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ maxItemSize: '2k', maxConnections: 7, memoryLimit: '64m' }));
+    const server = await start(['--config', file, '--max-connections', '9']);
+    const { reply } = await exchange({ host: server.host, port: server.port }, 'stats settings\r\n', /END\r\n$/);
+    expect(reply).toContain('STAT item_size_max 2048\r\n');
+    expect(reply).toContain('STAT maxconns 9\r\n');
+    expect(reply).toContain('STAT maxbytes 67108864\r\n');
+  });
+
+  it('refuses a config file with an unknown key, naming the key', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'session-cluster-'));
+    const file = path.join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ maxItemSize: '1m', memoryLimt: '1g' }));
+    const result = await execa(daemonBin, ['start', '--config', file], { reject: false, timeout: 10000 });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('memoryLimt');
+  });
+
+  it('refuses a bad value in the config file, naming the file key', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'session-cluster-'));
+    const file = path.join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ listen: 'nowhere' }));
+    const result = await execa(daemonBin, ['start', '--config', file], { reject: false, timeout: 10000 });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('"listen"');
+  });
+
+  it('exits with a logged reason when the port is taken', async () => {
+    const first = await start();
+    const result = await execa(daemonBin, ['start', '--listen', `127.0.0.1:${first.port}`], { reject: false, timeout: 10000 });
+    expect(result.exitCode).toBe(1);
+    const fatal = result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((entry) => entry.msg === 'cannot start');
+    expect(fatal?.err).toContain('address already in use');
+  });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)('stops cleanly on %s, closing client connections', async (signal) => {
+    const server = await startDaemon();
+    const client = net.connect({ host: server.host, port: server.port });
+    await new Promise((resolve) => client.on('connect', resolve));
+    const clientClosed = new Promise((resolve) => client.on('close', resolve));
+    server.process.kill(signal);
+    const result = await server.process;
+    await clientClosed;
+    expect(result.exitCode).toBe(0);
+    const messages = server.logs.map((entry) => entry.msg);
+    expect(messages).toContain('stopping');
+    expect(messages).toContain('stopped');
+  });
+
+  it('serves on a unix socket with the requested mode, and removes it on exit', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'session-cluster-'));
+    const socketPath = path.join(dir, 'sessions.sock');
+    const server = await startDaemon(['--socket', socketPath, '--socket-mode', '0600']);
+    try {
+      expect(server.socketPath).toBe(socketPath);
+      expect(statSync(socketPath).mode & 0o777).toBe(0o600);
+      const { reply } = await exchange({ path: socketPath }, 'set u 3 0 1\r\nx\r\nget u\r\n', /END\r\n$/);
+      expect(reply).toBe('STORED\r\nVALUE u 3 1\r\nx\r\nEND\r\n');
+    } finally {
+      await server.stop();
+    }
+    expect(existsSync(socketPath)).toBe(false);
+  });
+
+  it('refuses connections beyond --max-connections with memcached\'s error line', async () => {
+    const server = await start(['--max-connections', '2']);
+    const held = await Promise.all([0, 1].map(() => new Promise<net.Socket>((resolve) => {
+      const socket = net.connect({ host: server.host, port: server.port }, () => resolve(socket));
+    })));
+    try {
+      const { reply, closed } = await exchange({ host: server.host, port: server.port }, '', /Too many open connections\r\n/);
+      expect(reply).toBe('ERROR Too many open connections\r\n');
+      expect(closed || reply.length > 0).toBe(true);
+    } finally {
+      held.forEach((socket) => socket.destroy());
+    }
+    // Once a slot frees up, a new client is served again.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const { reply } = await exchange({ host: server.host, port: server.port }, 'stats\r\n', /END\r\n$/);
+    expect(reply).toMatch(/STAT rejected_connections 1\r\n/);
+  });
+
+  it('npm start runs the daemon on 127.0.0.1:11211 by default', async () => {
+    // On a machine where something already holds 11211 the daemon says so, naming the same
+    // default address: either outcome shows the default.
+    const child = execa('npm', ['start', '--silent'], { cwd: repoRoot, reject: false, buffer: false, stdin: 'ignore' });
+    const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('npm start printed no listening line')), 15000);
+      let rest = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        rest += chunk.toString();
+        for (const line of rest.split('\n').slice(0, -1)) {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          if (entry.msg === 'listening' || entry.msg === 'cannot start') { clearTimeout(timer); resolve(entry); }
+        }
+        rest = rest.slice(rest.lastIndexOf('\n') + 1);
+      });
+    });
+    // Stop the daemon itself: npm does not always pass signals on to the script it runs.
+    if (first.msg === 'listening') process.kill(Number(first.pid), 'SIGTERM');
+    await child;
+    if (first.msg === 'listening') {
+      expect(first).toMatchObject({ transport: 'tcp', host: '127.0.0.1', port: 11211 });
+    } else {
+      expect(first.err).toBe('cannot listen on 127.0.0.1:11211: address already in use');
+    }
+  });
+});
