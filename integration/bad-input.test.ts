@@ -133,7 +133,7 @@ async function checkWitnesses(timeoutMs = 3000): Promise<void> {
   }, describePacket(p!)).toEqual({ status: Status.SUCCESS, opaque: opaqueOf(req), flags: B_FLAGS, value: B_VAL });
 }
 
-/** Which error-status packets are acceptable, and was the connection closed. */
+/** The packets, one line, for assertion messages. */
 function summarize(packets: BinaryPacket[]): string {
   return packets.map(describePacket).join(' ');
 }
@@ -198,17 +198,29 @@ describe(`bad input (${TARGET})`, () => {
       await expectAscii(`set ${k250} 0 0 1\r\nx\r\nget ${k250}\r\n`, `STORED\r\nVALUE ${k250} 0 1\r\nx\r\nEND\r\n`);
     });
 
-    it('key with control characters: stored as-is, like memcached (never confused with another key)', async () => {
-      // memcached's ascii tokenizer splits on spaces only; \x01, ESC and DEL are plain key bytes.
-      const base = `ctl${rand()}`;
-      const key = `${base}\x01\x1b\x7fk`;
-      await expectAscii(
-        `set ${key} 0 0 3\r\nabc\r\nget ${key}\r\nget ${base}k\r\n`,
-        `STORED\r\nVALUE ${key} 0 3\r\nabc\r\nEND\r\nEND\r\n`,
-      );
-      // A tab is not a separator for memcached either.
-      const tkey = `tab${rand()}\tk`;
-      await expectAscii(`set ${tkey} 0 0 1\r\nt\r\nget ${tkey}\r\n`, `STORED\r\nVALUE ${tkey} 0 1\r\nt\r\nEND\r\n`);
+    // The issue lists "key with control characters" next to the CLIENT_ERROR cases without a reply of
+    // its own. memcached 1.6.18 splits ascii lines on spaces only, so \x01, ESC, DEL and TAB are plain key
+    // bytes there (STORED); protocol.txt says keys must not contain control characters, so rejecting the
+    // line with `CLIENT_ERROR bad command line format` (data line then -> ERROR, as for any bad command
+    // line) is accepted too. Either way the key must never be confused with another one, and the
+    // connection must stay in sync.
+    async function expectControlKey(base: string, key: string): Promise<void> {
+      const c = await conn();
+      const r = await withSentinel(c, `set ${key} 0 0 3\r\nabc\r\nget ${key}\r\nget ${base}\r\n`);
+      const stored = `STORED\r\nVALUE ${key} 0 3\r\nabc\r\nEND\r\nEND\r\n`;
+      const rejected = `${BAD_FORMAT}ERROR\r\n${BAD_FORMAT}END\r\n`;
+      expect({ reply: show(r.reply), synced: r.synced }).toEqual({ reply: expect.toBeOneOf([show(stored), show(rejected)]), synced: true });
+    }
+
+    it('key with control characters: stored as-is (memcached) or rejected, never confused with another key', async () => {
+      const base = `ctl${rand()}k`;
+      await expectControlKey(base, `${base.slice(0, -1)}\x01\x1b\x7fk`);
+      await expectControlKey(base, `${base}\x7f`);
+    });
+
+    it('key with a TAB: one key (memcached) or rejected, never split', async () => {
+      const base = `tab${rand()}`;
+      await expectControlKey(base, `${base}\tk`);
     });
 
     it('NUL inside a key never reaches the key before the NUL (the witness)', async () => {
@@ -333,11 +345,13 @@ describe(`bad input (${TARGET})`, () => {
     it('an HTTP request -> ERROR lines or closed (memcached closes)', async () => {
       const c = await conn();
       await c.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-      const r = await c.readUntilClosed(1000);
-      const text = r.data.toString('latin1');
+      const three = 'ERROR\r\nERROR\r\nERROR\r\n';
+      const r = await c.readUntil(three, 1500);
+      const extra = r.closed ? Buffer.alloc(0) : (await c.readFor(100)).data;
+      const text = r.data.toString('latin1') + extra.toString('latin1');
       // memcached 1.6.18 recognises "... HTTP/1.x" request lines and closes silently.
       const ok = (r.closed && /^(ERROR\r\n){0,3}$/.test(text)) || text === 'ERROR\r\nERROR\r\nERROR\r\n';
-      expect({ ok, closed: r.closed }, show(r.data)).toMatchObject({ ok: true });
+      expect({ ok, closed: r.closed }, show(text)).toMatchObject({ ok: true });
     });
 
     it('incr/decr with a non-numeric delta, or on a non-numeric value -> CLIENT_ERROR', async () => {

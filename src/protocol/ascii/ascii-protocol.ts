@@ -160,6 +160,9 @@ export class AsciiProtocol implements ProtocolHandler {
       case 'quit':
         return FeedResult.Close;
       default:
+        // An HTTP request line ("GET / HTTP/1.1") means the client is on the wrong port:
+        // memcached 1.6 closes such a connection instead of answering each header line.
+        if (count === 3 && buf.toString('latin1', this.tokens.starts[2]!, this.tokens.starts[2]! + 5) === 'HTTP/') return FeedResult.Close;
         return this.reply(ERROR);
     }
   }
