@@ -68,7 +68,8 @@ export function parseSize(value: unknown, name: string): number {
 }
 
 export function parseEndpoint(value: unknown, name: string): Endpoint {
-  const text = String(value);
+  if (typeof value !== 'string') throw new ConfigError(`${name}: expected a "HOST:PORT" string, e.g. "127.0.0.1:11211"`);
+  const text = value;
   // HOST:PORT, with [v6]:PORT for IPv6 addresses
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
   const port = match ? Number(match[3]) : NaN;
@@ -84,7 +85,8 @@ function parseCount(value: unknown, name: string): number {
 }
 
 function parseMode(value: unknown, name: string): number {
-  const text = typeof value === 'number' ? value.toString(8) : String(value);
+  // A JSON number such as 660 is read as the octal digits it was written with.
+  const text = String(value);
   if (!/^0?[0-7]{3}$/.test(text)) throw new ConfigError(`${name}: "${text}" is not an octal file mode, e.g. 0660`);
   return parseInt(text, 8);
 }
@@ -144,5 +146,16 @@ export function resolveSettings(fromFile: RawSettings, fromFlags: RawSettings, f
   };
   apply(fromFile, (key) => `${filePath}: "${key}"`);
   apply(fromFlags, (key) => FLAG_NAMES[key]);
+  checkItemSize(settings);
   return settings;
+}
+
+/** memcached's own bounds for -I: at least 1 KiB, and at most half of the memory limit (-m). */
+function checkItemSize(settings: Settings): void {
+  if (settings.maxItemSize < 1024) {
+    throw new ConfigError(`--max-item-size: ${settings.maxItemSize} is below the 1024-byte minimum`);
+  }
+  if (settings.maxItemSize > settings.memoryLimit / 2) {
+    throw new ConfigError(`--max-item-size: ${settings.maxItemSize} is more than half of --memory-limit (${settings.memoryLimit}); raise --memory-limit or lower the item size`);
+  }
 }

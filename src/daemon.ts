@@ -9,12 +9,13 @@ import type { Logger } from './log.js';
 import { ClientListeners } from './server/listeners.js';
 import { ServerCounters } from './server/server-counters.js';
 import { MemoryStore } from './store/memory-store.js';
+import { ThrottledWarning } from './throttled-log.js';
 
 /** How often expired items are reclaimed in the background, and how many are looked at each time. */
 const SWEEP_INTERVAL_MS = 1000;
 const SWEEP_BUDGET = 50_000;
-/** Evictions are logged at most this often (they are always counted in stats). */
-const EVICTION_LOG_INTERVAL_MS = 10_000;
+/** Repeating warnings (evictions, refused connections) are logged at most this often; stats count each. */
+const WARNING_INTERVAL_MS = 10_000;
 
 export const PACKAGE_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -22,27 +23,20 @@ export const PACKAGE_VERSION: string = (JSON.parse(readFileSync(new URL('../pack
  * The version string of `version` and `stats`: memcached's version first, since clients such as
  * libmemcached read it to decide which commands the server has, then ours.
  */
-export const WIRE_VERSION = `1.6.18 session-cluster/${PACKAGE_VERSION}`;
+export const WIRE_VERSION = `1.6.18-session-cluster-${PACKAGE_VERSION}`;
 
 export interface Daemon {
   stop(): Promise<void>;
 }
 
 export async function startDaemon(settings: Settings, log: Logger): Promise<Daemon> {
-  let evictionsSinceLog = 0;
-  let lastEvictionLog = 0;
+  const evictions: ThrottledWarning = new ThrottledWarning(log,
+    'evicted least recently used items to stay under --memory-limit; raise it to keep sessions',
+    () => ({ totalEvictions: store.counters.evictions, memoryLimit: settings.memoryLimit }), WARNING_INTERVAL_MS);
   const store = new MemoryStore({
     memoryLimit: settings.memoryLimit,
     maxItemSize: settings.maxItemSize,
-    onEvict: (count) => {
-      evictionsSinceLog += count;
-      const now = Date.now();
-      if (now - lastEvictionLog < EVICTION_LOG_INTERVAL_MS) return;
-      log.warn({ evicted: evictionsSinceLog, totalEvictions: store.counters.evictions, memoryLimit: settings.memoryLimit },
-        'evicted least recently used items to stay under --memory-limit; raise it to keep sessions');
-      evictionsSinceLog = 0;
-      lastEvictionLog = now;
-    },
+    onEvict: (count) => evictions.add(count),
   });
   const counters = new ServerCounters();
   const startedAtMs = Date.now();
@@ -61,7 +55,12 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   const executor = new Executor({ store, stats, version: WIRE_VERSION });
   listeners = new ClientListeners(
     { execute: (command) => executor.execute(command), limits: { maxItemSize: settings.maxItemSize }, counters },
-    { maxConnections: settings.maxConnections, log },
+    {
+      maxConnections: settings.maxConnections,
+      log,
+      refused: new ThrottledWarning(log, 'connections refused: --max-connections reached',
+        () => ({ maxConnections: settings.maxConnections, totalRefused: counters.rejectedConnections }), WARNING_INTERVAL_MS),
+    },
   );
   const sweeper = setInterval(() => store.sweepExpired(Date.now(), SWEEP_BUDGET), SWEEP_INTERVAL_MS);
   sweeper.unref();
@@ -81,6 +80,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
       clearInterval(sweeper);
       executor.close();
       await listeners!.close();
+      evictions.flush();
     },
   };
 }

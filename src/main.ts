@@ -9,7 +9,11 @@ const program = new Command();
 program
   .name('session-cluster')
   .description('Shared, replicated PHP sessions behind the memcached protocol.')
-  .version(PACKAGE_VERSION);
+  .version(PACKAGE_VERSION)
+  // Every usage error (unknown flag, missing value, bad value) exits with 2, like other daemons' CLIs.
+  .exitOverride((error) => {
+    process.exit(error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2);
+  });
 
 program
   .command('start')
@@ -57,6 +61,8 @@ program
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // Node would die on SIGHUP (a closed terminal, or a habitual "reload"); there is nothing to reload.
+    process.on('SIGHUP', () => log.info({ signal: 'SIGHUP' }, 'ignored: settings are read at start only'));
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

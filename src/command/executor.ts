@@ -4,7 +4,10 @@
  */
 import { type Command, type Reply, Status, type ValueEntry } from '../protocol/types.js';
 import type { MemoryStore } from '../store/memory-store.js';
-import { type StatsSource, generalStats, settingsStats } from './stats.js';
+import { ITEMS_CLASS, type StatsSource, generalStats, itemsStats, settingsStats } from './stats.js';
+
+/** memcached caps a cachedump reply at 2 MB (items.c, item_cachedump). */
+const CACHEDUMP_MAX_BYTES = 2 * 1024 * 1024;
 
 export interface ExecutorOptions {
   store: MemoryStore;
@@ -68,7 +71,7 @@ export class Executor {
         this.verbosity = command.level;
         return statusReply(Status.Ok, 0);
       case 'stats':
-        return this.handleStats(command.group, now);
+        return this.handleStats(command.args, now);
       case 'quit':
         return { kind: 'quit' };
     }
@@ -124,15 +127,46 @@ export class Executor {
     this.pendingFlush.unref();
   }
 
-  private handleStats(group: string, now: number): Reply {
-    switch (group) {
+  private handleStats(args: string[], now: number): Reply {
+    switch (args[0] ?? '') {
       case '':
         return { kind: 'stats', entries: generalStats(this.options.stats, this.store, this.counters, this.options.version, now) };
       case 'settings':
         return { kind: 'stats', entries: settingsStats(this.options.stats, this.store, this.verbosity) };
+      case 'items':
+        return { kind: 'stats', entries: itemsStats(this.store, now) };
+      case 'cachedump':
+        return this.handleCacheDump(args, now);
+      case 'reset':
+        this.resetCounters();
+        return { kind: 'statsReset' };
       default:
         return { kind: 'unknownStats' };
     }
+  }
+
+  /**
+   * `stats cachedump <class> <limit>` lists keys, which is how memcdump finds them. All items
+   * live in one class here, class 1; like memcached, a reply stops at about 2 MB.
+   */
+  private handleCacheDump(args: string[], now: number): Reply {
+    const slabClass = Number(args[1]);
+    const limit = Number(args[2] ?? 0);
+    if (args.length !== 3 || !Number.isInteger(slabClass) || !Number.isInteger(limit) || limit < 0) return { kind: 'unknownStats' };
+    if (slabClass !== ITEMS_CLASS) return { kind: 'keyDump', entries: [] };
+    const entries: Array<{ key: string; bytes: number; exptime: number }> = [];
+    let replyBytes = 0;
+    for (const item of this.store.liveItems(now)) {
+      if ((limit > 0 && entries.length >= limit) || replyBytes >= CACHEDUMP_MAX_BYTES) break;
+      entries.push({ key: item.key, bytes: item.value.length, exptime: Math.ceil(item.expiresAt / 1000) });
+      replyBytes += item.key.length + 32;
+    }
+    return { kind: 'keyDump', entries };
+  }
+
+  private resetCounters(): void {
+    for (const key of Object.keys(this.counters) as Array<keyof CommandCounters>) this.counters[key] = 0;
+    this.store.resetCounters();
   }
 }
 

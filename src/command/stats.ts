@@ -71,6 +71,23 @@ export function generalStats(source: StatsSource, store: MemoryStore, commands: 
   return fields.map(([name, value]) => [name, String(value)]);
 }
 
+/** The single "slab class" all items are reported under: memory is not divided into classes here. */
+export const ITEMS_CLASS = 1;
+
+/** `stats items`, as memcached lays it out per class; nothing when the store is empty, like memcached. */
+export function itemsStats(store: MemoryStore, nowMs: number): Array<[string, string]> {
+  if (store.itemCount === 0) return [];
+  const oldest = store.oldestItem();
+  const prefix = `items:${ITEMS_CLASS}:`;
+  return [
+    [`${prefix}number`, String(store.itemCount)],
+    [`${prefix}age`, String(oldest === undefined ? 0 : Math.max(0, Math.floor((nowMs - oldest.bumpedAt) / 1000)))],
+    [`${prefix}evicted`, String(store.counters.evictions)],
+    [`${prefix}expired_unfetched`, String(store.counters.expiredUnfetched)],
+    [`${prefix}reclaimed`, String(store.counters.reclaimed)],
+  ];
+}
+
 export function settingsStats(source: StatsSource, store: MemoryStore, verbosity: number): Array<[string, string]> {
   const fields: Array<[string, string | number]> = [
     ['maxbytes', store.memoryLimit],

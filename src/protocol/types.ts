@@ -34,7 +34,8 @@ export type Command =
   | { kind: 'flush'; delaySeconds: number }
   | { kind: 'version' }
   | { kind: 'verbosity'; level: number }
-  | { kind: 'stats'; group: string }
+  /** stats [group [args…]]: `args` are the words after "stats" */
+  | { kind: 'stats'; args: string[] }
   | { kind: 'quit' };
 
 /** Result of a command, the memcached store's result enum (items.c, do_store_item). */
@@ -66,6 +67,9 @@ export type Reply =
   | { kind: 'number'; value: bigint; cas: number }
   | { kind: 'stats'; entries: Array<[string, string]> }
   | { kind: 'unknownStats' }
+  | { kind: 'statsReset' }
+  /** `stats cachedump`: keys with their value size and absolute expiry (unix seconds, 0 = never) */
+  | { kind: 'keyDump'; entries: Array<{ key: string; bytes: number; exptime: number }> }
   | { kind: 'version'; version: string }
   | { kind: 'quit' };
 

@@ -5,12 +5,15 @@
 import net from 'node:net';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../log.js';
+import type { ThrottledWarning } from '../throttled-log.js';
 import { ListenError } from '../errors.js';
 import { Connection, type ConnectionContext } from './connection.js';
 
 export interface ListenerOptions {
   maxConnections: number;
   log: Logger;
+  /** counts and logs connections refused for --max-connections */
+  refused: ThrottledWarning;
 }
 
 export class ClientListeners {
@@ -47,6 +50,7 @@ export class ClientListeners {
     await Promise.all(closed);
     clearTimeout(deadline);
     if (this.socketPath !== null && existsSync(this.socketPath)) unlinkSync(this.socketPath);
+    this.options.refused.flush();
   }
 
   private createServer(transport: 'tcp' | 'unix'): net.Server {
@@ -57,7 +61,7 @@ export class ClientListeners {
         // memcached's own words when it is over its connection limit (memcached.c, conn_new).
         socket.end('ERROR Too many open connections\r\n');
         socket.on('error', () => socket.destroy());
-        this.options.log.warn({ transport, maxConnections: this.options.maxConnections }, 'connection refused: --max-connections reached');
+        this.options.refused.add();
         return;
       }
       counters.currConnections++;

@@ -235,6 +235,21 @@ export class MemoryStore {
     return next;
   }
 
+  /** Items that have not expired, oldest first (for `stats cachedump`). */
+  *liveItems(now: number): IterableIterator<Item> {
+    for (const item of this.items.values()) if (!isExpired(item.expiresAt, now)) yield item;
+  }
+
+  /** The least recently used item (for `stats items` age). */
+  oldestItem(): Item | undefined {
+    return this.items.values().next().value;
+  }
+
+  /** `stats reset`: counters go back to zero; items and their totals stay. */
+  resetCounters(): void {
+    for (const key of Object.keys(this.counters) as Array<keyof StoreCounters>) this.counters[key] = 0;
+  }
+
   /** flush_all: every item stored so far becomes invalid. */
   flush(): void {
     this.items.clear();

@@ -305,8 +305,9 @@ export class AsciiProtocol implements ProtocolHandler {
 
   /** stats [group] */
   private handleStats(buf: Buffer, count: number): FeedResult {
-    const group = count >= 2 ? this.tokens.text(buf, 1) : '';
-    return this.run({ kind: 'stats', group }, false);
+    const args: string[] = [];
+    for (let i = 1; i < count; i++) args.push(this.tokens.text(buf, i));
+    return this.run({ kind: 'stats', args }, false);
   }
 
   /** The keys of tokens [from, count), or null if one is not a valid key. */

@@ -45,6 +45,15 @@ export function writeAsciiReply(output: Output, reply: Reply, withCas: boolean):
     case 'unknownStats':
       output.writeLatin1('ERROR\r\n');
       return;
+    case 'statsReset':
+      output.writeLatin1('RESET\r\n');
+      return;
+    case 'keyDump': {
+      let text = '';
+      for (const { key, bytes, exptime } of reply.entries) text += `ITEM ${key} [${bytes} b; ${exptime} s]\r\n`;
+      output.writeLatin1(text + 'END\r\n');
+      return;
+    }
     case 'version':
       output.writeLatin1(`VERSION ${reply.version}\r\n`);
       return;

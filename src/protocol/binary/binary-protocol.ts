@@ -246,7 +246,7 @@ export class BinaryProtocol implements ProtocolHandler {
         command = { kind: 'flush', delaySeconds: header.extrasLength === 4 ? extras.readUInt32BE(0) : 0 };
         break;
       case Opcode.Stat:
-        command = { kind: 'stats', group: this.key() };
+        command = { kind: 'stats', args: this.key().split(' ').filter((word) => word !== '') };
         break;
       case Opcode.Verbosity:
         command = { kind: 'verbosity', level: extras.readUInt32BE(0) };

@@ -105,7 +105,11 @@ export function writeBinaryReply(output: Output, header: RequestHeader, reply: R
       writeResponse(output, header, BinaryStatus.Success, 0, null, '', null);
       return;
     case 'unknownStats':
+    case 'keyDump':
       writeBinaryStatus(output, header, BinaryStatus.KeyNotFound);
+      return;
+    case 'statsReset':
+      writeResponse(output, header, BinaryStatus.Success, 0, null, '', null);
       return;
     case 'version':
       writeResponse(output, header, BinaryStatus.Success, 0, null, '', Buffer.from(reply.version, 'latin1'));
