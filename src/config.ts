@@ -61,7 +61,7 @@ export function parseSize(value: unknown, name: string): number {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value;
   const match = typeof value === 'string' ? /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(value) : null;
   const unit = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined;
-  if (!match || unit === undefined || Number(match[1]) <= 0) {
+  if (!match || unit === undefined || Number(match[1]) <= 0 || !Number.isSafeInteger(Number(match[1]) * unit)) {
     throw new ConfigError(`${name}: "${String(value)}" is not a size; use bytes or a unit, e.g. 1048576, 512k, 64m, 1g`);
   }
   return Number(match[1]) * unit;
@@ -153,9 +153,9 @@ export function resolveSettings(fromFile: RawSettings, fromFlags: RawSettings, f
 /** memcached's own bounds for -I: at least 1 KiB, and at most half of the memory limit (-m). */
 function checkItemSize(settings: Settings): void {
   if (settings.maxItemSize < 1024) {
-    throw new ConfigError(`--max-item-size: ${settings.maxItemSize} is below the 1024-byte minimum`);
+    throw new ConfigError(`--max-item-size (maxItemSize): ${settings.maxItemSize} is below the 1024-byte minimum`);
   }
   if (settings.maxItemSize > settings.memoryLimit / 2) {
-    throw new ConfigError(`--max-item-size: ${settings.maxItemSize} is more than half of --memory-limit (${settings.memoryLimit}); raise --memory-limit or lower the item size`);
+    throw new ConfigError(`--max-item-size (maxItemSize): ${settings.maxItemSize} is more than half of --memory-limit (memoryLimit, ${settings.memoryLimit}); raise the memory limit or lower the item size`);
   }
 }

@@ -59,9 +59,12 @@ export class Executor {
         if (typeof result === 'bigint') return { kind: 'number', value: result, cas: this.store.lastCas };
         return statusReply(result, 0);
       }
-      case 'touch':
+      case 'touch': {
         this.counters.cmdTouch++;
-        return statusReply(this.store.touch(command.key, command.exptime, now), 0);
+        const item = this.store.touch(command.key, command.exptime, now);
+        // The binary TOUCH response carries the item's flags and cas (proto_bin.c, process_bin_touch).
+        return item === undefined ? statusReply(Status.NotFound, 0) : { kind: 'status', status: Status.Touched, cas: item.cas, flags: item.flags };
+      }
       case 'flush':
         this.handleFlush(command.delaySeconds);
         return statusReply(Status.Ok, 0);

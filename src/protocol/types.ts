@@ -62,7 +62,8 @@ export interface ValueEntry {
 }
 
 export type Reply =
-  | { kind: 'status'; status: Status; cas: number }
+  /** `flags` only where the binary reply carries them (TOUCH) */
+  | { kind: 'status'; status: Status; cas: number; flags?: number }
   | { kind: 'values'; entries: ValueEntry[]; missing: string[] }
   | { kind: 'number'; value: bigint; cas: number }
   | { kind: 'stats'; entries: Array<[string, string]> }

@@ -131,16 +131,17 @@ export class MemoryStore {
     return item;
   }
 
-  touch(key: string, exptime: number, now: number): Status {
+  /** touch: a new expiry for the item, which is returned (undefined when missing). */
+  touch(key: string, exptime: number, now: number): Item | undefined {
     const item = this.peek(key, now);
     if (item === undefined) {
       this.counters.touchMisses++;
-      return Status.NotFound;
+      return undefined;
     }
     this.counters.touchHits++;
     item.expiresAt = expiresAtFromExptime(exptime, now);
     this.bump(item, now);
-    return Status.Touched;
+    return item;
   }
 
   /**

@@ -68,7 +68,7 @@ export function feedChunks(protocol: ProtocolHandler, output: Output, chunks: Bu
   let result = FeedResult.NeedMore;
   let sawOutputFull = false;
   for (const chunk of chunks) {
-    // Copy each chunk: the protocol must not depend on a socket's buffer staying untouched.
+    // A fresh Buffer per chunk, as a socket delivers them (not views into one request buffer).
     result = protocol.feed(Buffer.from(chunk));
     while (result === FeedResult.OutputFull) {
       sawOutputFull = true;

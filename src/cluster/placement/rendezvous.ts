@@ -43,12 +43,14 @@ const SEPARATOR = '\0';
 // - FNV-1a consumes one byte at a time with no block buffering, so it is incremental: the fast
 //   path hashes `routingKey + '\0'` once per request and continues from that state for each
 //   member, with no string concatenation and no allocation, and still computes exactly
-//   defaultHash(routingKey + '\0' + member). xxhash64 works on 32-byte stripes and has a
-//   different tail path, so it cannot be resumed like that; for keys this short it is no faster
-//   in JS anyway, where every 64-bit multiply is emulated on 32-bit halves.
+//   defaultHash(routingKey + '\0' + member). xxhash64 consumes 32-byte stripes and finishes short
+//   inputs on a separate path, so resuming it per member means copying its buffered state; and for
+//   keys this short it is no faster in JS, where every 64-bit multiply is emulated on 32-bit halves.
 // - FNV-1a's weakness is avalanche: the last bytes (the member id, often `node-1`/`node-2`) barely
-//   reach the high bits, so raw FNV weights of different members are correlated. fmix64 (murmur3,
-//   also SplitMix64's finalizer) is a bijection with full avalanche, which removes the correlation.
+//   reach the high bits, so raw FNV weights of different members are correlated: measured over
+//   30,000 keys and node-1/node-2/node-3, raw FNV-1a 64 makes node-1 master of 50% of them and the
+//   others 25% each. fmix64 (murmur3's finalizer) is a bijection with full avalanche, which removes
+//   the correlation (each node within 3% of a third: test/cluster/rendezvous.test.ts).
 // - Both are a few lines, trivial to reproduce in PHP, C or Go for tooling that must predict owners.
 // - The weight keeps the top 53 bits because a JS number holds them exactly: comparisons stay on
 //   doubles with no BigInt allocation. Two members tie on a key with probability ~2^-53, and a tie

@@ -177,7 +177,9 @@ export class AsciiProtocol implements ProtocolHandler {
 
   /** gat|gats <exptime> <key>* */
   private handleGat(buf: Buffer, count: number, withCas: boolean): FeedResult {
-    if (count < 3) return this.reply(ERROR);
+    if (count < 2) return this.reply(ERROR);
+    // memcached answers a gat without keys with an empty result
+    if (count === 2) return this.reply('END\r\n');
     const exptime = parseSigned(buf, this.tokens.starts[1]!, this.tokens.ends[1]!);
     if (Number.isNaN(exptime)) return this.reply('CLIENT_ERROR invalid exptime argument\r\n');
     const keys = this.readKeys(buf, 2, count);
@@ -277,17 +279,15 @@ export class AsciiProtocol implements ProtocolHandler {
     return this.run({ kind: 'touch', key: t.text(buf, 1), exptime }, noreply);
   }
 
-  /** flush_all [delay] [noreply] */
+  /** flush_all [delay] [noreply]; like memcached, a word after the delay other than noreply is ignored. */
   private handleFlush(buf: Buffer, count: number): FeedResult {
     const t = this.tokens;
     if (count > 3) return this.reply(ERROR);
     const noreply = count > 1 && t.equals(buf, count - 1, 'noreply');
     let delaySeconds = 0;
-    if (count - (noreply ? 1 : 0) === 2) {
+    if (count === 3 || (count === 2 && !noreply)) {
       delaySeconds = parseSigned(buf, t.starts[1]!, t.ends[1]!);
       if (Number.isNaN(delaySeconds)) return noreply ? FeedResult.NeedMore : this.reply(BAD_FORMAT);
-    } else if (count === 3) {
-      return this.reply(ERROR);
     }
     return this.run({ kind: 'flush', delaySeconds }, noreply);
   }
@@ -300,7 +300,8 @@ export class AsciiProtocol implements ProtocolHandler {
     // memcached 1.6 answers "verbosity noreply" with nothing at all.
     if (noreply && count === 2) return FeedResult.NeedMore;
     const level = parseUnsigned(buf, t.starts[1]!, t.ends[1]!);
-    return this.run({ kind: 'verbosity', level: level < 0 ? 0 : level }, noreply);
+    if (level < 0) return noreply ? FeedResult.NeedMore : this.reply(BAD_FORMAT);
+    return this.run({ kind: 'verbosity', level }, noreply);
   }
 
   /** stats [group] */

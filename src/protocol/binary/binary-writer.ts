@@ -74,7 +74,7 @@ export function writeBinaryReply(output: Output, header: RequestHeader, reply: R
     case 'status': {
       const status = storeStatus(reply.status, command);
       if (status === BinaryStatus.Success) {
-        if (!quiet) writeResponse(output, header, status, reply.cas, null, '', null);
+        if (!quiet) writeResponse(output, header, status, reply.cas, reply.flags ?? null, '', null);
       } else {
         writeBinaryStatus(output, header, status);
       }
