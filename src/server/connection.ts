@@ -52,8 +52,10 @@ export class Connection {
     for (;;) {
       this.flush();
       if (result === FeedResult.Close) {
+        // Send what is queued, then drop the connection instead of reading more of its input.
         this.closing = true;
-        this.socket.end();
+        this.socket.pause();
+        this.socket.end(() => this.socket.destroy());
         return;
       }
       if (result === FeedResult.NeedMore) break;
