@@ -19,3 +19,31 @@ export class ListenError extends SessionClusterError {
     super('ERR_LISTEN', message);
   }
 }
+
+/**
+ * A peer link could not carry a request. The code says what the caller may assume:
+ * - never sent, safe to retry elsewhere: ERR_PEER_UNAVAILABLE (no connection right now),
+ *   ERR_PEER_BUSY (bounded queue full), ERR_PEER_CLOSED (link closed by its owner),
+ *   ERR_PEER_TOO_LARGE (frame above the peer's announced limit);
+ * - sent, outcome unknown: ERR_PEER_DISCONNECTED (link dropped before the reply),
+ *   ERR_PEER_TIMEOUT (no reply in time);
+ * - answered: ERR_PEER_REMOTE (the peer replied with an Error frame; see remoteCode);
+ * - ERR_PEER_PAYLOAD: a payload that cannot be decoded.
+ */
+export type PeerErrorCode =
+  | 'ERR_PEER_UNAVAILABLE'
+  | 'ERR_PEER_BUSY'
+  | 'ERR_PEER_CLOSED'
+  | 'ERR_PEER_TOO_LARGE'
+  | 'ERR_PEER_DISCONNECTED'
+  | 'ERR_PEER_TIMEOUT'
+  | 'ERR_PEER_REMOTE'
+  | 'ERR_PEER_PAYLOAD';
+
+export class PeerError extends SessionClusterError {
+  constructor(code: PeerErrorCode, message: string, readonly remoteCode?: number) {
+    super(code, message);
+  }
+
+  declare readonly code: PeerErrorCode;
+}

@@ -1,0 +1,230 @@
+/**
+ * One peer TCP connection, either role: frames the bytes, runs the handshake (no other frame
+ * gets through before it succeeds), and batches writes: frames written in one tick leave in one
+ * corked writev. Used by PeerLink (dialer) and PeerServer (acceptor), which own what the
+ * frames mean. Refusals are logged (warn, with the remote address and the claimed node id) and
+ * counted here.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from '../../log.js';
+import type { NodeId } from '../types.js';
+import { FRAME_HEADER_SIZE, FrameDecoder, FrameStatus, HANDSHAKE_MAX_FRAME_SIZE, encodeFrame, encodeFrameHeader, type Frame } from './frame.js';
+import { Handshake, Refusal, type HandshakeRole, type HandshakeStep, type OutgoingFrame, type PeerIdentity } from './handshake.js';
+import { Opcode, RemoteErrorCode } from './opcodes.js';
+import { encodeError } from './payload.js';
+import type { PeerCounters } from './peer-counters.js';
+
+/** Payloads at least this long are written beside their header instead of copied into one buffer. */
+const LARGE_PAYLOAD = 16 * 1024;
+/** After a refusal the Error frame gets this long to leave before the socket is destroyed. */
+const LINGER_MS = 1000;
+const KEEPALIVE_MS = 10_000;
+
+export interface PeerConnectionOptions {
+  role: HandshakeRole;
+  nodeId: NodeId;
+  secret: Buffer;
+  /** the largest frame this node accepts once authenticated */
+  maxFrameSize: number;
+  /** from the connection's creation (so, for a dialer, including the TCP connect) */
+  handshakeTimeoutMs: number;
+  log: Logger;
+  counters: PeerCounters;
+  /** "host:port" of the other end, for logs */
+  remote: string;
+  /** injected in tests */
+  nonce?: Buffer;
+}
+
+export interface CloseInfo {
+  /** whether the connection had been authenticated */
+  wasOpen: boolean;
+  reason: string;
+  /** set when the handshake was refused, by either side */
+  refusal?: Refusal;
+}
+
+export interface PeerConnectionHooks {
+  onOpen(peer: PeerIdentity): void;
+  /** an authenticated frame; its payload is a view into the received bytes */
+  onFrame(frame: Frame): void;
+  /** the socket took what was queued (see isBackedUp) */
+  onDrain(): void;
+  /** exactly once, as soon as the connection is known to be over */
+  onClose(info: CloseInfo): void;
+}
+
+export class PeerConnection {
+  private readonly decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME_SIZE);
+  private readonly handshake: Handshake;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private identity: PeerIdentity | null = null;
+  private closed = false;
+  private socketError: string | null = null;
+  private corked = false;
+  private readPaused = false;
+
+  constructor(private readonly socket: Socket, private readonly options: PeerConnectionOptions, private readonly hooks: PeerConnectionHooks) {
+    this.handshake = new Handshake(options.role, { nodeId: options.nodeId, secret: options.secret, maxFrameSize: options.maxFrameSize, ...(options.nonce ? { nonce: options.nonce } : {}) });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_MS);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => { if (this.open) this.hooks.onDrain(); });
+    socket.on('error', (error: NodeJS.ErrnoException) => { this.socketError ??= error.code ?? error.message; });
+    socket.on('close', () => this.finish({ wasOpen: this.identity !== null, reason: this.socketError ?? 'connection closed' }));
+    this.handshakeTimer = setTimeout(() => this.applyStep(this.handshake.timeout()), options.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
+    // Written before the socket has connected, a dialer's Hello simply waits in the socket.
+    this.writeFrames([this.handshake.hello()]);
+  }
+
+  get open(): boolean {
+    return this.identity !== null && !this.closed;
+  }
+
+  /** The authenticated peer, once open. */
+  get peer(): PeerIdentity | null {
+    return this.identity;
+  }
+
+  /**
+   * Whether the socket holds at least `highWater` unsent bytes. Never below the socket's own high
+   * water mark: only above it does the socket promise a 'drain' event (onDrain) to wait for.
+   */
+  isBackedUp(highWater: number): boolean {
+    return this.socket.writableLength >= Math.max(highWater, this.socket.writableHighWaterMark);
+  }
+
+  /** Queues one frame; false if the connection is closed. `payload` must not change afterwards. */
+  write(opcode: number, requestId: number, payload: Buffer): boolean {
+    if (this.closed) return false;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    if (payload.length >= LARGE_PAYLOAD) {
+      this.socket.write(encodeFrameHeader(opcode, requestId, payload.length));
+      this.socket.write(payload);
+    } else {
+      this.socket.write(encodeFrame(opcode, requestId, payload));
+    }
+    this.options.counters.framesSent++;
+    this.options.counters.bytesSent += FRAME_HEADER_SIZE + payload.length;
+    return true;
+  }
+
+  /** Stops reading (and dispatching already-read frames) until resumeReading. */
+  pauseReading(): void {
+    if (this.readPaused || this.closed) return;
+    this.readPaused = true;
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.readPaused || this.closed) return;
+    this.readPaused = false;
+    this.socket.resume();
+    this.processInput();
+  }
+
+  /** Drops the connection now; onClose follows at once. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.socket.destroy();
+    this.finish({ wasOpen: this.identity !== null, reason });
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.options.counters.bytesReceived += chunk.length;
+    this.decoder.push(chunk);
+    this.processInput();
+  }
+
+  private processInput(): void {
+    while (!this.closed && !this.readPaused) {
+      const read = this.decoder.next();
+      if (read.status === FrameStatus.NeedMore) return;
+      if (read.status === FrameStatus.TooLarge) {
+        this.onTooLarge(read.size);
+        return;
+      }
+      this.options.counters.framesReceived++;
+      if (this.identity !== null) this.hooks.onFrame(read.frame);
+      else this.applyStep(this.handshake.receive(read.frame.opcode, read.frame.payload));
+    }
+  }
+
+  private applyStep(step: HandshakeStep): void {
+    if (this.closed) return;
+    this.writeFrames(step.send);
+    if (step.refused !== undefined) {
+      this.refused(step.refused.reason, step.refused.detail);
+    } else if (step.done !== undefined) {
+      clearTimeout(this.handshakeTimer!);
+      this.handshakeTimer = null;
+      this.decoder.maxFrameSize = this.options.maxFrameSize;
+      this.identity = step.done;
+      this.hooks.onOpen(step.done);
+    }
+  }
+
+  private onTooLarge(size: number): void {
+    if (this.identity === null) {
+      this.applyStep(this.handshake.garbage(`a ${size}-byte frame before authentication`));
+      return;
+    }
+    const { counters, log, remote, maxFrameSize } = this.options;
+    counters.oversizeFrames++;
+    log.warn({ remote, peerNodeId: this.identity.nodeId, size, maxFrameSize }, 'peer sent a frame above the maximum frame size; closing the link');
+    this.write(Opcode.Error, 0, encodeError(RemoteErrorCode.FrameTooLarge, `frame of ${size} bytes exceeds ${maxFrameSize}`));
+    this.endAndClose(`frame of ${size} bytes exceeds the maximum frame size`);
+  }
+
+  private refused(reason: Refusal, detail: string): void {
+    const { counters, log, remote, role } = this.options;
+    const fields = { remote, claimedNodeId: this.handshake.claimedNodeId, role, reason, detail };
+    if (reason === Refusal.RefusedByPeer) {
+      counters.refusedByPeer++;
+      log.warn(fields, 'peer refused our handshake');
+    } else if (reason === Refusal.SelfConnection) {
+      counters.selfConnections++;
+      log.info(fields, 'peer connection to this node itself; closed');
+    } else {
+      counters.authRefused++;
+      if (reason === Refusal.Timeout) counters.handshakeTimeouts++;
+      log.warn(fields, 'peer refused: handshake failed');
+    }
+    this.endAndClose(`handshake refused: ${reason}`, reason);
+  }
+
+  /** Lets the queued Error frame leave, then closes; the owner learns of the close at once. */
+  private endAndClose(reason: string, refusal?: Refusal): void {
+    if (this.socket.connecting) {
+      this.socket.destroy(); // nothing to say to a peer we never reached
+    } else {
+      this.socket.pause();
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
+    }
+    this.finish({ wasOpen: this.identity !== null, reason, ...(refusal !== undefined ? { refusal } : {}) });
+  }
+
+  private writeFrames(frames: OutgoingFrame[]): void {
+    for (const frame of frames) this.write(frame.opcode, 0, frame.payload);
+  }
+
+  private finish(info: CloseInfo): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.hooks.onClose(info);
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The --peer-listen listener: accepts peers, lets only authenticated ones through (the handshake
+ * runs in PeerConnection), and dispatches each frame to the handler registered for its opcode.
+ * A handler answers through `reply`, at once or later (replies may go out in any order); a frame
+ * whose opcode has no handler is answered with Error(UnknownOpcode), so a newer peer can probe
+ * for an opcode this node does not have yet. When a peer stops reading its replies, reading from
+ * it pauses until its socket drains.
+ */
+import net from 'node:net';
+import { ListenError, PeerError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { NodeId } from '../types.js';
+import { formatPeerAddress } from './address.js';
+import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, type Frame } from './frame.js';
+import { HandshakeRole, type PeerIdentity } from './handshake.js';
+import { HANDSHAKE_OPCODES, Opcode, RemoteErrorCode, opcodeName } from './opcodes.js';
+import { encodeError } from './payload.js';
+import { PeerConnection } from './peer-connection.js';
+import { PeerCounters } from './peer-counters.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/** Answers the frame being handled; one reply per request, none to a one-way message. */
+export type PeerReplyFn = (opcode: Opcode, payload?: Buffer) => void;
+
+/**
+ * Handles one authenticated frame. `frame.payload` is a view into received bytes: copy what is
+ * kept. Throwing is a bug (answered with Error(Internal)), except a PeerError('ERR_PEER_PAYLOAD')
+ * from a payload reader, answered with Error(BadPayload).
+ */
+export type PeerHandler = (frame: Frame, reply: PeerReplyFn, peer: PeerIdentity) => void;
+
+export interface PeerServerOptions {
+  nodeId: NodeId;
+  secret: Buffer | string;
+  log: Logger;
+  counters?: PeerCounters;
+  /** the largest frame accepted from a peer; default DEFAULT_MAX_FRAME_SIZE */
+  maxFrameSize?: number;
+  /** default 2000 */
+  handshakeTimeoutMs?: number;
+  /** connections still handshaking beyond which new ones are closed at once; default 64 */
+  maxHandshakes?: number;
+  /** reply bytes queued on a socket beyond which reading from that peer pauses; default 4 MiB */
+  writeHighWater?: number;
+}
+
+export class PeerServer {
+  readonly counters: PeerCounters;
+  private readonly handlers = new Map<number, PeerHandler>();
+  private readonly connections = new Set<PeerConnection>();
+  private server: net.Server | null = null;
+  private handshaking = 0;
+  private readonly secret: Buffer;
+  private readonly maxFrameSize: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly maxHandshakes: number;
+  private readonly writeHighWater: number;
+
+  constructor(private readonly options: PeerServerOptions) {
+    this.counters = options.counters ?? new PeerCounters();
+    this.secret = typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : options.secret;
+    if (this.secret.length === 0) throw new RangeError('the cluster secret is empty');
+    this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 2000;
+    this.maxHandshakes = options.maxHandshakes ?? 64;
+    this.writeHighWater = options.writeHighWater ?? 4 * 1024 * 1024;
+  }
+
+  /** Registers the handler of one opcode (one per opcode; handshake opcodes are not handled). */
+  handle(opcode: Opcode, handler: PeerHandler): this {
+    if (HANDSHAKE_OPCODES.has(opcode) || opcode === Opcode.Error) throw new Error(`${opcodeName(opcode)} frames are the peer layer's own`);
+    if (this.handlers.has(opcode)) throw new Error(`a handler for ${opcodeName(opcode)} is already registered`);
+    this.handlers.set(opcode, handler);
+    return this;
+  }
+
+  /** Authenticated connections open now. */
+  get openConnections(): number {
+    return this.connections.size - this.handshaking;
+  }
+
+  async listen(host: string, port: number): Promise<net.AddressInfo> {
+    const server = net.createServer((socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.code === 'EACCES' ? 'permission denied' : error.message;
+        reject(new ListenError(`cannot listen for peers on ${formatPeerAddress(host, port)}: ${reason}`));
+      });
+      server.listen({ host, port }, () => resolve());
+    });
+    const address = server.address() as net.AddressInfo;
+    this.options.log.info({ transport: 'peer', host: address.address, port: address.port }, 'listening for peers');
+    return address;
+  }
+
+  /** Stops accepting and drops every peer connection (their links fail in-flight requests at once). */
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const connection of [...this.connections]) connection.close('peer server closing');
+    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    const remote = formatPeerAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    this.counters.connectionsAccepted++;
+    if (this.handshaking >= this.maxHandshakes) {
+      this.counters.connectionsRejected++;
+      this.options.log.debug({ remote, handshaking: this.handshaking }, 'peer connection closed: too many handshakes under way');
+      socket.on('error', () => socket.destroy());
+      socket.destroy();
+      return;
+    }
+    this.handshaking++;
+    let open = false;
+    const connection: PeerConnection = new PeerConnection(socket, {
+      role: HandshakeRole.Acceptor,
+      nodeId: this.options.nodeId,
+      secret: this.secret,
+      maxFrameSize: this.maxFrameSize,
+      handshakeTimeoutMs: this.handshakeTimeoutMs,
+      log: this.options.log,
+      counters: this.counters,
+      remote,
+    }, {
+      onOpen: (peer) => {
+        open = true;
+        this.handshaking--;
+        this.counters.connectionsUp++;
+        this.options.log.info({ remote, peerNodeId: peer.nodeId }, 'peer connected');
+      },
+      onFrame: (frame) => this.dispatch(connection, frame, remote),
+      onDrain: () => connection.resumeReading(),
+      onClose: (info) => {
+        this.connections.delete(connection);
+        if (!open) {
+          this.handshaking--;
+          return;
+        }
+        this.counters.connectionsUp--;
+        this.options.log.info({ remote, peerNodeId: connection.peer?.nodeId, reason: info.reason }, 'peer disconnected');
+      },
+    });
+    this.connections.add(connection);
+  }
+
+  private dispatch(connection: PeerConnection, frame: Frame, remote: string): void {
+    const peer = connection.peer!;
+    const log = this.options.log;
+    const counters = this.counters;
+    if (HANDSHAKE_OPCODES.has(frame.opcode)) {
+      counters.protocolErrors++;
+      log.warn({ remote, peerNodeId: peer.nodeId, opcode: opcodeName(frame.opcode) }, 'peer sent a handshake frame after authentication; closing');
+      connection.close('handshake frame after authentication');
+      return;
+    }
+    if (frame.opcode === Opcode.Error) {
+      log.warn({ remote, peerNodeId: peer.nodeId }, 'peer reported an error');
+      return;
+    }
+    let replied = false;
+    const reply: PeerReplyFn = (opcode, payload = EMPTY) => {
+      if (replied || frame.requestId === 0) return;
+      replied = true;
+      if (FRAME_HEADER_SIZE + payload.length > peer.maxFrameSize) {
+        counters.handlerErrors++;
+        log.error({ remote, peerNodeId: peer.nodeId, opcode: opcodeName(opcode), size: FRAME_HEADER_SIZE + payload.length, limit: peer.maxFrameSize }, 'peer reply above the peer\'s frame limit; answered with an error');
+        opcode = Opcode.Error;
+        payload = encodeError(RemoteErrorCode.FrameTooLarge, `reply of ${FRAME_HEADER_SIZE + payload.length} bytes exceeds your limit of ${peer.maxFrameSize}`);
+      }
+      // After the connection closed the reply has nowhere to go; the requester has failed it already.
+      if (!connection.write(opcode, frame.requestId, payload)) return;
+      if (connection.isBackedUp(this.writeHighWater)) connection.pauseReading();
+    };
+    const handler = this.handlers.get(frame.opcode);
+    if (handler === undefined) {
+      counters.unknownOpcodes++;
+      reply(Opcode.Error, encodeError(RemoteErrorCode.UnknownOpcode, `no handler for opcode ${frame.opcode} (${opcodeName(frame.opcode)})`));
+      return;
+    }
+    try {
+      handler(frame, reply, peer);
+    } catch (error) {
+      if (error instanceof PeerError && error.code === 'ERR_PEER_PAYLOAD') {
+        counters.protocolErrors++;
+        log.warn({ remote, peerNodeId: peer.nodeId, opcode: opcodeName(frame.opcode), err: error.message }, 'peer sent a malformed payload');
+        reply(Opcode.Error, encodeError(RemoteErrorCode.BadPayload, error.message));
+        return;
+      }
+      counters.handlerErrors++;
+      log.error({ remote, peerNodeId: peer.nodeId, opcode: opcodeName(frame.opcode), err: error }, 'peer handler failed');
+      reply(Opcode.Error, encodeError(RemoteErrorCode.Internal, error instanceof Error ? error.message : String(error)));
+    }
+  }
+}

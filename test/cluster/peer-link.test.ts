@@ -1,0 +1,497 @@
+/**
+ * Peer links over real loopback TCP (port 0): authentication both ways, refusals, pipelining,
+ * failure and reconnection, oversize frames, garbage, backpressure of the bounded queue, the pool
+ * and the membership transport. Every server, link and socket a test opens is closed after it.
+ */
+import net from 'node:net';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PeerError } from '../../src/errors.js';
+import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder, FrameStatus, encodeFrame, encodeFrameHeader, type Frame } from '../../src/cluster/peer/frame.js';
+import { Handshake, HandshakeRole, Refusal, encodeHello } from '../../src/cluster/peer/handshake.js';
+import { Opcode, RemoteErrorCode } from '../../src/cluster/peer/opcodes.js';
+import { PayloadReader, PayloadWriter, decodeError } from '../../src/cluster/peer/payload.js';
+import { PeerCounters } from '../../src/cluster/peer/peer-counters.js';
+import { LinkState, PeerLink, type PeerLinkOptions } from '../../src/cluster/peer/peer-link.js';
+import { PeerPool } from '../../src/cluster/peer/peer-pool.js';
+import { PeerServer, type PeerServerOptions } from '../../src/cluster/peer/peer-server.js';
+import { PeerMembershipTransport } from '../../src/cluster/peer/membership-transport.js';
+import { MemberState, type MembershipMessage } from '../../src/cluster/types.js';
+
+const SECRET = 'correct horse battery staple';
+
+// ---- helpers ------------------------------------------------------------------------------
+
+interface LogLine { level: number; msg: string; [field: string]: unknown }
+
+/** A pino logger whose lines are kept for assertions. */
+function capturedLog(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+  return { log: pino({ level: 'debug' }, sink), lines };
+}
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function startServer(options: Partial<PeerServerOptions> = {}, port = 0) {
+  const { log, lines } = capturedLog();
+  const server = new PeerServer({ nodeId: 'node-b', secret: SECRET, log, handshakeTimeoutMs: 1000, ...options });
+  const address = await server.listen('127.0.0.1', port);
+  cleanups.push(() => server.close());
+  return { server, port: address.port, address: `127.0.0.1:${address.port}`, lines };
+}
+
+function startLink(address: string, options: Partial<PeerLinkOptions> = {}) {
+  const { log, lines } = capturedLog();
+  const link = new PeerLink({
+    address, nodeId: 'node-a', secret: SECRET, log,
+    handshakeTimeoutMs: 1000, requestTimeoutMs: 5000, reconnectBaseMs: 10, reconnectMaxMs: 50, refusedBackoffMs: 200,
+    ...options,
+  });
+  cleanups.push(() => link.close());
+  return { link, lines };
+}
+
+function once<T>(emitter: { once(event: string, listener: (...args: never[]) => void): unknown }, event: string, timeoutMs = 3000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
+    emitter.once(event, ((...args: unknown[]) => { clearTimeout(timer); resolve(args[0] as T); }) as (...args: never[]) => void);
+  });
+}
+
+async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<PeerError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(PeerError);
+    return error as PeerError;
+  }
+  throw new Error('expected a rejection');
+}
+
+const u32 = (value: number) => new PayloadWriter().u32(value).finish();
+
+/** A bare socket speaking frames, to play a peer that misbehaves. */
+class RawPeer {
+  readonly frames: Frame[] = [];
+  closed = false;
+  private readonly decoder = new FrameDecoder(1 << 30);
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.decoder.push(chunk);
+      for (let read = this.decoder.next(); read.status === FrameStatus.Frame; read = this.decoder.next()) this.frames.push(read.frame);
+      this.wake();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => { this.closed = true; this.wake(); });
+    cleanups.push(() => socket.destroy());
+  }
+
+  static connect(port: number): Promise<RawPeer> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new RawPeer(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  static wrap(socket: net.Socket): RawPeer {
+    return new RawPeer(socket);
+  }
+
+  send(opcode: number, requestId: number, payload: Buffer = Buffer.alloc(0)): void {
+    if (!this.socket.destroyed) this.socket.write(encodeFrame(opcode, requestId, payload));
+  }
+
+  async next(timeoutMs = 2000): Promise<Frame> {
+    await this.waitFor(() => this.frames.length > 0 || this.closed, timeoutMs);
+    const frame = this.frames.shift();
+    if (frame === undefined) throw new Error('connection closed');
+    return frame;
+  }
+
+  async whenClosed(timeoutMs = 2000): Promise<void> {
+    await this.waitFor(() => this.closed, timeoutMs);
+  }
+
+  /** Runs the dialer's side of the handshake with `secret`. */
+  async authenticate(secret = SECRET, nodeId = 'raw'): Promise<void> {
+    const handshake = new Handshake(HandshakeRole.Dialer, { nodeId, secret: Buffer.from(secret), maxFrameSize: DEFAULT_MAX_FRAME_SIZE });
+    const hello = handshake.hello();
+    this.send(hello.opcode, 0, hello.payload);
+    for (;;) {
+      const frame = await this.next();
+      const step = handshake.receive(frame.opcode, frame.payload);
+      for (const out of step.send) this.send(out.opcode, 0, out.payload);
+      if (step.refused) throw new Error(`refused: ${step.refused.reason}`);
+      if (step.done) return;
+    }
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private async waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('timed out waiting on a raw peer');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+  }
+}
+
+/** An echo handler: the reply payload is the request payload. */
+function echo(server: PeerServer): void {
+  server.handle(Opcode.Forward, (frame, reply) => reply(Opcode.ForwardReply, Buffer.from(frame.payload)));
+}
+
+// ---- tests --------------------------------------------------------------------------------
+
+describe('peer authentication', () => {
+  it('links two nodes that share the secret', async () => {
+    const { server, address } = await startServer();
+    echo(server);
+    const { link } = startLink(address);
+    const up = once<{ nodeId: string }>(link, 'up');
+    link.start();
+    expect((await up).nodeId).toBe('node-b');
+    expect(link.peer?.nodeId).toBe('node-b');
+    const reply = await link.request(Opcode.Forward, Buffer.from('ping'));
+    expect(reply.opcode).toBe(Opcode.ForwardReply);
+    expect(reply.payload.toString()).toBe('ping');
+    await until(() => server.openConnections === 1);
+    expect(server.counters.authRefused).toBe(0);
+  });
+
+  it('the acceptor refuses a dialer with a wrong secret, logs and counts it', async () => {
+    const { server, address, lines } = await startServer();
+    let handled = 0;
+    server.handle(Opcode.Forward, () => { handled++; });
+    const { link } = startLink(address, { secret: 'wrong secret' });
+    let wentUp = false;
+    link.on('up', () => { wentUp = true; });
+    const refused = once<Refusal>(link, 'refused');
+    link.start();
+    expect(await refused).toBe(Refusal.RefusedByPeer);
+    expect(link.state).toBe(LinkState.Backoff);
+    expect((await rejection(link.request(Opcode.Forward, Buffer.from('x')))).code).toBe('ERR_PEER_UNAVAILABLE');
+    expect(server.counters.authRefused).toBe(1);
+    expect(link.counters.refusedByPeer).toBe(1);
+    const warning = lines.find((line) => line.msg === 'peer refused: handshake failed');
+    expect(warning).toMatchObject({ level: 40, claimedNodeId: 'node-a', reason: Refusal.BadSecret });
+    expect(warning?.remote).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(wentUp).toBe(false);
+    expect(handled).toBe(0);
+  });
+
+  it('the dialer refuses an acceptor that cannot prove the secret', async () => {
+    // A fake acceptor: answers Hello and then a made-up proof and AuthOk.
+    const fake = net.createServer((socket) => {
+      const peer = RawPeer.wrap(socket);
+      peer.send(Opcode.Hello, 0, encodeHello({ protocolVersion: 1, nonce: Buffer.alloc(32, 7), maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nodeId: 'impostor' }));
+      void (async () => {
+        while ((await peer.next()).opcode !== Opcode.Auth) { /* wait for the dialer's proof */ }
+        peer.send(Opcode.Auth, 0, Buffer.alloc(32, 9));
+        peer.send(Opcode.AuthOk, 0);
+      })().catch(() => {});
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => fake.close(resolve)));
+    const { link, lines } = startLink(`127.0.0.1:${(fake.address() as net.AddressInfo).port}`);
+    let wentUp = false;
+    link.on('up', () => { wentUp = true; });
+    const refused = once<Refusal>(link, 'refused');
+    link.start();
+    expect(await refused).toBe(Refusal.BadSecret);
+    expect(wentUp).toBe(false);
+    expect(link.counters.authRefused).toBe(1);
+    expect(lines.find((line) => line.msg === 'peer refused: handshake failed')).toMatchObject({ level: 40, claimedNodeId: 'impostor', reason: Refusal.BadSecret });
+  });
+
+  it('refuses any frame before authentication', async () => {
+    const { server, port } = await startServer();
+    let handled = 0;
+    server.handle(Opcode.Forward, () => { handled++; });
+
+    const first = await RawPeer.connect(port);
+    first.send(Opcode.Forward, 1, Buffer.from('sneaky'));
+    expect((await first.next()).opcode).toBe(Opcode.Hello);
+    const error = await first.next();
+    expect(error.opcode).toBe(Opcode.Error);
+    expect(decodeError(error.payload).code).toBe(RemoteErrorCode.NotAuthenticated);
+    await first.whenClosed();
+
+    // Hello, then a request instead of the proof.
+    const second = await RawPeer.connect(port);
+    second.send(Opcode.Hello, 0, new Handshake(HandshakeRole.Dialer, { nodeId: 'raw', secret: Buffer.from('x'), maxFrameSize: DEFAULT_MAX_FRAME_SIZE }).hello().payload);
+    second.send(Opcode.Forward, 2, Buffer.from('sneaky'));
+    await second.whenClosed();
+
+    expect(handled).toBe(0);
+    expect(server.counters.authRefused).toBe(2);
+  });
+
+  it('refuses another protocol version and a handshake that does not finish in time', async () => {
+    const { server, port, lines } = await startServer({ handshakeTimeoutMs: 150 });
+    const future = await RawPeer.connect(port);
+    future.send(Opcode.Hello, 0, encodeHello({ protocolVersion: 2, nonce: Buffer.alloc(32, 1), maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nodeId: 'future' }));
+    await future.next();
+    expect(decodeError((await future.next()).payload).code).toBe(RemoteErrorCode.VersionMismatch);
+    await future.whenClosed();
+
+    const silent = await RawPeer.connect(port);
+    const started = Date.now();
+    await silent.whenClosed();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(server.counters.handshakeTimeouts).toBe(1);
+    expect(server.counters.authRefused).toBe(2);
+    expect(lines.filter((line) => line.msg === 'peer refused: handshake failed').map((line) => line.reason)).toEqual([Refusal.VersionMismatch, Refusal.Timeout]);
+  });
+
+  it('closes a connection to itself', async () => {
+    const { server, address } = await startServer();
+    const { link } = startLink(address, { nodeId: 'node-b' });
+    const refused = once<Refusal>(link, 'refused');
+    link.start();
+    expect(await refused).toBe(Refusal.SelfConnection);
+    await until(() => server.counters.selfConnections === 1);
+  });
+});
+
+describe('peer link requests', () => {
+  it('pipelines 1000 concurrent requests answered out of order', async () => {
+    const { server, address } = await startServer();
+    const held: Array<{ n: number; reply: (opcode: Opcode, payload?: Buffer) => void }> = [];
+    server.handle(Opcode.Forward, (frame, reply) => {
+      held.push({ n: new PayloadReader(frame.payload).u32(), reply });
+      if (held.length < 1000) return;
+      // Reply to all of them, in a scrambled order.
+      for (let i = held.length - 1; i > 0; i--) {
+        const j = (i * 7919) % (i + 1);
+        [held[i], held[j]] = [held[j]!, held[i]!];
+      }
+      for (const { n, reply } of held) reply(Opcode.ForwardReply, u32(n * 2));
+    });
+    const { link } = startLink(address);
+    link.start();
+    await once(link, 'up');
+    const replies = await Promise.all(Array.from({ length: 1000 }, (_, n) => link.request(Opcode.Forward, u32(n))));
+    expect(replies.map((reply) => new PayloadReader(reply.payload).u32())).toEqual(Array.from({ length: 1000 }, (_, n) => n * 2));
+    expect(link.inFlight).toBe(0);
+    expect(server.counters.framesReceived).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('fails in-flight requests at once when the server dies, and reconnects when it is back', async () => {
+    const first = await startServer();
+    first.server.handle(Opcode.Forward, () => { /* never answers */ });
+    const { link, lines } = startLink(first.address, { requestTimeoutMs: 10_000 });
+    link.start();
+    await once(link, 'up');
+    const inFlight = Array.from({ length: 20 }, () => rejection(link.request(Opcode.Forward, Buffer.from('x'))));
+    await until(() => first.server.counters.framesReceived >= 23); // handshake (3) + 20 requests
+    const down = once<string>(link, 'down');
+    const killedAt = Date.now();
+    await first.server.close();
+    const errors = await Promise.all(inFlight);
+    expect(Date.now() - killedAt).toBeLessThan(1000);
+    expect(new Set(errors.map((error) => error.code))).toEqual(new Set(['ERR_PEER_DISCONNECTED']));
+    await down;
+    expect(link.counters.requestsDisconnected).toBe(20);
+    expect(lines.some((line) => line.msg === 'peer link down' && line.level === 40)).toBe(true);
+
+    // While nothing listens, requests fail fast instead of waiting.
+    await until(() => link.state === LinkState.Backoff);
+    const failFastAt = Date.now();
+    expect((await rejection(link.request(Opcode.Forward, Buffer.from('x')))).code).toBe('ERR_PEER_UNAVAILABLE');
+    expect(Date.now() - failFastAt).toBeLessThan(100);
+
+    const second = await startServer({}, first.port);
+    echo(second.server);
+    await once(link, 'up');
+    expect((await link.request(Opcode.Forward, Buffer.from('back'))).payload.toString()).toBe('back');
+    expect(link.counters.linkDrops).toBe(1);
+  });
+
+  it('times a request out, and counts the reply that comes too late', async () => {
+    const { server, address } = await startServer();
+    server.handle(Opcode.Forward, (_frame, reply) => { setTimeout(() => reply(Opcode.ForwardReply), 150); });
+    const { link } = startLink(address);
+    link.start();
+    await once(link, 'up');
+    const error = await rejection(link.request(Opcode.Forward, Buffer.alloc(0), { timeoutMs: 50 }));
+    expect(error.code).toBe('ERR_PEER_TIMEOUT');
+    await until(() => link.counters.lateReplies === 1);
+    expect(link.isUp).toBe(true);
+  });
+
+  it('answers unknown opcodes, malformed payloads and failing handlers with typed errors', async () => {
+    const { server, address } = await startServer();
+    server.handle(Opcode.Replicate, (frame) => { new PayloadReader(frame.payload).u64(); });
+    server.handle(Opcode.Handoff, () => { throw new Error('a bug'); });
+    const { link } = startLink(address);
+    link.start();
+    await once(link, 'up');
+    const codes = await Promise.all([Opcode.Digest, Opcode.Replicate, Opcode.Handoff].map(async (opcode) => {
+      const error = await rejection(link.request(opcode, Buffer.from('ab')));
+      expect(error.code).toBe('ERR_PEER_REMOTE');
+      return error.remoteCode;
+    }));
+    expect(codes).toEqual([RemoteErrorCode.UnknownOpcode, RemoteErrorCode.BadPayload, RemoteErrorCode.Internal]);
+    expect(server.counters).toMatchObject({ unknownOpcodes: 1, handlerErrors: 1 });
+    expect(link.isUp).toBe(true);
+  });
+
+  it('delivers one-way messages', async () => {
+    const { server, address } = await startServer();
+    const got: string[] = [];
+    server.handle(Opcode.Membership, (frame, reply) => { got.push(frame.payload.toString()); reply(Opcode.ForwardReply); });
+    const { link } = startLink(address);
+    link.start();
+    expect(link.send(Opcode.Membership, Buffer.from('queued while connecting'))).toBe(true);
+    await once(link, 'up');
+    expect(link.send(Opcode.Membership, Buffer.from('sent while up'))).toBe(true);
+    await until(() => got.length === 2);
+    expect(got).toEqual(['queued while connecting', 'sent while up']);
+    expect(link.counters.protocolErrors).toBe(0);
+  });
+
+  it('bounds the queue while connecting, and fails it when the attempt fails', async () => {
+    // Accepts TCP and then says nothing: the link stays in its handshake.
+    const mute = net.createServer((socket) => { socket.on('error', () => {}); cleanups.push(() => socket.destroy()); });
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => mute.close(resolve)));
+    const { link } = startLink(`127.0.0.1:${(mute.address() as net.AddressInfo).port}`, { maxQueuedFrames: 3, handshakeTimeoutMs: 200 });
+    link.start();
+    const queued = Array.from({ length: 3 }, () => rejection(link.request(Opcode.Forward, Buffer.from('x'))));
+    expect((await rejection(link.request(Opcode.Forward, Buffer.from('x')))).code).toBe('ERR_PEER_BUSY');
+    expect(link.send(Opcode.Membership, Buffer.from('x'))).toBe(false);
+    expect((await Promise.all(queued)).map((error) => error.code)).toEqual(['ERR_PEER_UNAVAILABLE', 'ERR_PEER_UNAVAILABLE', 'ERR_PEER_UNAVAILABLE']);
+    expect(link.counters).toMatchObject({ requestsRejected: 4, sendsDropped: 1, connectFailures: 1, authRefused: 1, handshakeTimeouts: 1 });
+  });
+  it('holds frames in its bounded queue while the socket is backed up, and sends them on drain', async () => {
+    const { server, address } = await startServer();
+    server.handle(Opcode.Forward, (frame, reply) => reply(Opcode.ForwardReply, u32(frame.payload.length)));
+    const { link } = startLink(address, { writeHighWater: 1, maxQueuedFrames: 3 });
+    link.start();
+    await once(link, 'up');
+    const big = Buffer.alloc(512 * 1024, 1);
+    // The first goes to the empty socket, which is then above high water: three wait, two are refused.
+    const outcomes = await Promise.all(Array.from({ length: 6 }, () => link.request(Opcode.Forward, big).then(
+      (reply) => new PayloadReader(reply.payload).u32(),
+      (error: PeerError) => error.code)));
+    expect(outcomes).toEqual([big.length, big.length, big.length, big.length, 'ERR_PEER_BUSY', 'ERR_PEER_BUSY']);
+  });
+});
+
+describe('peer link limits and bad input', () => {
+  it('refuses to send a frame above the peer\'s limit, and the link stays up', async () => {
+    const { server, address } = await startServer({ maxFrameSize: 8192 });
+    echo(server);
+    const { link } = startLink(address);
+    link.start();
+    await once(link, 'up');
+    expect(link.peer?.maxFrameSize).toBe(8192);
+    expect((await rejection(link.request(Opcode.Forward, Buffer.alloc(9000)))).code).toBe('ERR_PEER_TOO_LARGE');
+    expect((await link.request(Opcode.Forward, Buffer.alloc(8000, 1))).payload.length).toBe(8000);
+  });
+
+  it('closes a link that sends a frame above the limit', async () => {
+    const { server, port, lines } = await startServer({ maxFrameSize: 8192 });
+    echo(server);
+    const raw = await RawPeer.connect(port);
+    await raw.authenticate();
+    raw.send(Opcode.Forward, 1, Buffer.from('fine'));
+    expect((await raw.next()).payload.toString()).toBe('fine');
+    raw.socket.write(encodeFrameHeader(Opcode.Forward, 2, 100_000));
+    const error = await raw.next();
+    expect(error.opcode).toBe(Opcode.Error);
+    expect(decodeError(error.payload).code).toBe(RemoteErrorCode.FrameTooLarge);
+    await raw.whenClosed();
+    expect(server.counters.oversizeFrames).toBe(1);
+    expect(lines.find((line) => line.msg.includes('above the maximum frame size'))).toMatchObject({ level: 40, peerNodeId: 'raw' });
+  });
+
+  it('drops garbage-sending clients without touching other links', async () => {
+    const { server, address, port } = await startServer();
+    echo(server);
+    const { link } = startLink(address);
+    link.start();
+    await once(link, 'up');
+    const before = link.request(Opcode.Forward, Buffer.from('before'));
+
+    const http = await RawPeer.connect(port);
+    http.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const binary = await RawPeer.connect(port);
+    binary.socket.write(Buffer.from([0, 0, 0, 3, 0xee, 1, 2, 3, 4, 9, 9, 9]));
+    const authenticatedThenGarbage = await RawPeer.connect(port);
+    await authenticatedThenGarbage.authenticate();
+    authenticatedThenGarbage.send(Opcode.Hello, 0, Buffer.from('again'));
+    await Promise.all([http.whenClosed(), binary.whenClosed(), authenticatedThenGarbage.whenClosed()]);
+
+    expect((await before).payload.toString()).toBe('before');
+    expect((await link.request(Opcode.Forward, Buffer.from('after'))).payload.toString()).toBe('after');
+    expect(link.counters.linkDrops).toBe(0);
+    expect(server.counters).toMatchObject({ authRefused: 2, protocolErrors: 1 });
+    await until(() => server.openConnections === 1);
+  });
+});
+
+describe('peer pool and membership transport', () => {
+  it('reuses one link per address and carries membership messages with the authenticated sender', async () => {
+    const { log } = capturedLog();
+    const counters = new PeerCounters();
+    const b = await startServer({ counters });
+    const poolB = new PeerPool({ nodeId: 'node-b', secret: SECRET, log, counters });
+    cleanups.push(() => poolB.close());
+    const transportB = new PeerMembershipTransport('node-b', poolB, b.server, log);
+    const received: Array<[string, MembershipMessage]> = [];
+    transportB.onMessage((from, message) => received.push([from, message]));
+
+    const poolA = new PeerPool({ nodeId: 'node-a', secret: SECRET, log, reconnectBaseMs: 10, reconnectMaxMs: 50 });
+    cleanups.push(() => poolA.close());
+    const up = once<string>(poolA, 'up');
+    const linkA = poolA.get(b.address);
+    expect(poolA.get(b.address)).toBe(linkA);
+    expect(await up).toBe(b.address);
+
+    const aServer = await startServer({ nodeId: 'node-a' });
+    const transportA = new PeerMembershipTransport('node-a', poolA, aServer.server, log);
+    const member = { id: 'node-a', peerAddress: aServer.address, state: MemberState.Alive, incarnation: 3 };
+    transportA.send('node-b', b.address, { kind: 'heartbeat', member, members: [member] });
+    transportA.send('', b.address, { kind: 'join', member });
+    transportA.send('node-c', b.address, { kind: 'leave', member }); // the address is not node-c's
+    // A payload claiming another sender is dropped.
+    linkA.send(Opcode.Membership, Buffer.from(JSON.stringify({ from: 'node-z', to: 'node-b', body: { kind: 'leave', member } })));
+    await until(() => received.length === 2 && counters.membershipDropped === 2);
+    expect(received).toEqual([['node-a', { kind: 'heartbeat', member, members: [member] }], ['node-a', { kind: 'join', member }]]);
+
+    poolA.remove(b.address);
+    expect(poolA.find(b.address)).toBeUndefined();
+    expect(linkA.state).toBe(LinkState.Closed);
+  });
+});
