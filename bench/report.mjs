@@ -38,18 +38,43 @@ const settings = Object.fromEntries(machine.split('\n').find((l) => l.startsWith
 for (const bench of tpBenches) {
   const proto = bench.slice(3);
   out.push(`### Throughput — memcaslap, ${proto}, 90% get / 10% set, key 40 B, value 512 B, -c ${settings.concurrency ?? '?'} -T ${settings.threads ?? '?'} -t ${settings.duration ?? '?'}`, '');
-  out.push(`| round | memcached TPS | ${dName} TPS | ratio |`, '|---|---:|---:|---:|');
-  const mc = []; const d = []; const ratios = [];
+  out.push(`| round | memcached TPS | ${dName} TPS | TPS ratio | memcached CPU µs/op (usr+sys) | ${dName} CPU µs/op (usr+sys) | CPU ratio mc/daemon |`, '|---|---:|---:|---:|---:|---:|---:|');
+  const mc = []; const d = []; const ratios = []; const mcCpu = []; const dCpu = []; const cpuRatios = [];
+  const cpu = (r, server) => {
+    const v = get(bench, r, server, 'cpu_us_per_op');
+    if (!v || v === 'FAIL') return { usr: NaN, sys: NaN, total: NaN };
+    const [usr, sys] = v.split(' ').map(Number);
+    return { usr, sys, total: usr + sys };
+  };
+  const fmtCpu = (c) => (Number.isFinite(c.total) ? `${c.total.toFixed(1)} (${c.usr.toFixed(1)}+${c.sys.toFixed(1)})` : 'n/a');
+  const invalid = [];
+  /** a run is valid when there were no error replies and gets were ~90% of the commands */
+  const valid = (r, server) => {
+    const errs = num(get(bench, r, server, 'error_replies'));
+    const g = num(get(bench, r, server, 'cmd_get')); const st = num(get(bench, r, server, 'cmd_set'));
+    const getShare = g / (g + st);
+    const ok = !(errs > 0) && !(getShare < 0.8);
+    if (!ok) invalid.push(`round ${r} ${server === 'daemon' ? dName : server}: ${errs || 0} error replies (first: \`${get(bench, r, server, 'first_error') || '-'}\`), cmd_get=${g}, cmd_set=${st}`);
+    return ok;
+  };
   for (const r of rounds(bench)) {
-    const a = num(get(bench, r, 'memcached', 'tps')); const b = num(get(bench, r, 'daemon', 'tps'));
-    mc.push(a); d.push(b); ratios.push(b / a);
+    const okA = valid(r, 'memcached'); const okB = valid(r, 'daemon');
+    const a = okA ? num(get(bench, r, 'memcached', 'tps')) : NaN; const b = okB ? num(get(bench, r, 'daemon', 'tps')) : NaN;
+    const none = { usr: NaN, sys: NaN, total: NaN };
+    const ca = okA ? cpu(r, 'memcached') : none; const cb = okB ? cpu(r, 'daemon') : none;
+    mc.push(a); d.push(b); ratios.push(b / a); mcCpu.push(ca); dCpu.push(cb); cpuRatios.push(ca.total / cb.total);
     const misses = [get(bench, r, 'memcached', 'get_misses'), get(bench, r, 'daemon', 'get_misses')];
     const note = misses.some((m) => m && m !== '0') ? ` (get_misses mc=${misses[0]} d=${misses[1]})` : '';
-    out.push(`| ${r}${r % 2 ? ' (mc first)' : ' (daemon first)'} | ${fmtInt(a)} | ${fmtInt(b)} | ${fmtRatio(b / a)}${note} |`);
+    out.push(`| ${r}${r % 2 ? ' (mc first)' : ' (daemon first)'} | ${fmtInt(a)} | ${fmtInt(b)} | ${fmtRatio(b / a)}${note} | ${fmtCpu(ca)} | ${fmtCpu(cb)} | ${fmtRatio(ca.total / cb.total)} |`);
   }
+  const medCpu = (xs) => ({ usr: median(xs.map((c) => c.usr)), sys: median(xs.map((c) => c.sys)), total: median(xs.map((c) => c.total)) });
   const ratioOfMedians = median(d) / median(mc);
-  out.push(`| **median** | **${fmtInt(median(mc))}** | **${fmtInt(median(d))}** | **${fmtRatio(ratioOfMedians)}**${verdict(Number.isFinite(ratioOfMedians) ? ratioOfMedians >= 0.6 : false)} |`);
-  out.push('', `Median of the per-round ratios: ${fmtRatio(median(ratios))}. Target: daemon/memcached ≥ 0.6.`, '');
+  const mA = medCpu(mcCpu); const mB = medCpu(dCpu);
+  out.push(`| **median** | **${fmtInt(median(mc))}** | **${fmtInt(median(d))}** | **${fmtRatio(ratioOfMedians)}**${verdict(Number.isFinite(ratioOfMedians) ? ratioOfMedians >= 0.6 : false)} | ${fmtCpu(mA)} | ${fmtCpu(mB)} | ${fmtRatio(mA.total / mB.total)} |`);
+  if (invalid.length) {
+    out.push('', `**INVALID runs (shown as FAIL, left out of the medians):**`, '', ...invalid.map((x) => `- ${x}`));
+  }
+  out.push('', `Median of the per-round TPS ratios: ${fmtRatio(median(ratios))}; of the per-round CPU ratios: ${fmtRatio(median(cpuRatios))}. Target: daemon/memcached TPS ≥ 0.6.`, '');
 }
 
 // ---------------------------------------------------------------- memory
@@ -74,7 +99,7 @@ if (rows.some((r) => r.bench === 'mem')) {
   }
   const med = (server, k) => median(per[server].map((x) => num(x[k])));
   out.push(`### Memory — ${sessions.toLocaleString('en-US')} sessions × ${settings.size ?? '?'} B (keys \`memc.sess.key.<32 chars>\`, random values), pipelined ascii \`set\``, '');
-  out.push(`| median over ${rounds('mem').length} rounds | memcached | ${dName} | ratio |`, '|---|---:|---:|---:|');
+  out.push(`| median of ${rounds('mem').length} rounds | memcached | ${dName} | ratio |`, '|---|---:|---:|---:|');
   const line = (label, k, fmt, target) => {
     const a = med('memcached', k); const b = med('daemon', k);
     out.push(`| ${label} | ${fmt(a)} | ${fmt(b)} | ${fmtRatio(b / a)}${target ? verdict(Number.isFinite(b / a) ? b / a <= target : false) : ''} |`);

@@ -8,6 +8,7 @@ import type { Settings } from './config.js';
 import type { Logger } from './log.js';
 import { ClientListeners } from './server/listeners.js';
 import { ServerCounters } from './server/server-counters.js';
+import { Output } from './protocol/output.js';
 import { MemoryStore } from './store/memory-store.js';
 import { ThrottledWarning } from './throttled-log.js';
 
@@ -54,7 +55,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   };
   const executor = new Executor({ store, stats, version: WIRE_VERSION });
   listeners = new ClientListeners(
-    { execute: (command) => executor.execute(command), limits: { maxItemSize: settings.maxItemSize }, counters },
+    { execute: (command) => executor.execute(command), limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output() },
     {
       maxConnections: settings.maxConnections,
       log,

@@ -9,23 +9,27 @@ import { AsciiProtocol } from '../protocol/ascii/ascii-protocol.js';
 import { BinaryProtocol } from '../protocol/binary/binary-protocol.js';
 import { REQUEST_MAGIC } from '../protocol/binary/constants.js';
 import { type Execute, FeedResult, OUTPUT_HIGH_WATER, type ProtocolHandler, type ProtocolLimits } from '../protocol/handler.js';
-import { Output } from '../protocol/output.js';
+import type { Output } from '../protocol/output.js';
 import type { ServerCounters } from './server-counters.js';
 
 export interface ConnectionContext {
   execute: Execute;
   limits: ProtocolLimits;
   counters: ServerCounters;
+  /** shared by all connections: each takes what it gathered before yielding to the event loop */
+  output: Output;
 }
 
 export class Connection {
   private handler: ProtocolHandler | null = null;
-  private readonly output = new Output();
   /** waiting for 'drain' before feeding held-back input */
   private waitingForDrain = false;
   private closing = false;
 
+  private readonly output: Output;
+
   constructor(private readonly socket: Socket, private readonly context: ConnectionContext) {
+    this.output = context.output;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());

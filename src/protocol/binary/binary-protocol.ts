@@ -35,7 +35,7 @@ const ARITH: Shape = { extras: 20, key: 'required', value: false };
 const EXPIRY_AND_KEY: Shape = { extras: 4, key: 'required', value: false };
 const NOTHING: Shape = { extras: 0, key: 'none', value: false };
 
-const SHAPES = new Map<number, Shape>([
+const SHAPE_LIST: Array<[Opcode, Shape]> = [
   [Opcode.Get, KEY_ONLY], [Opcode.GetQ, KEY_ONLY], [Opcode.GetK, KEY_ONLY], [Opcode.GetKQ, KEY_ONLY],
   [Opcode.Set, STORE], [Opcode.SetQ, STORE], [Opcode.Add, STORE], [Opcode.AddQ, STORE],
   [Opcode.Replace, STORE], [Opcode.ReplaceQ, STORE],
@@ -48,14 +48,18 @@ const SHAPES = new Map<number, Shape>([
   [Opcode.Verbosity, { extras: 4, key: 'none', value: false }],
   [Opcode.Touch, EXPIRY_AND_KEY], [Opcode.Gat, EXPIRY_AND_KEY], [Opcode.GatQ, EXPIRY_AND_KEY],
   [Opcode.GatK, EXPIRY_AND_KEY], [Opcode.GatKQ, EXPIRY_AND_KEY],
-]);
+];
+/** Indexed by opcode: an array lookup per request instead of a hash lookup. */
+const SHAPES: Array<Shape | undefined> = new Array(256);
+for (const [opcode, shape] of SHAPE_LIST) SHAPES[opcode] = shape;
 
-const STORE_MODES = new Map<number, StoreMode>([
+const STORE_MODES: StoreMode[] = new Array(256);
+for (const [opcode, mode] of [
   [Opcode.Set, StoreMode.Set], [Opcode.SetQ, StoreMode.Set], [Opcode.Add, StoreMode.Add], [Opcode.AddQ, StoreMode.Add],
   [Opcode.Replace, StoreMode.Replace], [Opcode.ReplaceQ, StoreMode.Replace],
   [Opcode.Append, StoreMode.Append], [Opcode.AppendQ, StoreMode.Append],
   [Opcode.Prepend, StoreMode.Prepend], [Opcode.PrependQ, StoreMode.Prepend],
-]);
+] as Array<[Opcode, StoreMode]>) STORE_MODES[opcode] = mode;
 
 /** "no auto-create" expiration of INCR/DECR (binary spec, "Increment, Decrement") */
 const ARITH_NO_CREATE = 0xffffffff;
@@ -64,7 +68,9 @@ export class BinaryProtocol implements ProtocolHandler {
   private phase = Phase.Header;
   private input: Buffer | null = null;
   private header: RequestHeader = { opcode: 0, keyLength: 0, extrasLength: 0, bodyLength: 0, opaque: 0, cas: 0 };
-  private prefix: Buffer | null = null;
+  /** where the extras and key of the current packet are: the received chunk itself when it holds them whole */
+  private prefixSource: Buffer = EMPTY;
+  private prefixBase = 0;
   private prefixFilled = 0;
   private value: Buffer | null = null;
   private valueFilled = 0;
@@ -105,12 +111,25 @@ export class BinaryProtocol implements ProtocolHandler {
           break;
         }
         case Phase.Prefix: {
-          const prefix = this.prefix!;
-          const take = Math.min(prefix.length - this.prefixFilled, data.length - offset);
-          data.copy(prefix, this.prefixFilled, offset, offset + take);
-          this.prefixFilled += take;
-          offset += take;
-          if (this.prefixFilled === prefix.length && this.afterPrefix() === FeedResult.Close) return FeedResult.Close;
+          const prefixLength = this.header.extrasLength + this.header.keyLength;
+          if (this.prefixFilled === 0 && data.length - offset >= prefixLength) {
+            // The common case: read extras and key where they arrived, no copy.
+            this.prefixSource = data;
+            this.prefixBase = offset;
+            offset += prefixLength;
+          } else {
+            // Split across reads: gather them into a buffer of their own.
+            if (this.prefixFilled === 0) {
+              this.prefixSource = Buffer.allocUnsafe(prefixLength);
+              this.prefixBase = 0;
+            }
+            const take = Math.min(prefixLength - this.prefixFilled, data.length - offset);
+            data.copy(this.prefixSource, this.prefixFilled, offset, offset + take);
+            this.prefixFilled += take;
+            offset += take;
+            if (this.prefixFilled < prefixLength) break;
+          }
+          if (this.afterPrefix() === FeedResult.Close) return FeedResult.Close;
           break;
         }
         case Phase.Value: {
@@ -147,18 +166,20 @@ export class BinaryProtocol implements ProtocolHandler {
       cas: data.readUInt32BE(offset + 16) * 2 ** 32 + data.readUInt32BE(offset + 20),
     };
     this.header = header;
-    const shape = SHAPES.get(header.opcode);
+    const shape = SHAPES[header.opcode];
     if (shape === undefined) {
       // Unknown opcodes, SASL included (memcached without -S answers SASL this way): the body is discarded.
       writeBinaryStatus(this.output, header, BinaryStatus.UnknownCommand);
       return this.swallow(header.bodyLength);
     }
     if (!this.fits(shape, header)) return this.protocolError();
-    const prefixLength = header.extrasLength + header.keyLength;
-    this.prefix = Buffer.allocUnsafe(prefixLength);
     this.prefixFilled = 0;
     this.phase = Phase.Prefix;
-    if (prefixLength === 0) return this.afterPrefix();
+    if (header.extrasLength + header.keyLength === 0) {
+      this.prefixSource = EMPTY;
+      this.prefixBase = 0;
+      return this.afterPrefix();
+    }
     return FeedResult.NeedMore;
   }
 
@@ -182,7 +203,7 @@ export class BinaryProtocol implements ProtocolHandler {
       return this.closeAfterReply ? FeedResult.Close : FeedResult.NeedMore;
     }
     if (valueLength > this.limits.maxItemSize) {
-      const mode = STORE_MODES.get(header.opcode)!;
+      const mode = STORE_MODES[header.opcode]!;
       this.execute({ kind: 'refuseOversized', mode, key: this.key() });
       writeBinaryStatus(this.output, header, BinaryStatus.TooLarge);
       this.swallow(valueLength);
@@ -195,14 +216,22 @@ export class BinaryProtocol implements ProtocolHandler {
   }
 
   private key(): string {
-    const prefix = this.prefix!;
-    return prefix.toString('latin1', this.header.extrasLength, prefix.length);
+    const start = this.prefixBase + this.header.extrasLength;
+    return this.prefixSource.toString('latin1', start, start + this.header.keyLength);
+  }
+
+  /** A 32-bit field of the extras. */
+  private extrasUInt32(at: number): number {
+    return this.prefixSource.readUInt32BE(this.prefixBase + at);
+  }
+
+  private extrasUInt64(at: number): bigint {
+    return this.prefixSource.readBigUInt64BE(this.prefixBase + at);
   }
 
   /** Builds the Command for a complete packet, runs it and writes the reply. */
   private dispatch(value: Buffer): void {
     const header = this.header;
-    const extras = this.prefix!;
     this.phase = Phase.Header;
     this.value = null;
     const op = header.opcode;
@@ -213,21 +242,21 @@ export class BinaryProtocol implements ProtocolHandler {
         break;
       case Opcode.Set: case Opcode.SetQ: case Opcode.Add: case Opcode.AddQ: case Opcode.Replace: case Opcode.ReplaceQ:
         command = {
-          kind: 'store', mode: STORE_MODES.get(op)!, key: this.key(), value,
-          flags: extras.readUInt32BE(0), exptime: extras.readUInt32BE(4), cas: header.cas,
+          kind: 'store', mode: STORE_MODES[op]!, key: this.key(), value,
+          flags: this.extrasUInt32(0), exptime: this.extrasUInt32(4), cas: header.cas,
         };
         break;
       case Opcode.Append: case Opcode.AppendQ: case Opcode.Prepend: case Opcode.PrependQ:
-        command = { kind: 'store', mode: STORE_MODES.get(op)!, key: this.key(), value, flags: 0, exptime: 0, cas: header.cas };
+        command = { kind: 'store', mode: STORE_MODES[op]!, key: this.key(), value, flags: 0, exptime: 0, cas: header.cas };
         break;
       case Opcode.Delete: case Opcode.DeleteQ:
         command = { kind: 'delete', key: this.key(), cas: header.cas };
         break;
       case Opcode.Increment: case Opcode.IncrementQ: case Opcode.Decrement: case Opcode.DecrementQ: {
-        const exptime = extras.readUInt32BE(16);
+        const exptime = this.extrasUInt32(16);
         command = {
           kind: 'arith', key: this.key(), incr: op === Opcode.Increment || op === Opcode.IncrementQ,
-          delta: extras.readBigUInt64BE(0), initial: exptime === ARITH_NO_CREATE ? null : extras.readBigUInt64BE(8),
+          delta: this.extrasUInt64(0), initial: exptime === ARITH_NO_CREATE ? null : this.extrasUInt64(8),
           exptime, cas: header.cas,
         };
         break;
@@ -243,19 +272,19 @@ export class BinaryProtocol implements ProtocolHandler {
         command = { kind: 'version' };
         break;
       case Opcode.Flush: case Opcode.FlushQ:
-        command = { kind: 'flush', delaySeconds: header.extrasLength === 4 ? extras.readUInt32BE(0) : 0 };
+        command = { kind: 'flush', delaySeconds: header.extrasLength === 4 ? this.extrasUInt32(0) : 0 };
         break;
       case Opcode.Stat:
         command = { kind: 'stats', args: this.key().split(' ').filter((word) => word !== '') };
         break;
       case Opcode.Verbosity:
-        command = { kind: 'verbosity', level: extras.readUInt32BE(0) };
+        command = { kind: 'verbosity', level: this.extrasUInt32(0) };
         break;
       case Opcode.Touch:
-        command = { kind: 'touch', key: this.key(), exptime: extras.readUInt32BE(0) };
+        command = { kind: 'touch', key: this.key(), exptime: this.extrasUInt32(0) };
         break;
       case Opcode.Gat: case Opcode.GatQ: case Opcode.GatK: case Opcode.GatKQ:
-        command = { kind: 'touchGet', keys: [this.key()], exptime: extras.readUInt32BE(0), withCas: true };
+        command = { kind: 'touchGet', keys: [this.key()], exptime: this.extrasUInt32(0), withCas: true };
         break;
       default:
         writeBinaryStatus(this.output, header, BinaryStatus.UnknownCommand);
