@@ -8,14 +8,57 @@ export enum FeedResult {
   OutputFull,
   /** flush what is queued, then close the connection (quit, or input that cannot be framed) */
   Close,
+  /**
+   * a reply is being computed elsewhere (another node): wait for `waiting`, then feed(null),
+   * which writes that reply first; the input after the command is held back until then, so
+   * replies keep the order of the requests
+   */
+  Waiting,
 }
 
 export interface ProtocolHandler {
-  /** Processes `chunk` (or, with null, the input held back by an earlier OutputFull). */
+  /** Processes `chunk` (or, with null, the input held back by an earlier OutputFull or Waiting). */
   feed(chunk: Buffer | null): FeedResult;
+  /** after Waiting: settles once the pending reply is known */
+  readonly waiting: Promise<void> | null;
 }
 
-export type Execute = (command: Command) => Reply;
+/** Local commands answer at once; commands served by another node answer later. */
+export type Execute = (command: Command) => Reply | Promise<Reply>;
+
+/**
+ * Holds the one reply a protocol is waiting for. When it arrives it is only remembered: it is
+ * written by release(), from the next feed(null), so it goes out in the same synchronous step
+ * as the connection's flush (the Output is shared between connections).
+ */
+export class PendingReply {
+  private promise: Promise<void> | null = null;
+  private writeReply: (() => void) | null = null;
+
+  get waiting(): Promise<void> | null {
+    return this.promise;
+  }
+
+  wait(reply: Promise<Reply>, write: (reply: Reply) => void): void {
+    this.promise = reply.then(
+      (value) => { this.writeReply = () => write(value); },
+      // The router answers failures with a reply of their own; a rejection is a bug, but the
+      // client still gets an answer in its place rather than a connection that hangs.
+      (error: unknown) => { this.writeReply = () => write({ kind: 'serverError', message: `internal error: ${(error as Error).message}` }); },
+    );
+  }
+
+  /** Writes the reply that arrived; returns false while it has not arrived yet. */
+  release(): boolean {
+    if (this.promise === null) return true;
+    if (this.writeReply === null) return false;
+    const write = this.writeReply;
+    this.writeReply = null;
+    this.promise = null;
+    write();
+    return true;
+  }
+}
 
 /** Replies gathered beyond this many bytes make a protocol stop and let the socket drain. */
 export const OUTPUT_HIGH_WATER = 1024 * 1024;

@@ -72,7 +72,9 @@ export type Reply =
   /** `stats cachedump`: keys with their value size and absolute expiry (unix seconds, 0 = never) */
   | { kind: 'keyDump'; entries: Array<{ key: string; bytes: number; exptime: number }> }
   | { kind: 'version'; version: string }
-  | { kind: 'quit' };
+  | { kind: 'quit' }
+  /** the command could not be served (e.g. its owner node is unreachable): SERVER_ERROR / binary 0x86 */
+  | { kind: 'serverError'; message: string };
 
 /** memcached's key limit (protocol.txt: "the key must not include control characters or whitespace", at most 250 bytes). */
 export const KEY_MAX_LENGTH = 250;

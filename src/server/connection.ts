@@ -63,6 +63,10 @@ export class Connection {
         return;
       }
       if (result === FeedResult.NeedMore) break;
+      if (result === FeedResult.Waiting) {
+        this.waitForReply();
+        return;
+      }
       // OutputFull: go on only once the client has taken what it was sent.
       if (this.socket.writableLength >= OUTPUT_HIGH_WATER) {
         this.pauseUntilDrained();
@@ -71,6 +75,16 @@ export class Connection {
       result = this.handler!.feed(null);
     }
     if (this.socket.writableLength >= OUTPUT_HIGH_WATER) this.pauseUntilDrained();
+  }
+
+  /** A reply is coming from another node: read nothing more until it is written. */
+  private waitForReply(): void {
+    this.socket.pause();
+    void this.handler!.waiting!.then(() => {
+      if (this.closing || this.socket.destroyed) return;
+      this.process(this.handler!.feed(null));
+      if (!this.waitingForDrain && !this.closing && this.handler!.waiting === null) this.socket.resume();
+    });
   }
 
   private pauseUntilDrained(): void {

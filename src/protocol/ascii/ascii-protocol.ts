@@ -4,8 +4,8 @@
  * (memcached doc/protocol.txt). Faults in the input become memcached's own error replies;
  * only input that cannot be framed closes the connection.
  */
-import { type Command, KEY_MAX_LENGTH, type Reply, StoreMode } from '../types.js';
-import { type Execute, FeedResult, OUTPUT_HIGH_WATER, type ProtocolHandler, type ProtocolLimits } from '../handler.js';
+import { type Command, KEY_MAX_LENGTH, StoreMode } from '../types.js';
+import { type Execute, FeedResult, OUTPUT_HIGH_WATER, PendingReply, type ProtocolHandler, type ProtocolLimits } from '../handler.js';
 import type { Output } from '../output.js';
 import { TokenList, isValidKey, parseSigned, parseUint64, parseUnsigned } from './tokens.js';
 import { writeAsciiReply } from './ascii-writer.js';
@@ -55,6 +55,7 @@ export class AsciiProtocol implements ProtocolHandler {
   private readonly tokens = new TokenList();
   private pendingStore: PendingStore | null = null;
   private swallowRemaining = 0;
+  private readonly pending = new PendingReply();
 
   constructor(
     private readonly execute: Execute,
@@ -62,7 +63,16 @@ export class AsciiProtocol implements ProtocolHandler {
     private readonly limits: ProtocolLimits,
   ) {}
 
+  get waiting(): Promise<void> | null {
+    return this.pending.waiting;
+  }
+
   feed(chunk: Buffer | null): FeedResult {
+    if (!this.pending.release()) {
+      // Still waiting for a reply from another node: keep the bytes for later.
+      if (chunk !== null) this.input = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
+      return FeedResult.Waiting;
+    }
     let data: Buffer;
     if (chunk === null) {
       if (this.input === null) return FeedResult.NeedMore;
@@ -73,6 +83,10 @@ export class AsciiProtocol implements ProtocolHandler {
     this.input = null;
     let offset = 0;
     while (offset < data.length) {
+      if (this.pending.waiting !== null) {
+        this.input = offset < data.length ? data.subarray(offset) : null;
+        return FeedResult.Waiting;
+      }
       if (this.output.size >= OUTPUT_HIGH_WATER) {
         this.input = data.subarray(offset);
         return FeedResult.OutputFull;
@@ -100,6 +114,10 @@ export class AsciiProtocol implements ProtocolHandler {
           const result = this.handleLine(data, offset, lineEnd);
           offset = newline + 1;
           if (result === FeedResult.Close) return FeedResult.Close;
+          if (result === FeedResult.Waiting) {
+            this.input = offset < data.length ? data.subarray(offset) : null;
+            return FeedResult.Waiting;
+          }
         }
       }
     }
@@ -323,7 +341,11 @@ export class AsciiProtocol implements ProtocolHandler {
   }
 
   private run(command: Command, noreply: boolean, withCas = false): FeedResult {
-    const reply: Reply = this.execute(command);
+    const reply = this.execute(command);
+    if (reply instanceof Promise) {
+      this.pending.wait(reply, (arrived) => { if (!noreply) writeAsciiReply(this.output, arrived, withCas); });
+      return FeedResult.Waiting;
+    }
     if (reply.kind === 'quit') return FeedResult.Close;
     if (!noreply) writeAsciiReply(this.output, reply, withCas);
     return FeedResult.NeedMore;

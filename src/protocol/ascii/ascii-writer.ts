@@ -59,5 +59,8 @@ export function writeAsciiReply(output: Output, reply: Reply, withCas: boolean):
       return;
     case 'quit':
       return;
+    case 'serverError':
+      output.writeLatin1(`SERVER_ERROR ${reply.message}\r\n`);
+      return;
   }
 }

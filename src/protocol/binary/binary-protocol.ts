@@ -6,7 +6,7 @@
  * closed, as memcached's handle_binary_protocol_error does.
  */
 import { type Command, KEY_MAX_LENGTH, StoreMode } from '../types.js';
-import { type Execute, FeedResult, OUTPUT_HIGH_WATER, type ProtocolHandler, type ProtocolLimits } from '../handler.js';
+import { type Execute, FeedResult, OUTPUT_HIGH_WATER, PendingReply, type ProtocolHandler, type ProtocolLimits } from '../handler.js';
 import type { Output } from '../output.js';
 import { BinaryStatus, HEADER_LENGTH, Opcode, REQUEST_MAGIC } from './constants.js';
 import { writeBinaryReply, writeBinaryStatus, type RequestHeader } from './binary-writer.js';
@@ -75,6 +75,7 @@ export class BinaryProtocol implements ProtocolHandler {
   private value: Buffer | null = null;
   private valueFilled = 0;
   private swallowRemaining = 0;
+  private readonly pending = new PendingReply();
   /** set by QUIT: the reply is queued, then the connection closes */
   private closeAfterReply = false;
 
@@ -84,7 +85,16 @@ export class BinaryProtocol implements ProtocolHandler {
     private readonly limits: ProtocolLimits,
   ) {}
 
+  get waiting(): Promise<void> | null {
+    return this.pending.waiting;
+  }
+
   feed(chunk: Buffer | null): FeedResult {
+    if (!this.pending.release()) {
+      // Still waiting for a reply from another node: keep the bytes for later.
+      if (chunk !== null) this.input = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
+      return FeedResult.Waiting;
+    }
     let data: Buffer;
     if (chunk === null) {
       if (this.input === null) return FeedResult.NeedMore;
@@ -95,6 +105,10 @@ export class BinaryProtocol implements ProtocolHandler {
     this.input = null;
     let offset = 0;
     while (offset < data.length) {
+      if (this.pending.waiting !== null) {
+        this.input = offset < data.length ? data.subarray(offset) : null;
+        return FeedResult.Waiting;
+      }
       if (this.output.size >= OUTPUT_HIGH_WATER) {
         this.input = data.subarray(offset);
         return FeedResult.OutputFull;
@@ -290,7 +304,9 @@ export class BinaryProtocol implements ProtocolHandler {
         writeBinaryStatus(this.output, header, BinaryStatus.UnknownCommand);
         return;
     }
-    writeBinaryReply(this.output, header, this.execute(command), command);
+    const reply = this.execute(command);
+    if (reply instanceof Promise) this.pending.wait(reply, (arrived) => writeBinaryReply(this.output, header, arrived, command));
+    else writeBinaryReply(this.output, header, reply, command);
   }
 
   private swallow(length: number): FeedResult {

@@ -116,5 +116,8 @@ export function writeBinaryReply(output: Output, header: RequestHeader, reply: R
       return;
     case 'quit':
       return;
+    case 'serverError':
+      writeResponse(output, header, BinaryStatus.TemporaryFailure, 0, null, '', Buffer.from(reply.message, 'latin1'));
+      return;
   }
 }

@@ -55,6 +55,8 @@ export enum BinaryStatus {
   NonNumeric = 0x0006,
   UnknownCommand = 0x0081,
   OutOfMemory = 0x0082,
+  /** memcached's PROTOCOL_BINARY_RESPONSE_ETMPFAIL */
+  TemporaryFailure = 0x0086,
 }
 
 /** The texts memcached puts in an error response's body (proto_bin.c, write_bin_error). */

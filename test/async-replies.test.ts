@@ -1,0 +1,81 @@
+/**
+ * Replies computed elsewhere (another node, later): the protocol holds the input that follows,
+ * and the connection's replies keep the order of its requests, in both protocols.
+ */
+import { describe, expect, it } from 'vitest';
+import { Executor } from '../src/command/executor.js';
+import { AsciiProtocol } from '../src/protocol/ascii/ascii-protocol.js';
+import { BinaryProtocol } from '../src/protocol/binary/binary-protocol.js';
+import { FeedResult, type ProtocolHandler } from '../src/protocol/handler.js';
+import { Output } from '../src/protocol/output.js';
+import type { Command, Reply } from '../src/protocol/types.js';
+import { MemoryStore } from '../src/store/memory-store.js';
+import { STATS_SOURCE, START_MS } from './support/rig.js';
+import { request, storeExtras } from './support/binary-packets.js';
+import { Opcode } from '../src/protocol/binary/constants.js';
+
+const OP = { SET: Opcode.Set, NOOP: Opcode.Noop };
+
+/** An executor whose commands on keys starting with "remote" answer only when released. */
+function deferringRig(kind: 'ascii' | 'binary') {
+  const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024 });
+  const executor = new Executor({ store, stats: STATS_SOURCE, version: 'v', now: () => START_MS });
+  const output = new Output();
+  const held: Array<() => void> = [];
+  const execute = (command: Command): Reply | Promise<Reply> => {
+    const key = 'key' in command ? command.key : 'keys' in command ? command.keys[0] : '';
+    if (!key?.startsWith('remote')) return executor.execute(command);
+    return new Promise<Reply>((resolve) => held.push(() => resolve(executor.execute(command))));
+  };
+  const limits = { maxItemSize: 1024 };
+  const protocol: ProtocolHandler = kind === 'ascii' ? new AsciiProtocol(execute, output, limits) : new BinaryProtocol(execute, output, limits);
+  const text = () => Buffer.concat(output.take()).toString('latin1');
+  /** lets the first held command answer, as a connection does: wait, then feed(null) */
+  const releaseOne = async () => {
+    held.shift()!();
+    await protocol.waiting;
+    return protocol.feed(null);
+  };
+  return { protocol, output, text, releaseOne, held };
+}
+
+describe('replies that arrive later', () => {
+  it('ascii: holds the following commands and answers in request order', async () => {
+    const rig = deferringRig('ascii');
+    const result = rig.protocol.feed(Buffer.from('set local 0 0 1\r\na\r\nset remote1 0 0 1\r\nb\r\nget local remote1\r\nget remote1\r\n'));
+    expect(result).toBe(FeedResult.Waiting);
+    expect(rig.text()).toBe('STORED\r\n');
+    // More input while waiting is kept, not run.
+    expect(rig.protocol.feed(Buffer.from('version\r\n'))).toBe(FeedResult.Waiting);
+    expect(rig.text()).toBe('');
+    expect(await rig.releaseOne()).toBe(FeedResult.Waiting);
+    // the set answered; the multi-get is decided by its first key, "local", so it ran at once
+    expect(rig.text()).toBe('STORED\r\nVALUE local 0 1\r\na\r\nVALUE remote1 0 1\r\nb\r\nEND\r\n');
+    expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
+    expect(rig.text()).toBe('VALUE remote1 0 1\r\nb\r\nEND\r\nVERSION v\r\n');
+    expect(rig.held).toHaveLength(0);
+  });
+
+  it('ascii: a noreply command that waits writes nothing when it arrives', async () => {
+    const rig = deferringRig('ascii');
+    expect(rig.protocol.feed(Buffer.from('set remote2 0 0 1 noreply\r\nz\r\nget remote2\r\n'))).toBe(FeedResult.Waiting);
+    expect(await rig.releaseOne()).toBe(FeedResult.Waiting);
+    expect(rig.text()).toBe('');
+    expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
+    expect(rig.text()).toBe('VALUE remote2 0 1\r\nz\r\nEND\r\n');
+  });
+
+  it('binary: answers keep the order of the packets', async () => {
+    const rig = deferringRig('binary');
+    const packets = Buffer.concat([
+      request({ opcode: OP.SET, key: 'remote3', value: 'v', extras: storeExtras(0, 0), opaque: 1 }),
+      request({ opcode: OP.NOOP, opaque: 2 }),
+    ]);
+    expect(rig.protocol.feed(packets)).toBe(FeedResult.Waiting);
+    expect(rig.output.size).toBe(0);
+    expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
+    const replies = Buffer.concat(rig.output.take());
+    expect(replies.length).toBe(48);
+    expect([replies[1], replies.readUInt32BE(12), replies[24 + 1], replies.readUInt32BE(24 + 12)]).toEqual([OP.SET, 1, OP.NOOP, 2]);
+  });
+});
