@@ -60,6 +60,52 @@ describe('session-cluster start', () => {
     expect(result.stderr).toContain(flag);
   });
 
+  describe('cluster flags', () => {
+    // A secret in the environment of whoever runs the tests must not decide these cases.
+    const run = (args: string[]) => execa(daemonBin, ['start', '--listen', '127.0.0.1:0', ...args], {
+      reject: false, timeout: 10000, env: { SESSION_CLUSTER_SECRET: undefined },
+    });
+
+    it('refuses --peers without --peer-listen, naming --peers', async () => {
+      const result = await run(['--peers', '127.0.0.1:11212', '--cluster-secret', 'a-secret-of-16-chars']);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('--peers');
+      expect(result.stderr).toContain('--peer-listen');
+    });
+
+    it('refuses --peer-listen without a secret, naming --cluster-secret and SESSION_CLUSTER_SECRET', async () => {
+      const result = await run(['--peer-listen', '127.0.0.1:0']);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('--cluster-secret');
+      expect(result.stderr).toContain('SESSION_CLUSTER_SECRET');
+    });
+
+    it('refuses a short secret without echoing it', async () => {
+      const result = await run(['--peer-listen', '127.0.0.1:0', '--cluster-secret', 'hunter2']);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('--cluster-secret');
+      expect(result.stderr).not.toContain('hunter2');
+    });
+
+    it('refuses --failure-timeout-ms below 3 heartbeats, naming both flags', async () => {
+      const result = await run(['--heartbeat-ms', '200', '--failure-timeout-ms', '500']);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('--failure-timeout-ms');
+      expect(result.stderr).toContain('--heartbeat-ms');
+    });
+
+    it.each([
+      [['--peer-listen', 'nowhere'], '--peer-listen'],
+      [['--node-id', 'has space'], '--node-id'],
+      [['--replication', 'maybe'], '--replication'],
+      [['--heartbeat-ms', '5'], '--heartbeat-ms'],
+    ])('refuses %j with a message naming %s', async (args, flag) => {
+      const result = await run(args);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain(flag);
+    });
+  });
+
   it('refuses an unknown flag', async () => {
     const result = await execa(daemonBin, ['start', '--max-item', '5'], { reject: false, timeout: 10000 });
     expect(result.exitCode).not.toBe(0);

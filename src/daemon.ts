@@ -11,6 +11,19 @@ import { ServerCounters } from './server/server-counters.js';
 import { Output } from './protocol/output.js';
 import { MemoryStore } from './store/memory-store.js';
 import { ThrottledWarning } from './throttled-log.js';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Execute } from './protocol/handler.js';
+import { Router } from './router.js';
+import { ClusterView } from './cluster/cluster-view.js';
+import { Membership } from './cluster/membership/membership.js';
+import { clockIncarnation } from './cluster/membership/clock.js';
+import { PeerServer } from './cluster/peer/peer-server.js';
+import { PeerPool } from './cluster/peer/peer-pool.js';
+import { PeerMembershipTransport } from './cluster/peer/membership-transport.js';
+import { Opcode } from './cluster/peer/opcodes.js';
+import { decodeCommand, encodeReply } from './cluster/peer/command-codec.js';
+import { Replicator } from './cluster/replication/replicator.js';
 
 /** How often expired items are reclaimed in the background, and how many are looked at each time. */
 const SWEEP_INTERVAL_MS = 1000;
@@ -31,6 +44,9 @@ export interface Daemon {
 }
 
 export async function startDaemon(settings: Settings, log: Logger): Promise<Daemon> {
+  // With --peer-listen on port 0 and no --node-id there is no stable port to derive an id from:
+  // the node gets a fresh id each start (tests name their nodes; production pins the port).
+  const nodeId = settings.peerListen === null ? 'local' : (settings.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 50)}-${randomBytes(4).toString('hex')}`);
   const evictions: ThrottledWarning = new ThrottledWarning(log,
     'evicted least recently used items to stay under --memory-limit; raise it to keep sessions',
     () => ({ totalEvictions: store.counters.evictions, memoryLimit: settings.memoryLimit }), WARNING_INTERVAL_MS);
@@ -38,6 +54,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     memoryLimit: settings.memoryLimit,
     maxItemSize: settings.maxItemSize,
     onEvict: (count) => evictions.add(count),
+    nodeId,
   });
   const counters = new ServerCounters();
   const startedAtMs = Date.now();
@@ -52,10 +69,16 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     maxConnections: settings.maxConnections,
     get tcpPort() { return listeners?.tcpPort ?? 0; },
     socketPath: settings.socket,
+    clusterStats: () => cluster?.stats() ?? [],
   };
   const executor = new Executor({ store, stats, version: WIRE_VERSION });
+  let cluster: ClusterNode | null = null;
+  if (settings.peerListen !== null) {
+    cluster = await startClusterNode({ settings, nodeId, store, executor, log });
+  }
+  const execute: Execute = cluster === null ? (command) => executor.execute(command) : cluster.execute;
   listeners = new ClientListeners(
-    { execute: (command) => executor.execute(command), limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output() },
+    { execute, limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output() },
     {
       maxConnections: settings.maxConnections,
       log,
@@ -72,8 +95,10 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   } catch (error) {
     clearInterval(sweeper);
     await listeners.close();
+    await cluster?.stop();
     throw error;
   }
+  cluster?.start();
   log.info({ version: PACKAGE_VERSION, maxItemSize: settings.maxItemSize, memoryLimit: settings.memoryLimit, maxConnections: settings.maxConnections }, 'ready');
 
   return {
@@ -81,7 +106,98 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
       clearInterval(sweeper);
       executor.close();
       await listeners!.close();
+      await cluster?.stop();
       evictions.flush();
     },
+  };
+}
+
+interface ClusterNode {
+  execute: Execute;
+  /** starts membership: joins through the seeds and begins heartbeats */
+  start(): void;
+  stop(): Promise<void>;
+  stats(): Array<[string, string]>;
+}
+
+interface ClusterParts {
+  settings: Settings;
+  nodeId: string;
+  store: MemoryStore;
+  executor: Executor;
+  log: Logger;
+}
+
+/**
+ * Cluster mode: the peer listener and links, membership, the view of owners, replication and
+ * the router, wired together. Membership events rebuild the view and trigger re-replication.
+ */
+async function startClusterNode({ settings, nodeId, store, executor, log }: ClusterParts): Promise<ClusterNode> {
+  const secret = settings.clusterSecret!;
+  const clusterLog = log.child({ node: nodeId });
+  const server = new PeerServer({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024 });
+  // A peer that does not answer within the failure timeout is as good as dead for one request.
+  const requestTimeoutMs = Math.max(settings.failureTimeoutMs, 200);
+  const pool = new PeerPool({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024, requestTimeoutMs });
+  const endpoint = settings.peerListen!;
+  const bound = await server.listen(endpoint.host, endpoint.port);
+  const peerAddress = `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${bound.port}`;
+  log.info({ transport: 'peer', host: bound.address, port: bound.port, node: nodeId }, 'listening');
+
+  const view = new ClusterView(nodeId);
+  const replicator = new Replicator({ store, view, pool, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
+  const router = new Router({ executor, view, pool, replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs: requestTimeoutMs });
+  const transport = new PeerMembershipTransport(nodeId, pool, server, clusterLog);
+  const membership = new Membership({
+    self: { id: nodeId, peerAddress, incarnation: clockIncarnation() },
+    seeds: settings.peers,
+    transport,
+    log,
+    heartbeatMs: settings.heartbeatMs,
+    failureTimeoutMs: settings.failureTimeoutMs,
+  });
+  let failovers = 0;
+  const refresh = () => {
+    view.update(membership.members());
+    replicator.scheduleScan();
+  };
+  view.update(membership.members());
+  // Membership logs each change itself (joined, suspected, declared dead, left); here the view follows.
+  membership.on('join', refresh);
+  membership.on('update', refresh);
+  membership.on('dead', () => { failovers++; refresh(); });
+  membership.on('leave', refresh);
+
+  server.handle(Opcode.Forward, (frame, reply) => {
+    const answer = router.handleForward(decodeCommand(frame.payload));
+    if (answer instanceof Promise) void answer.then((settled) => reply(Opcode.ForwardReply, encodeReply(settled)));
+    else reply(Opcode.ForwardReply, encodeReply(answer));
+  });
+  server.handle(Opcode.Replicate, replicator.handleReplicate);
+
+  return {
+    execute: (command) => router.execute(command),
+    start: () => membership.start(),
+    async stop() {
+      replicator.stop();
+      membership.leave();
+      // Give the leave a moment to go out before the links close.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(settings.heartbeatMs, 100)));
+      membership.stop();
+      pool.close();
+      await server.close();
+    },
+    stats: () => [
+      ['cluster_node_id', nodeId],
+      ['cluster_members', membership.members().map((m) => `${m.id}:${m.state}`).join(',')],
+      ['cluster_replication', settings.replication],
+      ['cluster_forwarded', String(router.counters.forwarded)],
+      ['cluster_forward_failures', String(router.counters.forwardFailures)],
+      ['cluster_replicated', String(replicator.counters.replicated)],
+      ['cluster_rereplicated', String(replicator.counters.rereplicated)],
+      ['cluster_replicas_applied', String(replicator.counters.applied)],
+      ['cluster_replication_failures', String(replicator.counters.failed)],
+      ['cluster_failovers', String(failovers)],
+    ],
   };
 }

@@ -1,6 +1,9 @@
 /** CLI entry: parse flags, load config, start the daemon, stop it on SIGTERM/SIGINT. No logic. */
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULTS, type RawSettings, readConfigFile, resolveSettings } from './config.js';
+import {
+  CLUSTER_SECRET_ENV, DEFAULTS, HEARTBEATS_PER_FAILURE_TIMEOUT, MIN_HEARTBEAT_MS, MIN_SECRET_LENGTH, REPLICATION_MODES,
+  type RawSettings, readConfigFile, resolveSettings,
+} from './config.js';
 import { PACKAGE_VERSION, startDaemon } from './daemon.js';
 import { SessionClusterError } from './errors.js';
 import { LOG_LEVELS, createLogger } from './log.js';
@@ -25,7 +28,15 @@ program
   .option('--memory-limit <bytes>', 'memory for items before least recently used ones are evicted, e.g. 1g (default 1 GiB)')
   .option('--max-connections <n>', `client connections accepted at once (default ${DEFAULTS.maxConnections})`)
   .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')} (default ${DEFAULTS.logLevel})`)
-  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel); flags win')
+  .option('--peer-listen <host:port>', 'address peers reach this node on; turns cluster mode on; port 0 picks a free port')
+  .option('--peers <host:port,...>', 'seed peers to join the cluster through; any one that answers is enough (needs --peer-listen)')
+  .option('--node-id <id>', 'this node\'s stable identity, 1 to 64 of A-Z a-z 0-9 _ . - (default: host name and peer port)')
+  .option('--replication <mode>', `${REPLICATION_MODES.join(' or ')}: sync acknowledges a write once the backup has it (default ${DEFAULTS.replication})`)
+  // Only the secret's presence or length is ever reported: it is never logged or echoed.
+  .option('--cluster-secret <secret>', `secret shared by all nodes, at least ${MIN_SECRET_LENGTH} characters; required with --peer-listen. Prefer the ${CLUSTER_SECRET_ENV} environment variable: ps shows command lines to every user`)
+  .option('--heartbeat-ms <ms>', `how often each peer is sent a heartbeat, at least ${MIN_HEARTBEAT_MS} (default ${DEFAULTS.heartbeatMs})`)
+  .option('--failure-timeout-ms <ms>', `silence after which a peer is declared dead, at least ${HEARTBEATS_PER_FAILURE_TIMEOUT} heartbeats (default ${DEFAULTS.failureTimeoutMs})`)
+  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs); flags win')
   .action(async (flags: Record<string, string | undefined>) => {
     let settings;
     try {
@@ -33,8 +44,11 @@ program
       const fromFlags: RawSettings = {
         listen: flags.listen, socket: flags.socket, socketMode: flags.socketMode, maxItemSize: flags.maxItemSize,
         memoryLimit: flags.memoryLimit, maxConnections: flags.maxConnections, logLevel: flags.logLevel,
+        peerListen: flags.peerListen, peers: flags.peers, nodeId: flags.nodeId, replication: flags.replication,
+        clusterSecret: flags.clusterSecret, heartbeatMs: flags.heartbeatMs, failureTimeoutMs: flags.failureTimeoutMs,
       };
-      settings = resolveSettings(fromFile, fromFlags, flags.config);
+      // The environment gives the cluster secret (SESSION_CLUSTER_SECRET) when neither the file nor a flag does.
+      settings = resolveSettings(fromFile, fromFlags, flags.config, process.env);
     } catch (error) {
       if (error instanceof SessionClusterError) throw new InvalidArgumentError(error.message);
       throw error;

@@ -79,3 +79,22 @@ describe('replies that arrive later', () => {
     expect([replies[1], replies.readUInt32BE(12), replies[24 + 1], replies.readUInt32BE(24 + 12)]).toEqual([OP.SET, 1, OP.NOOP, 2]);
   });
 });
+
+describe('a waiting command at the very end of a read', () => {
+  it('ascii: a storage command whose data block ends the read still answers', async () => {
+    const rig = deferringRig('ascii');
+    expect(rig.protocol.feed(Buffer.from('set remote4 0 0 1\r\n'))).toBe(FeedResult.NeedMore);
+    expect(rig.protocol.feed(Buffer.from('q\r\n'))).toBe(FeedResult.Waiting);
+    expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
+    expect(rig.text()).toBe('STORED\r\n');
+  });
+
+  it('binary: a packet whose value ends the read still answers', async () => {
+    const rig = deferringRig('binary');
+    const packet = request({ opcode: OP.SET, key: 'remote5', value: 'v', extras: storeExtras(0, 0), opaque: 9 });
+    expect(rig.protocol.feed(packet.subarray(0, 30))).toBe(FeedResult.NeedMore);
+    expect(rig.protocol.feed(packet.subarray(30))).toBe(FeedResult.Waiting);
+    expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
+    expect(rig.output.size).toBe(24);
+  });
+});

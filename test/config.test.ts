@@ -1,17 +1,31 @@
 /**
- * Settings: defaults < config file < flags, and every bad value reported with the flag
- * (e.g. --max-item-size) or the file's key that gave it.
+ * Settings: defaults < environment (cluster secret only) < config file < flags, and every bad value
+ * reported with the flag (e.g. --max-item-size), the file's key or the variable that gave it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULTS, FLAG_NAMES, parseEndpoint, parseSize, readConfigFile, resolveSettings, type RawSettings } from '../src/config.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DEFAULTS, FLAG_NAMES, defaultNodeId, parseEndpoint, parsePeers, parseSize, readConfigFile, resolveSettings, type RawSettings,
+} from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
+
+// resolveSettings reads process.env by default: a secret in the environment of whoever runs the
+// tests must not change what they see.
+const savedSecret = process.env.SESSION_CLUSTER_SECRET;
+beforeAll(() => { delete process.env.SESSION_CLUSTER_SECRET; });
+afterAll(() => { if (savedSecret !== undefined) process.env.SESSION_CLUSTER_SECRET = savedSecret; });
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
+
+/** The cluster settings' defaults: a single node, not in a cluster. */
+const SINGLE_NODE = {
+  peerListen: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 1000,
+};
+const SECRET = 'correct-horse-battery';
 
 /** The ConfigError that `run` throws (fails if it throws something else or nothing). */
 function configError(run: () => unknown): ConfigError {
@@ -72,7 +86,7 @@ describe('resolveSettings', () => {
     expect(resolveSettings({}, {})).toEqual(DEFAULTS);
     expect(DEFAULTS).toEqual({
       listen: { host: '127.0.0.1', port: 11211 }, socket: null, socketMode: 0o660, maxItemSize: MiB,
-      memoryLimit: 1024 * MiB, maxConnections: 1024, logLevel: 'info',
+      memoryLimit: 1024 * MiB, maxConnections: 1024, logLevel: 'info', ...SINGLE_NODE,
     });
   });
 
@@ -83,7 +97,7 @@ describe('resolveSettings', () => {
     const flags: RawSettings = { listen: '127.0.0.1:2', maxItemSize: '4m', maxConnections: '10', socketMode: undefined };
     expect(resolveSettings(file, flags)).toEqual({
       listen: { host: '127.0.0.1', port: 2 }, socket: '/run/sc.sock', socketMode: 0o600, maxItemSize: 4 * MiB,
-      memoryLimit: 512 * MiB, maxConnections: 10, logLevel: 'debug',
+      memoryLimit: 512 * MiB, maxConnections: 10, logLevel: 'debug', ...SINGLE_NODE,
     });
   });
 
@@ -93,7 +107,7 @@ describe('resolveSettings', () => {
       maxConnections: ' 50 ', logLevel: 'silent',
     })).toEqual({
       listen: { host: '::', port: 11311 }, socket: '/tmp/x.sock', socketMode: 0o640, maxItemSize: 128 * KiB,
-      memoryLimit: GiB, maxConnections: 50, logLevel: 'silent',
+      memoryLimit: GiB, maxConnections: 50, logLevel: 'silent', ...SINGLE_NODE,
     });
   });
 
@@ -114,6 +128,21 @@ describe('resolveSettings', () => {
       ['socketMode', '999', '--socket-mode: "999" is not an octal file mode, e.g. 0660'],
       ['socketMode', 'rw-rw----', '--socket-mode: "rw-rw----" is not an octal file mode'],
       ['logLevel', 'loud', '--log-level: "loud" is not a log level; use one of fatal, error, warn, info, debug, trace, silent'],
+      ['peerListen', 'nowhere', '--peer-listen: "nowhere" is not HOST:PORT, e.g. 127.0.0.1:11211 (port 0 picks a free port)'],
+      ['peerListen', '10.0.0.1:99999', '--peer-listen: "10.0.0.1:99999" is not HOST:PORT'],
+      ['peers', '10.0.0.2:11212,nowhere', '--peers: "nowhere" is not HOST:PORT with a port from 1 to 65535, e.g. 10.0.0.2:11212,10.0.0.3:11212'],
+      ['peers', '10.0.0.2:0', '--peers: "10.0.0.2:0" is not HOST:PORT with a port from 1 to 65535'],
+      ['nodeId', 'web 1', '--node-id: "web 1" is not a node id; use 1 to 64 of A-Z a-z 0-9 _ . -'],
+      ['nodeId', 'x'.repeat(65), `--node-id: "${'x'.repeat(65)}" is not a node id`],
+      ['nodeId', 'wëb', '--node-id: "wëb" is not a node id'],
+      ['replication', 'quorum', '--replication: "quorum" is not a replication mode; use one of sync, async'],
+      ['replication', 'SYNC', '--replication: "SYNC" is not a replication mode'],
+      ['clusterSecret', 'short', '--cluster-secret: the cluster secret has 5 characters; use at least 16'],
+      ['clusterSecret', '', '--cluster-secret: the cluster secret has 0 characters; use at least 16'],
+      ['heartbeatMs', '9', '--heartbeat-ms: "9" is not a whole number of at least 10'],
+      ['heartbeatMs', 'often', '--heartbeat-ms: "often" is not a whole number of at least 10'],
+      ['failureTimeoutMs', '0', '--failure-timeout-ms: "0" is not a whole number of at least 1'],
+      ['failureTimeoutMs', '1.5', '--failure-timeout-ms: "1.5" is not a whole number of at least 1'],
     ];
     for (const [key, value, message] of cases) {
       expect(FLAG_NAMES[key as keyof typeof FLAG_NAMES]).toBe(message.slice(0, message.indexOf(':')));
@@ -132,6 +161,16 @@ describe('resolveSettings', () => {
       ['socketMode', '0888', '/etc/sc.json: "socketMode": "0888" is not an octal file mode'],
       ['socketMode', 888, '/etc/sc.json: "socketMode": "888" is not an octal file mode'],
       ['logLevel', 3, '/etc/sc.json: "logLevel": "3" is not a log level'],
+      ['peerListen', 11212, '/etc/sc.json: "peerListen": expected a "HOST:PORT" string'],
+      ['peers', 5, '/etc/sc.json: "peers": expected "HOST:PORT,..." or an array of "HOST:PORT" strings'],
+      ['peers', ['10.0.0.2:11212', 11212], '/etc/sc.json: "peers": 11212 is not a "HOST:PORT" string'],
+      ['peers', ['10.0.0.2:11212', ''], '/etc/sc.json: "peers": "" is not HOST:PORT with a port from 1 to 65535'],
+      ['nodeId', 7, '/etc/sc.json: "nodeId": "7" is not a node id'],
+      ['replication', true, '/etc/sc.json: "replication": "true" is not a replication mode'],
+      ['clusterSecret', 1234567890123456, '/etc/sc.json: "clusterSecret": expected a string'],
+      ['clusterSecret', 'too-short', '/etc/sc.json: "clusterSecret": the cluster secret has 9 characters; use at least 16'],
+      ['heartbeatMs', 5, '/etc/sc.json: "heartbeatMs": "5" is not a whole number of at least 10'],
+      ['failureTimeoutMs', -1, '/etc/sc.json: "failureTimeoutMs": "-1" is not a whole number of at least 1'],
     ];
     for (const [key, value, message] of cases) {
       expect(configError(() => resolveSettings({ [key]: value }, {}, '/etc/sc.json')).message, key).toContain(message);
@@ -156,6 +195,163 @@ describe('item size bounds (memcached: -I at least 1 KiB and at most half of -m)
     );
     // the default item size (1 MiB) against a small limit
     expect(configError(() => resolveSettings({}, { memoryLimit: '1m' })).message).toContain('is more than half of --memory-limit (memoryLimit');
+  });
+});
+
+describe('parsePeers', () => {
+  it('reads a comma-separated list or a JSON array, each entry like --listen, as "host:port"', () => {
+    expect(parsePeers('10.0.0.2:11212,10.0.0.3:11212', '--peers')).toEqual(['10.0.0.2:11212', '10.0.0.3:11212']);
+    expect(parsePeers(' a:1 , [::1]:2,', '--peers')).toEqual(['a:1', '[::1]:2']);
+    expect(parsePeers(':11212', '--peers')).toEqual(['0.0.0.0:11212']);
+    expect(parsePeers(['b:3', '[fe80::1]:4'], 'peers')).toEqual(['b:3', '[fe80::1]:4']);
+    expect(parsePeers('', '--peers')).toEqual([]);
+    expect(parsePeers([], 'peers')).toEqual([]);
+  });
+});
+
+describe('defaultNodeId', () => {
+  it('is the host name and the peer port, so a restart on the same host and port is the same member', () => {
+    expect(defaultNodeId('web1', 11212)).toBe('web1-11212');
+    expect(defaultNodeId('web1.example.com', 7000)).toBe('web1.example.com-7000');
+    expect(defaultNodeId('web1', 7000)).toBe(defaultNodeId('web1', 7000));
+    expect(defaultNodeId('web1', 7000)).not.toBe(defaultNodeId('web1', 7001));
+  });
+
+  it('replaces characters outside [A-Za-z0-9_.-] and fits 64 characters, keeping the port', () => {
+    expect(defaultNodeId('my host (2)', 1)).toBe('my-host--2--1');
+    expect(defaultNodeId('hôte', 2)).toBe('h-te-2');
+    expect(defaultNodeId('', 3)).toBe('node-3');
+    const long = defaultNodeId('h'.repeat(100), 65535);
+    expect(long).toBe(`${'h'.repeat(58)}-65535`);
+    expect(long).toHaveLength(64);
+    for (const id of [long, defaultNodeId('a b/c:d', 9), defaultNodeId('', 3)]) expect(id).toMatch(/^[A-Za-z0-9_.-]{1,64}$/);
+  });
+});
+
+describe('cluster settings', () => {
+  const cluster = { peerListen: '127.0.0.1:11212', clusterSecret: SECRET };
+
+  it('are off by default: no peer port, no peers, no node id, no secret', () => {
+    expect(resolveSettings({}, {}, 'config file', {})).toMatchObject(SINGLE_NODE);
+  });
+
+  it('--peer-listen turns cluster mode on, with a node id derived from the host name and peer port', () => {
+    const settings = resolveSettings({}, cluster, 'config file', {});
+    expect(settings).toMatchObject({
+      peerListen: { host: '127.0.0.1', port: 11212 }, peers: [], nodeId: defaultNodeId(hostname(), 11212),
+      replication: 'sync', clusterSecret: SECRET, heartbeatMs: 200, failureTimeoutMs: 1000,
+    });
+    // the same host and port give the same id on every start
+    expect(resolveSettings({}, cluster, 'config file', {}).nodeId).toBe(settings.nodeId);
+  });
+
+  it('peer port 0 leaves the node id to the daemon, which knows the port it bound', () => {
+    expect(resolveSettings({}, { ...cluster, peerListen: '127.0.0.1:0' }, 'config file', {})).toMatchObject({
+      peerListen: { host: '127.0.0.1', port: 0 }, nodeId: null,
+    });
+  });
+
+  it('reads each from its flag\'s string, and from the file; flags win over the file', () => {
+    expect(resolveSettings({}, {
+      peerListen: ':11212', peers: '10.0.0.2:11212,10.0.0.3:11212', nodeId: 'web-1.a_b', replication: 'async',
+      clusterSecret: SECRET, heartbeatMs: '50', failureTimeoutMs: '150',
+    }, 'config file', {})).toMatchObject({
+      peerListen: { host: '0.0.0.0', port: 11212 }, peers: ['10.0.0.2:11212', '10.0.0.3:11212'], nodeId: 'web-1.a_b',
+      replication: 'async', clusterSecret: SECRET, heartbeatMs: 50, failureTimeoutMs: 150,
+    });
+    const file: RawSettings = {
+      peerListen: '10.0.0.1:11212', peers: ['10.0.0.2:11212'], nodeId: 'file-node', replication: 'async',
+      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000,
+    };
+    expect(resolveSettings(file, {}, 'config file', {})).toMatchObject({
+      peerListen: { host: '10.0.0.1', port: 11212 }, peers: ['10.0.0.2:11212'], nodeId: 'file-node', replication: 'async',
+      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000,
+    });
+    expect(resolveSettings({ ...file, peers: '10.0.0.4:1, 10.0.0.5:2' }, {
+      peerListen: '10.0.0.9:11212', peers: '10.0.0.3:11212', nodeId: 'flag-node', replication: 'sync',
+      clusterSecret: 'secret-from-the-flag', heartbeatMs: '300',
+    }, 'config file', {})).toMatchObject({
+      peerListen: { host: '10.0.0.9', port: 11212 }, peers: ['10.0.0.3:11212'], nodeId: 'flag-node', replication: 'sync',
+      clusterSecret: 'secret-from-the-flag', heartbeatMs: 300, failureTimeoutMs: 2000,
+    });
+  });
+
+  it('the secret comes from --cluster-secret, then the file, then SESSION_CLUSTER_SECRET', () => {
+    const env = { SESSION_CLUSTER_SECRET: 'secret-from-the-environment' };
+    const listen = { peerListen: '127.0.0.1:11212' };
+    expect(resolveSettings({}, listen, 'config file', env).clusterSecret).toBe('secret-from-the-environment');
+    expect(resolveSettings({ clusterSecret: 'secret-from-the-file' }, listen, 'config file', env).clusterSecret).toBe('secret-from-the-file');
+    expect(resolveSettings({ clusterSecret: 'secret-from-the-file' }, { ...listen, clusterSecret: 'secret-from-the-flag' }, 'config file', env).clusterSecret)
+      .toBe('secret-from-the-flag');
+    // the default environment is the process's
+    process.env.SESSION_CLUSTER_SECRET = 'secret-from-process-env';
+    try {
+      expect(resolveSettings({}, listen).clusterSecret).toBe('secret-from-process-env');
+    } finally {
+      delete process.env.SESSION_CLUSTER_SECRET;
+    }
+  });
+
+  it('an empty SESSION_CLUSTER_SECRET counts as unset; a short one is refused, naming it, unless the file or a flag gives the secret', () => {
+    expect(configError(() => resolveSettings({}, { peerListen: '127.0.0.1:1' }, 'config file', { SESSION_CLUSTER_SECRET: '' })).message)
+      .toContain('--peer-listen (peerListen) needs a cluster secret');
+    expect(configError(() => resolveSettings({}, {}, 'config file', { SESSION_CLUSTER_SECRET: 'short' })).message)
+      .toBe('SESSION_CLUSTER_SECRET: the cluster secret has 5 characters; use at least 16');
+    expect(resolveSettings({}, { clusterSecret: SECRET }, 'config file', { SESSION_CLUSTER_SECRET: 'short' }).clusterSecret).toBe(SECRET);
+  });
+
+  it('no message ever holds the secret', () => {
+    const secret = 'sh0rt-s3cret';
+    for (const run of [
+      () => resolveSettings({}, { clusterSecret: secret }, 'config file', {}),
+      () => resolveSettings({ clusterSecret: secret }, {}, '/etc/sc.json', {}),
+      () => resolveSettings({}, {}, 'config file', { SESSION_CLUSTER_SECRET: secret }),
+    ]) expect(configError(run).message).not.toContain(secret);
+  });
+
+  it('refuses --peers without --peer-listen, naming both', () => {
+    expect(configError(() => resolveSettings({}, { peers: '10.0.0.2:11212', clusterSecret: SECRET }, 'config file', {})).message).toBe(
+      '--peers (peers): seed peers need --peer-listen (peerListen), the address peers reach this node on',
+    );
+    expect(configError(() => resolveSettings({ peers: ['10.0.0.2:11212'] }, {}, 'config file', {})).message).toContain('--peers (peers): seed peers need --peer-listen');
+    // an empty list is no peers
+    expect(resolveSettings({}, { peers: '' }, 'config file', {}).peers).toEqual([]);
+  });
+
+  it('refuses --peer-listen without a secret, naming --cluster-secret and SESSION_CLUSTER_SECRET', () => {
+    expect(configError(() => resolveSettings({}, { peerListen: '127.0.0.1:11212' }, 'config file', {})).message).toBe(
+      '--peer-listen (peerListen) needs a cluster secret: set --cluster-secret (clusterSecret) or the SESSION_CLUSTER_SECRET environment variable, the same on every node',
+    );
+    expect(configError(() => resolveSettings({ peerListen: ':0' }, {}, 'config file', {})).message).toContain('--cluster-secret (clusterSecret) or the SESSION_CLUSTER_SECRET');
+  });
+
+  it('accepts a secret of exactly 16 characters', () => {
+    expect(resolveSettings({}, { ...cluster, clusterSecret: '0123456789abcdef' }, 'config file', {}).clusterSecret).toBe('0123456789abcdef');
+  });
+
+  it('refuses a failure timeout under 3 heartbeats, naming both flags, and accepts exactly 3', () => {
+    expect(configError(() => resolveSettings({}, { heartbeatMs: '200', failureTimeoutMs: '599' }, 'config file', {})).message).toBe(
+      '--failure-timeout-ms (failureTimeoutMs): 599 is less than 3 times --heartbeat-ms (heartbeatMs, 200); a peer must miss 3 heartbeats before it is declared dead',
+    );
+    // the default failure timeout (1000) against a slower heartbeat
+    expect(configError(() => resolveSettings({ heartbeatMs: 400 }, {}, 'config file', {})).message).toContain(
+      '--failure-timeout-ms (failureTimeoutMs): 1000 is less than 3 times --heartbeat-ms (heartbeatMs, 400)',
+    );
+    expect(resolveSettings({}, { heartbeatMs: '10', failureTimeoutMs: '30' }, 'config file', {})).toMatchObject({ heartbeatMs: 10, failureTimeoutMs: 30 });
+    expect(resolveSettings({}, { heartbeatMs: '200', failureTimeoutMs: '600' }, 'config file', {})).toMatchObject({ heartbeatMs: 200, failureTimeoutMs: 600 });
+  });
+
+  it('a config file holding the cluster settings is read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'session-cluster-config-'));
+    try {
+      const path = join(dir, 'cluster.json');
+      writeFileSync(path, JSON.stringify({ peerListen: '127.0.0.1:11212', peers: '127.0.0.1:11213,127.0.0.1:11214', clusterSecret: SECRET, nodeId: 'n1' }));
+      expect(resolveSettings(readConfigFile(path), {}, path, {})).toMatchObject({
+        peerListen: { host: '127.0.0.1', port: 11212 }, peers: ['127.0.0.1:11213', '127.0.0.1:11214'], clusterSecret: SECRET, nodeId: 'n1',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -197,7 +393,8 @@ describe('readConfigFile', () => {
   it('an unknown key names it and lists the known ones', () => {
     const path = file('unknown.json', JSON.stringify({ listen: ':1', maxItemSzie: '1m' }));
     expect(configError(() => readConfigFile(path)).message).toBe(
-      `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel`,
+      `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, `
+      + 'peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs',
     );
   });
 });

@@ -4,7 +4,7 @@
  * and an in-memory one for tests implement the same interface).
  */
 
-/** A node's stable identity (--node-id): [A-Za-z0-9_-], 1..64 chars. */
+/** A node's stable identity (--node-id): [A-Za-z0-9_.-], 1..64 chars. */
 export type NodeId = string;
 
 export enum MemberState {

@@ -16,6 +16,8 @@ export interface StatsSource {
   readonly maxConnections: number;
   readonly tcpPort: number;
   readonly socketPath: string | null;
+  /** the cluster's figures, in cluster mode (members and their states, forwarded, replicated, …) */
+  readonly clusterStats?: () => Array<[string, string]>;
 }
 
 export function generalStats(source: StatsSource, store: MemoryStore, commands: CommandCounters, version: string, nowMs: number): Array<[string, string]> {
@@ -68,7 +70,9 @@ export function generalStats(source: StatsSource, store: MemoryStore, commands: 
     ['evictions', c.evictions],
     ['reclaimed', c.reclaimed],
   ];
-  return fields.map(([name, value]) => [name, String(value)]);
+  const entries: Array<[string, string]> = fields.map(([name, value]) => [name, String(value)]);
+  if (source.clusterStats) entries.push(...source.clusterStats());
+  return entries;
 }
 
 /** The single "slab class" all items are reported under: memory is not divided into classes here. */

@@ -26,6 +26,12 @@ export class Item {
     public cas: number,
     /** last time this item was moved to the young end of the LRU */
     public bumpedAt: number,
+    /**
+     * Which write this is, cluster-wide: a Lamport counter, ties broken by the node that wrote it.
+     * Replicas, catch-up and conflicts keep the higher (version, origin); never a wall clock.
+     */
+    public version: number,
+    public origin: string,
   ) {}
 
   get size(): number {
@@ -60,6 +66,24 @@ export interface MemoryStoreOptions {
   maxItemSize: number;
   /** called when an item is evicted to stay under the memory limit */
   onEvict?: (count: number) => void;
+  /** the node writing here, recorded as the origin of each write's version (default "local") */
+  nodeId?: string;
+}
+
+/** An item's state as replication carries it: value null means deleted. */
+export interface ItemRecord {
+  key: string;
+  value: Buffer | null;
+  flags: number;
+  /** ms since the epoch, 0 = never */
+  expiresAt: number;
+  version: number;
+  origin: string;
+}
+
+/** Whether (version, origin) a is newer than b. */
+export function isNewer(aVersion: number, aOrigin: string, bVersion: number, bOrigin: string): boolean {
+  return aVersion > bVersion || (aVersion === bVersion && aOrigin > bOrigin);
 }
 
 const UINT64_MASK = (1n << 64n) - 1n;
@@ -76,8 +100,13 @@ export class MemoryStore {
     touchHits: 0, touchMisses: 0, totalItems: 0, evictions: 0, expiredUnfetched: 0, reclaimed: 0,
   };
   private sweepCursor: IterableIterator<Item> | null = null;
+  /** the Lamport clock of item versions: above every version written or received here */
+  private versionClock = 0;
+  private readonly nodeId: string;
 
-  constructor(private readonly options: MemoryStoreOptions) {}
+  constructor(private readonly options: MemoryStoreOptions) {
+    this.nodeId = options.nodeId ?? 'local';
+  }
 
   get itemCount(): number {
     return this.items.size;
@@ -127,7 +156,7 @@ export class MemoryStore {
       return undefined;
     }
     this.counters.touchHits++;
-    item.expiresAt = expiresAtFromExptime(exptime, now);
+    this.retime(item, exptime, now);
     return item;
   }
 
@@ -139,9 +168,55 @@ export class MemoryStore {
       return undefined;
     }
     this.counters.touchHits++;
-    item.expiresAt = expiresAtFromExptime(exptime, now);
+    this.retime(item, exptime, now);
     this.bump(item, now);
     return item;
+  }
+
+  /** A new expiry is a write like any other: it gets a new version, so it replicates. */
+  private retime(item: Item, exptime: number, now: number): void {
+    item.expiresAt = expiresAtFromExptime(exptime, now);
+    item.version = ++this.versionClock;
+    item.origin = this.nodeId;
+  }
+
+  /**
+   * The state of `key` for replication: the live item, or a deletion record when there is none
+   * (its version is fresh, so it wins over the copies it must remove).
+   */
+  record(key: string, now: number): ItemRecord {
+    const item = this.peek(key, now);
+    if (item === undefined) return { key, value: null, flags: 0, expiresAt: 0, version: ++this.versionClock, origin: this.nodeId };
+    return { key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, version: item.version, origin: item.origin };
+  }
+
+  /**
+   * Applies a write replicated from another node, if it is newer than what is here. Returns
+   * whether it changed anything. Without tombstones, a deletion cannot stop an older copy that
+   * arrives later; re-replication only ever sends owners' current state, which keeps this rare.
+   */
+  apply(record: ItemRecord, now: number): boolean {
+    if (record.version > this.versionClock) this.versionClock = record.version;
+    const existing = this.items.get(record.key);
+    if (existing !== undefined && !isNewer(record.version, record.origin, existing.version, existing.origin)) return false;
+    if (record.value === null) {
+      if (existing === undefined) return false;
+      this.unlink(existing);
+      return true;
+    }
+    if (record.value.length > this.options.maxItemSize) return false;
+    this.link(new Item(record.key, record.value, record.flags, record.expiresAt, this.nextCas++, now, record.version, record.origin), existing);
+    return true;
+  }
+
+  /** Drops a copy this node no longer owns (no version: nothing is replicated). */
+  forget(key: string): void {
+    this.remove(key);
+  }
+
+  /** Every item, expired or not, for re-replication scans. */
+  allItems(): IterableIterator<Item> {
+    return this.items.values();
   }
 
   /**
@@ -178,7 +253,7 @@ export class MemoryStore {
         const joined = mode === StoreMode.Append ? Buffer.concat([existing.value, value]) : Buffer.concat([value, existing.value]);
         if (joined.length > this.options.maxItemSize) return Status.TooLarge;
         // append/prepend keep the item's flags and exptime (protocol.txt: "ignores" them).
-        return this.link(new Item(key, joined, existing.flags, existing.expiresAt, this.nextCas++, now), existing);
+        return this.link(new Item(key, joined, existing.flags, existing.expiresAt, this.nextCas++, now, ++this.versionClock, this.nodeId), existing);
       }
       case StoreMode.Cas:
         if (existing === undefined) {
@@ -192,7 +267,7 @@ export class MemoryStore {
         this.counters.casHits++;
         break;
     }
-    return this.link(new Item(key, value, flags, expiresAtFromExptime(exptime, now), this.nextCas++, now), existing);
+    return this.link(new Item(key, value, flags, expiresAtFromExptime(exptime, now), this.nextCas++, now, ++this.versionClock, this.nodeId), existing);
   }
 
   delete(key: string, cas: number, now: number): Status {
@@ -232,7 +307,7 @@ export class MemoryStore {
       this.counters.decrHits++;
       next = current > delta ? current - delta : 0n;
     }
-    this.link(new Item(key, Buffer.from(next.toString(), 'latin1'), item.flags, item.expiresAt, this.nextCas++, now), item);
+    this.link(new Item(key, Buffer.from(next.toString(), 'latin1'), item.flags, item.expiresAt, this.nextCas++, now, ++this.versionClock, this.nodeId), item);
     return next;
   }
 

@@ -39,8 +39,8 @@ export function byId(a: MemberInfo, b: MemberInfo): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
-/** types.ts: a node id is [A-Za-z0-9_-], 1..64 chars. */
-const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** types.ts: a node id is [A-Za-z0-9_.-], 1..64 chars. */
+const NODE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const STATES = new Set<string>(Object.values(MemberState));
 
 export function isNodeId(value: unknown): value is string {

@@ -29,7 +29,7 @@ export const AUTH_LABEL = 'session-cluster peer v1';
 export const NONCE_SIZE = 32;
 export const PROOF_SIZE = 32;
 /** A node id, as --node-id accepts it (src/cluster/types.ts). */
-export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export interface Hello {
   protocolVersion: number;
@@ -198,7 +198,7 @@ export class Handshake {
       return this.refuse(Refusal.VersionMismatch, `peer speaks protocol version ${hello.protocolVersion}; this node speaks ${PROTOCOL_VERSION}`);
     }
     this.claimed = hello.nodeId;
-    if (!NODE_ID_PATTERN.test(hello.nodeId)) return this.refuse(Refusal.BadHello, 'node id is not [A-Za-z0-9_-]{1,64}');
+    if (!NODE_ID_PATTERN.test(hello.nodeId)) return this.refuse(Refusal.BadHello, 'node id is not [A-Za-z0-9_.-]{1,64}');
     if (hello.maxFrameSize < MIN_MAX_FRAME_SIZE) return this.refuse(Refusal.BadHello, `max frame size ${hello.maxFrameSize} is below ${MIN_MAX_FRAME_SIZE}`);
     if (hello.nodeId === this.options.nodeId) return this.refuse(Refusal.SelfConnection, `peer claims this node's own id ${hello.nodeId}`);
     if (hello.nonce.equals(this.nonce)) return this.refuse(Refusal.BadHello, 'peer echoed our nonce');

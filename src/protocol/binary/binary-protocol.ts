@@ -164,6 +164,8 @@ export class BinaryProtocol implements ProtocolHandler {
         }
       }
     }
+    // The last command of this read may be waiting for its reply too.
+    if (this.pending.waiting !== null) return FeedResult.Waiting;
     return FeedResult.NeedMore;
   }
 

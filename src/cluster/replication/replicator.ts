@@ -1,0 +1,165 @@
+/**
+ * Copies writes to the other owner of a session, and re-copies everything after membership
+ * changes so every session is back on two nodes (DESIGN.md, "Request flow" and "Cluster
+ * mechanics"). Failures are logged and counted, never thrown (memberlist, Tomcat's
+ * LazyReplicatedMap): a write is retried until the target answers or is declared dead.
+ */
+import type { Logger } from '../../log.js';
+import type { ItemRecord, MemoryStore } from '../../store/memory-store.js';
+import type { ClusterView, Owner } from '../cluster-view.js';
+import { decodeItemBatch, encodeItemBatch } from '../peer/command-codec.js';
+import { Opcode } from '../peer/opcodes.js';
+import type { PeerPool } from '../peer/peer-pool.js';
+import type { PeerHandler } from '../peer/peer-server.js';
+
+/** Records per Replicate frame during re-replication. */
+const BATCH_RECORDS = 256;
+/** Pause between attempts to reach a target that is still counted live. */
+const RETRY_DELAY_MS = 50;
+
+export class ReplicationCounters {
+  /** writes copied to another owner */
+  replicated = 0;
+  /** records copied by re-replication scans */
+  rereplicated = 0;
+  /** writes applied here from another node */
+  applied = 0;
+  /** copies given up on: the target stayed unreachable yet was never declared dead */
+  failed = 0;
+}
+
+export interface ReplicatorOptions {
+  store: MemoryStore;
+  view: ClusterView;
+  pool: PeerPool;
+  log: Logger;
+  /** how long one copy may take before it is retried */
+  requestTimeoutMs: number;
+  /** how long to keep retrying a live target before giving up (logged, counted) */
+  giveUpAfterMs: number;
+  now?: () => number;
+}
+
+export class Replicator {
+  readonly counters = new ReplicationCounters();
+  private scanTimer: NodeJS.Timeout | null = null;
+  private scanning = false;
+  private scanAgain = false;
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(private readonly options: ReplicatorOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Copies the current state of `key` to its other owners; settles once they have it or are dead. */
+  replicateKey(key: string): Promise<void> | null {
+    const targets = this.options.view.otherOwners(key);
+    if (targets.length === 0) return null;
+    const record = this.options.store.record(key, this.now());
+    this.counters.replicated += targets.length;
+    const copies = targets.map((target) => this.send(target, [record]));
+    return copies.length === 1 ? copies[0]! : Promise.all(copies).then(() => undefined);
+  }
+
+  /** The Replicate handler: applies the records that are newer than what is here. */
+  readonly handleReplicate: PeerHandler = (frame, reply) => {
+    const now = this.now();
+    for (const record of decodeItemBatch(frame.payload)) {
+      if (this.options.store.apply(record, now)) this.counters.applied++;
+    }
+    reply(Opcode.ReplicateAck);
+  };
+
+  /**
+   * After a membership change: every item goes to the owners that may lack it, and copies this
+   * node no longer owns are dropped once handed over. Changes that come quickly are coalesced.
+   */
+  scheduleScan(delayMs = 100): void {
+    if (this.stopped) return;
+    if (this.scanning) {
+      this.scanAgain = true;
+      return;
+    }
+    if (this.scanTimer !== null) clearTimeout(this.scanTimer);
+    this.scanTimer = setTimeout(() => {
+      this.scanTimer = null;
+      void this.scan();
+    }, delayMs);
+    this.scanTimer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.scanTimer !== null) clearTimeout(this.scanTimer);
+    this.scanTimer = null;
+  }
+
+  private async scan(): Promise<void> {
+    this.scanning = true;
+    try {
+      const { view, store } = this.options;
+      const now = this.now();
+      const batches = new Map<string, { target: Owner; records: ItemRecord[] }>();
+      const handedOver: string[] = [];
+      const sends: Array<Promise<void>> = [];
+      for (const item of store.allItems()) {
+        if (item.expiresAt !== 0 && item.expiresAt <= now) continue;
+        const { master, backup } = view.owners(item.key);
+        const owned = master?.id === view.self || backup?.id === view.self;
+        for (const target of [master, backup]) {
+          if (target === null || target.id === view.self) continue;
+          let batch = batches.get(target.id);
+          if (batch === undefined) batches.set(target.id, (batch = { target, records: [] }));
+          batch.records.push({ key: item.key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, version: item.version, origin: item.origin });
+          if (batch.records.length >= BATCH_RECORDS) {
+            sends.push(this.send(batch.target, batch.records));
+            this.counters.rereplicated += batch.records.length;
+            batch.records = [];
+          }
+        }
+        if (!owned) handedOver.push(item.key);
+      }
+      for (const batch of batches.values()) {
+        if (batch.records.length === 0) continue;
+        sends.push(this.send(batch.target, batch.records));
+        this.counters.rereplicated += batch.records.length;
+      }
+      await Promise.all(sends);
+      for (const key of handedOver) {
+        // Only if it still is not ours: the view may have changed during the scan.
+        const { master, backup } = view.owners(key);
+        if (master?.id !== view.self && backup?.id !== view.self) store.forget(key);
+      }
+    } catch (error) {
+      this.options.log.error({ err: (error as Error).message }, 're-replication scan failed');
+    } finally {
+      this.scanning = false;
+      if (this.scanAgain) {
+        this.scanAgain = false;
+        this.scheduleScan(0);
+      }
+    }
+  }
+
+  /** Sends records to one target until it acknowledges, is declared dead, or we give up. */
+  private async send(target: Owner, records: ItemRecord[]): Promise<void> {
+    const { pool, view, log, requestTimeoutMs, giveUpAfterMs } = this.options;
+    const payload = encodeItemBatch(records);
+    const deadline = Date.now() + giveUpAfterMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await pool.get(target.address).request(Opcode.Replicate, payload, { timeoutMs: requestTimeoutMs });
+        return;
+      } catch (error) {
+        if (!view.isLive(target.id)) return;
+        if (Date.now() >= deadline || this.stopped) {
+          this.counters.failed += records.length;
+          log.warn({ peer: target.id, records: records.length, attempts: attempt, err: (error as Error).message }, 'replication gave up: peer unreachable but not declared dead');
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+      }
+    }
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The router: serves a command here when this node masters its session, or forwards it over a
+ * peer link to the master and relays the answer (DESIGN.md, "Request flow"). Writes served here
+ * are copied to the other owner before the reply (sync) or after it (async).
+ */
+import type { Executor } from './command/executor.js';
+import type { ClusterView } from './cluster/cluster-view.js';
+import { decodeReply, encodeCommand } from './cluster/peer/command-codec.js';
+import { Opcode } from './cluster/peer/opcodes.js';
+import type { PeerPool } from './cluster/peer/peer-pool.js';
+import type { Replicator } from './cluster/replication/replicator.js';
+import type { Logger } from './log.js';
+import { type Command, type Reply, Status, StoreMode, type ValueEntry } from './protocol/types.js';
+
+export class RouterCounters {
+  /** commands sent to their master on another node */
+  forwarded = 0;
+  /** forwarded commands that got no answer (master unreachable) */
+  forwardFailures = 0;
+}
+
+export interface RouterOptions {
+  executor: Executor;
+  view: ClusterView;
+  pool: PeerPool;
+  replicator: Replicator;
+  replication: 'sync' | 'async';
+  log: Logger;
+  /** how long a forwarded command may wait for the master */
+  forwardTimeoutMs: number;
+}
+
+export class Router {
+  readonly counters = new RouterCounters();
+
+  constructor(private readonly options: RouterOptions) {}
+
+  execute(command: Command): Reply | Promise<Reply> {
+    switch (command.kind) {
+      case 'store':
+      case 'refuseOversized':
+      case 'delete':
+      case 'arith':
+      case 'touch':
+        return this.route(command.key, command);
+      case 'get':
+      case 'touchGet':
+        if (command.keys.length === 1) return this.route(command.keys[0]!, command);
+        return this.executeMultiGet(command);
+      default:
+        // version, stats, verbosity, flush_all, quit: this node's own business
+        return this.options.executor.execute(command);
+    }
+  }
+
+  /**
+   * Runs a command as its session's owner: here, with no further forwarding (a forwarded command
+   * is never forwarded again, so views that disagree for a moment cannot make it loop).
+   */
+  executeHere(command: Command): Reply | Promise<Reply> {
+    const reply = this.options.executor.execute(command);
+    const written = writtenKeys(command, reply);
+    if (written.length === 0) return reply;
+    const copies: Array<Promise<void>> = [];
+    for (const key of written) {
+      const copy = this.options.replicator.replicateKey(key);
+      if (copy !== null) copies.push(copy);
+    }
+    if (copies.length === 0 || this.options.replication === 'async') return reply;
+    return (copies.length === 1 ? copies[0]! : Promise.all(copies)).then(() => reply);
+  }
+
+  private route(key: string, command: Command): Reply | Promise<Reply> {
+    const { master } = this.options.view.owners(key);
+    if (master === null || master.id === this.options.view.self) return this.executeHere(command);
+    return this.forward(master.id, master.address, command);
+  }
+
+  private async forward(masterId: string, address: string, command: Command): Promise<Reply> {
+    this.counters.forwarded++;
+    try {
+      const answer = await this.options.pool.get(address).request(Opcode.Forward, encodeCommand(command), { timeoutMs: this.options.forwardTimeoutMs });
+      return decodeReply(answer.payload);
+    } catch (error) {
+      this.counters.forwardFailures++;
+      this.options.log.warn({ peer: masterId, err: (error as Error).message }, 'forwarded command failed: session owner unreachable');
+      return { kind: 'serverError', message: `temporary failure: session owner ${masterId} unreachable` };
+    }
+  }
+
+  /** A multi-key read: each key from its own master, answered in the order the keys were asked. */
+  private executeMultiGet(command: Extract<Command, { kind: 'get' | 'touchGet' }>): Reply | Promise<Reply> {
+    const groups = new Map<string, string[]>();
+    for (const key of command.keys) {
+      const master = this.options.view.owners(key).master;
+      const id = master === null ? this.options.view.self : master.id;
+      let keys = groups.get(id);
+      if (keys === undefined) groups.set(id, (keys = []));
+      keys.push(key);
+    }
+    if (groups.size === 1) return this.route(command.keys[0]!, command);
+    const parts = [...groups.values()].map((keys) => this.route(keys[0]!, { ...command, keys }));
+    return Promise.all(parts).then((replies) => {
+      const found = new Map<string, ValueEntry>();
+      for (const reply of replies) {
+        if (reply.kind === 'serverError') return reply;
+        if (reply.kind === 'values') for (const entry of reply.entries) found.set(entry.key, entry);
+      }
+      const entries: ValueEntry[] = [];
+      const missing: string[] = [];
+      for (const key of command.keys) {
+        const entry = found.get(key);
+        if (entry === undefined) missing.push(key);
+        else entries.push(entry);
+      }
+      return { kind: 'values', entries, missing };
+    });
+  }
+
+  /** The Forward handler: runs the command here and answers with its reply. */
+  handleForward(command: Command): Reply | Promise<Reply> {
+    return this.executeHere(command);
+  }
+}
+
+const NONE: string[] = [];
+
+/** The keys a command changed; their new state must reach the other owner. */
+function writtenKeys(command: Command, reply: Reply): string[] {
+  switch (command.kind) {
+    case 'store':
+    case 'delete':
+    case 'touch':
+      return reply.kind === 'status' && (reply.status === Status.Stored || reply.status === Status.Deleted || reply.status === Status.Touched) ? [command.key] : NONE;
+    case 'arith':
+      return reply.kind === 'number' ? [command.key] : NONE;
+    case 'refuseOversized':
+      // A refused set removed the old value (memcached's rule): the other owner must drop it too.
+      return command.mode === StoreMode.Set ? [command.key] : NONE;
+    case 'touchGet':
+      // gat gave each item it found a new expiry
+      return reply.kind === 'values' ? reply.entries.map((entry) => entry.key) : NONE;
+    default:
+      return NONE;
+  }
+}
