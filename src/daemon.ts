@@ -167,6 +167,24 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
   membership.on('update', refresh);
   membership.on('dead', () => { failovers++; refresh(); });
   membership.on('leave', refresh);
+  /** Takes back what this node owns from the peers before it serves anything again. */
+  const catchUp = (peerAddresses: string[], reason: string) => {
+    const addresses = [...new Set(peerAddresses)].filter((address) => address !== peerAddress);
+    clusterLog.info({ reason, peers: addresses }, 'catching up: holding requests until peers hand over this node\'s sessions');
+    const started = Date.now();
+    const done = replicator.catchUp(addresses, peerAddress).then(() => {
+      clusterLog.info({ reason, items: store.itemCount, ms: Date.now() - started }, 'caught up: serving');
+    });
+    router.holdUntil(done);
+  };
+  membership.on('stall', (gapMs) => {
+    if (gapMs < settings.failureTimeoutMs) return;
+    // Silent long enough to have been declared dead: others took over and may have newer writes,
+    // and deletions this node missed. Its copies cannot be trusted: drop them and take back the
+    // current ones (every session has its other copy elsewhere).
+    store.flush();
+    catchUp(membership.members().map((m) => m.peerAddress), 'stalled past the failure timeout');
+  });
 
   server.handle(Opcode.Forward, (frame, reply) => {
     const answer = router.handleForward(decodeCommand(frame.payload));
@@ -174,10 +192,15 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
     else reply(Opcode.ForwardReply, encodeReply(answer));
   });
   server.handle(Opcode.Replicate, replicator.handleReplicate);
+  server.handle(Opcode.Handoff, replicator.handleHandoff);
 
   return {
     execute: (command) => router.execute(command),
-    start: () => membership.start(),
+    start: () => {
+      membership.start();
+      // A node that starts (or restarts empty) takes no ownership before it has caught up.
+      catchUp(settings.peers, 'start');
+    },
     async stop() {
       replicator.stop();
       membership.leave();
@@ -198,6 +221,8 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
       ['cluster_replicas_applied', String(replicator.counters.applied)],
       ['cluster_replication_failures', String(replicator.counters.failed)],
       ['cluster_failovers', String(failovers)],
+      ['cluster_handoff_batches', String(replicator.counters.handedOver)],
+      ['cluster_catch_ups', String(replicator.counters.caughtUp)],
     ],
   };
 }

@@ -32,10 +32,24 @@ export interface RouterOptions {
 
 export class Router {
   readonly counters = new RouterCounters();
+  /** while this node catches up, the commands it owns wait here (DESIGN.md: no ownership before that) */
+  private gate: Promise<void> | null = null;
 
   constructor(private readonly options: RouterOptions) {}
 
+  /** Holds every command until `catchUp` settles, then lets them through in arrival order. */
+  holdUntil(catchUp: Promise<void>): void {
+    const gate: Promise<void> = catchUp.finally(() => {
+      if (this.gate === gate) this.gate = null;
+    });
+    this.gate = gate;
+  }
+
   execute(command: Command): Reply | Promise<Reply> {
+    if (this.gate !== null) {
+      const gate = this.gate;
+      return gate.then(() => this.execute(command));
+    }
     switch (command.kind) {
       case 'store':
       case 'refuseOversized':
@@ -58,6 +72,10 @@ export class Router {
    * is never forwarded again, so views that disagree for a moment cannot make it loop).
    */
   executeHere(command: Command): Reply | Promise<Reply> {
+    if (this.gate !== null) {
+      const gate = this.gate;
+      return gate.then(() => this.executeHere(command));
+    }
     const reply = this.options.executor.execute(command);
     const written = writtenKeys(command, reply);
     if (written.length === 0) return reply;

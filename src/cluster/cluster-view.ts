@@ -44,6 +44,16 @@ export class ClusterView {
     return { master: this.owner(master), backup: this.owner(backup) };
   }
 
+  /**
+   * Whether `candidate` masters or backs up `key` once it is counted live: how a node that is
+   * (re)joining learns which sessions to take back before others may already count it.
+   */
+  ownedBy(key: string, candidate: NodeId): boolean {
+    const members = this.liveIds.includes(candidate) ? this.liveIds : [...this.liveIds, candidate];
+    const { master, backup } = rankOwners(routingKey(key, this.sessionPrefix), members);
+    return master === candidate || backup === candidate;
+  }
+
   /** The owners of `key` other than this node: where its writes must be copied. */
   otherOwners(key: string): Owner[] {
     const { master, backup } = this.owners(key);

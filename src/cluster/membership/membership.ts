@@ -67,6 +67,12 @@ export interface MembershipEvents {
   dead: [member: MemberInfo, previous: MemberInfo];
   /** a live member left on purpose */
   leave: [member: MemberInfo, previous: MemberInfo];
+  /**
+   * this node's own timer ran `gapMs` late (the process was stopped, or its event loop blocked);
+   * when the gap reached the failure timeout the others have likely declared it dead, and it has
+   * already announced itself alive again at a higher incarnation
+   */
+  stall: [gapMs: number];
 }
 
 interface MemberRecord {
@@ -254,6 +260,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.stats.stalls++;
       this.log.warn({ gapMs: Math.round(gap), heartbeatMs: this.heartbeatMs }, 'membership timer stalled; not judging peers this round');
       for (const record of this.records.values()) record.lastHeardAt = now;
+      if (gap >= this.failureTimeoutMs) this.reannounce(now);
+      this.notify('stall', gap);
     } else {
       this.detectFailures(now);
     }
@@ -441,6 +449,23 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const message = this.heartbeatMessage();
     for (const record of this.records.values()) {
       if (isLive(record.info.state)) this.sendHeartbeat(record.info.id, record.info.peerAddress, message);
+    }
+  }
+
+  /**
+   * Back from a silence long enough to have been declared dead: rather than wait for a dead-member
+   * probe to refute, raise our incarnation and tell every member, dead ones included, at once.
+   */
+  private reannounce(now: number): void {
+    this.selfInfo = { ...this.selfInfo, state: MemberState.Alive, incarnation: this.selfInfo.incarnation + 1 };
+    this.stats.refutations++;
+    this.log.info({ incarnation: this.selfInfo.incarnation }, 'announcing this node alive again after a stall');
+    const message = this.heartbeatMessage();
+    for (const record of this.records.values()) {
+      if (record.info.state !== MemberState.Left) {
+        record.lastProbeAt = now;
+        this.sendHeartbeat(record.info.id, record.info.peerAddress, message);
+      }
     }
   }
 

@@ -9,8 +9,12 @@ import type { ItemRecord, MemoryStore } from '../../store/memory-store.js';
 import type { ClusterView, Owner } from '../cluster-view.js';
 import { decodeItemBatch, encodeItemBatch } from '../peer/command-codec.js';
 import { Opcode } from '../peer/opcodes.js';
+import { decodeJson, encodeJson } from '../peer/payload.js';
 import type { PeerPool } from '../peer/peer-pool.js';
 import type { PeerHandler } from '../peer/peer-server.js';
+
+/** How long a (re)joining node waits for one peer to hand its sessions over. */
+const HANDOFF_TIMEOUT_MS = 60_000;
 
 /** Records per Replicate frame during re-replication. */
 const BATCH_RECORDS = 256;
@@ -26,6 +30,10 @@ export class ReplicationCounters {
   applied = 0;
   /** copies given up on: the target stayed unreachable yet was never declared dead */
   failed = 0;
+  /** Replicate batches sent to (re)joining nodes */
+  handedOver = 0;
+  /** catch-ups completed by this node */
+  caughtUp = 0;
 }
 
 export interface ReplicatorOptions {
@@ -89,6 +97,52 @@ export class Replicator {
     this.scanTimer.unref();
   }
 
+  /**
+   * The Handoff handler: a node that is (re)joining asks for the sessions it will own. They are
+   * pushed to it as Replicate batches, and the answer (HandoffAck) comes once it has them all.
+   */
+  readonly handleHandoff: PeerHandler = (frame, reply, peer) => {
+    const { peerAddress } = decodeJson<{ peerAddress: string }>(frame.payload);
+    void this.handOver({ id: peer.nodeId, address: peerAddress }).then(() => reply(Opcode.HandoffAck));
+  };
+
+  /**
+   * Catch-up: asks each peer for the sessions this node owns and waits until every peer that
+   * answers has handed them over. A peer that cannot be reached is skipped (logged): when the
+   * whole cluster starts together, nobody has anything to hand over yet.
+   */
+  async catchUp(peerAddresses: readonly string[], selfAddress: string): Promise<void> {
+    const { pool, log } = this.options;
+    const payload = encodeJson({ peerAddress: selfAddress });
+    await Promise.all(peerAddresses.map(async (address) => {
+      try {
+        await pool.get(address).request(Opcode.Handoff, payload, { timeoutMs: HANDOFF_TIMEOUT_MS });
+      } catch (error) {
+        log.info({ peerAddress: address, err: (error as Error).message }, 'catch-up: peer did not hand over (unreachable or starting)');
+      }
+    }));
+    this.counters.caughtUp++;
+  }
+
+  private async handOver(target: Owner): Promise<void> {
+    const { store, view } = this.options;
+    const now = this.now();
+    let records: ItemRecord[] = [];
+    const sends: Array<Promise<void>> = [];
+    for (const item of store.allItems()) {
+      if (item.expiresAt !== 0 && item.expiresAt <= now) continue;
+      if (!view.ownedBy(item.key, target.id)) continue;
+      records.push({ key: item.key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, version: item.version, origin: item.origin });
+      if (records.length >= BATCH_RECORDS) {
+        sends.push(this.send(target, records, true));
+        records = [];
+      }
+    }
+    if (records.length > 0) sends.push(this.send(target, records, true));
+    this.counters.handedOver += sends.length;
+    await Promise.all(sends);
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.scanTimer !== null) clearTimeout(this.scanTimer);
@@ -142,8 +196,11 @@ export class Replicator {
     }
   }
 
-  /** Sends records to one target until it acknowledges, is declared dead, or we give up. */
-  private async send(target: Owner, records: ItemRecord[]): Promise<void> {
+  /**
+   * Sends records to one target until it acknowledges, is declared dead, or we give up. A node
+   * that is joining is not live in our view yet: `evenIfNotLive` keeps trying it regardless.
+   */
+  private async send(target: Owner, records: ItemRecord[], evenIfNotLive = false): Promise<void> {
     const { pool, view, log, requestTimeoutMs, giveUpAfterMs } = this.options;
     const payload = encodeItemBatch(records);
     const deadline = Date.now() + giveUpAfterMs;
@@ -152,7 +209,7 @@ export class Replicator {
         await pool.get(target.address).request(Opcode.Replicate, payload, { timeoutMs: requestTimeoutMs });
         return;
       } catch (error) {
-        if (!view.isLive(target.id)) return;
+        if (!evenIfNotLive && !view.isLive(target.id)) return;
         if (Date.now() >= deadline || this.stopped) {
           this.counters.failed += records.length;
           log.warn({ peer: target.id, records: records.length, attempts: attempt, err: (error as Error).message }, 'replication gave up: peer unreachable but not declared dead');
