@@ -1,5 +1,6 @@
 /** What a connection needs from a protocol: push bytes in, learn whether to go on. */
 import type { Command, Reply } from './types.js';
+import type { Output } from './output.js';
 
 export enum FeedResult {
   /** all input consumed; waiting for more bytes */
@@ -65,4 +66,54 @@ export const OUTPUT_HIGH_WATER = 1024 * 1024;
 
 export interface ProtocolLimits {
   maxItemSize: number;
+}
+
+/**
+ * What both protocols share: input held back between reads, the reply being waited for, and
+ * when to stop consuming (a reply pending elsewhere, or replies piling up unread).
+ */
+export abstract class PushProtocol implements ProtocolHandler {
+  /** received bytes not yet consumed */
+  protected input: Buffer | null = null;
+  protected readonly pending = new PendingReply();
+
+  constructor(
+    protected readonly execute: Execute,
+    protected readonly output: Output,
+    protected readonly limits: ProtocolLimits,
+  ) {}
+
+  get waiting(): Promise<void> | null {
+    return this.pending.waiting;
+  }
+
+  feed(chunk: Buffer | null): FeedResult {
+    if (!this.pending.release()) {
+      // Still waiting for a reply from another node: keep the bytes for later.
+      if (chunk !== null) this.input = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
+      return FeedResult.Waiting;
+    }
+    const data = chunk === null ? this.input : this.input === null ? chunk : Buffer.concat([this.input, chunk]);
+    this.input = null;
+    if (data === null) return FeedResult.NeedMore;
+    const result = this.consume(data);
+    // The last command of this read may be waiting for its reply too.
+    return result === FeedResult.NeedMore && this.pending.waiting !== null ? FeedResult.Waiting : result;
+  }
+
+  /** Consumes `data` from its start; what it cannot consume yet goes back to `this.input`. */
+  protected abstract consume(data: Buffer): FeedResult;
+
+  /** Asked before each step: whether to stop here, holding back the rest of `data`. */
+  protected mustPause(data: Buffer, offset: number): FeedResult | null {
+    if (this.pending.waiting !== null) {
+      this.input = offset < data.length ? data.subarray(offset) : null;
+      return FeedResult.Waiting;
+    }
+    if (this.output.size >= OUTPUT_HIGH_WATER) {
+      this.input = data.subarray(offset);
+      return FeedResult.OutputFull;
+    }
+    return null;
+  }
 }

@@ -46,6 +46,7 @@
  * Encoders throw RangeError for what cannot be encoded (a key with a character above 0xff, a
  * number out of its field's range): that is a bug on the sending side, not a peer's doing.
  */
+import type { ItemRecord } from '../../store/memory-store.js';
 import { PeerError } from '../../errors.js';
 import { Status, StoreMode, type Command, type Reply, type ValueEntry } from '../../protocol/types.js';
 import { PayloadReader, PayloadWriter } from './payload.js';
@@ -108,19 +109,8 @@ const STATUS_WIRE: Readonly<Record<Status, number>> = {
 const STORE_MODE_FROM_WIRE = invert<StoreMode>(STORE_MODE_WIRE);
 const STATUS_FROM_WIRE = invert<Status>(STATUS_WIRE);
 
-/**
- * One item as replication and handoff carry it. `value` null is a deletion (a tombstone, so a
- * late older write cannot resurrect the item); `expiresAt` is ms since the epoch, 0 = never;
- * `version` orders writes to the key (below 2^53); `origin` is the node id that made the write.
- */
-export interface ItemRecord {
-  key: string;
-  value: Buffer | null;
-  flags: number;
-  expiresAt: number;
-  version: number;
-  origin: string;
-}
+/** One item as replication and handoff carry it: the store's own record (memory-store.ts). */
+export type { ItemRecord };
 
 // Smallest encoded size of one element of each list, to refuse a count the payload cannot hold.
 const MIN_KEY = 2;

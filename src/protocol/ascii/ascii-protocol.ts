@@ -5,8 +5,7 @@
  * only input that cannot be framed closes the connection.
  */
 import { type Command, KEY_MAX_LENGTH, StoreMode } from '../types.js';
-import { type Execute, FeedResult, OUTPUT_HIGH_WATER, PendingReply, type ProtocolHandler, type ProtocolLimits } from '../handler.js';
-import type { Output } from '../output.js';
+import { FeedResult, PushProtocol } from '../handler.js';
 import { TokenList, isValidKey, parseSigned, parseUint64, parseUnsigned } from './tokens.js';
 import { writeAsciiReply } from './ascii-writer.js';
 
@@ -48,49 +47,17 @@ interface PendingStore {
   terminator: number[];
 }
 
-export class AsciiProtocol implements ProtocolHandler {
+export class AsciiProtocol extends PushProtocol {
   private phase = Phase.Line;
-  /** received bytes not yet consumed */
-  private input: Buffer | null = null;
   private readonly tokens = new TokenList();
   private pendingStore: PendingStore | null = null;
   private swallowRemaining = 0;
-  private readonly pending = new PendingReply();
 
-  constructor(
-    private readonly execute: Execute,
-    private readonly output: Output,
-    private readonly limits: ProtocolLimits,
-  ) {}
-
-  get waiting(): Promise<void> | null {
-    return this.pending.waiting;
-  }
-
-  feed(chunk: Buffer | null): FeedResult {
-    if (!this.pending.release()) {
-      // Still waiting for a reply from another node: keep the bytes for later.
-      if (chunk !== null) this.input = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
-      return FeedResult.Waiting;
-    }
-    let data: Buffer;
-    if (chunk === null) {
-      if (this.input === null) return FeedResult.NeedMore;
-      data = this.input;
-    } else {
-      data = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
-    }
-    this.input = null;
+  protected consume(data: Buffer): FeedResult {
     let offset = 0;
     while (offset < data.length) {
-      if (this.pending.waiting !== null) {
-        this.input = offset < data.length ? data.subarray(offset) : null;
-        return FeedResult.Waiting;
-      }
-      if (this.output.size >= OUTPUT_HIGH_WATER) {
-        this.input = data.subarray(offset);
-        return FeedResult.OutputFull;
-      }
+      const pause = this.mustPause(data, offset);
+      if (pause !== null) return pause;
       switch (this.phase) {
         case Phase.Data:
           offset = this.readData(data, offset);
@@ -114,15 +81,9 @@ export class AsciiProtocol implements ProtocolHandler {
           const result = this.handleLine(data, offset, lineEnd);
           offset = newline + 1;
           if (result === FeedResult.Close) return FeedResult.Close;
-          if (result === FeedResult.Waiting) {
-            this.input = offset < data.length ? data.subarray(offset) : null;
-            return FeedResult.Waiting;
-          }
         }
       }
     }
-    // The last command of this read may be waiting for its reply too.
-    if (this.pending.waiting !== null) return FeedResult.Waiting;
     return FeedResult.NeedMore;
   }
 

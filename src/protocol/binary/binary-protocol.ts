@@ -6,8 +6,7 @@
  * closed, as memcached's handle_binary_protocol_error does.
  */
 import { type Command, KEY_MAX_LENGTH, StoreMode } from '../types.js';
-import { type Execute, FeedResult, OUTPUT_HIGH_WATER, PendingReply, type ProtocolHandler, type ProtocolLimits } from '../handler.js';
-import type { Output } from '../output.js';
+import { FeedResult, PushProtocol } from '../handler.js';
 import { BinaryStatus, HEADER_LENGTH, Opcode, REQUEST_MAGIC } from './constants.js';
 import { writeBinaryReply, writeBinaryStatus, type RequestHeader } from './binary-writer.js';
 
@@ -64,9 +63,8 @@ for (const [opcode, mode] of [
 /** "no auto-create" expiration of INCR/DECR (binary spec, "Increment, Decrement") */
 const ARITH_NO_CREATE = 0xffffffff;
 
-export class BinaryProtocol implements ProtocolHandler {
+export class BinaryProtocol extends PushProtocol {
   private phase = Phase.Header;
-  private input: Buffer | null = null;
   private header: RequestHeader = { opcode: 0, keyLength: 0, extrasLength: 0, bodyLength: 0, opaque: 0, cas: 0 };
   /** where the extras and key of the current packet are: the received chunk itself when it holds them whole */
   private prefixSource: Buffer = EMPTY;
@@ -75,44 +73,14 @@ export class BinaryProtocol implements ProtocolHandler {
   private value: Buffer | null = null;
   private valueFilled = 0;
   private swallowRemaining = 0;
-  private readonly pending = new PendingReply();
   /** set by QUIT: the reply is queued, then the connection closes */
   private closeAfterReply = false;
 
-  constructor(
-    private readonly execute: Execute,
-    private readonly output: Output,
-    private readonly limits: ProtocolLimits,
-  ) {}
-
-  get waiting(): Promise<void> | null {
-    return this.pending.waiting;
-  }
-
-  feed(chunk: Buffer | null): FeedResult {
-    if (!this.pending.release()) {
-      // Still waiting for a reply from another node: keep the bytes for later.
-      if (chunk !== null) this.input = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
-      return FeedResult.Waiting;
-    }
-    let data: Buffer;
-    if (chunk === null) {
-      if (this.input === null) return FeedResult.NeedMore;
-      data = this.input;
-    } else {
-      data = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
-    }
-    this.input = null;
+  protected consume(data: Buffer): FeedResult {
     let offset = 0;
     while (offset < data.length) {
-      if (this.pending.waiting !== null) {
-        this.input = offset < data.length ? data.subarray(offset) : null;
-        return FeedResult.Waiting;
-      }
-      if (this.output.size >= OUTPUT_HIGH_WATER) {
-        this.input = data.subarray(offset);
-        return FeedResult.OutputFull;
-      }
+      const pause = this.mustPause(data, offset);
+      if (pause !== null) return pause;
       switch (this.phase) {
         case Phase.Header: {
           if (data.length - offset < HEADER_LENGTH) {
@@ -164,8 +132,6 @@ export class BinaryProtocol implements ProtocolHandler {
         }
       }
     }
-    // The last command of this read may be waiting for its reply too.
-    if (this.pending.waiting !== null) return FeedResult.Waiting;
     return FeedResult.NeedMore;
   }
 
