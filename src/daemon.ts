@@ -167,12 +167,17 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
   membership.on('update', refresh);
   membership.on('dead', () => { failovers++; refresh(); });
   membership.on('leave', refresh);
-  /** Takes back what this node owns from the peers before it serves anything again. */
-  const catchUp = (peerAddresses: string[], reason: string) => {
-    const addresses = [...new Set(peerAddresses)].filter((address) => address !== peerAddress);
-    clusterLog.info({ reason, peers: addresses }, 'catching up: holding requests until peers hand over this node\'s sessions');
+  /**
+   * Takes back what this node owns before it serves sessions again: first it learns the members
+   * (joined, or the join timed out: it is alone), then every known peer hands over.
+   */
+  const catchUp = (reason: string) => {
+    clusterLog.info({ reason }, 'catching up: holding session requests until peers hand over this node\'s sessions');
     const started = Date.now();
-    const done = replicator.catchUp(addresses, peerAddress).then(() => {
+    const done = waitForJoin(membership, settings.failureTimeoutMs * 2).then(() => {
+      const addresses = [...new Set([...settings.peers, ...membership.members().map((m) => m.peerAddress)])].filter((address) => address !== peerAddress);
+      return replicator.catchUp(addresses, peerAddress);
+    }).then(() => {
       clusterLog.info({ reason, items: store.itemCount, ms: Date.now() - started }, 'caught up: serving');
     });
     router.holdUntil(done);
@@ -183,7 +188,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
     // and deletions this node missed. Its copies cannot be trusted: drop them and take back the
     // current ones (every session has its other copy elsewhere).
     store.flush();
-    catchUp(membership.members().map((m) => m.peerAddress), 'stalled past the failure timeout');
+    catchUp('stalled past the failure timeout');
   });
 
   server.handle(Opcode.Forward, (frame, reply) => {
@@ -199,7 +204,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
     start: () => {
       membership.start();
       // A node that starts (or restarts empty) takes no ownership before it has caught up.
-      catchUp(settings.peers, 'start');
+      catchUp('start');
     },
     async stop() {
       replicator.stop();
@@ -225,4 +230,16 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
       ['cluster_catch_ups', String(replicator.counters.caughtUp)],
     ],
   };
+}
+
+/** Settles once membership has joined a cluster, or after `timeoutMs` (no seed answered: alone). */
+function waitForJoin(membership: Membership, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const deadline = Date.now() + timeoutMs;
+    const check = () => {
+      if (membership.joined || Date.now() >= deadline) resolve();
+      else setTimeout(check, 20).unref();
+    };
+    check();
+  });
 }

@@ -10,6 +10,7 @@ import { Opcode } from './cluster/peer/opcodes.js';
 import type { PeerPool } from './cluster/peer/peer-pool.js';
 import type { Replicator } from './cluster/replication/replicator.js';
 import type { Logger } from './log.js';
+import { ThrottledWarning } from './throttled-log.js';
 import { type Command, type Reply, Status, StoreMode, type ValueEntry } from './protocol/types.js';
 
 export class RouterCounters {
@@ -32,10 +33,16 @@ export interface RouterOptions {
 
 export class Router {
   readonly counters = new RouterCounters();
+  /** a master that is down fails every forward until it is declared dead: logged at most every few seconds */
+  private readonly forwardFailures: ThrottledWarning;
+  private lastForwardFailure: Record<string, unknown> = {};
   /** while this node catches up, the commands it owns wait here (DESIGN.md: no ownership before that) */
   private gate: Promise<void> | null = null;
 
-  constructor(private readonly options: RouterOptions) {}
+  constructor(private readonly options: RouterOptions) {
+    this.forwardFailures = new ThrottledWarning(options.log, 'forwarded commands failed: session owner unreachable',
+      () => ({ ...this.lastForwardFailure, totalFailures: this.counters.forwardFailures }), 5000);
+  }
 
   /** Holds every command until `catchUp` settles, then lets them through in arrival order. */
   holdUntil(catchUp: Promise<void>): void {
@@ -46,7 +53,7 @@ export class Router {
   }
 
   execute(command: Command): Reply | Promise<Reply> {
-    if (this.gate !== null) {
+    if (this.gate !== null && isSessionCommand(command)) {
       const gate = this.gate;
       return gate.then(() => this.execute(command));
     }
@@ -101,7 +108,8 @@ export class Router {
       return decodeReply(answer.payload);
     } catch (error) {
       this.counters.forwardFailures++;
-      this.options.log.warn({ peer: masterId, err: (error as Error).message }, 'forwarded command failed: session owner unreachable');
+      this.forwardFailures.add();
+      this.lastForwardFailure = { peer: masterId, err: (error as Error).message };
       return { kind: 'serverError', message: `temporary failure: session owner ${masterId} unreachable` };
     }
   }
@@ -142,6 +150,11 @@ export class Router {
 }
 
 const NONE: string[] = [];
+
+/** Commands on keys wait for catch-up; version, stats and the like answer at once. */
+function isSessionCommand(command: Command): boolean {
+  return 'key' in command || 'keys' in command;
+}
 
 /** The keys a command changed; their new state must reach the other owner. */
 function writtenKeys(command: Command, reply: Reply): string[] {

@@ -91,7 +91,8 @@ export class PeerServer {
       server.listen({ host, port }, () => resolve());
     });
     const address = server.address() as net.AddressInfo;
-    this.options.log.info({ transport: 'peer', host: address.address, port: address.port }, 'listening for peers');
+    // The daemon logs the bound peer address with its other listeners ("listening", transport peer).
+    this.options.log.debug({ transport: 'peer', host: address.address, port: address.port }, 'listening for peers');
     return address;
   }
 
