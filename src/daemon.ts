@@ -89,6 +89,9 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   const sweeper = setInterval(() => store.sweepExpired(Date.now(), SWEEP_BUDGET), SWEEP_INTERVAL_MS);
   sweeper.unref();
 
+  // A cluster node takes back its sessions before it accepts PHP's connections (DESIGN.md,
+  // "Graceful startup"): PHP gets a refused connection rather than a request held past its timeout.
+  if (cluster !== null) await cluster.start();
   try {
     await listeners.listenTcp(settings.listen.host, settings.listen.port);
     if (settings.socket !== null) await listeners.listenUnix(settings.socket, settings.socketMode);
@@ -98,7 +101,6 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     await cluster?.stop();
     throw error;
   }
-  cluster?.start();
   log.info({ version: PACKAGE_VERSION, maxItemSize: settings.maxItemSize, memoryLimit: settings.memoryLimit, maxConnections: settings.maxConnections }, 'ready');
 
   return {
@@ -114,8 +116,8 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
 
 interface ClusterNode {
   execute: Execute;
-  /** starts membership: joins through the seeds and begins heartbeats */
-  start(): void;
+  /** starts membership (joins through the seeds, heartbeats) and settles once caught up */
+  start(): Promise<void>;
   stop(): Promise<void>;
   stats(): Array<[string, string]>;
 }
@@ -146,7 +148,10 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
 
   const view = new ClusterView(nodeId);
   const replicator = new Replicator({ store, view, pool, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
-  const router = new Router({ executor, view, pool, replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs: requestTimeoutMs });
+  // A forwarded command may wait for a busy master longer than one heartbeat round; a crashed
+  // master fails it at once (the connection resets), a stopped one after this long.
+  const forwardTimeoutMs = Math.max(settings.failureTimeoutMs * 2, 2000);
+  const router = new Router({ executor, view, pool, replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs });
   const transport = new PeerMembershipTransport(nodeId, pool, server, clusterLog);
   const membership = new Membership({
     self: { id: nodeId, peerAddress, incarnation: clockIncarnation() },
@@ -171,7 +176,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
    * Takes back what this node owns before it serves sessions again: first it learns the members
    * (joined, or the join timed out: it is alone), then every known peer hands over.
    */
-  const catchUp = (reason: string) => {
+  const catchUp = (reason: string): Promise<void> => {
     clusterLog.info({ reason }, 'catching up: holding session requests until peers hand over this node\'s sessions');
     const started = Date.now();
     const done = waitForJoin(membership, settings.failureTimeoutMs * 2).then(() => {
@@ -181,6 +186,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
       clusterLog.info({ reason, items: store.itemCount, ms: Date.now() - started }, 'caught up: serving');
     });
     router.holdUntil(done);
+    return done;
   };
   membership.on('stall', (gapMs) => {
     if (gapMs < settings.failureTimeoutMs) return;
@@ -188,7 +194,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
     // and deletions this node missed. Its copies cannot be trusted: drop them and take back the
     // current ones (every session has its other copy elsewhere).
     store.flush();
-    catchUp('stalled past the failure timeout');
+    void catchUp('stalled past the failure timeout');
   });
 
   server.handle(Opcode.Forward, (frame, reply) => {
@@ -204,7 +210,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
     start: () => {
       membership.start();
       // A node that starts (or restarts empty) takes no ownership before it has caught up.
-      catchUp('start');
+      return catchUp('start');
     },
     async stop() {
       replicator.stop();

@@ -8,8 +8,8 @@ import type { Logger } from '../../log.js';
 import type { ItemRecord, MemoryStore } from '../../store/memory-store.js';
 import type { ClusterView, Owner } from '../cluster-view.js';
 import { decodeItemBatch, encodeItemBatch } from '../peer/command-codec.js';
-import { Opcode } from '../peer/opcodes.js';
-import { decodeJson, encodeJson } from '../peer/payload.js';
+import { Opcode, RemoteErrorCode } from '../peer/opcodes.js';
+import { decodeJson, encodeError, encodeJson } from '../peer/payload.js';
 import type { PeerPool } from '../peer/peer-pool.js';
 import type { PeerHandler } from '../peer/peer-server.js';
 
@@ -66,8 +66,7 @@ export class Replicator {
     if (targets.length === 0) return null;
     const record = this.options.store.record(key, this.now());
     this.counters.replicated += targets.length;
-    const copies = targets.map((target) => this.send(target, [record]));
-    return copies.length === 1 ? copies[0]! : Promise.all(copies).then(() => undefined);
+    return Promise.all(targets.map((target) => this.send(target, [record]))).then(() => undefined);
   }
 
   /** The Replicate handler: applies the records that are newer than what is here. */
@@ -103,7 +102,11 @@ export class Replicator {
    */
   readonly handleHandoff: PeerHandler = (frame, reply, peer) => {
     const { peerAddress } = decodeJson<{ peerAddress: string }>(frame.payload);
-    void this.handOver({ id: peer.nodeId, address: peerAddress }).then(() => reply(Opcode.HandoffAck));
+    void this.handOver({ id: peer.nodeId, address: peerAddress }).then((complete) => {
+      // An incomplete handoff is an error for the requester, which logs it (and serves what it has).
+      if (complete) reply(Opcode.HandoffAck);
+      else reply(Opcode.Error, encodeError(RemoteErrorCode.Internal, 'handoff incomplete: some sessions could not be pushed'));
+    });
   };
 
   /**
@@ -118,17 +121,20 @@ export class Replicator {
       try {
         await pool.get(address).request(Opcode.Handoff, payload, { timeoutMs: HANDOFF_TIMEOUT_MS });
       } catch (error) {
-        log.info({ peerAddress: address, err: (error as Error).message }, 'catch-up: peer did not hand over (unreachable or starting)');
+        // Unreachable is normal when the cluster starts together; anything else means copies may be missing.
+        const unreachable = (error as { code?: string }).code === 'ERR_PEER_UNAVAILABLE';
+        log[unreachable ? 'info' : 'warn']({ peerAddress: address, err: (error as Error).message }, 'catch-up: peer did not hand over (unreachable, starting, or incomplete)');
       }
     }));
     this.counters.caughtUp++;
   }
 
-  private async handOver(target: Owner): Promise<void> {
+  /** Pushes what `target` owns to it; whether every batch arrived. */
+  private async handOver(target: Owner): Promise<boolean> {
     const { store, view } = this.options;
     const now = this.now();
     let records: ItemRecord[] = [];
-    const sends: Array<Promise<void>> = [];
+    const sends: Array<Promise<boolean>> = [];
     for (const item of store.allItems()) {
       if (item.expiresAt !== 0 && item.expiresAt <= now) continue;
       if (!view.ownedBy(item.key, target.id)) continue;
@@ -140,7 +146,8 @@ export class Replicator {
     }
     if (records.length > 0) sends.push(this.send(target, records, true));
     this.counters.handedOver += sends.length;
-    await Promise.all(sends);
+    const delivered = await Promise.all(sends);
+    return delivered.every(Boolean);
   }
 
   stop(): void {
@@ -156,7 +163,7 @@ export class Replicator {
       const now = this.now();
       const batches = new Map<string, { target: Owner; records: ItemRecord[] }>();
       const handedOver: string[] = [];
-      const sends: Array<Promise<void>> = [];
+      const sends: Array<Promise<boolean>> = [];
       for (const item of store.allItems()) {
         if (item.expiresAt !== 0 && item.expiresAt <= now) continue;
         const { master, backup } = view.owners(item.key);
@@ -198,22 +205,24 @@ export class Replicator {
 
   /**
    * Sends records to one target until it acknowledges, is declared dead, or we give up. A node
-   * that is joining is not live in our view yet: `evenIfNotLive` keeps trying it regardless.
+   * that is catching up asked us itself, so it is up even if not live in our view yet, and our
+   * link to it may still be backing off from when it was down: a handoff keeps trying it for
+   * as long as the requester waits (HANDOFF_TIMEOUT_MS), whatever our view says.
    */
-  private async send(target: Owner, records: ItemRecord[], evenIfNotLive = false): Promise<void> {
+  private async send(target: Owner, records: ItemRecord[], handoff = false): Promise<boolean> {
     const { pool, view, log, requestTimeoutMs, giveUpAfterMs } = this.options;
     const payload = encodeItemBatch(records);
-    const deadline = Date.now() + giveUpAfterMs;
+    const deadline = Date.now() + (handoff ? HANDOFF_TIMEOUT_MS : giveUpAfterMs);
     for (let attempt = 1; ; attempt++) {
       try {
         await pool.get(target.address).request(Opcode.Replicate, payload, { timeoutMs: requestTimeoutMs });
-        return;
+        return true;
       } catch (error) {
-        if (!evenIfNotLive && !view.isLive(target.id)) return;
+        if (!handoff && !view.isLive(target.id)) return false;
         if (Date.now() >= deadline || this.stopped) {
           this.counters.failed += records.length;
-          log.warn({ peer: target.id, records: records.length, attempts: attempt, err: (error as Error).message }, 'replication gave up: peer unreachable but not declared dead');
-          return;
+          log.warn({ peer: target.id, records: records.length, attempts: attempt, handoff, err: (error as Error).message }, 'replication gave up: peer unreachable but not declared dead');
+          return false;
         }
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }
