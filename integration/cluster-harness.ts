@@ -1,0 +1,343 @@
+/**
+ * Cluster harness: starts n real daemons on loopback wired to each other (peer ports picked
+ * beforehand, so every node can name the others in --peers), reads their `stats` over a raw
+ * socket, waits for membership to converge, and kills / stops / continues / restarts single nodes.
+ *
+ * Every cluster must be stopped with stopCluster() (afterAll/afterEach). It continues stopped
+ * nodes before killing them; a process-exit hook does the same for whatever a crashed test run
+ * left behind, so no SIGSTOPped daemon outlives the test run.
+ */
+import net from 'node:net';
+import { freePort, startDaemon, type RunningServer } from './harness.js';
+
+export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+
+export interface ClusterOptions {
+  /** shared secret (16+ chars); default: a fixed test secret */
+  secret?: string;
+  /** node ids whose secret goes in SESSION_CLUSTER_SECRET instead of --cluster-secret */
+  secretViaEnv?: string[];
+  heartbeatMs?: number;
+  failureTimeoutMs?: number;
+  replication?: 'sync' | 'async';
+  /** node ids are `${idPrefix}${i}`, i from 1; default "node" */
+  idPrefix?: string;
+  /** more flags for every node */
+  extraArgs?: string[];
+}
+
+export const DEFAULT_SECRET = 'integration-test-cluster-secret';
+
+export class ClusterNode {
+  server!: RunningServer;
+  /** port for PHP clients; fixed after the first start, reused by restart() */
+  port = 0;
+  readonly host = '127.0.0.1';
+  /** SIGSTOPped and not continued yet */
+  stopped = false;
+  /** every log line of every incarnation of this node (a restart appends) */
+  readonly allLogs: Array<Record<string, unknown>> = [];
+  private starts = 0;
+
+  constructor(
+    readonly id: string,
+    readonly peerPort: number,
+    private readonly args: () => string[],
+    private readonly env: Record<string, string> | undefined,
+  ) {}
+
+  get pid(): number | undefined { return this.server?.process.pid; }
+  get peerAddress(): string { return `127.0.0.1:${this.peerPort}`; }
+  /** the process runs (possibly stopped) */
+  get running(): boolean {
+    const p = this.server?.process;
+    return !!p && p.exitCode === null && p.signalCode === null;
+  }
+  /** log lines of the current incarnation */
+  get logs(): Array<Record<string, unknown>> { return this.server?.logs ?? []; }
+
+  async start(): Promise<void> {
+    const listen = `127.0.0.1:${this.port}`;
+    const server = await startDaemon(['--listen', listen, ...this.args()], { env: this.env });
+    this.server = server;
+    this.port = server.port;
+    this.stopped = false;
+    const incarnation = ++this.starts;
+    // Mirror the logs into allLogs, tagged with the incarnation (startDaemon keeps appending).
+    const own = server.logs;
+    for (const l of own) this.allLogs.push({ ...l, incarnation });
+    const push = own.push.bind(own);
+    own.push = (...items) => { for (const l of items) this.allLogs.push({ ...l, incarnation }); return push(...items); };
+    live.add(server);
+    void server.process.finally(() => live.delete(server));
+  }
+
+  /** Sends a signal; SIGSTOP/SIGCONT are tracked so cleanup always continues the process. */
+  signal(sig: NodeJS.Signals): void {
+    if (!this.running) return;
+    this.server.process.kill(sig);
+    if (sig === 'SIGSTOP') this.stopped = true;
+    if (sig === 'SIGCONT') this.stopped = false;
+  }
+
+  /** kill -9, and wait until the process is gone. */
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.server.process.kill('SIGKILL');
+    this.stopped = false;
+    await this.server.process.catch(() => undefined);
+  }
+
+  /** kill -STOP */
+  pause(): void { this.signal('SIGSTOP'); }
+  /** kill -CONT */
+  resume(): void { this.signal('SIGCONT'); }
+
+  /** Starts the node again, same id, same client and peer ports, empty memory. */
+  async restart(): Promise<void> {
+    if (this.running) await this.kill();
+    await this.start();
+  }
+
+  /** Continue if stopped, then kill -9 (graceful drain is not what cleanup is for). */
+  async cleanup(): Promise<void> {
+    if (!this.server) return;
+    if (this.running) {
+      try { this.server.process.kill('SIGCONT'); } catch { /* gone */ }
+    }
+    this.stopped = false;
+    await this.kill();
+  }
+
+  /** For failure messages: how the process ended and its last log lines (errors first). */
+  describeExit(lines = 6): string {
+    const p = this.server?.process;
+    if (!p) return `${this.id}: never started`;
+    const state = this.running ? (this.stopped ? 'stopped (SIGSTOP)' : 'running') : `exited (code ${p.exitCode}, signal ${p.signalCode})`;
+    const logs = this.logs;
+    // Errors and non-JSON output (a crash's stack trace) first, else the last lines; and always the
+    // line that says which signal stopped it, if one did.
+    const bad = logs.filter((l) => Number(l.level) >= 50 || l.raw !== undefined).slice(-lines);
+    const picked = bad.length ? bad : logs.slice(-lines);
+    const stopping = logs.find((l) => l.msg === 'stopping');
+    if (stopping && !picked.includes(stopping)) picked.unshift(stopping);
+    const tail = picked.map((l) => JSON.stringify(l).slice(0, 600));
+    return `${this.id} pid ${p.pid} ${state}; ${bad.length ? 'error/raw' : 'last'} log lines:\n    ${tail.join('\n    ')}`;
+  }
+
+  /** log lines (all incarnations) whose msg contains `text` */
+  logsMatching(text: string | RegExp): Array<Record<string, unknown>> {
+    return this.allLogs.filter((l) => {
+      const msg = typeof l.msg === 'string' ? l.msg : typeof l.raw === 'string' ? l.raw : '';
+      return typeof text === 'string' ? msg.includes(text) : text.test(msg);
+    });
+  }
+}
+
+// Safety net: a test run that dies mid-test must not leave daemons behind, least of all stopped
+// ones (a SIGSTOPped process ignores SIGTERM until continued).
+const live = new Set<RunningServer>();
+process.once('exit', () => {
+  for (const s of live) {
+    try { s.process.kill('SIGCONT'); s.process.kill('SIGKILL'); } catch { /* gone */ }
+  }
+});
+
+export interface Cluster {
+  nodes: ClusterNode[];
+  secret: string;
+  /** node by id */
+  node(id: string): ClusterNode;
+}
+
+const started = new Set<Cluster>();
+
+function nodeArgs(id: string, peerPort: number, peers: string[], o: ClusterOptions, secret: string, viaEnv: boolean): string[] {
+  return [
+    '--peer-listen', `127.0.0.1:${peerPort}`,
+    ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
+    '--node-id', id,
+    ...(viaEnv ? [] : ['--cluster-secret', secret]),
+    '--heartbeat-ms', String(o.heartbeatMs ?? 100),
+    '--failure-timeout-ms', String(o.failureTimeoutMs ?? 600),
+    ...(o.replication ? ['--replication', o.replication] : []),
+    ...(o.extraArgs ?? []),
+  ];
+}
+
+/**
+ * Starts n daemons that name each other as seed peers (each gets the others' peer addresses),
+ * in parallel. Resolves when every one logged "ready"; membership may still be converging — use
+ * waitForMembers.
+ */
+export async function startCluster(n: number, opts: ClusterOptions = {}): Promise<Cluster> {
+  const secret = opts.secret ?? DEFAULT_SECRET;
+  const prefix = opts.idPrefix ?? 'node';
+  const peerPorts: number[] = [];
+  while (peerPorts.length < n) {
+    const p = await freePort();
+    if (!peerPorts.includes(p)) peerPorts.push(p);
+  }
+  const nodes = peerPorts.map((peerPort, i) => {
+    const id = `${prefix}${i + 1}`;
+    const viaEnv = opts.secretViaEnv?.includes(id) ?? false;
+    const peers = peerPorts.filter((p) => p !== peerPort).map((p) => `127.0.0.1:${p}`);
+    return new ClusterNode(id, peerPort, () => nodeArgs(id, peerPort, peers, opts, secret, viaEnv),
+      viaEnv ? { SESSION_CLUSTER_SECRET: secret } : undefined);
+  });
+  const cluster: Cluster = {
+    nodes, secret,
+    node(id) {
+      const found = nodes.find((x) => x.id === id);
+      if (!found) throw new Error(`no node ${id}`);
+      return found;
+    },
+  };
+  started.add(cluster);
+  const results = await Promise.allSettled(nodes.map((x) => x.start()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await stopCluster(cluster);
+    throw failed.reason;
+  }
+  return cluster;
+}
+
+/**
+ * Starts one more daemon that names `seeds` as its peers (for the wrong-secret test and for
+ * joining a running cluster). It is not part of any Cluster: stop it with node.cleanup().
+ */
+export async function startExtraNode(id: string, seeds: ClusterNode[], opts: ClusterOptions = {}): Promise<ClusterNode> {
+  const peerPort = await freePort();
+  const secret = opts.secret ?? DEFAULT_SECRET;
+  const node = new ClusterNode(id, peerPort,
+    () => nodeArgs(id, peerPort, seeds.map((s) => s.peerAddress), opts, secret, false), undefined);
+  await node.start();
+  return node;
+}
+
+/** Continues stopped nodes, then kills every node of every cluster given (default: all started). */
+export async function stopCluster(cluster?: Cluster): Promise<void> {
+  const clusters = cluster ? [cluster] : [...started];
+  for (const c of clusters) {
+    for (const x of c.nodes) if (x.stopped && x.running) x.signal('SIGCONT');
+    await Promise.all(c.nodes.map((x) => x.cleanup()));
+    started.delete(c);
+  }
+}
+
+/** `stats` over a fresh raw ascii connection: the STAT lines as a map. */
+export function stats(node: { host: string; port: number; id?: string; running?: boolean }, timeoutMs = 2000): Promise<Record<string, string>> {
+  const who = `${node.id ?? ''}@${node.host}:${node.port}${node.running === false ? ' (process has exited)' : ''}`;
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: node.host, port: node.port });
+    let buf = '';
+    const timer = setTimeout(() => finish(new Error(`stats on ${who}: no END within ${timeoutMs} ms; got ${JSON.stringify(buf)}`)), timeoutMs);
+    let done = false;
+    function finish(err: Error | null, value?: Record<string, string>) {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err); else resolve(value!);
+    }
+    sock.on('connect', () => sock.write('stats\r\n'));
+    sock.on('error', (e) => finish(new Error(`stats on ${who}: ${String(e)}`)));
+    sock.on('close', () => finish(new Error(`stats on ${who}: connection closed; got ${JSON.stringify(buf)}`)));
+    sock.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('latin1');
+      if (!buf.endsWith('END\r\n')) return;
+      const map: Record<string, string> = {};
+      for (const line of buf.split('\r\n')) {
+        const m = /^STAT (\S+) ?(.*)$/.exec(line);
+        if (m) map[m[1]!] = m[2]!;
+      }
+      finish(null, map);
+    });
+  });
+}
+
+/** "node1:alive,node2:dead" -> { node1: 'alive', node2: 'dead' } */
+export function parseMembers(value: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!value) return out;
+  for (const part of value.split(',')) {
+    const i = part.lastIndexOf(':');
+    if (i > 0) out[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return out;
+}
+
+export async function members(node: ClusterNode): Promise<Record<string, string>> {
+  return parseMembers((await stats(node, 1000)).cluster_members);
+}
+
+/** A stat as a number (NaN when missing). */
+export async function statNumber(node: ClusterNode, name: string): Promise<number> {
+  return Number((await stats(node, 1000))[name]);
+}
+
+/**
+ * expected: member id -> state it must have, or a list of acceptable states, or 'absent' (must not
+ * be listed). Ids not named are not checked.
+ */
+export type ExpectedMembers = Record<string, MemberState | 'absent' | Array<MemberState | 'absent'>>;
+
+function matches(seen: Record<string, string>, expected: ExpectedMembers): boolean {
+  return Object.entries(expected).every(([id, want]) => {
+    const wants = Array.isArray(want) ? want : [want];
+    return wants.includes((seen[id] ?? 'absent') as MemberState);
+  });
+}
+
+/**
+ * Polls `stats` on every node until each reports the expected member states. Throws with what
+ * each node last reported when the time runs out.
+ */
+export async function waitForMembers(nodes: ClusterNode[], expected: ExpectedMembers, timeoutMs = 10_000): Promise<number> {
+  const t0 = Date.now();
+  const deadline = t0 + timeoutMs;
+  const last = new Map<string, string>();
+  for (;;) {
+    const ok = await Promise.all(nodes.map(async (x) => {
+      try {
+        const value = (await stats(x, 1000)).cluster_members;
+        last.set(x.id, `cluster_members ${value}`);
+        return matches(parseMembers(value), expected);
+      } catch (e) {
+        last.set(x.id, String(e));
+        return false;
+      }
+    }));
+    if (ok.every(Boolean)) return Date.now() - t0;
+    if (Date.now() > deadline) {
+      const seen = nodes.map((x) => `  ${x.id}: ${last.get(x.id)}${x.running ? '' : `\n  ${x.describeExit()}`}`).join('\n');
+      throw new Error(`members did not reach ${JSON.stringify(expected)} within ${timeoutMs} ms; last seen:\n${seen}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** Everyone alive, on every node given. */
+export function allAlive(nodes: ClusterNode[]): ExpectedMembers {
+  return Object.fromEntries(nodes.map((x) => [x.id, 'alive' as const]));
+}
+
+/**
+ * Polls until `read()` returns the same value for `quietMs` in a row (and `ready(value)` holds);
+ * returns the settled value. For counters like cluster_rereplicated.
+ */
+export async function waitForSettled<T>(read: () => Promise<T>, opts: { quietMs: number; timeoutMs: number; ready?: (v: T) => boolean; intervalMs?: number }): Promise<T> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let value = await read();
+  let since = Date.now();
+  for (;;) {
+    await sleep(opts.intervalMs ?? 100);
+    const next = await read();
+    if (JSON.stringify(next) !== JSON.stringify(value)) { value = next; since = Date.now(); }
+    if (Date.now() - since >= opts.quietMs && (opts.ready?.(value) ?? true)) return value;
+    if (Date.now() > deadline) throw new Error(`did not settle within ${opts.timeoutMs} ms; last ${JSON.stringify(value)}`);
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

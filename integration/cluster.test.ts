@@ -1,0 +1,689 @@
+/**
+ * The cluster, end to end: real daemons on loopback (integration/cluster-harness.ts) and real
+ * php8.2-cli processes with the stock extensions, each pointed at one node only — like PHP on a web
+ * server talking to its local daemon. Three client setups, as in php-sessions.test.ts:
+ * php-memcached over binary, php-memcached over ascii, pecl memcache.
+ *
+ * Session ids are chosen by PHP or by the test (not cluster-minted), so placement is rendezvous
+ * hashing over the live members: any node may be master, and most requests through a node are
+ * forwarded.
+ *
+ * What is shown (issue 3):
+ *  - sessions written through any node read back identically through every other node; locks hold
+ *    cluster-wide (20 concurrent increments through three nodes end at exactly 20);
+ *  - kill -9 of a node while 10,000 sessions are written through the other two: every write PHP
+ *    saw acknowledged is readable afterwards; then, after re-replication, a second kill -9: still
+ *    every write on the last survivor;
+ *  - a peer with the wrong cluster secret is refused;
+ *  - kill -STOP longer than the failure timeout, then -CONT: no read returns an older value;
+ *  - a node restarted empty under its id catches up and serves its sessions; 0 lost.
+ *
+ * Writes count as acknowledged when session_start() and session_write_close() returned true and
+ * PHP warned nothing (PHP 8.2's session_write_close() returns true even when the handler failed
+ * to write; it only warns). See integration/php/cluster-sessions.php.
+ */
+import { execa } from 'execa';
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  allAlive, parseMembers, sleep, startCluster, startExtraNode, stats, stopCluster, waitForMembers, waitForSettled,
+  type Cluster, type ClusterNode,
+} from './cluster-harness.js';
+import { repoRoot } from './harness.js';
+
+const PHP = 'php8.2';
+const SESSION_SCRIPT = path.join(repoRoot, 'integration', 'php', 'session.php');
+const BATCH_SCRIPT = path.join(repoRoot, 'integration', 'php', 'cluster-sessions.php');
+
+interface ClientSetup {
+  name: string;
+  /** short tag used in session ids */
+  tag: string;
+  ini(node: ClusterNode): string[];
+  lockingIni: string[];
+  key(id: string): string;
+  lockKey(id: string): string;
+}
+
+// php-memcached's lock expiry defaults to max_execution_time, which the CLI sets to 0 (never): the
+// setups give it 30 s, like a web server's default, so a lock left by a failed request expires.
+const memcachedLocking = [
+  'memcached.sess_locking=1', 'memcached.sess_lock_wait_min=5', 'memcached.sess_lock_wait_max=50',
+  'memcached.sess_lock_retries=1000', 'memcached.sess_lock_expire=30',
+];
+
+const SETUPS: ClientSetup[] = [
+  {
+    name: 'php-memcached binary', tag: 'mb',
+    ini: (n) => ['session.save_handler=memcached', `session.save_path=${n.host}:${n.port}`, 'memcached.sess_binary_protocol=1', 'memcached.sess_lock_expire=30'],
+    lockingIni: memcachedLocking,
+    key: (id) => `memc.sess.key.${id}`,
+    lockKey: (id) => `memc.sess.key.lock.${id}`,
+  },
+  {
+    name: 'php-memcached ascii', tag: 'ma',
+    ini: (n) => ['session.save_handler=memcached', `session.save_path=${n.host}:${n.port}`, 'memcached.sess_binary_protocol=0', 'memcached.sess_lock_expire=30'],
+    lockingIni: memcachedLocking,
+    key: (id) => `memc.sess.key.${id}`,
+    lockKey: (id) => `memc.sess.key.lock.${id}`,
+  },
+  {
+    name: 'pecl memcache', tag: 'pm',
+    ini: (n) => ['session.save_handler=memcache', `session.save_path=tcp://${n.host}:${n.port}`],
+    lockingIni: ['memcache.lock_timeout=15'],
+    key: (id) => id,
+    lockKey: (id) => `${id}.lock`,
+  },
+];
+const [MB, MA, PM] = SETUPS as [ClientSetup, ClientSetup, ClientSetup];
+
+const BASE_INI = [
+  'display_errors=stderr', 'log_errors=0', 'error_reporting=-1',
+  'session.use_strict_mode=0', 'session.use_cookies=0', 'session.cache_limiter=',
+  'session.serialize_handler=php', 'session.lazy_write=1', 'session.gc_probability=0',
+  'session.gc_maxlifetime=1440', 'session.sid_length=32', 'session.sid_bits_per_character=5',
+];
+
+function phpArgs(setup: ClientSetup, node: ClusterNode, script: string, args: string[], ini: string[] = []): string[] {
+  return [...[...BASE_INI, ...setup.ini(node), ...ini].flatMap((s) => ['-d', s]), script, ...args];
+}
+
+/** A unique prefix per test run, in PHP's session id alphabet. */
+const RUN = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+// ---------------------------------------------------------------------------------------------
+// One PHP request per process (integration/php/session.php), as in php-sessions.test.ts
+
+interface PhpResult { ok: boolean; id: string; data: Record<string, unknown>; read?: number; errors: string[] }
+interface PhpRun { exitCode: number | undefined; result: PhpResult | null; details: string }
+
+async function php(node: ClusterNode, setup: ClientSetup, args: string[], ini: string[] = [], env: Record<string, string> = {}): Promise<PhpRun> {
+  const r = await execa(PHP, phpArgs(setup, node, SESSION_SCRIPT, args, ini), { reject: false, timeout: 55_000, env, stdin: 'ignore' });
+  let result: PhpResult | null = null;
+  try {
+    result = JSON.parse(String(r.stdout).trim().split('\n').pop() ?? '') as PhpResult;
+    if (Array.isArray(result.data)) result.data = {};
+  } catch { /* reported through details */ }
+  const details = `[${setup.name} via ${node.id}] php session.php ${args.join(' ')} -> exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+  return { exitCode: r.exitCode, result, details };
+}
+
+/** Nodes whose raw view of a session phpOk shows when a request fails (set per describe). */
+let diagnosticNodes: ClusterNode[] = [];
+
+async function phpOk(node: ClusterNode, setup: ClientSetup, args: string[], ini: string[] = [], env: Record<string, string> = {}): Promise<PhpResult> {
+  const run = await php(node, setup, args, ini, env);
+  const id = args[1];
+  if (run.exitCode !== 0 && id) {
+    // What each node holds for the session and its lock right after the failure (raw gets take no lock).
+    const views = await Promise.all(diagnosticNodes.map(async (x) => {
+      const show = async (key: string) => {
+        try { const item = await rawGet(x, key); return item === null ? 'miss' : JSON.stringify(item.value.slice(0, 60)); } catch (e) { return String(e).slice(0, 100); }
+      };
+      return `${x.id}: ${setup.key(id)}=${await show(setup.key(id))} ${setup.lockKey(id)}=${await show(setup.lockKey(id))}`;
+    }));
+    run.details += `\nraw gets after the failure:\n  ${views.join('\n  ')}\nstats: ${await clusterStats(diagnosticNodes, COUNTERS)}`;
+  }
+  expect(run.exitCode, run.details).toBe(0);
+  expect(run.result, run.details).not.toBeNull();
+  expect(run.result!.ok, run.details).toBe(true);
+  expect(run.result!.errors, run.details).toEqual([]);
+  return run.result!;
+}
+
+/** `get KEY` over a fresh raw ascii connection: {flags, value}, null on a miss. */
+function rawGet(node: ClusterNode, key: string): Promise<{ flags: number; value: string } | null> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: node.host, port: node.port });
+    let buf = Buffer.alloc(0);
+    let done = false;
+    const finish = (err: Error | null, v?: { flags: number; value: string } | null) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err); else resolve(v ?? null);
+    };
+    const fail = (why: string) => finish(new Error(`raw get ${key} via ${node.id}: ${why}; received ${JSON.stringify(buf.toString('latin1'))}`));
+    const timer = setTimeout(() => fail('no complete answer within 5 s'), 5000);
+    sock.on('connect', () => sock.write(`get ${key}\r\n`));
+    sock.on('error', (e) => fail(String(e)));
+    sock.on('close', () => fail('connection closed'));
+    sock.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const eol = buf.indexOf('\r\n');
+      if (eol < 0) return;
+      const line = buf.subarray(0, eol).toString('latin1');
+      if (line === 'END') { finish(null, null); return; }
+      const m = /^VALUE (\S+) (\d+) (\d+)(?: \d+)?$/.exec(line);
+      if (!m || m[1] !== key) { fail('unexpected header line'); return; }
+      const end = eol + 2 + Number(m[3]);
+      if (buf.length < end + 7) return;
+      if (buf.subarray(end, end + 7).toString('latin1') !== '\r\nEND\r\n') { fail('value not followed by END'); return; }
+      finish(null, { flags: Number(m[2]), value: buf.subarray(eol + 2, end).toString('latin1') });
+    });
+  });
+}
+
+function phpSessionEncode(data: Record<string, string | number>): string {
+  return Object.entries(data).map(([k, v]) =>
+    typeof v === 'number' ? `${k}|i:${v};` : `${k}|s:${Buffer.byteLength(v)}:"${v}";`).join('');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Long-running PHP processes (integration/php/cluster-sessions.php)
+
+const children = new Set<ChildProcess>();
+
+function killChildren(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  children.clear();
+}
+
+interface BatchRun {
+  lines: string[];
+  exitCode: number | null;
+  signal: string | null;
+  stderr: string;
+}
+
+/**
+ * Runs cluster-sessions.php through one node; calls onLine for each stdout line as it arrives.
+ * Resolves when the process ends (killed after timeoutMs).
+ */
+function runBatch(node: ClusterNode, setup: ClientSetup, args: string[], opts: { stdin?: string; ini?: string[]; onLine?: (line: string) => void; timeoutMs?: number; stallMs?: number } = {}): Promise<BatchRun> {
+  const child = spawn(PHP, phpArgs(setup, node, BATCH_SCRIPT, args, opts.ini), { stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  const lines: string[] = [];
+  let stderr = '';
+  let why = '';
+  const stop = (reason: string) => { why ||= reason; child.kill('SIGKILL'); };
+  // A process that prints nothing for stallMs is stuck on a request the daemon never answers.
+  const stallMs = opts.stallMs ?? 15_000;
+  let stall = setTimeout(() => stop(`stalled: no line for ${stallMs} ms`), stallMs);
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line);
+    clearTimeout(stall);
+    stall = setTimeout(() => stop(`stalled: no line for ${stallMs} ms`), stallMs);
+    opts.onLine?.(line);
+  });
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stdin!.on('error', () => undefined);
+  child.stdin!.end(opts.stdin ?? '');
+  const timer = setTimeout(() => stop(`killed after ${opts.timeoutMs ?? 45_000} ms`), opts.timeoutMs ?? 45_000);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      clearTimeout(stall);
+      children.delete(child);
+      resolve({ lines, exitCode: code, signal: why ? `${signal} (${why})` : signal, stderr: stderr.slice(0, 4000) });
+    });
+  });
+}
+
+interface Written { setup: ClientSetup; via: ClusterNode; id: string; value: string }
+
+interface WriteOutcome {
+  acked: Written[];
+  failed: Array<{ id: string; reason: string }>;
+  runs: BatchRun[];
+}
+
+interface WriterSpec { setup: ClientSetup; via: ClusterNode; prefix: string; from: number; count: number; tag: string }
+
+/** Runs writers in parallel; onAck gets the running total of acknowledged writes. */
+async function writeSessions(writers: WriterSpec[], onAck?: (totalHandled: number) => void): Promise<WriteOutcome> {
+  const acked: Written[] = [];
+  const failed: Array<{ id: string; reason: string }> = [];
+  let handled = 0;
+  const runs = await Promise.all(writers.map((w) => runBatch(w.via, w.setup, ['write', w.prefix, String(w.from), String(w.count), w.tag], {
+    onLine: (line) => {
+      const [kind, id, ...rest] = line.split(' ');
+      if (kind === 'ACK') {
+        const i = Number(id!.slice(w.prefix.length));
+        acked.push({ setup: w.setup, via: w.via, id: id!, value: `${w.tag}:${i}` });
+      } else if (kind === 'FAIL') {
+        failed.push({ id: id!, reason: rest.join(' ') });
+      } else return;
+      handled++;
+      onAck?.(handled);
+    },
+  })));
+  const expected = writers.reduce((a, w) => a + w.count, 0);
+  if (acked.length + failed.length !== expected) {
+    const detail = runs.map((r, i) => `${writers[i]!.setup.name} via ${writers[i]!.via.id}: ${r.lines.length} lines, exit ${r.exitCode ?? r.signal}, last line ${JSON.stringify(r.lines.at(-1))}, stderr ${JSON.stringify(r.stderr)}`).join('\n');
+    throw new Error(`writers reported ${acked.length + failed.length} of ${expected} sessions:\n${detail}`);
+  }
+  return { acked, failed, runs };
+}
+
+interface ReadOutcome {
+  ok: number;
+  missing: string[];
+  mismatch: string[];
+  /** PHP could not read the session, and a raw get did not find the written data either */
+  failed: string[];
+  /**
+   * PHP could not read the session only because its lock is held, though nobody holds it: a raw
+   * get shows the session holds exactly the acknowledged write. A request whose unlock fails (the
+   * node it went to dies mid-request) leaves its lock behind, and php-memcached ignores a failed
+   * unlock; the lock expires after memcached.sess_lock_expire (30 s here). Reported, not lost.
+   */
+  locked: string[];
+  /** acknowledged writes not read back: missing + mismatch + failed */
+  lost: number;
+  /** reader processes that took over 10 ms a read (and 3 s): a reader waits on held locks */
+  slow: string[];
+  /** reads whose request end (session_write_close) warned: reported, not counted as lost */
+  closeWarnings: string[];
+}
+
+/** The php serializer's encoding of $_SESSION['v'], which cluster-sessions.php writes first. */
+const encodedV = (value: string) => `v|s:${Buffer.byteLength(value)}:"${value}";`;
+
+/** After a failed PHP read: is the acknowledged data there, behind a leftover lock? */
+async function lockedButIntact(node: ClusterNode, w: Written): Promise<string | null> {
+  try {
+    const [item, lock] = [await rawGet(node, w.setup.key(w.id)), await rawGet(node, w.setup.lockKey(w.id))];
+    if (item === null || !item.value.startsWith(encodedV(w.value))) return null;
+    if (lock === null || lock.value === '0') return null;
+    return `${w.id} data intact, lock ${w.setup.lockKey(w.id)}=${JSON.stringify(lock.value)} left behind (${w.setup.name} via ${node.id})`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Reads every written session back with the extension that wrote it, through `via(written)`,
+ * one reader process per (setup, node) pair, all in parallel. Each read is a whole request
+ * (session_start ... session_write_close); see cluster-sessions.php for why not read_and_close.
+ */
+async function readBack(written: Written[], via: (w: Written) => ClusterNode): Promise<ReadOutcome> {
+  const groups = new Map<string, { setup: ClientSetup; node: ClusterNode; items: Written[] }>();
+  for (const w of written) {
+    const node = via(w);
+    const k = `${w.setup.name}@${node.id}`;
+    if (!groups.has(k)) groups.set(k, { setup: w.setup, node, items: [] });
+    groups.get(k)!.items.push(w);
+  }
+  const out: ReadOutcome = { ok: 0, missing: [], mismatch: [], failed: [], locked: [], lost: 0, slow: [], closeWarnings: [] };
+  await Promise.all([...groups.values()].map(async (g) => {
+    const t0 = Date.now();
+    const run = await runBatch(g.node, g.setup, ['read'], { stdin: g.items.map((w) => `${w.id} ${w.value}\n`).join('') });
+    if (Date.now() - t0 > Math.max(3000, 10 * g.items.length)) out.slow.push(`${g.setup.name} via ${g.node.id} ${Date.now() - t0} ms for ${g.items.length} reads`);
+    const byId = new Map(g.items.map((w) => [w.id, w]));
+    const seen = new Set<string>();
+    const unreadable: Array<[Written, string]> = [];
+    for (const line of run.lines) {
+      const [kind, id, ...rest] = line.split(' ');
+      if (kind === 'DONE') continue;
+      if (kind === 'WARN') { out.closeWarnings.push(`${id} ${rest.join(' ')} (${g.setup.name} via ${g.node.id})`); continue; }
+      seen.add(id!);
+      if (kind === 'OK') out.ok++;
+      else if (kind === 'MISSING') out.missing.push(`${id} (${g.setup.name} via ${g.node.id})`);
+      else if (kind === 'MISMATCH') out.mismatch.push(`${id} got ${rest.join(' ')} (${g.setup.name} via ${g.node.id})`);
+      else unreadable.push([byId.get(id!)!, `${id} ${rest.join(' ')} (${g.setup.name} via ${g.node.id})`]);
+    }
+    for (const w of g.items) {
+      if (!seen.has(w.id)) unreadable.push([w, `${w.id} not reported by the reader (exit ${run.exitCode ?? run.signal}, stderr ${JSON.stringify(run.stderr.slice(0, 300))})`]);
+    }
+    for (const [w, why] of unreadable) {
+      const locked = w ? await lockedButIntact(g.node, w) : null;
+      if (locked) out.locked.push(locked); else out.failed.push(why);
+    }
+  }));
+  out.lost = out.missing.length + out.mismatch.length + out.failed.length;
+  return out;
+}
+
+/**
+ * For sessions that did not read back: what each given node holds under the session key and the
+ * lock key (raw ascii get, so no lock is taken), to tell a lost item from a stuck lock.
+ */
+async function diagnose(written: Written[], r: ReadOutcome, nodes: ClusterNode[], max = 3): Promise<string> {
+  const bad = [...r.missing, ...r.mismatch, ...r.failed].slice(0, max).map((line) => line.split(' ')[0]!);
+  const out: string[] = [];
+  for (const id of bad) {
+    const w = written.find((x) => x.id === id);
+    if (!w) continue;
+    for (const node of nodes.filter((x) => x.running && !x.stopped)) {
+      const show = async (key: string) => {
+        try {
+          const item = await rawGet(node, key);
+          return item === null ? 'miss' : JSON.stringify(item.value.length > 40 ? `${item.value.slice(0, 40)}...` : item.value);
+        } catch (e) { return String(e).slice(0, 120); }
+      };
+      out.push(`${id} (expected ${w.value}) via ${node.id}: ${w.setup.key(id)}=${await show(w.setup.key(id))} ${w.setup.lockKey(id)}=${await show(w.setup.lockKey(id))}`);
+    }
+  }
+  return out.length ? `\n  raw gets: ${out.join('\n  raw gets: ')}` : '';
+}
+
+function describeRead(r: ReadOutcome): string {
+  const sample = (xs: string[]) => (xs.length ? ` e.g. ${xs.slice(0, 3).join('; ')}` : '');
+  return `ok ${r.ok}, missing ${r.missing.length}${sample(r.missing)}, mismatch ${r.mismatch.length}${sample(r.mismatch)}, read errors ${r.failed.length}${sample(r.failed)}`
+    + (r.locked.length ? `, locked by a leftover lock (not lost) ${r.locked.length}${sample(r.locked)}` : '')
+    + (r.slow.length ? `, slow readers: ${r.slow.join('; ')}` : '')
+    + (r.closeWarnings.length ? `, warnings when ending the read request ${r.closeWarnings.length}${sample(r.closeWarnings)}` : '');
+}
+
+async function clusterStats(nodes: ClusterNode[], names: string[]): Promise<string> {
+  const parts = await Promise.all(nodes.map(async (x) => {
+    try {
+      const s = await stats(x, 1000);
+      return `${x.id}{${names.map((n) => `${n}=${s[n]}`).join(' ')}}`;
+    } catch (e) { return `${x.id}{${String(e)}}`; }
+  }));
+  return parts.join(' ');
+}
+
+const COUNTERS = ['cluster_members', 'cluster_forwarded', 'cluster_replicated', 'cluster_rereplicated', 'cluster_failovers'];
+
+async function sumStat(nodes: ClusterNode[], name: string): Promise<number> {
+  const values = await Promise.all(nodes.map(async (x) => Number((await stats(x, 1000))[name] ?? NaN)));
+  return values.reduce((a, b) => a + b, 0);
+}
+
+/** Warn-or-worse log lines the nodes printed since `since` (ms epoch), for failure messages. */
+function warningsSince(nodes: ClusterNode[], since: number, max = 8): string {
+  const lines = nodes.flatMap((x) => x.allLogs
+    .filter((l) => Number(l.level) >= 40 && Number(l.time) >= since)
+    .map((l) => `${x.id}: ${JSON.stringify(l).slice(0, 400)}`));
+  return lines.length ? `\nnode warnings since the phase began (${lines.length}):\n  ${lines.slice(0, max).join('\n  ')}` : '\nno node logged a warning';
+}
+
+/** Records how long each phase of a test took, for the log: mark('name') ends a phase. */
+function phases(): { mark(name: string): void; toString(): string } {
+  let last = Date.now();
+  const done: string[] = [];
+  return {
+    mark(name) { const now = Date.now(); done.push(`${name} ${now - last} ms`); last = now; },
+    toString() { return done.join(', '); },
+  };
+}
+
+afterEach(() => killChildren());
+
+// ---------------------------------------------------------------------------------------------
+
+describe('three nodes: any node serves any session', () => {
+  let cluster: Cluster;
+  let nodes: ClusterNode[];
+
+  beforeAll(async () => {
+    // node3 takes its secret from SESSION_CLUSTER_SECRET, the others from --cluster-secret.
+    cluster = await startCluster(3, { secretViaEnv: ['node3'] });
+    nodes = cluster.nodes;
+    diagnosticNodes = nodes;
+    await waitForMembers(nodes, allAlive(nodes), 10_000);
+  });
+
+  afterAll(async () => { killChildren(); await stopCluster(cluster); });
+
+  it('every node names itself and lists all three members alive, sorted by id', async () => {
+    for (const x of nodes) {
+      const s = await stats(x);
+      expect(s.cluster_node_id, x.id).toBe(x.id);
+      expect(s.cluster_members, x.id).toBe('node1:alive,node2:alive,node3:alive');
+    }
+  });
+
+  it.each(SETUPS)('$name: sessions written through each node read back identically through every node', async (setup) => {
+    for (const [w, writer] of nodes.entries()) {
+      const data = { writer: writer.id, setup: setup.tag, n: w };
+      const { id } = await phpOk(writer, setup, ['create', '', JSON.stringify(data)]);
+      expect(id).toMatch(/^[0-9a-v]{32}$/);
+      const stored = { flags: 0, value: phpSessionEncode(data) };
+      for (const reader of nodes) {
+        const read = await phpOk(reader, setup, ['read', id]);
+        expect(read.data, `${setup.name}: written via ${writer.id}, read via ${reader.id}`).toEqual(data);
+        expect(await rawGet(reader, setup.key(id)), `raw get via ${reader.id}`).toEqual(stored);
+      }
+      // Changed through a second node, read through the third.
+      const updater = nodes[(w + 1) % 3]!;
+      const third = nodes[(w + 2) % 3]!;
+      await phpOk(updater, setup, ['update', id, JSON.stringify({ n: w + 10, by: updater.id })]);
+      const after = await phpOk(third, setup, ['read', id]);
+      expect(after.data, `updated via ${updater.id}, read via ${third.id}`).toEqual({ ...data, n: w + 10, by: updater.id });
+      // Destroyed through the third: gone everywhere.
+      await phpOk(third, setup, ['destroy', id]);
+      for (const reader of nodes) {
+        expect(await rawGet(reader, setup.key(id)), `destroyed via ${third.id}, raw get via ${reader.id}`).toBeNull();
+      }
+    }
+  });
+
+  it.each(SETUPS)('$name: 20 concurrent increments of one session, round-robin over the three nodes, end at exactly 20', async (setup) => {
+    const N = 20;
+    const { id } = await phpOk(nodes[0]!, setup, ['create', '', JSON.stringify({ counter: 0 })], setup.lockingIni);
+    const runs = await Promise.all(Array.from({ length: N }, (_, i) =>
+      php(nodes[i % 3]!, setup, ['counter', id], setup.lockingIni, { SLEEP_MS: '10' })));
+    for (const run of runs) {
+      expect(run.exitCode, run.details).toBe(0);
+      expect(run.result?.ok, run.details).toBe(true);
+      expect(run.result?.errors, run.details).toEqual([]);
+    }
+    const seen = runs.map((r) => r.result!.read).sort((a, b) => a! - b!);
+    expect(seen, 'each request saw a different count').toEqual(Array.from({ length: N }, (_, i) => i));
+    for (const reader of nodes) {
+      const final = await phpOk(reader, setup, ['read', id], setup.lockingIni);
+      expect(final.data.counter, `read via ${reader.id}`).toBe(N);
+      expect((final.data.writers as unknown[]).length).toBe(N);
+    }
+  });
+
+  it('requests were forwarded and writes replicated (the sessions are sharded, not all local)', async () => {
+    const line = await clusterStats(nodes, COUNTERS);
+    for (const x of nodes) {
+      const s = await stats(x);
+      expect(Number(s.cluster_forwarded), `${x.id}: ${line}`).toBeGreaterThan(0);
+    }
+    expect(await sumStat(nodes, 'cluster_replicated'), line).toBeGreaterThan(0);
+  });
+
+  it('a peer with the wrong cluster secret is refused', async () => {
+    const refusalsBefore = nodes[0]!.logsMatching(/refused/i).length;
+    const intruder = await startExtraNode('intruder', [nodes[0]!], { secret: 'not-the-cluster-secret-at-all' });
+    try {
+      // node1 logs the refusal (a warn line whose msg says "refused").
+      const deadline = Date.now() + 5000;
+      while (nodes[0]!.logsMatching(/refused/i).length === refusalsBefore && Date.now() < deadline) await sleep(50);
+      const refusals = nodes[0]!.logsMatching(/refused/i).slice(refusalsBefore);
+      expect(refusals.length, `node1 logs: ${JSON.stringify(nodes[0]!.logs.slice(-10))}`).toBeGreaterThan(0);
+      expect(refusals.some((l) => Number(l.level) >= 40), JSON.stringify(refusals)).toBe(true);
+      // Well past the failure timeout and several heartbeats: still refused, both ways.
+      await sleep(1500);
+      for (const x of nodes) {
+        const m = parseMembers((await stats(x)).cluster_members);
+        expect(m, `${x.id} members`).toEqual({ node1: 'alive', node2: 'alive', node3: 'alive' });
+      }
+      const seenByIntruder = parseMembers((await stats(intruder)).cluster_members);
+      for (const x of nodes) expect(seenByIntruder[x.id] ?? 'absent', `intruder sees ${x.id}`).not.toBe('alive');
+      expect(intruder.logsMatching(/refused/i).length, `intruder logs: ${JSON.stringify(intruder.logs.slice(-10))}`).toBeGreaterThan(0);
+    } finally {
+      await intruder.cleanup();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('kill -9 while PHP writes 10,000 sessions', () => {
+  let cluster: Cluster;
+  let acked: Written[] = [];
+
+  beforeAll(async () => {
+    cluster = await startCluster(3);
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+  });
+
+  afterAll(async () => { killChildren(); await stopCluster(cluster); });
+
+  it('kill -9 of node3 after a third of the writes through node1 and node2: 0 acknowledged writes lost', async () => {
+    const [node1, node2, node3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const TOTAL = 10_000;
+    const writers: WriterSpec[] = [
+      { setup: MB, via: node1, prefix: `${RUN}-k-mb-`, from: 0, count: 3334, tag: 'k' },
+      { setup: PM, via: node2, prefix: `${RUN}-k-pm-`, from: 0, count: 3333, tag: 'k' },
+      { setup: MA, via: node2, prefix: `${RUN}-k-ma-`, from: 0, count: 3333, tag: 'k' },
+    ];
+    let killedAt = -1;
+    let killing: Promise<void> | undefined;
+    const t0 = Date.now();
+    const outcome = await writeSessions(writers, (handled) => {
+      if (killing === undefined && handled >= Math.floor(TOTAL / 3)) {
+        killedAt = handled;
+        killing = node3.kill();
+      }
+    });
+    await killing;
+    const writeMs = Date.now() - t0;
+    const failed = outcome.failed.length;
+    acked = outcome.acked;
+
+    // The survivors agree node3 is dead (reads must not depend on it any more).
+    await waitForMembers([node1, node2], { node1: 'alive', node2: 'alive', node3: 'dead' }, 5000);
+    // Every acknowledged session, read through the other survivor than the one it was written through.
+    const read = await readBack(acked, (w) => (w.via === node1 ? node2 : node1));
+    const line = `writes acknowledged: ${acked.length}, lost: ${read.lost}, failed: ${failed}`;
+    console.log(`[kill -9] ${line}`);
+    console.log(`[kill -9] node3 killed after ${killedAt} writes; writing took ${writeMs} ms; read back: ${describeRead(read)}${await diagnose(acked, read, [node1, node2])}`);
+    if (failed) console.log(`[kill -9] failed writes e.g.: ${outcome.failed.slice(0, 3).map((f) => `${f.id} ${f.reason}`).join(' || ')}`);
+    console.log(`[kill -9] ${await clusterStats([node1, node2], COUNTERS)}`);
+
+    expect(killedAt, 'node3 was killed mid-run').toBeGreaterThan(0);
+    expect(acked.length + failed).toBe(TOTAL);
+    // Most writes go through: a node's death is only a short pause for the sessions it held.
+    expect(acked.length, line).toBeGreaterThan(TOTAL / 2);
+    expect(read.lost, `${line}; ${describeRead(read)}`).toBe(0);
+   }, 90_000);
+
+  it('after re-replication settles, kill -9 of node2 too: node1 alone still has every acknowledged write', async () => {
+    expect(acked.length, 'the previous test wrote sessions').toBeGreaterThan(0);
+    const [node1, node2] = cluster.nodes as [ClusterNode, ClusterNode];
+    // Re-replication done: cluster_rereplicated has moved and then stays put for a second.
+    const t0 = Date.now();
+    const rereplicated = await waitForSettled(() => sumStat([node1, node2], 'cluster_rereplicated'),
+      { quietMs: 1000, timeoutMs: 20_000, ready: (v) => v > 0 }).catch(async (e) => {
+      throw new Error(`${String(e)}; ${await clusterStats([node1, node2], COUNTERS)}`);
+    });
+    console.log(`[second kill] re-replication settled after ${Date.now() - t0} ms: ${await clusterStats([node1, node2], COUNTERS)}`);
+    expect(rereplicated).toBeGreaterThan(0);
+
+    await node2.kill();
+    await waitForMembers([node1], { node1: 'alive', node2: 'dead', node3: 'dead' }, 5000);
+    const read = await readBack(acked, () => node1);
+    console.log(`[second kill] writes acknowledged: ${acked.length}, lost: ${read.lost} (read through node1 alone: ${describeRead(read)})${await diagnose(acked, read, [node1])}`);
+    expect(read.lost, describeRead(read)).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('a node stopped (kill -STOP) past the failure timeout, then continued', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster(3);
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+  });
+
+  afterAll(async () => { killChildren(); await stopCluster(cluster); });
+
+  it('rejoins without serving stale data: no read returns a value older than the last acknowledged write', async () => {
+    const [node1, node2, node3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const COUNT = 300;
+    const prefix = `${RUN}-s-`;
+    const t1 = Date.now();
+    const v1 = await writeSessions([{ setup: MB, via: node1, prefix, from: 0, count: COUNT, tag: 'v1' }]);
+    expect(v1.failed, `first writes, whole cluster up${warningsSince(cluster.nodes, t1)}`).toEqual([]);
+
+    node3.pause();
+    const detectMs = await waitForMembers([node1, node2], { node3: 'dead' }, 5000);
+    // Every session written again while node3 sleeps (it keeps v1 of those it held).
+    const t2 = Date.now();
+    const v2 = await writeSessions([{ setup: MB, via: node2, prefix, from: 0, count: COUNT, tag: 'v2' }]);
+    expect(v2.failed, `second writes, node3 dead${warningsSince([node1, node2], t2)}`).toEqual([]);
+    const expected = v2.acked;
+
+    node3.resume();
+    // Straight away, through the node that just woke up, before it learns it was declared dead.
+    const early = await readBack(expected, () => node3);
+    const rejoinMs = await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000).catch((e) => { throw new Error(`after -CONT: ${String(e)}; early reads: ${describeRead(early)}`); });
+    const late = await readBack(expected, (w) => cluster.nodes[Number(w.id.slice(prefix.length)) % 3]!);
+    console.log(`[stop/cont] node3 seen dead after ${detectMs} ms; all alive again ${rejoinMs} ms after the reads that followed -CONT`);
+    console.log(`[stop/cont] reads via node3 right after -CONT: ${describeRead(early)}; reads via all nodes after rejoin: ${describeRead(late)}${await diagnose(expected, late, cluster.nodes)}`);
+    console.log(`[stop/cont] ${await clusterStats(cluster.nodes, COUNTERS)}`);
+    expect(early.mismatch, 'stale values served right after -CONT').toEqual([]);
+    expect(early.missing, 'sessions missing right after -CONT').toEqual([]);
+    expect(late.lost, describeRead(late)).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('a node restarted empty under its id', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster(3);
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+  });
+
+  afterAll(async () => { killChildren(); await stopCluster(cluster); });
+
+  it('catches up, serves its sessions again, and holds its copies: 0 lost', async () => {
+    const [node1, node2, node3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const t = phases();
+    const t1 = Date.now();
+    const before = await writeSessions([
+      { setup: MB, via: node1, prefix: `${RUN}-r-mb-`, from: 0, count: 400, tag: 'r' },
+      { setup: PM, via: node2, prefix: `${RUN}-r-pm-`, from: 0, count: 400, tag: 'r' },
+    ]);
+    expect(before.failed, `writes, whole cluster up${warningsSince(cluster.nodes, t1)}`).toEqual([]);
+    t.mark('write 800');
+
+    await node3.kill();
+    await waitForMembers([node1, node2], { node3: 'dead' }, 5000);
+    t.mark('kill node3 until seen dead');
+    // Written while node3 is down: node3 never saw these.
+    const t2 = Date.now();
+    const during = await writeSessions([{ setup: MB, via: node2, prefix: `${RUN}-r-mb-`, from: 400, count: 200, tag: 'r' }]);
+    expect(during.failed, `writes, node3 dead${warningsSince([node1, node2], t2)}`).toEqual([]);
+    t.mark('write 200 more');
+    const all = [...before.acked, ...during.acked];
+
+    const t0 = Date.now();
+    await node3.restart();
+    const readyMs = Date.now() - t0;
+    // As soon as it says ready: a node must not serve before it caught up (DESIGN: graceful startup).
+    t.mark('restart node3 until ready');
+    const early = await readBack(all, () => node3);
+    t.mark('read all via node3');
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+    t.mark('until all alive');
+    const rejoined = await readBack(all, () => node3);
+    t.mark('read all via node3');
+    // Let catch-up and re-replication traffic finish, then take node1 away: sessions whose two
+    // copies belong on node1 and node3 now survive only if node3 really holds its copies.
+    await waitForSettled(async () => [await sumStat(cluster.nodes, 'cluster_replicated'), await sumStat(cluster.nodes, 'cluster_rereplicated')],
+      { quietMs: 1000, timeoutMs: 15_000 });
+    t.mark('until replication counters settle');
+    const statsBefore = await clusterStats(cluster.nodes, COUNTERS);
+    await node1.kill();
+    await waitForMembers([node2, node3], { node1: 'dead', node2: 'alive', node3: 'alive' }, 5000);
+    t.mark('kill node1 until seen dead');
+    const afterKill = await readBack(all, (w) => (Number(w.id.split('-').pop()) % 2 ? node2 : node3));
+    t.mark('read all via node2/node3');
+    console.log(`[restart] node3 ready ${readyMs} ms after restart; ${all.length} sessions`);
+    console.log(`[restart] reads via node3 right after ready: ${describeRead(early)}; after rejoin: ${describeRead(rejoined)}; after kill -9 of node1: ${describeRead(afterKill)}${await diagnose(all, afterKill, [node2, node3])}`);
+    console.log(`[restart] before killing node1: ${statsBefore}`);
+    console.log(`[restart] phases: ${t}`);
+    expect(early.lost, `right after ready: ${describeRead(early)}${await diagnose(all, early, [node1, node2, node3])}\nnode3's log since the restart: ${node3.logs.map((l) => l.msg).join(' | ')}`).toBe(0);
+    expect(rejoined.lost, `after rejoin: ${describeRead(rejoined)}`).toBe(0);
+    expect(afterKill.lost, `after kill -9 of node1: ${describeRead(afterKill)}`).toBe(0);
+  });
+});
