@@ -5,7 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts', 'integration/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Integration files start real processes; two cores, so keep files from piling up.
-    maxWorkers: 2,
+    // Integration files start real daemons, PHP and tools, and some kill nodes on purpose: on two
+    // cores, files running side by side would starve each other's heartbeats. One file at a time.
+    fileParallelism: false,
   },
 });
