@@ -78,9 +78,10 @@ export const DEFAULTS: Settings = {
   nodeId: null,
   replication: 'sync',
   clusterSecret: null,
-  // About 1 s from a crash to failover (issue 3), with 5 heartbeats in that window.
+  // A crash is served by the backup about this long after it happens (measured: failure timeout
+  // + ~20 ms, bench/CLUSTER-RESULTS.md): 800 ms keeps failover under 1 s with 4 heartbeats of margin.
   heartbeatMs: 200,
-  failureTimeoutMs: 1000,
+  failureTimeoutMs: 800,
 };
 
 /** Raw values as given: strings from flags, any JSON value from the file. */

@@ -23,7 +23,7 @@ const GiB = 1024 * MiB;
 
 /** The cluster settings' defaults: a single node, not in a cluster. */
 const SINGLE_NODE = {
-  peerListen: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 1000,
+  peerListen: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
 };
 const SECRET = 'correct-horse-battery';
 
@@ -239,7 +239,7 @@ describe('cluster settings', () => {
     const settings = resolveSettings({}, cluster, 'config file', {});
     expect(settings).toMatchObject({
       peerListen: { host: '127.0.0.1', port: 11212 }, peers: [], nodeId: defaultNodeId(hostname(), 11212),
-      replication: 'sync', clusterSecret: SECRET, heartbeatMs: 200, failureTimeoutMs: 1000,
+      replication: 'sync', clusterSecret: SECRET, heartbeatMs: 200, failureTimeoutMs: 800,
     });
     // the same host and port give the same id on every start
     expect(resolveSettings({}, cluster, 'config file', {}).nodeId).toBe(settings.nodeId);
@@ -333,9 +333,9 @@ describe('cluster settings', () => {
     expect(configError(() => resolveSettings({}, { heartbeatMs: '200', failureTimeoutMs: '599' }, 'config file', {})).message).toBe(
       '--failure-timeout-ms (failureTimeoutMs): 599 is less than 3 times --heartbeat-ms (heartbeatMs, 200); a peer must miss 3 heartbeats before it is declared dead',
     );
-    // the default failure timeout (1000) against a slower heartbeat
+    // the default failure timeout (800) against a slower heartbeat
     expect(configError(() => resolveSettings({ heartbeatMs: 400 }, {}, 'config file', {})).message).toContain(
-      '--failure-timeout-ms (failureTimeoutMs): 1000 is less than 3 times --heartbeat-ms (heartbeatMs, 400)',
+      '--failure-timeout-ms (failureTimeoutMs): 800 is less than 3 times --heartbeat-ms (heartbeatMs, 400)',
     );
     expect(resolveSettings({}, { heartbeatMs: '10', failureTimeoutMs: '30' }, 'config file', {})).toMatchObject({ heartbeatMs: 10, failureTimeoutMs: 30 });
     expect(resolveSettings({}, { heartbeatMs: '200', failureTimeoutMs: '600' }, 'config file', {})).toMatchObject({ heartbeatMs: 200, failureTimeoutMs: 600 });
