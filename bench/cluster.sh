@@ -33,6 +33,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 OUT=$ROOT/bench/out/cluster
 mkdir -p "$OUT"
 
@@ -202,14 +204,7 @@ if [[ "${BENCH_SKIP_BUILD:-}" != 1 ]]; then
   (cd "$ROOT" && npm run build --silent) >&2
 fi
 {
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "nproc: $(nproc)"
-  echo "cpu: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
-  echo "ram: $(awk '/MemTotal/ { printf "%.1f GiB", $2/1048576 }' /proc/meminfo)"
-  echo "kernel: $(uname -r)"
-  echo "node: $(node --version)"
-  echo "memcached: $(memcached -V | awk '{ print $2 }')"
-  echo "memcaslap: $(memcaslap -V 2>&1 | head -1)"
+  machine_lines
   echo "daemon: session-cluster $(node -p "require('$ROOT/package.json').version"), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]] && echo ' + uncommitted work tree')"
   echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "settings: rounds=$ROUNDS duration=$DURATION concurrency=$CONCURRENCY threads=$THREADS failover_runs=$FO_RUNS failover_settings=\"$FO_SETTINGS\" failover_keys=$FO_KEYS"
@@ -217,16 +212,8 @@ fi
 sed 's/^/[cluster-bench] /' "$OUT/machine.txt" >&2
 
 # ---------------------------------------------------------------- 1. throughput
-CFG=$OUT/memcaslap.cfg   # same format as bench/run.sh: key/value "min max proportion"; cmd 0 = set, 1 = get
-cat >"$CFG" <<'EOF'
-key
-40 40 1
-value
-512 512 1
-cmd
-0 0.1
-1 0.9
-EOF
+CFG=$OUT/memcaslap.cfg
+write_memcaslap_cfg "$CFG"
 
 TARGETS="memcached daemon cluster2 cluster3"
 order_for_round() { if (($1 % 2 == 1)); then echo "$TARGETS"; else echo "$TARGETS" | tr ' ' '\n' | tac | tr '\n' ' '; fi; }

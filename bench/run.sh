@@ -32,6 +32,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 OUT=$ROOT/bench/out
 mkdir -p "$OUT"
 
@@ -194,13 +196,7 @@ if [[ "${BENCH_FAKE_DAEMON:-}" != 1 && -z "${BENCH_NODE_FLAGS:-}${BENCH_DAEMON_M
 fi
 
 {
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "nproc: $(nproc)"
-  echo "cpu: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
-  echo "kernel: $(uname -r)"
-  echo "node: $(node --version)"
-  echo "memcached: $(memcached -V | awk '{ print $2 }')"
-  echo "memcaslap: $(memcaslap -V 2>&1 | head -1)"
+  machine_lines
   echo "daemon: $([[ "${BENCH_FAKE_DAEMON:-}" == 1 ]] && echo 'FAKE (a second memcached)' || echo "session-cluster $(node -p "require('$ROOT/package.json').version")")"
   echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "settings: rounds=$ROUNDS mem_rounds=$MEM_ROUNDS duration=$DURATION threads=$THREADS concurrency=$CONCURRENCY protocols=\"$PROTOCOLS\" sessions=$SESSIONS size=$SESSION_SIZE daemon_args=\"$DAEMON_ARGS\"${BENCH_NODE_FLAGS:+ node_flags=\"$BENCH_NODE_FLAGS\"}${BENCH_DAEMON_MAIN:+ daemon_main=\"$BENCH_DAEMON_MAIN\"}"
@@ -210,17 +206,8 @@ sed 's/^/[bench] /' "$OUT/machine.txt" >&2
 order_for_round() { if (($1 % 2 == 1)); then echo "memcached daemon"; else echo "daemon memcached"; fi; }
 
 # ---------------------------------------------------------------- 1. throughput
-# memaslap's cfg: key/value lines are "min max proportion"; cmd 0 = set, 1 = get.
 CFG=$OUT/memcaslap.cfg
-cat >"$CFG" <<'EOF'
-key
-40 40 1
-value
-512 512 1
-cmd
-0 0.1
-1 0.9
-EOF
+write_memcaslap_cfg "$CFG"
 
 run_throughput() {
   local r proto server logf tps secs
