@@ -31,10 +31,6 @@ export class ClusterView {
     for (const member of members) this.addresses.set(member.id, member.peerAddress);
   }
 
-  get live(): readonly string[] {
-    return this.liveIds;
-  }
-
   isLive(id: NodeId): boolean {
     return this.liveIds.includes(id);
   }
