@@ -100,15 +100,6 @@ stop_pids() {
   STARTED=("${keep[@]+"${keep[@]}"}")
 }
 
-run_child() {
-  local rc=0
-  "$@" &
-  CHILD=$!
-  wait "$CHILD" || rc=$?
-  CHILD=""
-  return "$rc"
-}
-
 USED_PORTS=" "
 free_port() {
   local p

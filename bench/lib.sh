@@ -25,3 +25,14 @@ cmd
 1 0.9
 CFG
 }
+
+# Runs a client in the background and waits for it, so INT/TERM traps run at once; the caller's
+# cleanup kills $CHILD if it is still running.
+run_child() {
+  local rc=0
+  "$@" &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  return "$rc"
+}

@@ -82,16 +82,6 @@ stop_pid() {
 
 CHILD=""     # the client (memcaslap / load-sessions) running right now
 
-# Runs a client in the background and waits for it, so INT/TERM are handled at once.
-run_child() {
-  local rc=0
-  "$@" &
-  CHILD=$!
-  wait "$CHILD" || rc=$?
-  CHILD=""
-  return "$rc"
-}
-
 cleanup() {
   local pid
   if [[ -n "$CHILD" ]]; then kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
