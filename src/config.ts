@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { NODE_ID_PATTERN } from './cluster/types.js';
 import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 
@@ -187,11 +188,10 @@ function parsePath(value: unknown, name: string): string | null {
   return value;
 }
 
-const NODE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 function parseNodeId(value: unknown, name: string): string | null {
   if (value === null || value === '') return null;
-  if (typeof value === 'string' && NODE_ID.test(value)) return value;
+  if (typeof value === 'string' && NODE_ID_PATTERN.test(value)) return value;
   throw new ConfigError(`${name}: "${String(value)}" is not a node id; use 1 to 64 of A-Z a-z 0-9 _ . -`);
 }
 

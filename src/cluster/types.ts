@@ -7,6 +7,9 @@
 /** A node's stable identity (--node-id): [A-Za-z0-9_.-], 1..64 chars. */
 export type NodeId = string;
 
+/** What a node id may be; config, membership, the peer handshake and minted session ids check it. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
 export enum MemberState {
   /** heartbeats arrive; owns and serves sessions */
   Alive = 'alive',

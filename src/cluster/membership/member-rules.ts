@@ -14,7 +14,7 @@
  * This makes (incarnation, rank) a total order whose maximum every node keeps, so gossiping full
  * member lists converges whatever the order in which the lists arrive.
  */
-import { MemberState, type MemberInfo, type MembershipMessage } from '../types.js';
+import { MemberState, NODE_ID_PATTERN, type MemberInfo, type MembershipMessage } from '../types.js';
 
 const RANK: Record<MemberState, number> = {
   [MemberState.Alive]: 0,
@@ -40,11 +40,10 @@ export function byId(a: MemberInfo, b: MemberInfo): number {
 }
 
 /** types.ts: a node id is [A-Za-z0-9_.-], 1..64 chars. */
-const NODE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const STATES = new Set<string>(Object.values(MemberState));
 
 export function isNodeId(value: unknown): value is string {
-  return typeof value === 'string' && NODE_ID.test(value);
+  return typeof value === 'string' && NODE_ID_PATTERN.test(value);
 }
 
 /**

@@ -18,7 +18,7 @@
  * input splits one way only.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { NodeId } from '../types.js';
+import { NODE_ID_PATTERN, type NodeId } from '../types.js';
 import { MIN_MAX_FRAME_SIZE } from './frame.js';
 import { Opcode, RemoteErrorCode } from './opcodes.js';
 import { PayloadReader, PayloadWriter, decodeError, encodeError } from './payload.js';
@@ -29,7 +29,6 @@ export const AUTH_LABEL = 'session-cluster peer v1';
 export const NONCE_SIZE = 32;
 export const PROOF_SIZE = 32;
 /** A node id, as --node-id accepts it (src/cluster/types.ts). */
-export const NODE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export interface Hello {
   protocolVersion: number;
