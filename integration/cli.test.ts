@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { mkdtempSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -161,6 +162,22 @@ describe('session-cluster start', () => {
     const messages = server.logs.map((entry) => entry.msg);
     expect(messages).toContain('stopping');
     expect(messages).toContain('stopped');
+  });
+
+  it('stops on SIGTERM even after whoever read its stdout went away', async () => {
+    // A closed log pipe (a restarted journal, a dead supervisor) must not keep the daemon from
+    // stopping cleanly. Plain spawn, so that destroying our end really closes the pipe.
+    const child = spawn(daemonBin, ['start', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise((resolve) => child.stdout!.once('data', resolve));
+    child.stdout!.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 8000);
+    const code = await exited;
+    clearTimeout(killer);
+    // 0 is the clean stop; a stop cut short by the 5 s deadline exits 1.
+    expect(code).toBe(0);
   });
 
   it('serves on a unix socket with the requested mode, and removes it on exit', async () => {

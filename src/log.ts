@@ -5,7 +5,11 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export function createLogger(level: LogLevel): Logger {
-  return pino({ level, base: { pid: process.pid, name: 'session-cluster' } });
+  const destination = pino.destination({ dest: 1, sync: true });
+  // A reader of stdout that went away (a closed pipe, a restarted journal) must not take the
+  // daemon with it, nor stop it from stopping: lost log lines are the lesser harm.
+  destination.on('error', () => undefined);
+  return pino({ level, base: { pid: process.pid, name: 'session-cluster' } }, destination);
 }
 
 export type { Logger };

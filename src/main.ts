@@ -65,12 +65,17 @@ program
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal }, 'stopping');
-      const forced = setTimeout(() => { log.warn('connections did not close in time; exiting'); process.exit(0); }, 5000);
+      // Armed before anything else, so nothing (not even a failing log write) can keep us running.
+      // A stop that had to be cut short is not a clean one: exit 1, so a supervisor can tell.
+      const forced = setTimeout(() => { logSafely(() => log.warn('connections did not close in time; exiting')); process.exit(1); }, 5000);
       forced.unref();
+      logSafely(() => log.info({ signal }, 'stopping'));
       daemon.stop().then(() => {
-        log.info('stopped');
+        logSafely(() => log.info('stopped'));
         process.exit(0);
+      }, (error: unknown) => {
+        logSafely(() => log.error({ err: (error as Error).message }, 'stop failed; exiting'));
+        process.exit(1);
       });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
@@ -86,3 +91,12 @@ program.parseAsync(process.argv).catch((error: unknown) => {
   }
   throw error;
 });
+
+/** Logging must never be what keeps a stopping daemon alive. */
+function logSafely(write: () => void): void {
+  try {
+    write();
+  } catch {
+    // stdout is gone: nothing to tell, nobody to tell it to
+  }
+}
