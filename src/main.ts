@@ -4,7 +4,7 @@ import {
   CLUSTER_SECRET_ENV, DEFAULTS, HEARTBEATS_PER_FAILURE_TIMEOUT, MIN_HEARTBEAT_MS, MIN_SECRET_LENGTH, REPLICATION_MODES,
   type RawSettings, readConfigFile, resolveSettings,
 } from './config.js';
-import { PACKAGE_VERSION, startDaemon } from './daemon.js';
+import { type Daemon, PACKAGE_VERSION, startDaemon } from './daemon.js';
 import { SessionClusterError } from './errors.js';
 import { LOG_LEVELS, createLogger } from './log.js';
 
@@ -54,15 +54,16 @@ program
       throw error;
     }
     const log = createLogger(settings.logLevel);
-    let daemon;
-    try {
-      daemon = await startDaemon(settings, log);
-    } catch (error) {
-      log.fatal({ code: (error as SessionClusterError).code, err: (error as Error).message }, 'cannot start');
-      process.exit(1);
-    }
+    // Signals are handled from the very start: "ready" goes out as soon as the listeners are
+    // open, and a supervisor may send SIGTERM the moment it reads it.
+    let daemon: Daemon | null = null;
+    let stopRequested: string | null = null;
     let stopping = false;
     const stop = (signal: string) => {
+      if (daemon === null) {
+        stopRequested = signal;
+        return;
+      }
       if (stopping) return;
       stopping = true;
       // Armed before anything else, so nothing (not even a failing log write) can keep us running.
@@ -81,7 +82,15 @@ program
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     // Node would die on SIGHUP (a closed terminal, or a habitual "reload"); there is nothing to reload.
-    process.on('SIGHUP', () => log.info({ signal: 'SIGHUP' }, 'ignored: settings are read at start only'));
+    process.on('SIGHUP', () => logSafely(() => log.info({ signal: 'SIGHUP' }, 'ignored: settings are read at start only')));
+    try {
+      daemon = await startDaemon(settings, log);
+    } catch (error) {
+      logSafely(() => log.fatal({ code: (error as SessionClusterError).code, err: (error as Error).message }, 'cannot start'));
+      process.exit(1);
+    }
+    // A signal that came while the daemon was starting stops it now that it can be stopped.
+    if (stopRequested !== null) stop(stopRequested);
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
