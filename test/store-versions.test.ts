@@ -64,3 +64,35 @@ describe('item versions', () => {
     expect(after.expiresAt).toBe(NOW + 500_000);
   });
 });
+
+describe('tombstones', () => {
+  it('an older copy arriving after a deletion does not bring the item back', () => {
+    const master = store('node1');
+    const replica = store('node2');
+    master.store(StoreMode.Set, 'lock', 0, 0, Buffer.from('1'), 0, NOW);
+    const stale = master.record('lock', NOW);
+    replica.apply(stale, NOW);
+    master.delete('lock', 0, NOW);
+    replica.apply(master.record('lock', NOW), NOW);
+    // the stale copy comes round again (re-replication from a node that missed the delete)
+    expect(replica.apply(stale, NOW)).toBe(false);
+    expect(master.apply(stale, NOW)).toBe(false);
+    expect(replica.peek('lock', NOW)).toBeUndefined();
+    expect(master.peek('lock', NOW)).toBeUndefined();
+  });
+
+  it('a newer write after the deletion is taken, and a tombstone is forgotten after a while', () => {
+    const a = store('node1');
+    const b = store('node2');
+    a.store(StoreMode.Set, 'k', 0, 0, Buffer.from('v1'), 0, NOW);
+    const v1 = a.record('k', NOW);
+    a.delete('k', 0, NOW);
+    a.store(StoreMode.Add, 'k', 0, 0, Buffer.from('v2'), 0, NOW);
+    b.apply(a.record('k', NOW), NOW);
+    expect(b.peek('k', NOW)?.value.toString()).toBe('v2');
+    a.delete('k', 0, NOW);
+    a.sweepExpired(NOW + 11 * 60 * 1000, 1000);
+    // past the tombstone's lifetime an old copy is taken again: tombstones are bounded in time
+    expect(a.apply(v1, NOW + 11 * 60 * 1000)).toBe(true);
+  });
+});

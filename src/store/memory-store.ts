@@ -13,6 +13,12 @@ import { expiresAtFromExptime, isExpired } from './expiry.js';
  */
 export const ITEM_OVERHEAD_BYTES = 160;
 
+/**
+ * How long a deletion is remembered (its tombstone), so that an older copy still travelling
+ * between nodes (re-replication, a node back from a stall) cannot bring the item back.
+ */
+const TOMBSTONE_TTL_MS = 10 * 60 * 1000;
+
 /** Items are bumped to the young end of the LRU at most this often, like memcached's ITEM_UPDATE_INTERVAL. */
 const LRU_BUMP_INTERVAL_MS = 1000;
 
@@ -102,6 +108,8 @@ export class MemoryStore {
   private sweepCursor: IterableIterator<Item> | null = null;
   /** the Lamport clock of item versions: above every version written or received here */
   private versionClock = 0;
+  /** deletions, by key: the version that deleted the item, and when (ms) */
+  private readonly tombstones = new Map<string, { version: number; origin: string; at: number }>();
   private readonly nodeId: string;
 
   constructor(private readonly options: MemoryStoreOptions) {
@@ -186,7 +194,10 @@ export class MemoryStore {
    */
   record(key: string, now: number): ItemRecord {
     const item = this.peek(key, now);
-    if (item === undefined) return { key, value: null, flags: 0, expiresAt: 0, version: ++this.versionClock, origin: this.nodeId };
+    if (item === undefined) {
+      const tombstone = this.tombstones.get(key) ?? this.bury(key, now);
+      return { key, value: null, flags: 0, expiresAt: 0, version: tombstone.version, origin: tombstone.origin };
+    }
     return { key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, version: item.version, origin: item.origin };
   }
 
@@ -199,7 +210,10 @@ export class MemoryStore {
     if (record.version > this.versionClock) this.versionClock = record.version;
     const existing = this.items.get(record.key);
     if (existing !== undefined && !isNewer(record.version, record.origin, existing.version, existing.origin)) return false;
+    const tombstone = this.tombstones.get(record.key);
+    if (tombstone !== undefined && !isNewer(record.version, record.origin, tombstone.version, tombstone.origin)) return false;
     if (record.value === null) {
+      this.tombstones.set(record.key, { version: record.version, origin: record.origin, at: now });
       if (existing === undefined) return false;
       this.unlink(existing);
       return true;
@@ -224,7 +238,10 @@ export class MemoryStore {
    * set must not leave the old value behind, or a reader would see data the client replaced.
    */
   refuseOversized(mode: StoreMode, key: string): Status {
-    if (mode === StoreMode.Set) this.remove(key);
+    if (mode === StoreMode.Set && this.items.has(key)) {
+      this.remove(key);
+      this.bury(key, Date.now());
+    }
     return Status.TooLarge;
   }
 
@@ -279,6 +296,7 @@ export class MemoryStore {
     if (cas !== 0 && item.cas !== cas) return Status.Exists;
     this.counters.deleteHits++;
     this.unlink(item);
+    this.bury(key, now);
     return Status.Deleted;
   }
 
@@ -329,6 +347,7 @@ export class MemoryStore {
   /** flush_all: every item stored so far becomes invalid. */
   flush(): void {
     this.items.clear();
+    this.tombstones.clear();
     this.bytesUsed = 0;
     this.sweepCursor = null;
   }
@@ -354,6 +373,9 @@ export class MemoryStore {
       }
     }
     this.counters.reclaimed += reclaimed;
+    for (const [key, tombstone] of this.tombstones) {
+      if (now - tombstone.at >= TOMBSTONE_TTL_MS) this.tombstones.delete(key);
+    }
     return reclaimed;
   }
 
@@ -365,8 +387,16 @@ export class MemoryStore {
     this.items.set(item.key, item);
   }
 
+  /** Remembers that `key` was deleted here, with a version newer than any write of it so far. */
+  private bury(key: string, now: number): { version: number; origin: string; at: number } {
+    const tombstone = { version: ++this.versionClock, origin: this.nodeId, at: now };
+    this.tombstones.set(key, tombstone);
+    return tombstone;
+  }
+
   private link(item: Item, replaced: Item | undefined): Status {
     if (replaced !== undefined) this.unlink(replaced);
+    this.tombstones.delete(item.key);
     this.evictFor(item.size);
     this.items.set(item.key, item);
     this.bytesUsed += item.size;
