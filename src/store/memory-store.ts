@@ -43,6 +43,11 @@ export class Item {
   get size(): number {
     return this.key.length + this.value.length + ITEM_OVERHEAD_BYTES;
   }
+
+  /** This item as replication carries it. */
+  toRecord(): ItemRecord {
+    return { key: this.key, value: this.value, flags: this.flags, expiresAt: this.expiresAt, version: this.version, origin: this.origin };
+  }
 }
 
 export interface StoreCounters {
@@ -198,7 +203,7 @@ export class MemoryStore {
       const tombstone = this.tombstones.get(key) ?? this.bury(key, now);
       return { key, value: null, flags: 0, expiresAt: 0, version: tombstone.version, origin: tombstone.origin };
     }
-    return { key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, version: item.version, origin: item.origin };
+    return item.toRecord();
   }
 
   /**

@@ -138,7 +138,7 @@ export class Replicator {
     for (const item of store.allItems()) {
       if (item.expiresAt !== 0 && item.expiresAt <= now) continue;
       if (!view.ownedBy(item.key, target.id)) continue;
-      records.push({ key: item.key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, version: item.version, origin: item.origin });
+      records.push(item.toRecord());
       if (records.length >= BATCH_RECORDS) {
         sends.push(this.send(target, records, true));
         records = [];
@@ -172,7 +172,7 @@ export class Replicator {
           if (target === null || target.id === view.self) continue;
           let batch = batches.get(target.id);
           if (batch === undefined) batches.set(target.id, (batch = { target, records: [] }));
-          batch.records.push({ key: item.key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, version: item.version, origin: item.origin });
+          batch.records.push(item.toRecord());
           if (batch.records.length >= BATCH_RECORDS) {
             sends.push(this.send(batch.target, batch.records));
             this.counters.rereplicated += batch.records.length;
