@@ -24,6 +24,9 @@ import { PeerMembershipTransport } from './cluster/peer/membership-transport.js'
 import { Opcode } from './cluster/peer/opcodes.js';
 import { decodeCommand, encodeReply } from './cluster/peer/command-codec.js';
 import { Replicator } from './cluster/replication/replicator.js';
+import { SessionIds } from './cluster/session-ids.js';
+import { MemberState } from './cluster/types.js';
+import { ReservedKeys } from './reserved-keys.js';
 
 /** How often expired items are reclaimed in the background, and how many are looked at each time. */
 const SWEEP_INTERVAL_MS = 1000;
@@ -69,14 +72,23 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     maxConnections: settings.maxConnections,
     get tcpPort() { return listeners?.tcpPort ?? 0; },
     socketPath: settings.socket,
-    clusterStats: () => cluster?.stats() ?? [],
+    clusterStats: () => [
+      ['session_ids_minted', String(sessionIds.counters.minted)],
+      ['session_ids_rehomed', String(sessionIds.counters.rehomed)],
+      ...(cluster?.stats() ?? []),
+    ],
   };
   const executor = new Executor({ store, stats, version: WIRE_VERSION });
   let cluster: ClusterNode | null = null;
   if (settings.peerListen !== null) {
     cluster = await startClusterNode({ settings, nodeId, store, executor, log });
   }
-  const execute: Execute = cluster === null ? (command) => executor.execute(command) : cluster.execute;
+  // A single node mints ids too (the php-client works the same everywhere). Without a cluster
+  // secret it signs them with a key of its own, which is fine: its sessions live in its memory
+  // and end with the process anyway.
+  const sessionIds = cluster?.sessionIds ?? singleNodeSessionIds(nodeId, settings.clusterSecret ?? randomBytes(32));
+  const reservedKeys = new ReservedKeys(sessionIds, nodeId);
+  const execute: Execute = reservedKeys.wrap(cluster === null ? (command) => executor.execute(command) : cluster.execute);
   listeners = new ClientListeners(
     { execute, limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output() },
     {
@@ -114,8 +126,16 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   };
 }
 
+/** Session ids for a daemon without peers: it is the master of everything and names no backup. */
+function singleNodeSessionIds(nodeId: string, secret: string | Uint8Array): SessionIds {
+  const view = new ClusterView(nodeId, { secret });
+  view.update([{ id: nodeId, peerAddress: '', state: MemberState.Alive, incarnation: 0 }]);
+  return new SessionIds({ view, secret, loadOf: () => undefined });
+}
+
 interface ClusterNode {
   execute: Execute;
+  sessionIds: SessionIds;
   /** starts membership (joins through the seeds, heartbeats) and settles once caught up */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -146,7 +166,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
   const peerAddress = `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${bound.port}`;
   log.info({ transport: 'peer', host: bound.address, port: bound.port, node: nodeId }, 'listening');
 
-  const view = new ClusterView(nodeId);
+  const view = new ClusterView(nodeId, { secret });
   const replicator = new Replicator({ store, view, pool, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
   // A forwarded command may wait for a busy master longer than one heartbeat round; a crashed
   // master fails it at once (the connection resets), a stopped one after this long.
@@ -160,7 +180,9 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
     log,
     heartbeatMs: settings.heartbeatMs,
     failureTimeoutMs: settings.failureTimeoutMs,
+    load: () => store.itemCount,
   });
+  const sessionIds = new SessionIds({ view, secret, loadOf: (member) => membership.loadOf(member) });
   let failovers = 0;
   const refresh = () => {
     view.update(membership.members());
@@ -207,6 +229,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
 
   return {
     execute: (command) => router.execute(command),
+    sessionIds,
     start: () => {
       membership.start();
       // A node that starts (or restarts empty) takes no ownership before it has caught up.
@@ -226,6 +249,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
       ['cluster_members', membership.members().map((m) => `${m.id}:${m.state}`).join(',')],
       ['cluster_replication', settings.replication],
       ['cluster_forwarded', String(router.counters.forwarded)],
+      ['cluster_forwarded_reads', String(router.counters.forwardedReads)],
       ['cluster_forward_failures', String(router.counters.forwardFailures)],
       ['cluster_replicated', String(replicator.counters.replicated)],
       ['cluster_rereplicated', String(replicator.counters.rereplicated)],

@@ -16,6 +16,8 @@ import { type Command, type Reply, Status, StoreMode, type ValueEntry } from './
 export class RouterCounters {
   /** commands sent to their master on another node */
   forwarded = 0;
+  /** of those, reads (get, gets, gat): what a sticky load balancer and minted ids bring to zero */
+  forwardedReads = 0;
   /** forwarded commands that got no answer (master unreachable) */
   forwardFailures = 0;
 }
@@ -103,6 +105,7 @@ export class Router {
 
   private async forward(masterId: string, address: string, command: Command): Promise<Reply> {
     this.counters.forwarded++;
+    if (command.kind === 'get' || command.kind === 'touchGet') this.counters.forwardedReads++;
     try {
       const answer = await this.options.pool.get(address).request(Opcode.Forward, encodeCommand(command), { timeoutMs: this.options.forwardTimeoutMs });
       return decodeReply(answer.payload);

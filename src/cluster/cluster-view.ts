@@ -1,10 +1,15 @@
 /**
  * What routing and replication read of the cluster at each request: who is live, their peer
  * addresses, and the owners of a key. Rebuilt on membership events only, so a request costs a
- * routing-key extraction and one rendezvous ranking, no allocation of member lists.
+ * routing-key extraction and one placement decision, no allocation of member lists.
+ *
+ * Placement has two cases (DESIGN.md, "Placement"): a session id the cluster minted names its
+ * owners (minted-placement.ts); any other id is placed by rendezvous hashing (rendezvous.ts).
  */
-import { owners as rankOwners } from './placement/rendezvous.js';
+import { mintedOwners } from './placement/minted-placement.js';
+import { owners as rankOwners, rank, type Owners } from './placement/rendezvous.js';
 import { routingKey } from './placement/routing-key.js';
+import { MIN_SESSION_ID_LENGTH, parseSessionId, SESSION_ID_V1, type ClusterSecret, type ParsedSessionId } from './placement/session-id.js';
 import { MemberState, type MemberInfo, type NodeId } from './types.js';
 
 export interface Owner {
@@ -17,26 +22,64 @@ export interface KeyOwners {
   backup: Owner | null;
 }
 
+export interface ClusterViewOptions {
+  /** php-memcached's `memcached.sess_prefix` (routing-key.ts) */
+  sessionPrefix?: string;
+  /** verifies minted ids' tags; without it every id is placed by hashing */
+  secret?: ClusterSecret;
+}
+
+/**
+ * Verified minted ids are remembered, so the HMAC runs once per session rather than once per
+ * request. Bounded: when full it starts over (a re-verification is cheap; memory is not).
+ */
+const MINTED_CACHE_LIMIT = 50_000;
+
 export class ClusterView {
   private liveIds: string[] = [];
+  private readonly live = new Set<NodeId>();
   private readonly addresses = new Map<NodeId, string>();
+  /** nodes that left gracefully -> the node each named to take its sessions */
+  private readonly replacements = new Map<NodeId, NodeId>();
+  private readonly mintedCache = new Map<string, ParsedSessionId | null>();
+  private readonly sessionPrefix: string | undefined;
+  private readonly secret: ClusterSecret | undefined;
 
-  constructor(readonly self: NodeId, private readonly sessionPrefix?: string) {}
+  constructor(readonly self: NodeId, options: ClusterViewOptions = {}) {
+    this.sessionPrefix = options.sessionPrefix;
+    this.secret = options.secret;
+  }
 
   /** Takes the member list (membership's snapshot) after every change. */
   update(members: readonly MemberInfo[]): void {
     // Suspect members still own their sessions until declared dead (DESIGN.md, "Membership").
     this.liveIds = members.filter((m) => m.state === MemberState.Alive || m.state === MemberState.Suspect).map((m) => m.id);
+    this.live.clear();
+    for (const id of this.liveIds) this.live.add(id);
     this.addresses.clear();
     for (const member of members) this.addresses.set(member.id, member.peerAddress);
   }
 
+  /** Records that `departed` left gracefully and named `replacement` to serve its minted sessions. */
+  setReplacement(departed: NodeId, replacement: NodeId): void {
+    if (departed !== replacement) this.replacements.set(departed, replacement);
+  }
+
+  forgetReplacement(departed: NodeId): void {
+    this.replacements.delete(departed);
+  }
+
   isLive(id: NodeId): boolean {
-    return this.liveIds.includes(id);
+    return this.live.has(id);
+  }
+
+  /** Live members other than this node, in id order. */
+  liveOthers(): NodeId[] {
+    return this.liveIds.filter((id) => id !== this.self).sort();
   }
 
   owners(key: string): KeyOwners {
-    const { master, backup } = rankOwners(routingKey(key, this.sessionPrefix), this.liveIds);
+    const { master, backup } = this.place(routingKey(key, this.sessionPrefix), this.liveIds, this.live);
     return { master: this.owner(master), backup: this.owner(backup) };
   }
 
@@ -45,8 +88,10 @@ export class ClusterView {
    * (re)joining learns which sessions to take back before others may already count it.
    */
   ownedBy(key: string, candidate: NodeId): boolean {
-    const members = this.liveIds.includes(candidate) ? this.liveIds : [...this.liveIds, candidate];
-    const { master, backup } = rankOwners(routingKey(key, this.sessionPrefix), members);
+    const routing = routingKey(key, this.sessionPrefix);
+    const { master, backup } = this.live.has(candidate)
+      ? this.place(routing, this.liveIds, this.live)
+      : this.place(routing, [...this.liveIds, candidate], new Set([...this.liveIds, candidate]));
     return master === candidate || backup === candidate;
   }
 
@@ -57,6 +102,37 @@ export class ClusterView {
     if (master !== null && master.id !== this.self) others.push(master);
     if (backup !== null && backup.id !== this.self) others.push(backup);
     return others;
+  }
+
+  /**
+   * A session id the cluster minted (its tag verifies under the cluster secret), read; null for any
+   * other id. `id` is a session id or a routing key, never a whole memcached key.
+   */
+  minted(id: string): ParsedSessionId | null {
+    // Stock PHP ids (26 to 32 characters by default) and most plain keys end here, with no lookup.
+    if (this.secret === undefined || id.length < MIN_SESSION_ID_LENGTH || id[0] !== SESSION_ID_V1) return null;
+    const cached = this.mintedCache.get(id);
+    if (cached !== undefined) return cached;
+    const parsed = parseSessionId(id, this.secret);
+    if (this.mintedCache.size >= MINTED_CACHE_LIMIT) this.mintedCache.clear();
+    this.mintedCache.set(id, parsed);
+    return parsed;
+  }
+
+  /** Master and backup of a session id (or any routing key) as placement decides them now. */
+  ownersOfId(id: string): Owners {
+    return this.place(id, this.liveIds, this.live);
+  }
+
+  private place(routing: string, liveIds: readonly string[], live: ReadonlySet<string>): Owners {
+    const named = this.minted(routing);
+    if (named === null) return rankOwners(routing, liveIds);
+    return mintedOwners({
+      named,
+      isLive: (member) => live.has(member),
+      replacementOf: (member) => this.replacements.get(member),
+      rankLive: () => rank(routing, liveIds),
+    });
   }
 
   private owner(id: NodeId | null): Owner | null {

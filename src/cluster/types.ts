@@ -62,5 +62,9 @@ export interface MembershipTransport {
 /** Membership's own messages (carried by the peer link's Membership opcode). */
 export type MembershipMessage =
   | { kind: 'join'; member: MemberInfo }
-  | { kind: 'heartbeat'; member: MemberInfo; members: MemberInfo[] }
+  /**
+   * `load`: how many items the sender holds (added after the first release: absent from older
+   * nodes, ignored by them). Minting reads it to pick the least-loaded backup.
+   */
+  | { kind: 'heartbeat'; member: MemberInfo; members: MemberInfo[]; load?: number }
   | { kind: 'leave'; member: MemberInfo };

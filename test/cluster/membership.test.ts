@@ -463,6 +463,24 @@ describe('robustness', () => {
     expect(node.member('a')!.state).toBe('alive');
   });
 
+  it('heartbeats carry each node\'s load; a peer keeps the last one it heard directly, ignoring bad values', () => {
+    let itemsOnB = 5;
+    cluster.start('a');
+    cluster.start('b', { seeds: [address('a')], load: () => itemsOnB });
+    cluster.advance(2 * HEARTBEAT);
+    expect(cluster.node('a').loadOf('b')).toBe(5);
+    expect(cluster.node('b').loadOf('a')).toBeUndefined(); // a reports none
+    itemsOnB = 42;
+    cluster.advance(2 * HEARTBEAT);
+    expect(cluster.node('a').loadOf('b')).toBe(42);
+    const { transport } = rogue(cluster);
+    for (const load of [-1, 1.5, 'many', Number.MAX_VALUE]) {
+      transport.send('a', address('a'), { kind: 'heartbeat', member: { id: 'rogue', peerAddress: address('rogue'), state: MemberState.Alive, incarnation: 1 }, members: [], load } as unknown as MembershipMessage);
+    }
+    cluster.advance(10);
+    expect(cluster.node('a').loadOf('rogue')).toBeUndefined();
+  });
+
   it('rejects timings that would suspect every member between two heartbeats', () => {
     const transport = cluster.hub.connect('q', address('q'));
     const base = { self: { id: 'q', peerAddress: address('q'), incarnation: 1 }, seeds: [], transport, log: cluster.log };

@@ -53,6 +53,8 @@ export interface MembershipOptions {
   /** a warning is logged every this many failed join attempts (default 5) */
   joinWarnEvery?: number;
   clock?: MembershipClock;
+  /** what this node reports as its load in heartbeats (the items it holds); none when absent */
+  load?: () => number;
 }
 
 export interface MembershipEvents {
@@ -94,6 +96,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
   readonly stats = new MembershipStats();
   private selfInfo: MemberInfo;
   private readonly records = new Map<NodeId, MemberRecord>();
+  /** the load each member last reported in a heartbeat of its own */
+  private readonly loads = new Map<NodeId, number>();
+  private readonly load: (() => number) | undefined;
   /** incarnations of reaped members: news at or below them is stale, so reaped members stay forgotten */
   private readonly reaped = new Map<NodeId, number>();
   private readonly seeds: string[];
@@ -124,6 +129,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (!Number.isSafeInteger(self.incarnation) || self.incarnation < 0) {
       throw new RangeError(`membership: incarnation must be a non-negative integer, got ${self.incarnation}`);
     }
+    this.load = options.load;
     this.heartbeatMs = options.heartbeatMs ?? 200;
     this.failureTimeoutMs = options.failureTimeoutMs ?? 1000;
     this.suspectAfterMs = options.suspectAfterMs ?? this.failureTimeoutMs / 2;
@@ -187,6 +193,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** True once a member has listed this node (or it is the first node). */
   get joined(): boolean {
     return this.joinedFlag;
+  }
+
+  /** The load `id` last reported in its own heartbeat; undefined before its first one. */
+  loadOf(id: NodeId): number | undefined {
+    return this.loads.get(id);
   }
 
   /** Every known member, this node included, dead and left ones too (until reaped), sorted by id. */
@@ -302,6 +313,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     for (const [id, record] of this.records) {
       if (!isLive(record.info.state) && now - record.changedAt >= this.reapAfterMs) {
         this.records.delete(id);
+        this.loads.delete(id);
         this.reaped.set(id, record.info.incarnation);
         this.log.debug({ peer: id, state: record.info.state, incarnation: record.info.incarnation }, 'forgot member');
       }
@@ -341,6 +353,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.stats.heartbeatsReceived++;
         this.apply(sender, 'direct', now);
         this.heard(sender.id, now);
+        if (typeof message.load === 'number' && Number.isSafeInteger(message.load) && message.load >= 0) {
+          this.loads.set(sender.id, message.load);
+        }
         for (const entry of message.members) {
           if (!isMemberInfo(entry)) {
             this.stats.malformed++;
@@ -510,7 +525,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
   // ---- sending -------------------------------------------------------------------------------
 
   private heartbeatMessage(): MembershipMessage {
-    return { kind: 'heartbeat', member: copyMember(this.selfInfo), members: this.members() };
+    const message: MembershipMessage = { kind: 'heartbeat', member: copyMember(this.selfInfo), members: this.members() };
+    if (this.load !== undefined) message.load = this.load();
+    return message;
   }
 
   private leaveMessage(): MembershipMessage {

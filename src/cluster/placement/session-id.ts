@@ -57,6 +57,9 @@ export const RANDOM_BITS = 132;
 /** Bytes drawn from the CSPRNG per id: enough for RANDOM_BITS. */
 export const RANDOM_BYTES = Math.ceil(RANDOM_BITS / 8);
 
+/** The shortest v1 id: version, a 1-byte master (length char + 2 chars), no backup, the tail. */
+export const MIN_SESSION_ID_LENGTH = 38;
+
 /** The longest id PHP accepts. */
 export const MAX_SESSION_ID_LENGTH = 256;
 
@@ -67,6 +70,7 @@ const TAG_BYTES = 6;
 const TAG_CHARS = (TAG_BYTES * 8) / 6;
 /** revision + random + tag: what follows the node fields. */
 const TAIL_CHARS = REVISION_CHARS + RANDOM_CHARS + TAG_CHARS;
+if (MIN_SESSION_ID_LENGTH !== 1 + 3 + TAIL_CHARS) throw new Error('session-id: MIN_SESSION_ID_LENGTH does not match the layout');
 
 /** char code -> 6-bit value, -1 outside the alphabet. */
 const VALUE = new Int8Array(128).fill(-1);
@@ -131,7 +135,7 @@ export function mintSessionId(options: MintSessionIdOptions): string {
 export function parseSessionId(id: string, secret: ClusterSecret): ParsedSessionId | null {
   if (typeof id !== 'string') return null;
   const length = id.length;
-  if (length < 1 + 3 + TAIL_CHARS || length > MAX_SESSION_ID_LENGTH || id[0] !== SESSION_ID_V1) return null;
+  if (length < MIN_SESSION_ID_LENGTH || length > MAX_SESSION_ID_LENGTH || id[0] !== SESSION_ID_V1) return null;
   for (let i = 0; i < length; i++) {
     const code = id.charCodeAt(i);
     if (code >= 128 || VALUE[code] === -1) return null;
