@@ -88,6 +88,17 @@ export class ClusterNode {
     await this.server.process.catch(() => undefined);
   }
 
+  /** SIGTERM (graceful: the node drains), and wait until the process is gone; its exit code. */
+  async terminate(timeoutMs = 40_000): Promise<number | null> {
+    if (!this.running) return this.server?.process.exitCode ?? null;
+    const p = this.server.process;
+    p.kill('SIGTERM');
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    await p.catch(() => undefined);
+    clearTimeout(timer);
+    return p.exitCode ?? null;
+  }
+
   /** kill -STOP */
   pause(): void { this.signal('SIGSTOP'); }
   /** kill -CONT */

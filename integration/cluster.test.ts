@@ -168,6 +168,28 @@ function rawGet(node: ClusterNode, key: string): Promise<{ flags: number; value:
   });
 }
 
+/** Sends `request` over a fresh raw ascii connection; the answer once it matches `done`. */
+function rawExchange(node: ClusterNode, request: string, done: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: node.host, port: node.port });
+    let buf = '';
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`raw ${JSON.stringify(request.slice(0, 80))} via ${node.id}: no answer within 5 s; got ${JSON.stringify(buf)}`)); }, 5000);
+    sock.on('connect', () => sock.write(request));
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('latin1');
+      if (done.test(buf)) { clearTimeout(timer); sock.destroy(); resolve(buf); }
+    });
+  });
+}
+
+/** A reserved key's value (`__session_cluster__.<name>`), answered by the node itself. */
+async function reserved(node: ClusterNode, name: string): Promise<string | null> {
+  const key = `__session_cluster__.${name}`;
+  const item = await rawGet(node, key);
+  return item === null ? null : item.value;
+}
+
 function phpSessionEncode(data: Record<string, string | number>): string {
   return Object.entries(data).map(([k, v]) =>
     typeof v === 'number' ? `${k}|i:${v};` : `${k}|s:${Buffer.byteLength(v)}:"${v}";`).join('');
@@ -685,5 +707,84 @@ describe('a node restarted empty under its id', () => {
     expect(early.lost, `right after ready: ${describeRead(early)}${await diagnose(all, early, [node1, node2, node3])}\nnode3's log since the restart: ${node3.logs.map((l) => l.msg).join(' | ')}`).toBe(0);
     expect(rejoined.lost, `after rejoin: ${describeRead(rejoined)}`).toBe(0);
     expect(afterKill.lost, `after kill -9 of node1: ${describeRead(afterKill)}`).toBe(0);
+  });
+});
+
+describe('SIGTERM: a node drains before it leaves', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster(3);
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+  });
+
+  afterAll(async () => { killChildren(); await stopCluster(cluster); });
+
+  it('hands every session to its new owners (0 lost), minted sessions naming it go to the replacement it named, and a later kill -9 loses nothing', async () => {
+    const [node1, node2, node3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const t = phases();
+    const t1 = Date.now();
+    const stock = await writeSessions([
+      { setup: MB, via: node1, prefix: `${RUN}-d-mb-`, from: 0, count: 300, tag: 'd' },
+      { setup: PM, via: node3, prefix: `${RUN}-d-pm-`, from: 0, count: 300, tag: 'd' },
+    ]);
+    expect(stock.failed, `stock-id writes${warningsSince(cluster.nodes, t1)}`).toEqual([]);
+    // Sessions minted by node2 (it is their named master), written through node1.
+    const minted: Array<{ id: string; value: string }> = [];
+    for (let i = 0; i < 60; i++) {
+      const id = await reserved(node2, 'mint');
+      expect(id).toMatch(/^1[0-9a-zA-Z,-]{37,208}$/);
+      const value = `minted-${i}`;
+      expect(await rawExchange(node1, `set memc.sess.key.${id} 0 0 ${value.length}\r\n${value}\r\n`, /\r\n$/)).toBe('STORED\r\n');
+      minted.push({ id: id!, value });
+    }
+    t.mark('write 600 stock + 60 minted');
+    const itemsOnNode2 = Number((await stats(node2))['curr_items']);
+    expect(itemsOnNode2).toBeGreaterThan(0);
+
+    const exitCode = await node2.terminate();
+    t.mark('SIGTERM node2 until exit');
+    expect(exitCode, node2.describeExit()).toBe(0);
+    const drained = node2.logsMatching('drained: every session acknowledged');
+    expect(drained, node2.describeExit(12)).toHaveLength(1);
+    const left = node2.logsMatching('left the cluster')[0];
+    const replacement = String(left?.replacement);
+    expect(['node1', 'node3']).toContain(replacement);
+    await waitForMembers([node1, node3], { node1: 'alive', node2: 'left', node3: 'alive' }, 5000);
+    t.mark('until seen left');
+
+    // The replacement now masters every session node2 minted, on every node's view.
+    for (const node of [node1, node3]) {
+      for (const { id } of minted) {
+        const owners = new URLSearchParams((await reserved(node, `owners.${id}`)) ?? '');
+        expect(owners.get('named_master'), id).toBe('node2');
+        expect(owners.get('master'), `${id} via ${node.id}`).toBe(replacement);
+      }
+    }
+    const readMinted = async (via: ClusterNode) => {
+      const lost: string[] = [];
+      for (const { id, value } of minted) {
+        const item = await rawGet(via, `memc.sess.key.${id}`);
+        if (item?.value !== value) lost.push(`${id} via ${via.id}: ${JSON.stringify(item?.value ?? null)}`);
+      }
+      return lost;
+    };
+    expect(await readMinted(node1)).toEqual([]);
+    expect(await readMinted(node3)).toEqual([]);
+    const afterDrain = await readBack(stock.acked, (w) => (w.via === node1 ? node3 : node1));
+    t.mark('read all back');
+    expect(afterDrain.lost, `after the drain: ${describeRead(afterDrain)}${await diagnose(stock.acked, afterDrain, [node1, node3])}`).toBe(0);
+
+    // Two copies of everything on the two nodes left: kill -9 one, the other has it all.
+    await waitForSettled(async () => [await sumStat([node1, node3], 'cluster_replicated'), await sumStat([node1, node3], 'cluster_rereplicated')],
+      { quietMs: 1000, timeoutMs: 15_000 });
+    await node3.kill();
+    await waitForMembers([node1], { node3: 'dead' }, 5000);
+    t.mark('kill -9 node3 until seen dead');
+    const afterKill = await readBack(stock.acked, () => node1);
+    expect(afterKill.lost, `after kill -9 of node3: ${describeRead(afterKill)}${await diagnose(stock.acked, afterKill, [node1])}`).toBe(0);
+    expect(await readMinted(node1)).toEqual([]);
+    console.log(`[drain] node2 held ${itemsOnNode2} items; replacement ${replacement}; ${JSON.stringify(drained[0])}`);
+    console.log(`[drain] phases: ${t}`);
   });
 });

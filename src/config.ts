@@ -50,6 +50,8 @@ export interface Settings {
   heartbeatMs: number;
   /** silence after which a peer is declared dead; at least 3 heartbeats */
   failureTimeoutMs: number;
+  /** on SIGTERM/SIGINT, how long a cluster node may spend handing its sessions over; 0 = leave without handing over */
+  drainTimeoutMs: number;
 }
 
 export const REPLICATION_MODES = ['sync', 'async'] as const;
@@ -83,6 +85,9 @@ export const DEFAULTS: Settings = {
   // + ~20 ms, bench/CLUSTER-RESULTS.md): 800 ms keeps failover under 1 s with 4 heartbeats of margin.
   heartbeatMs: 200,
   failureTimeoutMs: 800,
+  // Handing over is a copy at peer-link speed (about 100 MB/s on loopback); 30 s covers a node
+  // full of sessions with room to spare, and stays under systemd's default stop timeout (90 s).
+  drainTimeoutMs: 30_000,
 };
 
 /** Raw values as given: strings from flags, any JSON value from the file. */
@@ -104,6 +109,7 @@ export const FLAG_NAMES: Record<keyof Settings, string> = {
   clusterSecret: '--cluster-secret',
   heartbeatMs: '--heartbeat-ms',
   failureTimeoutMs: '--failure-timeout-ms',
+  drainTimeoutMs: '--drain-timeout-ms',
 };
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: MiB, mb: MiB, mib: MiB, g: 1024 * MiB, gb: 1024 * MiB, gib: 1024 * MiB };
@@ -236,6 +242,7 @@ const PARSERS: { [K in keyof Settings]: (value: unknown, name: string) => Settin
   clusterSecret: parseSecret,
   heartbeatMs: wholeNumber(MIN_HEARTBEAT_MS),
   failureTimeoutMs: wholeNumber(1),
+  drainTimeoutMs: wholeNumber(0),
 };
 
 /** Reads a JSON config file whose keys are the settings' names (listen, maxItemSize, …). */

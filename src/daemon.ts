@@ -219,6 +219,36 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
     void catchUp('stalled past the failure timeout');
   });
 
+  /**
+   * Graceful shutdown (DESIGN.md, "Cluster mechanics"): with PHP's connections already closed,
+   * hand every session to the owners it has once this node is gone, wait for their
+   * acknowledgements (up to --drain-timeout-ms), and name the least-loaded live node as the
+   * replacement that serves the sessions whose minted ids name this node. What a drain cut short
+   * did not copy still has its other copy, which re-replication restores after the leave.
+   */
+  const drain = async (): Promise<string | null> => {
+    if (settings.drainTimeoutMs === 0) return null;
+    const replacement = sessionIds.leastLoadedOther();
+    if (replacement === null) {
+      if (store.itemCount > 0) clusterLog.warn({ items: store.itemCount }, 'draining: no other live node to hand sessions to; they end with this node');
+      return null;
+    }
+    view.leave(replacement);
+    const started = Date.now();
+    const items = store.itemCount;
+    clusterLog.info({ items, replacement }, 'draining: handing sessions to their new owners before leaving');
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      replicator.handOverAll().then((complete) => (complete ? 'complete' : 'incomplete')),
+      new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), settings.drainTimeoutMs); }),
+    ]);
+    clearTimeout(timer);
+    const fields = { items, replacement, ms: Date.now() - started };
+    if (outcome === 'complete') clusterLog.info(fields, 'drained: every session acknowledged by its new owners');
+    else clusterLog.warn({ ...fields, outcome, drainTimeoutMs: settings.drainTimeoutMs }, 'drain cut short: sessions not acknowledged keep their other copy, restored by re-replication');
+    return replacement;
+  };
+
   server.handle(Opcode.Forward, (frame, reply) => {
     const answer = router.handleForward(decodeCommand(frame.payload));
     if (answer instanceof Promise) void answer.then((settled) => reply(Opcode.ForwardReply, encodeReply(settled)));
@@ -236,8 +266,9 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
       return catchUp('start');
     },
     async stop() {
+      const replacement = await drain();
       replicator.stop();
-      membership.leave();
+      membership.leave(replacement ?? undefined);
       // Give the leave a moment to go out before the links close.
       await new Promise((resolve) => setTimeout(resolve, Math.min(settings.heartbeatMs, 100)));
       membership.stop();

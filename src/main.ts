@@ -36,7 +36,8 @@ program
   .option('--cluster-secret <secret>', `secret shared by all nodes, at least ${MIN_SECRET_LENGTH} characters; required with --peer-listen. Prefer the ${CLUSTER_SECRET_ENV} environment variable: ps shows command lines to every user`)
   .option('--heartbeat-ms <ms>', `how often each peer is sent a heartbeat, at least ${MIN_HEARTBEAT_MS} (default ${DEFAULTS.heartbeatMs})`)
   .option('--failure-timeout-ms <ms>', `silence after which a peer is declared dead, at least ${HEARTBEATS_PER_FAILURE_TIMEOUT} heartbeats (default ${DEFAULTS.failureTimeoutMs})`)
-  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs); flags win')
+  .option('--drain-timeout-ms <ms>', `on SIGTERM/SIGINT, how long a cluster node may take to hand its sessions to their new owners before it leaves; 0 leaves at once (default ${DEFAULTS.drainTimeoutMs})`)
+  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs); flags win')
   .action(async (flags: Record<string, string | undefined>) => {
     let settings;
     try {
@@ -46,6 +47,7 @@ program
         memoryLimit: flags.memoryLimit, maxConnections: flags.maxConnections, logLevel: flags.logLevel,
         peerListen: flags.peerListen, peers: flags.peers, nodeId: flags.nodeId, replication: flags.replication,
         clusterSecret: flags.clusterSecret, heartbeatMs: flags.heartbeatMs, failureTimeoutMs: flags.failureTimeoutMs,
+        drainTimeoutMs: flags.drainTimeoutMs,
       };
       // The environment gives the cluster secret (SESSION_CLUSTER_SECRET) when neither the file nor a flag does.
       settings = resolveSettings(fromFile, fromFlags, flags.config, process.env);
@@ -68,7 +70,9 @@ program
       stopping = true;
       // Armed before anything else, so nothing (not even a failing log write) can keep us running.
       // A stop that had to be cut short is not a clean one: exit 1, so a supervisor can tell.
-      const forced = setTimeout(() => { logSafely(() => log.warn('connections did not close in time; exiting')); process.exit(1); }, 5000);
+      // A cluster node first hands its sessions over, for up to --drain-timeout-ms.
+      const drainMs = settings.peerListen === null ? 0 : settings.drainTimeoutMs;
+      const forced = setTimeout(() => { logSafely(() => log.warn('connections did not close in time; exiting')); process.exit(1); }, 5000 + drainMs);
       forced.unref();
       logSafely(() => log.info({ signal }, 'stopping'));
       daemon.stop().then(() => {

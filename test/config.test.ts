@@ -23,7 +23,7 @@ const GiB = 1024 * MiB;
 
 /** The cluster settings' defaults: a single node, not in a cluster. */
 const SINGLE_NODE = {
-  peerListen: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
+  peerListen: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800, drainTimeoutMs: 30000,
 };
 const SECRET = 'correct-horse-battery';
 
@@ -239,7 +239,7 @@ describe('cluster settings', () => {
     const settings = resolveSettings({}, cluster, 'config file', {});
     expect(settings).toMatchObject({
       peerListen: { host: '127.0.0.1', port: 11212 }, peers: [], nodeId: defaultNodeId(hostname(), 11212),
-      replication: 'sync', clusterSecret: SECRET, heartbeatMs: 200, failureTimeoutMs: 800,
+      replication: 'sync', clusterSecret: SECRET, heartbeatMs: 200, failureTimeoutMs: 800, drainTimeoutMs: 30000,
     });
     // the same host and port give the same id on every start
     expect(resolveSettings({}, cluster, 'config file', {}).nodeId).toBe(settings.nodeId);
@@ -257,22 +257,22 @@ describe('cluster settings', () => {
       clusterSecret: SECRET, heartbeatMs: '50', failureTimeoutMs: '150',
     }, 'config file', {})).toMatchObject({
       peerListen: { host: '0.0.0.0', port: 11212 }, peers: ['10.0.0.2:11212', '10.0.0.3:11212'], nodeId: 'web-1.a_b',
-      replication: 'async', clusterSecret: SECRET, heartbeatMs: 50, failureTimeoutMs: 150,
+      replication: 'async', clusterSecret: SECRET, heartbeatMs: 50, failureTimeoutMs: 150, drainTimeoutMs: 30000,
     });
     const file: RawSettings = {
       peerListen: '10.0.0.1:11212', peers: ['10.0.0.2:11212'], nodeId: 'file-node', replication: 'async',
-      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000,
+      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000, drainTimeoutMs: 30000,
     };
     expect(resolveSettings(file, {}, 'config file', {})).toMatchObject({
       peerListen: { host: '10.0.0.1', port: 11212 }, peers: ['10.0.0.2:11212'], nodeId: 'file-node', replication: 'async',
-      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000,
+      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000, drainTimeoutMs: 30000,
     });
     expect(resolveSettings({ ...file, peers: '10.0.0.4:1, 10.0.0.5:2' }, {
       peerListen: '10.0.0.9:11212', peers: '10.0.0.3:11212', nodeId: 'flag-node', replication: 'sync',
       clusterSecret: 'secret-from-the-flag', heartbeatMs: '300',
     }, 'config file', {})).toMatchObject({
       peerListen: { host: '10.0.0.9', port: 11212 }, peers: ['10.0.0.3:11212'], nodeId: 'flag-node', replication: 'sync',
-      clusterSecret: 'secret-from-the-flag', heartbeatMs: 300, failureTimeoutMs: 2000,
+      clusterSecret: 'secret-from-the-flag', heartbeatMs: 300, failureTimeoutMs: 2000, drainTimeoutMs: 30000,
     });
   });
 
@@ -394,7 +394,7 @@ describe('readConfigFile', () => {
     const path = file('unknown.json', JSON.stringify({ listen: ':1', maxItemSzie: '1m' }));
     expect(configError(() => readConfigFile(path)).message).toBe(
       `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, `
-      + 'peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs',
+      + 'peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs',
     );
   });
 });

@@ -37,10 +37,13 @@ const MINTED_CACHE_LIMIT = 50_000;
 
 export class ClusterView {
   private liveIds: string[] = [];
+  private members: readonly MemberInfo[] = [];
   private readonly live = new Set<NodeId>();
   private readonly addresses = new Map<NodeId, string>();
-  /** nodes that left gracefully -> the node each named to take its sessions */
+  /** nodes that left gracefully -> the node each named to take its sessions (membership keeps them until reaped, 24 h) */
   private readonly replacements = new Map<NodeId, NodeId>();
+  /** set once this node drains: it owns nothing from then on, and names this replacement */
+  private drain: { replacement: NodeId | null } | null = null;
   private readonly mintedCache = new Map<string, ParsedSessionId | null>();
   private readonly sessionPrefix: string | undefined;
   private readonly secret: ClusterSecret | undefined;
@@ -52,21 +55,34 @@ export class ClusterView {
 
   /** Takes the member list (membership's snapshot) after every change. */
   update(members: readonly MemberInfo[]): void {
+    this.members = members;
     // Suspect members still own their sessions until declared dead (DESIGN.md, "Membership").
-    this.liveIds = members.filter((m) => m.state === MemberState.Alive || m.state === MemberState.Suspect).map((m) => m.id);
+    this.liveIds = members
+      .filter((m) => (m.state === MemberState.Alive || m.state === MemberState.Suspect) && !(m.id === this.self && this.drain !== null))
+      .map((m) => m.id);
     this.live.clear();
     for (const id of this.liveIds) this.live.add(id);
     this.addresses.clear();
-    for (const member of members) this.addresses.set(member.id, member.peerAddress);
+    this.replacements.clear();
+    for (const member of members) {
+      this.addresses.set(member.id, member.peerAddress);
+      if (member.state === MemberState.Left && member.replacement !== undefined) this.replacements.set(member.id, member.replacement);
+    }
+    if (this.drain?.replacement != null) this.replacements.set(this.self, this.drain.replacement);
   }
 
-  /** Records that `departed` left gracefully and named `replacement` to serve its minted sessions. */
-  setReplacement(departed: NodeId, replacement: NodeId): void {
-    if (departed !== replacement) this.replacements.set(departed, replacement);
+  /**
+   * Drain: from now on this node owns nothing, and the sessions whose ids name it go to
+   * `replacement` (null: none named; placement falls back to the other owner and rendezvous).
+   * Placement then answers as the rest of the cluster will once the leave is announced.
+   */
+  leave(replacement: NodeId | null): void {
+    this.drain = { replacement };
+    this.update(this.members);
   }
 
-  forgetReplacement(departed: NodeId): void {
-    this.replacements.delete(departed);
+  get leaving(): boolean {
+    return this.drain !== null;
   }
 
   isLive(id: NodeId): boolean {

@@ -78,6 +78,20 @@ export class SessionIds {
   }
 
   /** The live member other than this node holding the fewest items (ties: lowest id); null when alone. */
+  leastLoadedOther(): NodeId | null {
+    let best: NodeId | null = null;
+    let bestLoad = Infinity;
+    for (const member of this.options.view.liveOthers()) {
+      const load = this.options.loadOf(member) ?? 0;
+      if (load < bestLoad) {
+        best = member;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  /** As leastLoadedOther, counting the backups assigned since each member's last report. */
   private chooseBackup(): NodeId | null {
     let best: NodeId | null = null;
     let bestLoad = Infinity;

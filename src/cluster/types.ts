@@ -31,6 +31,12 @@ export interface MemberInfo {
    * member with a lower incarnation than what is known never wins (memberlist's rule).
    */
   incarnation: number;
+  /**
+   * A member that left on purpose (drain): the node it named to take over the sessions whose
+   * minted ids name it (DESIGN.md: "A node that left gracefully names a replacement, which the
+   * cluster remembers"). Added after the first release: older nodes drop it.
+   */
+  replacement?: NodeId;
 }
 
 /** A message between two nodes; the peer codec turns it into bytes. */

@@ -391,6 +391,24 @@ describe('leaving', () => {
     expect(cluster.eventsAbout('c').filter((e) => e.on === 'a').map((e) => e.event)).toEqual(['join', 'leave']);
   });
 
+  it('the replacement a leaving node names reaches every member, directly and through gossip', () => {
+    cluster.startAll(['a', 'b', 'c']);
+    cluster.advance(3 * HEARTBEAT);
+    cluster.hub.dropIf((from, to, m) => from === 'c' && to === 'a' && m.kind === 'leave');
+    cluster.node('c').leave('b');
+    cluster.advance(HEARTBEAT + 1);
+    for (const on of ['a', 'b']) expect(cluster.node(on).member('c')).toMatchObject({ state: 'left', replacement: 'b' });
+  });
+
+  it('a replacement is dropped from members that are not left, and a malformed one rejects the entry', () => {
+    cluster.startAll(['a']);
+    const { gossip } = rogue(cluster);
+    gossip('a', [{ ...info('x', MemberState.Alive, 1), replacement: 'a' }, { ...info('y', MemberState.Left, 1), replacement: 'bad id!' }]);
+    cluster.advance(10);
+    expect(cluster.node('a').member('x')).toEqual(info('x', MemberState.Alive, 1));
+    expect(cluster.node('a').member('y')).toBeUndefined();
+  });
+
   it('a node that left answers a member still heartbeating it with its leave', () => {
     cluster.startAll(['a', 'c']);
     cluster.advance(3 * HEARTBEAT);

@@ -115,3 +115,34 @@ describe('ClusterView with minted ids', () => {
     expect(view.minted(id)).toBeNull();
   });
 });
+
+describe('ClusterView during a drain, and after a leave with a replacement', () => {
+  const id = mintSessionId({ master: 'node2', backup: 'node3', revision: 0, secret: SECRET });
+  const key = `memc.sess.key.${id}`;
+
+  it('the draining node owns nothing and sends the minted sessions naming it to its replacement', () => {
+    const view = new ClusterView('node2', { secret: SECRET });
+    view.update(members(['node1', 'node2', 'node3', 'node4']));
+    expect(view.owners(key).master?.id).toBe('node2');
+    view.leave('node4');
+    expect(view.leaving).toBe(true);
+    expect(view.owners(key)).toMatchObject({ master: { id: 'node4' }, backup: { id: 'node3' } });
+    expect(view.isLive('node2')).toBe(false);
+    // membership changes during the drain keep it out
+    view.update(members(['node1', 'node2', 'node3', 'node4']));
+    expect(view.owners(key).master?.id).toBe('node4');
+    for (let i = 0; i < 200; i++) {
+      const o = view.owners(`memc.sess.key.stock${i}`);
+      expect([o.master?.id, o.backup?.id]).not.toContain('node2');
+    }
+  });
+
+  it('the others read the replacement from the member list once the leave arrives, and forget it when the node is back', () => {
+    const view = new ClusterView('node1', { secret: SECRET });
+    const left: MemberInfo = { id: 'node2', peerAddress: '127.0.0.1:7200', state: MemberState.Left, incarnation: 1, replacement: 'node4' };
+    view.update([...members(['node1', 'node3', 'node4']), left]);
+    expect(view.owners(key)).toMatchObject({ master: { id: 'node4' }, backup: { id: 'node3' } });
+    view.update([...members(['node1', 'node3', 'node4']), { ...left, state: MemberState.Alive, incarnation: 2, replacement: undefined }]);
+    expect(view.owners(key)).toMatchObject({ master: { id: 'node2' }, backup: { id: 'node3' } });
+  });
+});

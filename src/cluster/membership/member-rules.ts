@@ -56,7 +56,8 @@ export function isMemberInfo(value: unknown): value is MemberInfo {
   return isNodeId(m.id)
     && typeof m.peerAddress === 'string' && m.peerAddress.length > 0
     && typeof m.state === 'string' && STATES.has(m.state)
-    && typeof m.incarnation === 'number' && Number.isSafeInteger(m.incarnation) && m.incarnation >= 0;
+    && typeof m.incarnation === 'number' && Number.isSafeInteger(m.incarnation) && m.incarnation >= 0
+    && (m.replacement === undefined || isNodeId(m.replacement));
 }
 
 /** Checks a message's shape and its sender; the entries of a heartbeat's list are checked one by one. */
@@ -77,5 +78,8 @@ export function isMembershipMessage(value: unknown): value is MembershipMessage 
 
 /** A copy with exactly the MemberInfo fields, so nothing a peer added rides along in our records. */
 export function copyMember(m: MemberInfo): MemberInfo {
-  return { id: m.id, peerAddress: m.peerAddress, state: m.state, incarnation: m.incarnation };
+  const copy: MemberInfo = { id: m.id, peerAddress: m.peerAddress, state: m.state, incarnation: m.incarnation };
+  // A replacement only means something for a member that left, and never names the member itself.
+  if (m.state === MemberState.Left && m.replacement !== undefined && m.replacement !== m.id) copy.replacement = m.replacement;
+  return copy;
 }

@@ -167,16 +167,21 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
   }
 
-  /** Marks this node left, tells every live member, and stops heartbeats (memberlist Leave). */
-  leave(): void {
+  /**
+   * Marks this node left, tells every live member, and stops heartbeats (memberlist Leave).
+   * `replacement`: the node this one handed its sessions to, named in the leave so that sessions
+   * whose minted ids name this node are served there (minted-placement.ts).
+   */
+  leave(replacement?: NodeId): void {
     if (this.phase !== 'running') return;
     this.selfInfo = { ...this.selfInfo, state: MemberState.Left };
+    if (replacement !== undefined && replacement !== this.selfInfo.id) this.selfInfo.replacement = replacement;
     this.stopTimers();
     this.phase = 'left';
     for (const record of this.records.values()) {
       if (isLive(record.info.state)) this.sendTo(record.info.id, record.info.peerAddress, this.leaveMessage());
     }
-    this.log.info({ incarnation: this.selfInfo.incarnation }, 'left the cluster');
+    this.log.info({ incarnation: this.selfInfo.incarnation, replacement: replacement ?? null }, 'left the cluster');
   }
 
   /** Stops everything, without telling anyone (shutdown after leave(), or a test's crash). */
@@ -501,6 +506,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const fields = {
       peer: member.id, peerAddress: member.peerAddress, state: member.state, previousState: previous.state,
       incarnation: member.incarnation, previousIncarnation: previous.incarnation, ...context,
+      ...(member.replacement !== undefined ? { replacement: member.replacement } : {}),
     };
     if (member.state === MemberState.Suspect && previous.state !== MemberState.Suspect) this.stats.suspicions++;
     if (member.state === MemberState.Dead && previous.state !== MemberState.Dead) this.stats.deaths++;

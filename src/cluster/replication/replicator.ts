@@ -51,7 +51,7 @@ export interface ReplicatorOptions {
 export class Replicator {
   readonly counters = new ReplicationCounters();
   private scanTimer: NodeJS.Timeout | null = null;
-  private scanning = false;
+  private scanning: Promise<boolean> | null = null;
   private scanAgain = false;
   private stopped = false;
   private readonly now: () => number;
@@ -84,14 +84,14 @@ export class Replicator {
    */
   scheduleScan(delayMs = 100): void {
     if (this.stopped) return;
-    if (this.scanning) {
+    if (this.scanning !== null) {
       this.scanAgain = true;
       return;
     }
     if (this.scanTimer !== null) clearTimeout(this.scanTimer);
     this.scanTimer = setTimeout(() => {
       this.scanTimer = null;
-      void this.scan();
+      void this.runScan();
     }, delayMs);
     this.scanTimer.unref();
   }
@@ -150,14 +150,40 @@ export class Replicator {
     return delivered.every(Boolean);
   }
 
+  /**
+   * Drain (DESIGN.md, "Graceful shutdown"): once the view no longer counts this node as an owner,
+   * one scan sends every item to its owners and waits for their acknowledgements. Settles with
+   * whether every copy was acknowledged; the caller bounds how long it waits.
+   */
+  async handOverAll(): Promise<boolean> {
+    if (this.scanTimer !== null) clearTimeout(this.scanTimer);
+    this.scanTimer = null;
+    while (this.scanning !== null) await this.scanning;
+    this.scanAgain = false;
+    return this.runScan();
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.scanTimer !== null) clearTimeout(this.scanTimer);
     this.scanTimer = null;
   }
 
-  private async scan(): Promise<void> {
-    this.scanning = true;
+  private runScan(): Promise<boolean> {
+    const scan = this.scan();
+    this.scanning = scan;
+    void scan.finally(() => {
+      if (this.scanning === scan) this.scanning = null;
+      if (this.scanAgain) {
+        this.scanAgain = false;
+        this.scheduleScan(0);
+      }
+    });
+    return scan;
+  }
+
+  /** One pass over the store; whether every copy it sent was acknowledged. */
+  private async scan(): Promise<boolean> {
     try {
       const { view, store } = this.options;
       const now = this.now();
@@ -186,20 +212,19 @@ export class Replicator {
         sends.push(this.send(batch.target, batch.records));
         this.counters.rereplicated += batch.records.length;
       }
-      await Promise.all(sends);
-      for (const key of handedOver) {
-        // Only if it still is not ours: the view may have changed during the scan.
-        const { master, backup } = view.owners(key);
-        if (master?.id !== view.self && backup?.id !== view.self) store.forget(key);
+      const delivered = await Promise.all(sends);
+      // A draining node keeps its copies until it exits: a peer may still read through it meanwhile.
+      if (!view.leaving) {
+        for (const key of handedOver) {
+          // Only if it still is not ours: the view may have changed during the scan.
+          const { master, backup } = view.owners(key);
+          if (master?.id !== view.self && backup?.id !== view.self) store.forget(key);
+        }
       }
+      return delivered.every(Boolean);
     } catch (error) {
       this.options.log.error({ err: (error as Error).message }, 're-replication scan failed');
-    } finally {
-      this.scanning = false;
-      if (this.scanAgain) {
-        this.scanAgain = false;
-        this.scheduleScan(0);
-      }
+      return false;
     }
   }
 
