@@ -9,6 +9,10 @@ import {
   mintSessionId,
   parseSessionId,
 } from '../../src/cluster/placement/session-id.js';
+import { ClusterView } from '../../src/cluster/cluster-view.js';
+import { SessionIds } from '../../src/cluster/session-ids.js';
+import { MemberState } from '../../src/cluster/types.js';
+import { ReservedKeys } from '../../src/reserved-keys.js';
 
 // The module's default CSPRNG is node:crypto's randomBytes; wrap it (still the real one) so tests can
 // see that minting draws from it, and how much.
@@ -292,17 +296,23 @@ describe('randomness', () => {
     expect(zeros.slice(-30, -8)).toBe('0'.repeat(22));
   });
 
-  it('1,000,000 minted ids: no repeats, and every random part differs', () => {
+  it('1,000,000 ids minted the way the daemon mints them: no repeats, every random part from the CSPRNG and different', () => {
     const spy = vi.mocked(nodeCrypto.randomBytes);
+    // The daemon's path: `get __session_cluster__.mint` -> ReservedKeys -> SessionIds.mint -> mintSessionId.
+    const view = new ClusterView('web-1', { secret: SECRET });
+    view.update(['web-1', 'web-2', 'web-3'].map((id) => ({ id, peerAddress: `${id}:11212`, state: MemberState.Alive, incarnation: 1 })));
+    const reserved = new ReservedKeys(new SessionIds({ view, secret: SECRET, loadOf: () => 0 }), 'web-1');
     const ids = new Set<string>();
     const randoms = new Set<string>();
     const n = 1_000_000;
     for (let i = 0; i < n; i++) {
-      const id = mintSessionId({ master: 'web-1', backup: 'web-2', revision: 1, secret: SECRET });
+      const id = reserved.answer('__session_cluster__.mint')!;
       ids.add(id);
       randoms.add(id.slice(-30, -8));
       if (i % 100_000 === 99_999) {
         expect(spy).toHaveBeenCalledTimes(100_000); // every id drew from the CSPRNG, the default one
+        expect(spy).toHaveBeenLastCalledWith(RANDOM_BYTES);
+        expect(parseSessionId(id, SECRET)).toMatchObject({ master: 'web-1' });
         spy.mockClear(); // keep the spy's call log small
       }
     }
