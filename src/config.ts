@@ -52,6 +52,8 @@ export interface Settings {
   failureTimeoutMs: number;
   /** on SIGTERM/SIGINT, how long a cluster node may spend handing its sessions over; 0 = leave without handing over */
   drainTimeoutMs: number;
+  /** php-memcached's memcached.sess_prefix: how session and lock keys are recognised (routing-key.ts) */
+  sessionPrefix: string;
 }
 
 export const REPLICATION_MODES = ['sync', 'async'] as const;
@@ -88,6 +90,7 @@ export const DEFAULTS: Settings = {
   // Handing over is a copy at peer-link speed (about 100 MB/s on loopback); 30 s covers a node
   // full of sessions with room to spare, and stays under systemd's default stop timeout (90 s).
   drainTimeoutMs: 30_000,
+  sessionPrefix: 'memc.sess.key.',
 };
 
 /** Raw values as given: strings from flags, any JSON value from the file. */
@@ -110,6 +113,7 @@ export const FLAG_NAMES: Record<keyof Settings, string> = {
   heartbeatMs: '--heartbeat-ms',
   failureTimeoutMs: '--failure-timeout-ms',
   drainTimeoutMs: '--drain-timeout-ms',
+  sessionPrefix: '--session-prefix',
 };
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: MiB, mb: MiB, mib: MiB, g: 1024 * MiB, gb: 1024 * MiB, gib: 1024 * MiB };
@@ -201,6 +205,14 @@ function parseNodeId(value: unknown, name: string): string | null {
   throw new ConfigError(`${name}: "${String(value)}" is not a node id; use 1 to 64 of A-Z a-z 0-9 _ . -`);
 }
 
+/** What memcached accepts in a key, shorter than any key: the prefix is part of every session key. */
+const SESSION_PREFIX_PATTERN = /^[\x21-\x7e]{0,200}$/;
+
+function parseSessionPrefix(value: unknown, name: string): string {
+  if (typeof value === 'string' && SESSION_PREFIX_PATTERN.test(value)) return value;
+  throw new ConfigError(`${name}: "${String(value)}" is not a key prefix; use up to 200 printable ASCII characters without spaces, the same as memcached.sess_prefix in php.ini ("" for none)`);
+}
+
 function parseReplication(value: unknown, name: string): ReplicationMode {
   if (typeof value === 'string' && (REPLICATION_MODES as readonly string[]).includes(value)) return value as ReplicationMode;
   throw new ConfigError(`${name}: "${String(value)}" is not a replication mode; use one of ${REPLICATION_MODES.join(', ')}`);
@@ -243,6 +255,7 @@ const PARSERS: { [K in keyof Settings]: (value: unknown, name: string) => Settin
   heartbeatMs: wholeNumber(MIN_HEARTBEAT_MS),
   failureTimeoutMs: wholeNumber(1),
   drainTimeoutMs: wholeNumber(0),
+  sessionPrefix: parseSessionPrefix,
 };
 
 /** Reads a JSON config file whose keys are the settings' names (listen, maxItemSize, …). */

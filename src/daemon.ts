@@ -166,7 +166,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
   const peerAddress = `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${bound.port}`;
   log.info({ transport: 'peer', host: bound.address, port: bound.port, node: nodeId }, 'listening');
 
-  const view = new ClusterView(nodeId, { secret });
+  const view = new ClusterView(nodeId, { secret, sessionPrefix: settings.sessionPrefix });
   const replicator = new Replicator({ store, view, pool, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
   // A forwarded command may wait for a busy master longer than one heartbeat round; a crashed
   // master fails it at once (the connection resets), a stopped one after this long.

@@ -37,7 +37,8 @@ program
   .option('--heartbeat-ms <ms>', `how often each peer is sent a heartbeat, at least ${MIN_HEARTBEAT_MS} (default ${DEFAULTS.heartbeatMs})`)
   .option('--failure-timeout-ms <ms>', `silence after which a peer is declared dead, at least ${HEARTBEATS_PER_FAILURE_TIMEOUT} heartbeats (default ${DEFAULTS.failureTimeoutMs})`)
   .option('--drain-timeout-ms <ms>', `on SIGTERM/SIGINT, how long a cluster node may take to hand its sessions to their new owners before it leaves; 0 leaves at once (default ${DEFAULTS.drainTimeoutMs})`)
-  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs); flags win')
+  .option('--session-prefix <prefix>', `php-memcached's memcached.sess_prefix, by which session and lock keys are recognised and kept together; "" for none (default ${DEFAULTS.sessionPrefix})`)
+  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix); flags win')
   .action(async (flags: Record<string, string | undefined>) => {
     let settings;
     try {
@@ -47,7 +48,7 @@ program
         memoryLimit: flags.memoryLimit, maxConnections: flags.maxConnections, logLevel: flags.logLevel,
         peerListen: flags.peerListen, peers: flags.peers, nodeId: flags.nodeId, replication: flags.replication,
         clusterSecret: flags.clusterSecret, heartbeatMs: flags.heartbeatMs, failureTimeoutMs: flags.failureTimeoutMs,
-        drainTimeoutMs: flags.drainTimeoutMs,
+        drainTimeoutMs: flags.drainTimeoutMs, sessionPrefix: flags.sessionPrefix,
       };
       // The environment gives the cluster secret (SESSION_CLUSTER_SECRET) when neither the file nor a flag does.
       settings = resolveSettings(fromFile, fromFlags, flags.config, process.env);

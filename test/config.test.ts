@@ -23,7 +23,7 @@ const GiB = 1024 * MiB;
 
 /** The cluster settings' defaults: a single node, not in a cluster. */
 const SINGLE_NODE = {
-  peerListen: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800, drainTimeoutMs: 30000,
+  peerListen: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
 };
 const SECRET = 'correct-horse-battery';
 
@@ -143,11 +143,21 @@ describe('resolveSettings', () => {
       ['heartbeatMs', 'often', '--heartbeat-ms: "often" is not a whole number of at least 10'],
       ['failureTimeoutMs', '0', '--failure-timeout-ms: "0" is not a whole number of at least 1'],
       ['failureTimeoutMs', '1.5', '--failure-timeout-ms: "1.5" is not a whole number of at least 1'],
+      ['drainTimeoutMs', '-1', '--drain-timeout-ms: "-1" is not a whole number of at least 0'],
+      ['drainTimeoutMs', 'long', '--drain-timeout-ms: "long" is not a whole number of at least 0'],
+      ['sessionPrefix', 'my prefix.', '--session-prefix: "my prefix." is not a key prefix'],
+      ['sessionPrefix', 'p'.repeat(201), '--session-prefix: "ppp'],
     ];
     for (const [key, value, message] of cases) {
       expect(FLAG_NAMES[key as keyof typeof FLAG_NAMES]).toBe(message.slice(0, message.indexOf(':')));
       expect(configError(() => resolveSettings({}, { [key]: value })).message, `${key}=${value}`).toContain(message);
     }
+  });
+
+  it('the session prefix and drain timeout: defaults, values, and "" / 0 for none', () => {
+    expect(resolveSettings({}, {})).toMatchObject({ sessionPrefix: 'memc.sess.key.', drainTimeoutMs: 30_000 });
+    expect(resolveSettings({ sessionPrefix: 'app1.' }, { drainTimeoutMs: '0' })).toMatchObject({ sessionPrefix: 'app1.', drainTimeoutMs: 0 });
+    expect(resolveSettings({}, { sessionPrefix: '' })).toMatchObject({ sessionPrefix: '' });
   });
 
   it('a bad file value names the file and the key', () => {
@@ -239,7 +249,7 @@ describe('cluster settings', () => {
     const settings = resolveSettings({}, cluster, 'config file', {});
     expect(settings).toMatchObject({
       peerListen: { host: '127.0.0.1', port: 11212 }, peers: [], nodeId: defaultNodeId(hostname(), 11212),
-      replication: 'sync', clusterSecret: SECRET, heartbeatMs: 200, failureTimeoutMs: 800, drainTimeoutMs: 30000,
+      replication: 'sync', clusterSecret: SECRET, heartbeatMs: 200, failureTimeoutMs: 800, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
     });
     // the same host and port give the same id on every start
     expect(resolveSettings({}, cluster, 'config file', {}).nodeId).toBe(settings.nodeId);
@@ -257,22 +267,22 @@ describe('cluster settings', () => {
       clusterSecret: SECRET, heartbeatMs: '50', failureTimeoutMs: '150',
     }, 'config file', {})).toMatchObject({
       peerListen: { host: '0.0.0.0', port: 11212 }, peers: ['10.0.0.2:11212', '10.0.0.3:11212'], nodeId: 'web-1.a_b',
-      replication: 'async', clusterSecret: SECRET, heartbeatMs: 50, failureTimeoutMs: 150, drainTimeoutMs: 30000,
+      replication: 'async', clusterSecret: SECRET, heartbeatMs: 50, failureTimeoutMs: 150, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
     });
     const file: RawSettings = {
       peerListen: '10.0.0.1:11212', peers: ['10.0.0.2:11212'], nodeId: 'file-node', replication: 'async',
-      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000, drainTimeoutMs: 30000,
+      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
     };
     expect(resolveSettings(file, {}, 'config file', {})).toMatchObject({
       peerListen: { host: '10.0.0.1', port: 11212 }, peers: ['10.0.0.2:11212'], nodeId: 'file-node', replication: 'async',
-      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000, drainTimeoutMs: 30000,
+      clusterSecret: 'secret-from-the-file', heartbeatMs: 100, failureTimeoutMs: 2000, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
     });
     expect(resolveSettings({ ...file, peers: '10.0.0.4:1, 10.0.0.5:2' }, {
       peerListen: '10.0.0.9:11212', peers: '10.0.0.3:11212', nodeId: 'flag-node', replication: 'sync',
       clusterSecret: 'secret-from-the-flag', heartbeatMs: '300',
     }, 'config file', {})).toMatchObject({
       peerListen: { host: '10.0.0.9', port: 11212 }, peers: ['10.0.0.3:11212'], nodeId: 'flag-node', replication: 'sync',
-      clusterSecret: 'secret-from-the-flag', heartbeatMs: 300, failureTimeoutMs: 2000, drainTimeoutMs: 30000,
+      clusterSecret: 'secret-from-the-flag', heartbeatMs: 300, failureTimeoutMs: 2000, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
     });
   });
 
@@ -394,7 +404,7 @@ describe('readConfigFile', () => {
     const path = file('unknown.json', JSON.stringify({ listen: ':1', maxItemSzie: '1m' }));
     expect(configError(() => readConfigFile(path)).message).toBe(
       `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, `
-      + 'peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs',
+      + 'peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix',
     );
   });
 });
