@@ -36,3 +36,54 @@ run_child() {
   CHILD=""
   return "$rc"
 }
+
+# ---- processes and ports (bench/cluster.sh, bench/session-ids.sh) -----------------------------
+# The caller keeps STARTED (pids it started, each the leader of its own session) and defines log().
+
+# SIGTERM to every process group given, then wait (SIGKILL after 5 s) — all at once, not in turn
+stop_pids() {
+  local pid i alive
+  (($# == 0)) && return 0
+  for pid in "$@"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+  for ((i = 0; i < 50; i++)); do
+    alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "$@"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      log "pid $pid ignored SIGTERM, sending SIGKILL"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+  local keep=() p q gone
+  for p in "${STARTED[@]+"${STARTED[@]}"}"; do
+    gone=0; for q in "$@"; do [[ "$p" == "$q" ]] && gone=1; done
+    ((gone)) || keep+=("$p")
+  done
+  STARTED=("${keep[@]+"${keep[@]}"}")
+}
+
+USED_PORTS=" "
+free_port() {
+  local p
+  while :; do
+    p=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});')
+    [[ "$USED_PORTS" == *" $p "* ]] || break
+  done
+  USED_PORTS+="$p "
+  echo "$p"
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {   # pid port logfile
+  local i
+  for ((i = 0; i < 300; i++)); do
+    if ! kill -0 "$1" 2>/dev/null; then log "pid $1 exited during startup; log ($3):"; sed 's/^/    /' "$3" >&2; return 1; fi
+    port_open "$2" && return 0
+    sleep 0.1
+  done
+  log "port $2 not open after 30 s; log ($3):"; sed 's/^/    /' "$3" >&2; return 1
+}
