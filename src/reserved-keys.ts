@@ -14,6 +14,7 @@
  * item would be (NOT_STORED / NOT_FOUND), so no client can shadow it. Other unknown names miss.
  */
 import type { SessionIds } from './cluster/session-ids.js';
+import { valuesInKeyOrder } from './command/values-in-key-order.js';
 import type { Execute } from './protocol/handler.js';
 import { type Command, type Reply, Status, type ValueEntry } from './protocol/types.js';
 
@@ -97,14 +98,7 @@ export class ReservedKeys {
       if (rest !== null && rest.kind !== 'values') return rest;
       const found = new Map<string, ValueEntry>(answered);
       if (rest !== null) for (const entry of rest.entries) found.set(entry.key, entry);
-      const entries: ValueEntry[] = [];
-      const missing: string[] = [];
-      for (const key of command.keys) {
-        const entry = found.get(key);
-        if (entry === undefined) missing.push(key);
-        else entries.push(entry);
-      }
-      return { kind: 'values', entries, missing };
+      return valuesInKeyOrder(command.keys, found);
     };
     if (reserved === command.keys.length) return merge(null);
     const rest = next({ ...command, keys: command.keys.filter((key) => !isReservedKey(key)) });

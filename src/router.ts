@@ -4,6 +4,7 @@
  * are copied to the other owner before the reply (sync) or after it (async).
  */
 import type { Executor } from './command/executor.js';
+import { valuesInKeyOrder } from './command/values-in-key-order.js';
 import type { ClusterView } from './cluster/cluster-view.js';
 import { decodeReply, encodeCommand } from './cluster/peer/command-codec.js';
 import { Opcode } from './cluster/peer/opcodes.js';
@@ -135,14 +136,7 @@ export class Router {
         if (reply.kind === 'serverError') return reply;
         if (reply.kind === 'values') for (const entry of reply.entries) found.set(entry.key, entry);
       }
-      const entries: ValueEntry[] = [];
-      const missing: string[] = [];
-      for (const key of command.keys) {
-        const entry = found.get(key);
-        if (entry === undefined) missing.push(key);
-        else entries.push(entry);
-      }
-      return { kind: 'values', entries, missing };
+      return valuesInKeyOrder(command.keys, found);
     });
   }
 
