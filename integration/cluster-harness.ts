@@ -24,6 +24,13 @@ export interface ClusterOptions {
   idPrefix?: string;
   /** more flags for every node */
   extraArgs?: string[];
+  /** more flags for one node (its certificate, say), after extraArgs; also for startExtraNode */
+  perNodeArgs?: (node: { id: string; peerPort: number }) => string[];
+  /**
+   * the host of each node's --peer-listen; default 127.0.0.1. The others still dial
+   * node.peerAddress (127.0.0.1): a wildcard here needs --peer-advertise in perNodeArgs.
+   */
+  peerListenHost?: string;
 }
 
 export const DEFAULT_SECRET = 'integration-test-cluster-secret';
@@ -165,7 +172,7 @@ const started = new Set<Cluster>();
 
 function nodeArgs(id: string, peerPort: number, peers: string[], o: ClusterOptions, secret: string, viaEnv: boolean): string[] {
   return [
-    '--peer-listen', `127.0.0.1:${peerPort}`,
+    '--peer-listen', `${o.peerListenHost ?? '127.0.0.1'}:${peerPort}`,
     ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
     '--node-id', id,
     ...(viaEnv ? [] : ['--cluster-secret', secret]),
@@ -173,6 +180,7 @@ function nodeArgs(id: string, peerPort: number, peers: string[], o: ClusterOptio
     '--failure-timeout-ms', String(o.failureTimeoutMs ?? 600),
     ...(o.replication ? ['--replication', o.replication] : []),
     ...(o.extraArgs ?? []),
+    ...(o.perNodeArgs?.({ id, peerPort }) ?? []),
   ];
 }
 
@@ -352,3 +360,62 @@ export async function waitForSettled<T>(read: () => Promise<T>, opts: { quietMs:
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A TCP relay on 127.0.0.1 that forwards each connection to 127.0.0.1:`target` and keeps every
+ * byte it carries, one stream per connection and direction: a node that advertises the relay's
+ * address (--peer-advertise) is dialed through it, so a test sees who dials that address and
+ * what travels on the wire. `target` may be set after start, before the first connection.
+ */
+export class TcpRelay {
+  target = 0;
+  /** connections accepted so far */
+  connections = 0;
+  /** per connection: what the dialer sent, then what the target answered */
+  readonly streams: Array<{ sent: Buffer[]; answered: Buffer[] }> = [];
+  private readonly sockets = new Set<net.Socket>();
+  private constructor(private readonly server: net.Server, readonly port: number) {}
+
+  static async start(target = 0): Promise<TcpRelay> {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const relay = new TcpRelay(server, (server.address() as net.AddressInfo).port);
+    relay.target = target;
+    server.on('connection', (inbound) => relay.relay(inbound));
+    return relay;
+  }
+
+  get address(): string { return `127.0.0.1:${this.port}`; }
+
+  /** Bytes carried, both directions, all connections. */
+  get bytesCarried(): number {
+    return this.streams.reduce((sum, stream) => sum + [...stream.sent, ...stream.answered].reduce((n, chunk) => n + chunk.length, 0), 0);
+  }
+
+  /** Each direction of each connection as one buffer, in order. */
+  carried(): Buffer[] {
+    return this.streams.flatMap((stream) => [Buffer.concat(stream.sent), Buffer.concat(stream.answered)]);
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private relay(inbound: net.Socket): void {
+    this.connections++;
+    const stream = { sent: [] as Buffer[], answered: [] as Buffer[] };
+    this.streams.push(stream);
+    const outbound = net.connect({ host: '127.0.0.1', port: this.target });
+    for (const socket of [inbound, outbound]) {
+      this.sockets.add(socket);
+      socket.on('error', () => { inbound.destroy(); outbound.destroy(); });
+      socket.on('close', () => { this.sockets.delete(socket); inbound.destroy(); outbound.destroy(); });
+    }
+    inbound.on('data', (chunk: Buffer) => { stream.sent.push(chunk); outbound.write(chunk); });
+    outbound.on('data', (chunk: Buffer) => { stream.answered.push(chunk); inbound.write(chunk); });
+  }
+}

@@ -3,8 +3,11 @@
  * (--config, JSON), then command-line flags, each validated with a message that names the flag,
  * key or variable at fault.
  */
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import { PeerTls } from './cluster/peer/peer-tls.js';
 import { NODE_ID_PATTERN } from './cluster/types.js';
 import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
@@ -12,6 +15,12 @@ import { LOG_LEVELS, type LogLevel } from './log.js';
 export interface Endpoint {
   host: string;
   port: number;
+}
+
+/** A PEM file named by a flag, read once at start. */
+export interface PemFile {
+  path: string;
+  pem: Buffer;
 }
 
 export interface Settings {
@@ -28,8 +37,13 @@ export interface Settings {
   /** connections beyond this get "ERROR Too many open connections" and are closed, like memcached -c */
   maxConnections: number;
   logLevel: LogLevel;
-  /** the port peers reach this node on; set, it turns cluster mode on (port 0 picks a free port) */
+  /** the address the peer listener binds; set, it turns cluster mode on (port 0 picks a free port) */
   peerListen: Endpoint | null;
+  /**
+   * the address this node announces, which other nodes dial; null: peerListen as written (with
+   * the bound port). Never a wildcard and never port 0.
+   */
+  peerAdvertise: Endpoint | null;
   /** seed peers ("host:port") to join through; any one that answers is enough. Needs peerListen. */
   peers: string[];
   /**
@@ -54,6 +68,14 @@ export interface Settings {
   drainTimeoutMs: number;
   /** php-memcached's memcached.sess_prefix: how session and lock keys are recognised (routing-key.ts) */
   sessionPrefix: string;
+  /**
+   * TLS on every peer link, both ways and mutual: all three set, or none. The certificate chain
+   * this node presents, its private key (NEVER log it, like the secret), and the CA bundle a
+   * peer's certificate must chain to.
+   */
+  peerTlsCert: PemFile | null;
+  peerTlsKey: PemFile | null;
+  peerTlsCa: PemFile | null;
 }
 
 export const REPLICATION_MODES = ['sync', 'async'] as const;
@@ -79,6 +101,7 @@ export const DEFAULTS: Settings = {
   maxConnections: 1024,
   logLevel: 'info',
   peerListen: null,
+  peerAdvertise: null,
   peers: [],
   nodeId: null,
   replication: 'sync',
@@ -91,6 +114,9 @@ export const DEFAULTS: Settings = {
   // full of sessions with room to spare, and stays under systemd's default stop timeout (90 s).
   drainTimeoutMs: 30_000,
   sessionPrefix: 'memc.sess.key.',
+  peerTlsCert: null,
+  peerTlsKey: null,
+  peerTlsCa: null,
 };
 
 /** Raw values as given: strings from flags, any JSON value from the file. */
@@ -106,6 +132,7 @@ export const FLAG_NAMES: Record<keyof Settings, string> = {
   maxConnections: '--max-connections',
   logLevel: '--log-level',
   peerListen: '--peer-listen',
+  peerAdvertise: '--peer-advertise',
   peers: '--peers',
   nodeId: '--node-id',
   replication: '--replication',
@@ -114,6 +141,9 @@ export const FLAG_NAMES: Record<keyof Settings, string> = {
   failureTimeoutMs: '--failure-timeout-ms',
   drainTimeoutMs: '--drain-timeout-ms',
   sessionPrefix: '--session-prefix',
+  peerTlsCert: '--peer-tls-cert',
+  peerTlsKey: '--peer-tls-key',
+  peerTlsCa: '--peer-tls-ca',
 };
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: MiB, mb: MiB, mib: MiB, g: 1024 * MiB, gb: 1024 * MiB, gib: 1024 * MiB };
@@ -148,6 +178,28 @@ export function parseEndpoint(value: unknown, name: string): Endpoint {
 function parseOptionalEndpoint(value: unknown, name: string): Endpoint | null {
   if (value === null || value === '') return null;
   return parseEndpoint(value, name);
+}
+
+/** 0.0.0.0, ::, and their longer spellings: "every address", which nobody can dial. */
+export function isWildcardHost(host: string): boolean {
+  switch (isIP(host)) {
+    case 4: return host.split('.').every((part) => Number(part) === 0);
+    case 6: return /^[0:]+$/.test(host);
+    default: return false;
+  }
+}
+
+/** The announced peer address: one that other nodes can dial, so no wildcard and no port 0. */
+function parseAdvertise(value: unknown, name: string): Endpoint | null {
+  const endpoint = parseOptionalEndpoint(value, name);
+  if (endpoint === null) return null;
+  if (isWildcardHost(endpoint.host)) {
+    throw new ConfigError(`${name}: "${String(value)}" is a wildcard address, which other nodes cannot dial; give the address they reach this node on, e.g. 10.0.0.1:11212`);
+  }
+  if (endpoint.port === 0) {
+    throw new ConfigError(`${name}: "${String(value)}" has port 0; give the port other nodes reach this node on (1 to 65535), e.g. 10.0.0.1:11212`);
+  }
+  return endpoint;
 }
 
 /**
@@ -213,6 +265,49 @@ function parseSessionPrefix(value: unknown, name: string): string {
   throw new ConfigError(`${name}: "${String(value)}" is not a key prefix; use up to 200 printable ASCII characters without spaces, the same as memcached.sess_prefix in php.ini ("" for none)`);
 }
 
+/** Each "-----BEGIN CERTIFICATE-----" block of a PEM text (RFC 7468), in order. */
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+function readPem(value: unknown, name: string): PemFile | null {
+  if (value === null || value === '') return null;
+  if (typeof value !== 'string') throw new ConfigError(`${name}: expected a file path`);
+  try {
+    return { path: value, pem: readFileSync(value) };
+  } catch (error) {
+    throw new ConfigError(`${name}: cannot read ${value}: ${(error as Error).message}`);
+  }
+}
+
+/** A certificate chain or CA bundle: at least one PEM certificate, each one readable. */
+function parseCertificates(value: unknown, name: string): PemFile | null {
+  const file = readPem(value, name);
+  if (file === null) return null;
+  const blocks = file.pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new ConfigError(`${name}: ${file.path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  blocks.forEach((block, index) => {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      throw new ConfigError(`${name}: ${file.path}: certificate ${index + 1} is not valid: ${(error as Error).message}`);
+    }
+  });
+  return file;
+}
+
+function privateKeyOf(file: PemFile, name: string): KeyObject {
+  try {
+    return createPrivateKey(file.pem);
+  } catch (error) {
+    throw new ConfigError(`${name}: ${file.path} is not a PEM private key, or it is encrypted (a passphrase cannot be given): ${(error as Error).message}`);
+  }
+}
+
+function parsePrivateKey(value: unknown, name: string): PemFile | null {
+  const file = readPem(value, name);
+  if (file !== null) privateKeyOf(file, name);
+  return file;
+}
+
 function parseReplication(value: unknown, name: string): ReplicationMode {
   if (typeof value === 'string' && (REPLICATION_MODES as readonly string[]).includes(value)) return value as ReplicationMode;
   throw new ConfigError(`${name}: "${String(value)}" is not a replication mode; use one of ${REPLICATION_MODES.join(', ')}`);
@@ -248,6 +343,7 @@ const PARSERS: { [K in keyof Settings]: (value: unknown, name: string) => Settin
   maxConnections: wholeNumber(1),
   logLevel: parseLogLevel,
   peerListen: parseOptionalEndpoint,
+  peerAdvertise: parseAdvertise,
   peers: parsePeers,
   nodeId: parseNodeId,
   replication: parseReplication,
@@ -256,6 +352,9 @@ const PARSERS: { [K in keyof Settings]: (value: unknown, name: string) => Settin
   failureTimeoutMs: wholeNumber(1),
   drainTimeoutMs: wholeNumber(0),
   sessionPrefix: parseSessionPrefix,
+  peerTlsCert: parseCertificates,
+  peerTlsKey: parsePrivateKey,
+  peerTlsCa: parseCertificates,
 };
 
 /** Reads a JSON config file whose keys are the settings' names (listen, maxItemSize, …). */
@@ -305,8 +404,12 @@ export function resolveSettings(
   apply(fromFlags, (key) => FLAG_NAMES[key]);
   checkItemSize(settings);
   checkCluster(settings);
-  if (settings.peerListen !== null && settings.nodeId === null && settings.peerListen.port !== 0) {
-    settings.nodeId = defaultNodeId(hostname(), settings.peerListen.port);
+  checkPeerTls(settings);
+  // The port the node id is derived from must be stable: the listen port, or, when that is 0
+  // (picked at each start), the advertised one.
+  const stablePort = settings.peerListen?.port || settings.peerAdvertise?.port;
+  if (settings.peerListen !== null && settings.nodeId === null && stablePort) {
+    settings.nodeId = defaultNodeId(hostname(), stablePort);
   }
   return settings;
 }
@@ -326,14 +429,56 @@ function checkCluster(settings: Settings): void {
   if (settings.peers.length > 0 && settings.peerListen === null) {
     throw new ConfigError('--peers (peers): seed peers need --peer-listen (peerListen), the address peers reach this node on');
   }
+  if (settings.peerAdvertise !== null && settings.peerListen === null) {
+    throw new ConfigError('--peer-advertise (peerAdvertise): an advertised peer address needs --peer-listen (peerListen), the address the peer listener binds');
+  }
   if (settings.peerListen !== null && settings.clusterSecret === null) {
     throw new ConfigError(
       `--peer-listen (peerListen) needs a cluster secret: set --cluster-secret (clusterSecret) or the ${CLUSTER_SECRET_ENV} environment variable, the same on every node`,
+    );
+  }
+  if (settings.peerListen !== null && settings.peerAdvertise === null && isWildcardHost(settings.peerListen.host)) {
+    const { host, port } = settings.peerListen;
+    throw new ConfigError(
+      `--peer-listen (peerListen): ${host.includes(':') ? `[${host}]` : host}:${port} listens on every address, which other nodes cannot dial; set --peer-advertise (peerAdvertise) to the address they reach this node on, e.g. 10.0.0.1:${port || 11212}`,
     );
   }
   if (settings.failureTimeoutMs < HEARTBEATS_PER_FAILURE_TIMEOUT * settings.heartbeatMs) {
     throw new ConfigError(
       `--failure-timeout-ms (failureTimeoutMs): ${settings.failureTimeoutMs} is less than ${HEARTBEATS_PER_FAILURE_TIMEOUT} times --heartbeat-ms (heartbeatMs, ${settings.heartbeatMs}); a peer must miss ${HEARTBEATS_PER_FAILURE_TIMEOUT} heartbeats before it is declared dead`,
     );
+  }
+}
+
+const TLS_FLAGS = ['peerTlsCert', 'peerTlsKey', 'peerTlsCa'] as const;
+
+/**
+ * Peer TLS is all three files or none: a certificate without a CA cannot check its peers, and a
+ * CA without a certificate cannot be checked by them. The key must belong to the certificate,
+ * and the three must make the daemon's TLS context (built here once, so a failure is a refused
+ * setting rather than a daemon that cannot start).
+ */
+function checkPeerTls(settings: Settings): void {
+  const describe = (key: (typeof TLS_FLAGS)[number]) => `${FLAG_NAMES[key]} (${key})`;
+  const given = TLS_FLAGS.filter((key) => settings[key] !== null);
+  if (given.length === 0) return;
+  if (given.length < TLS_FLAGS.length) {
+    const missing = TLS_FLAGS.filter((key) => settings[key] === null).map(describe).join(' and ');
+    throw new ConfigError(`peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca together; ${given.map(describe).join(' and ')} given, ${missing} missing`);
+  }
+  if (settings.peerListen === null) {
+    throw new ConfigError('--peer-tls-cert, --peer-tls-key and --peer-tls-ca secure peer links, which need --peer-listen (peerListen)');
+  }
+  const cert = settings.peerTlsCert!;
+  const key = settings.peerTlsKey!;
+  const ca = settings.peerTlsCa!;
+  const leaf = new X509Certificate(cert.pem.toString('latin1').match(PEM_CERTIFICATE)![0]!);
+  if (!leaf.checkPrivateKey(privateKeyOf(key, describe('peerTlsKey')))) {
+    throw new ConfigError(`${describe('peerTlsKey')}: ${key.path} is not the private key of the first certificate in ${describe('peerTlsCert')}, ${cert.path}`);
+  }
+  try {
+    new PeerTls({ cert: cert.pem, key: key.pem, ca: ca.pem });
+  } catch (error) {
+    throw new ConfigError(`${describe('peerTlsCert')}, ${describe('peerTlsKey')}, ${describe('peerTlsCa')}: ${cert.path}, ${key.path} and ${ca.path} cannot make a TLS context: ${(error as Error).message}`);
   }
 }

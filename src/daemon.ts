@@ -20,6 +20,8 @@ import { Membership } from './cluster/membership/membership.js';
 import { clockIncarnation } from './cluster/membership/clock.js';
 import { PeerServer } from './cluster/peer/peer-server.js';
 import { PeerPool } from './cluster/peer/peer-pool.js';
+import { PeerTls } from './cluster/peer/peer-tls.js';
+import { formatPeerAddress } from './cluster/peer/address.js';
 import { PeerMembershipTransport } from './cluster/peer/membership-transport.js';
 import { Opcode } from './cluster/peer/opcodes.js';
 import { decodeCommand, encodeReply } from './cluster/peer/command-codec.js';
@@ -157,14 +159,20 @@ interface ClusterParts {
 async function startClusterNode({ settings, nodeId, store, executor, log }: ClusterParts): Promise<ClusterNode> {
   const secret = settings.clusterSecret!;
   const clusterLog = log.child({ node: nodeId });
-  const server = new PeerServer({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024 });
+  // Config checked that the three files are all there and make a TLS context (config.ts).
+  const tls = settings.peerTlsCert === null ? null
+    : new PeerTls({ cert: settings.peerTlsCert.pem, key: settings.peerTlsKey!.pem, ca: settings.peerTlsCa!.pem });
+  const server = new PeerServer({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024, tls });
   // A peer that does not answer within the failure timeout is as good as dead for one request.
   const requestTimeoutMs = Math.max(settings.failureTimeoutMs, 200);
-  const pool = new PeerPool({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024, requestTimeoutMs });
+  const pool = new PeerPool({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024, requestTimeoutMs, tls });
   const endpoint = settings.peerListen!;
   const bound = await server.listen(endpoint.host, endpoint.port);
-  const peerAddress = `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${bound.port}`;
-  log.info({ transport: 'peer', host: bound.address, port: bound.port, node: nodeId }, 'listening');
+  // What the other nodes dial: --peer-advertise, else --peer-listen as written with the bound port
+  // (config refuses a wildcard --peer-listen without --peer-advertise).
+  const advertised = settings.peerAdvertise;
+  const peerAddress = advertised !== null ? formatPeerAddress(advertised.host, advertised.port) : formatPeerAddress(endpoint.host, bound.port);
+  log.info({ transport: 'peer', host: bound.address, port: bound.port, node: nodeId, advertised: peerAddress, tls: tls !== null }, 'listening');
 
   const view = new ClusterView(nodeId, { secret, sessionPrefix: settings.sessionPrefix });
   const replicator = new Replicator({ store, view, pool, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
@@ -279,6 +287,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
       ['cluster_node_id', nodeId],
       ['cluster_members', membership.members().map((m) => `${m.id}:${m.state}`).join(',')],
       ['cluster_replication', settings.replication],
+      ['cluster_peer_tls', tls === null ? 'off' : 'on'],
       ['cluster_forwarded', String(router.counters.forwarded)],
       ['cluster_forwarded_reads', String(router.counters.forwardedReads)],
       ['cluster_forward_failures', String(router.counters.forwardFailures)],

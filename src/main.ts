@@ -28,7 +28,8 @@ program
   .option('--memory-limit <bytes>', 'memory for items before least recently used ones are evicted, e.g. 1g (default 1 GiB)')
   .option('--max-connections <n>', `client connections accepted at once (default ${DEFAULTS.maxConnections})`)
   .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')} (default ${DEFAULTS.logLevel})`)
-  .option('--peer-listen <host:port>', 'address peers reach this node on; turns cluster mode on; port 0 picks a free port')
+  .option('--peer-listen <host:port>', 'address the peer listener binds; turns cluster mode on; port 0 picks a free port; 0.0.0.0 or :port needs --peer-advertise')
+  .option('--peer-advertise <host:port>', 'address other nodes dial to reach this node, when it is not --peer-listen (a wildcard, NAT, a container); no wildcard, no port 0 (default: --peer-listen)')
   .option('--peers <host:port,...>', 'seed peers to join the cluster through; any one that answers is enough (needs --peer-listen)')
   .option('--node-id <id>', 'this node\'s stable identity, 1 to 64 of A-Z a-z 0-9 _ . - (default: host name and peer port)')
   .option('--replication <mode>', `${REPLICATION_MODES.join(' or ')}: sync acknowledges a write once the backup has it (default ${DEFAULTS.replication})`)
@@ -37,8 +38,11 @@ program
   .option('--heartbeat-ms <ms>', `how often each peer is sent a heartbeat, at least ${MIN_HEARTBEAT_MS} (default ${DEFAULTS.heartbeatMs})`)
   .option('--failure-timeout-ms <ms>', `silence after which a peer is declared dead, at least ${HEARTBEATS_PER_FAILURE_TIMEOUT} heartbeats (default ${DEFAULTS.failureTimeoutMs})`)
   .option('--drain-timeout-ms <ms>', `on SIGTERM/SIGINT, how long a cluster node may take to hand its sessions to their new owners before it leaves; 0 leaves at once (default ${DEFAULTS.drainTimeoutMs})`)
+  .option('--peer-tls-cert <file>', 'PEM certificate chain this node presents on peer links; with --peer-tls-key and --peer-tls-ca, turns TLS on for every peer link, both ways')
+  .option('--peer-tls-key <file>', 'PEM private key of --peer-tls-cert (unencrypted; keep it readable by the service user only)')
+  .option('--peer-tls-ca <file>', 'PEM CA bundle every peer\'s certificate must chain to')
   .option('--session-prefix <prefix>', `php-memcached's memcached.sess_prefix, by which session and lock keys are recognised and kept together; "" for none (default ${DEFAULTS.sessionPrefix})`)
-  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix); flags win')
+  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, peerListen, peerAdvertise, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, peerTlsCert, peerTlsKey, peerTlsCa); flags win')
   .action(async (flags: Record<string, string | undefined>) => {
     let settings;
     try {
@@ -46,9 +50,10 @@ program
       const fromFlags: RawSettings = {
         listen: flags.listen, socket: flags.socket, socketMode: flags.socketMode, maxItemSize: flags.maxItemSize,
         memoryLimit: flags.memoryLimit, maxConnections: flags.maxConnections, logLevel: flags.logLevel,
-        peerListen: flags.peerListen, peers: flags.peers, nodeId: flags.nodeId, replication: flags.replication,
-        clusterSecret: flags.clusterSecret, heartbeatMs: flags.heartbeatMs, failureTimeoutMs: flags.failureTimeoutMs,
-        drainTimeoutMs: flags.drainTimeoutMs, sessionPrefix: flags.sessionPrefix,
+        peerListen: flags.peerListen, peerAdvertise: flags.peerAdvertise, peers: flags.peers, nodeId: flags.nodeId,
+        replication: flags.replication, clusterSecret: flags.clusterSecret, heartbeatMs: flags.heartbeatMs,
+        failureTimeoutMs: flags.failureTimeoutMs, drainTimeoutMs: flags.drainTimeoutMs, sessionPrefix: flags.sessionPrefix,
+        peerTlsCert: flags.peerTlsCert, peerTlsKey: flags.peerTlsKey, peerTlsCa: flags.peerTlsCa,
       };
       // The environment gives the cluster secret (SESSION_CLUSTER_SECRET) when neither the file nor a flag does.
       settings = resolveSettings(fromFile, fromFlags, flags.config, process.env);

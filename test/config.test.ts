@@ -2,14 +2,16 @@
  * Settings: defaults < environment (cluster secret only) < config file < flags, and every bad value
  * reported with the flag (e.g. --max-item-size), the file's key or the variable that gave it.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  DEFAULTS, FLAG_NAMES, defaultNodeId, parseEndpoint, parsePeers, parseSize, readConfigFile, resolveSettings, type RawSettings,
+  DEFAULTS, FLAG_NAMES, defaultNodeId, isWildcardHost, parseEndpoint, parsePeers, parseSize, readConfigFile, resolveSettings, type RawSettings,
 } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
+import { TestCertificates } from './cluster/test-certificates.js';
 
 // resolveSettings reads process.env by default: a secret in the environment of whoever runs the
 // tests must not change what they see.
@@ -23,7 +25,8 @@ const GiB = 1024 * MiB;
 
 /** The cluster settings' defaults: a single node, not in a cluster. */
 const SINGLE_NODE = {
-  peerListen: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
+  peerListen: null, peerAdvertise: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
+  drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.', peerTlsCert: null, peerTlsKey: null, peerTlsCa: null,
 };
 const SECRET = 'correct-horse-battery';
 
@@ -263,10 +266,10 @@ describe('cluster settings', () => {
 
   it('reads each from its flag\'s string, and from the file; flags win over the file', () => {
     expect(resolveSettings({}, {
-      peerListen: ':11212', peers: '10.0.0.2:11212,10.0.0.3:11212', nodeId: 'web-1.a_b', replication: 'async',
+      peerListen: ':11212', peerAdvertise: '10.0.0.1:11212', peers: '10.0.0.2:11212,10.0.0.3:11212', nodeId: 'web-1.a_b', replication: 'async',
       clusterSecret: SECRET, heartbeatMs: '50', failureTimeoutMs: '150',
     }, 'config file', {})).toMatchObject({
-      peerListen: { host: '0.0.0.0', port: 11212 }, peers: ['10.0.0.2:11212', '10.0.0.3:11212'], nodeId: 'web-1.a_b',
+      peerListen: { host: '0.0.0.0', port: 11212 }, peerAdvertise: { host: '10.0.0.1', port: 11212 }, peers: ['10.0.0.2:11212', '10.0.0.3:11212'], nodeId: 'web-1.a_b',
       replication: 'async', clusterSecret: SECRET, heartbeatMs: 50, failureTimeoutMs: 150, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
     });
     const file: RawSettings = {
@@ -404,7 +407,156 @@ describe('readConfigFile', () => {
     const path = file('unknown.json', JSON.stringify({ listen: ':1', maxItemSzie: '1m' }));
     expect(configError(() => readConfigFile(path)).message).toBe(
       `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, `
-      + 'peerListen, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix',
+      + 'peerListen, peerAdvertise, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
+      + 'peerTlsCert, peerTlsKey, peerTlsCa',
     );
   });
 });
+
+describe('--peer-advertise: the address other nodes dial', () => {
+  const cluster = { clusterSecret: SECRET };
+
+  it('is --peer-listen when not given; given, it is kept apart from the listen address', () => {
+    expect(resolveSettings({}, { ...cluster, peerListen: '10.0.0.1:11212' }, 'config file', {}).peerAdvertise).toBeNull();
+    expect(resolveSettings({}, { ...cluster, peerListen: '0.0.0.0:11212', peerAdvertise: '10.0.0.1:11212' }, 'config file', {})).toMatchObject({
+      peerListen: { host: '0.0.0.0', port: 11212 }, peerAdvertise: { host: '10.0.0.1', port: 11212 }, nodeId: defaultNodeId(hostname(), 11212),
+    });
+    // NAT or a container's published port: another port than the one bound
+    expect(resolveSettings({ peerListen: ':11212', peerAdvertise: 'web1.example.net:21212' }, cluster, 'config file', {})).toMatchObject({
+      peerListen: { host: '0.0.0.0', port: 11212 }, peerAdvertise: { host: 'web1.example.net', port: 21212 },
+    });
+    expect(resolveSettings({}, { ...cluster, peerListen: '[::]:11212', peerAdvertise: '[fd00::1]:11212' }, 'config file', {}).peerAdvertise)
+      .toEqual({ host: 'fd00::1', port: 11212 });
+    // "" or null (JSON) means not given
+    expect(resolveSettings({ peerAdvertise: null }, { ...cluster, peerListen: '10.0.0.1:11212', peerAdvertise: '' }, 'config file', {}).peerAdvertise).toBeNull();
+  });
+
+  it('a wildcard --peer-listen needs it: the message says to set --peer-advertise', () => {
+    for (const listen of ['0.0.0.0:11212', ':11212', '[::]:11212', '[0:0::0]:11212', '0.0.0.0:0']) {
+      const message = configError(() => resolveSettings({}, { ...cluster, peerListen: listen }, 'config file', {})).message;
+      expect(message, listen).toMatch(/^--peer-listen \(peerListen\): .+ listens on every address, which other nodes cannot dial; set --peer-advertise \(peerAdvertise\) to the address they reach this node on, e\.g\. 10\.0\.0\.1:\d+$/);
+    }
+    expect(configError(() => resolveSettings({ peerListen: ':11212' }, cluster, '/etc/sc.json', {})).message)
+      .toBe('--peer-listen (peerListen): 0.0.0.0:11212 listens on every address, which other nodes cannot dial; set --peer-advertise (peerAdvertise) to the address they reach this node on, e.g. 10.0.0.1:11212');
+  });
+
+  it('with --peer-listen on port 0, the node id comes from the advertised port, which is stable', () => {
+    expect(resolveSettings({}, { ...cluster, peerListen: '0.0.0.0:0', peerAdvertise: '10.0.0.1:11212' }, 'config file', {}).nodeId)
+      .toBe(defaultNodeId(hostname(), 11212));
+  });
+
+  it('refuses a wildcard, port 0, or no --peer-listen, naming the flag or key', () => {
+    for (const advertise of ['0.0.0.0:11212', ':11212', '[::]:11212', '[::0]:11212']) {
+      expect(configError(() => resolveSettings({}, { ...cluster, peerListen: '0.0.0.0:11212', peerAdvertise: advertise }, 'config file', {})).message, advertise)
+        .toBe(`--peer-advertise: "${advertise}" is a wildcard address, which other nodes cannot dial; give the address they reach this node on, e.g. 10.0.0.1:11212`);
+    }
+    expect(configError(() => resolveSettings({}, { ...cluster, peerListen: '127.0.0.1:0', peerAdvertise: '10.0.0.1:0' }, 'config file', {})).message)
+      .toBe('--peer-advertise: "10.0.0.1:0" has port 0; give the port other nodes reach this node on (1 to 65535), e.g. 10.0.0.1:11212');
+    expect(configError(() => resolveSettings({ peerAdvertise: 'nowhere' }, cluster, '/etc/sc.json', {})).message)
+      .toBe('/etc/sc.json: "peerAdvertise": "nowhere" is not HOST:PORT, e.g. 127.0.0.1:11211 (port 0 picks a free port)');
+    expect(configError(() => resolveSettings({}, { ...cluster, peerAdvertise: '10.0.0.1:11212' }, 'config file', {})).message)
+      .toBe('--peer-advertise (peerAdvertise): an advertised peer address needs --peer-listen (peerListen), the address the peer listener binds');
+  });
+
+  it('isWildcardHost: the unspecified addresses of IPv4 and IPv6, however written', () => {
+    for (const host of ['0.0.0.0', '::', '::0', '0:0:0:0:0:0:0:0', '0::']) expect(isWildcardHost(host), host).toBe(true);
+    for (const host of ['127.0.0.1', '10.0.0.0', '::1', 'fd00::', 'localhost', '0', '']) expect(isWildcardHost(host), host).toBe(false);
+  });
+});
+
+describe('peer TLS: --peer-tls-cert, --peer-tls-key, --peer-tls-ca', () => {
+  let certificates: TestCertificates;
+  const paths: Record<string, string> = {};
+  const cluster = { peerListen: '10.0.0.1:11212', clusterSecret: SECRET };
+  let tls: RawSettings;
+
+  beforeAll(() => {
+    certificates = new TestCertificates();
+    paths.ca = certificates.ca('cluster-ca');
+    const node = certificates.node('node1', 'cluster-ca');
+    const other = certificates.node('node2', 'cluster-ca');
+    paths.cert = node.cert;
+    paths.key = node.key;
+    paths.otherKey = other.key;
+    const write = (name: string, text: string) => {
+      paths[name] = join(certificates.dir, name);
+      writeFileSync(paths[name]!, text);
+    };
+    write('empty.pem', '');
+    write('garbage-cert.pem', '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');
+    paths.encryptedKey = join(certificates.dir, 'encrypted.key');
+    execFileSync('openssl', ['pkey', '-in', paths.key, '-aes256', '-passout', 'pass:secret-passphrase', '-out', paths.encryptedKey]);
+    // a chain: the node's certificate followed by the CA's, as a server usually sends it
+    write('chain.pem', readFileSync(paths.cert, 'utf8') + readFileSync(paths.ca, 'utf8'));
+    tls = { peerTlsCert: paths.cert, peerTlsKey: paths.key, peerTlsCa: paths.ca };
+  });
+  afterAll(() => certificates?.remove());
+
+  it('are off by default', () => {
+    expect(resolveSettings({}, cluster, 'config file', {})).toMatchObject({ peerTlsCert: null, peerTlsKey: null, peerTlsCa: null });
+  });
+
+  it('all three turn TLS on: each file is read at start and kept with its path', () => {
+    const settings = resolveSettings({}, { ...cluster, ...tls }, 'config file', {});
+    expect(settings.peerTlsCert).toEqual({ path: paths.cert, pem: readFileSync(paths.cert!) });
+    expect(settings.peerTlsKey).toEqual({ path: paths.key, pem: readFileSync(paths.key!) });
+    expect(settings.peerTlsCa).toEqual({ path: paths.ca, pem: readFileSync(paths.ca!) });
+    // from the config file, a chain for the certificate, and flags win over the file
+    const fromFile = resolveSettings({ ...tls, peerTlsCert: paths['chain.pem'] }, cluster, 'config file', {});
+    expect(fromFile.peerTlsCert?.path).toBe(paths['chain.pem']);
+    expect(resolveSettings({ ...tls, peerTlsCert: paths['chain.pem'] }, { ...cluster, peerTlsCert: paths.cert }, 'config file', {}).peerTlsCert?.path).toBe(paths.cert);
+    // "" (a flag) or null (JSON) means not given
+    expect(resolveSettings({ peerTlsCa: null }, { ...cluster, peerTlsCert: '', peerTlsKey: '' }, 'config file', {})).toMatchObject({ peerTlsCert: null, peerTlsKey: null, peerTlsCa: null });
+  });
+
+  it('only some of the three: refused, naming what is given and what is missing', () => {
+    expect(configError(() => resolveSettings({}, { ...cluster, peerTlsCert: paths.cert, peerTlsKey: paths.key }, 'config file', {})).message).toBe(
+      'peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca together; --peer-tls-cert (peerTlsCert) and --peer-tls-key (peerTlsKey) given, --peer-tls-ca (peerTlsCa) missing',
+    );
+    expect(configError(() => resolveSettings({ peerTlsCa: paths.ca }, cluster, 'config file', {})).message).toBe(
+      'peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca together; --peer-tls-ca (peerTlsCa) given, --peer-tls-cert (peerTlsCert) and --peer-tls-key (peerTlsKey) missing',
+    );
+  });
+
+  it('TLS without --peer-listen: refused', () => {
+    expect(configError(() => resolveSettings({}, tls, 'config file', {})).message)
+      .toBe('--peer-tls-cert, --peer-tls-key and --peer-tls-ca secure peer links, which need --peer-listen (peerListen)');
+  });
+
+  it('an unreadable file, or one that is not what its flag needs: refused at start, naming the flag or key and the file', () => {
+    const missing = join(certificates.dir, 'missing.pem');
+    const cases: Array<[RawSettings, string | RegExp]> = [
+      [{ peerTlsCert: missing }, new RegExp(`^--peer-tls-cert: cannot read ${missing}: ENOENT`)],
+      [{ peerTlsKey: certificates.dir }, new RegExp(`^--peer-tls-key: cannot read ${certificates.dir}: EISDIR`)],
+      [{ peerTlsCert: paths.key }, `--peer-tls-cert: ${paths.key} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`],
+      [{ peerTlsCa: paths['empty.pem'] }, `--peer-tls-ca: ${paths['empty.pem']} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`],
+      [{ peerTlsCa: paths['garbage-cert.pem'] }, new RegExp(`^--peer-tls-ca: ${paths['garbage-cert.pem']}: certificate 1 is not valid: `)],
+      [{ peerTlsKey: paths.cert }, new RegExp(`^--peer-tls-key: ${paths.cert} is not a PEM private key, or it is encrypted \\(a passphrase cannot be given\\): `)],
+      [{ peerTlsKey: paths.encryptedKey }, new RegExp(`^--peer-tls-key: ${paths.encryptedKey} is not a PEM private key, or it is encrypted`)],
+      [{ peerTlsCert: 5 }, '--peer-tls-cert: expected a file path'],
+    ];
+    for (const [bad, message] of cases) {
+      const error = configError(() => resolveSettings({}, { ...cluster, ...tls, ...bad }, 'config file', {}));
+      if (typeof message === 'string') expect(error.message, JSON.stringify(bad)).toBe(message);
+      else expect(error.message, JSON.stringify(bad)).toMatch(message);
+    }
+    expect(configError(() => resolveSettings({ ...tls, peerTlsCert: missing }, cluster, '/etc/sc.json', {})).message).toMatch(`/etc/sc.json: "peerTlsCert": cannot read ${missing}`);
+  });
+
+  it('a key that is not the certificate\'s: refused, naming both', () => {
+    expect(configError(() => resolveSettings({}, { ...cluster, ...tls, peerTlsKey: paths.otherKey }, 'config file', {})).message).toBe(
+      `--peer-tls-key (peerTlsKey): ${paths.otherKey} is not the private key of the first certificate in --peer-tls-cert (peerTlsCert), ${paths.cert}`,
+    );
+  });
+
+  it('no message holds the private key', () => {
+    const key = readFileSync(paths.key!, 'utf8');
+    const body = key.split('\n')[1]!;
+    for (const run of [
+      () => resolveSettings({}, { ...cluster, ...tls, peerTlsCert: paths.key }, 'config file', {}),
+      () => resolveSettings({}, { ...cluster, ...tls, peerTlsCa: paths.key }, 'config file', {}),
+      () => resolveSettings({}, { ...cluster, ...tls, peerTlsKey: paths.otherKey }, 'config file', {}),
+    ]) expect(configError(run).message).not.toContain(body);
+  });
+});
+

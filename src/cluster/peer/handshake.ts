@@ -81,6 +81,11 @@ export enum Refusal {
   Timeout = 'timeout',
   /** the other side sent an Error frame: it refused us */
   RefusedByPeer = 'refused-by-peer',
+  /**
+   * the TLS layer under the handshake failed: TLS on one side only, a certificate that does not
+   * chain to the CA (peer-tls.ts); decided by PeerConnection and PeerServer, never by Handshake
+   */
+  Tls = 'tls',
 }
 
 export interface PeerIdentity {
@@ -127,6 +132,7 @@ const REFUSAL_ERROR: Record<Refusal, RemoteErrorCode | null> = {
   [Refusal.UnexpectedFrame]: RemoteErrorCode.NotAuthenticated,
   [Refusal.Timeout]: RemoteErrorCode.HandshakeTimeout,
   [Refusal.RefusedByPeer]: null,
+  [Refusal.Tls]: null,
 };
 
 export class Handshake {

@@ -58,6 +58,11 @@ export enum RemoteErrorCode {
   FrameTooLarge = 8,
   /** the handshake did not finish in time */
   HandshakeTimeout = 9,
+  /**
+   * this node has TLS on for peer links and the sender spoke plaintext; sent in plaintext, so the
+   * sender can read why it is refused, then the connection is closed
+   */
+  TlsRequired = 10,
 }
 
 export function opcodeName(opcode: number): string {

@@ -3,16 +3,17 @@
  * gets through before it succeeds), and batches writes: frames written in one tick leave in one
  * corked writev. Used by PeerLink (dialer) and PeerServer (acceptor), which own what the
  * frames mean. Refusals are logged (warn, with the remote address and the claimed node id) and
- * counted here.
+ * counted here, and so are the TLS failures a dialer sees under the handshake (peer-tls.ts).
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../../log.js';
 import type { NodeId } from '../types.js';
 import { FRAME_HEADER_SIZE, FrameDecoder, FrameStatus, HANDSHAKE_MAX_FRAME_SIZE, encodeFrame, encodeFrameHeader, type Frame } from './frame.js';
-import { Handshake, Refusal, type HandshakeRole, type HandshakeStep, type OutgoingFrame, type PeerIdentity } from './handshake.js';
+import { Handshake, HandshakeRole, Refusal, type HandshakeStep, type OutgoingFrame, type PeerIdentity } from './handshake.js';
 import { Opcode, RemoteErrorCode } from './opcodes.js';
 import { encodeError } from './payload.js';
 import type { PeerCounters } from './peer-counters.js';
+import { ONE_SIDED_TLS_ADVICE, TLS_HANDSHAKE_RECORD, describeTlsFailure, type TlsFailure } from './peer-tls.js';
 
 /** Payloads at least this long are written beside their header instead of copied into one buffer. */
 const LARGE_PAYLOAD = 16 * 1024;
@@ -32,6 +33,11 @@ export interface PeerConnectionOptions {
   counters: PeerCounters;
   /** "host:port" of the other end, for logs */
   remote: string;
+  /**
+   * The socket is TLS: a dialer's is still handshaking (tls.connect), an acceptor's is verified
+   * already (PeerServer). Without it the socket is plain TCP.
+   */
+  tls?: boolean;
   /** injected in tests */
   nonce?: Buffer;
 }
@@ -63,6 +69,9 @@ export class PeerConnection {
   private socketError: string | null = null;
   private corked = false;
   private readPaused = false;
+  private received = false;
+  /** a TLS dialer, from its TCP connect until its peer handshake ends */
+  private tlsDialing: { tcpConnected: boolean; verified: boolean } | null = null;
 
   constructor(private readonly socket: Socket, private readonly options: PeerConnectionOptions, private readonly hooks: PeerConnectionHooks) {
     this.handshake = new Handshake(options.role, { nodeId: options.nodeId, secret: options.secret, maxFrameSize: options.maxFrameSize, ...(options.nonce ? { nonce: options.nonce } : {}) });
@@ -70,12 +79,24 @@ export class PeerConnection {
     socket.setKeepAlive(true, KEEPALIVE_MS);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => { if (this.open) this.hooks.onDrain(); });
-    socket.on('error', (error: NodeJS.ErrnoException) => { this.socketError ??= error.code ?? error.message; });
-    socket.on('close', () => this.finish({ wasOpen: this.identity !== null, reason: this.socketError ?? 'connection closed' }));
+    socket.on('error', (error: NodeJS.ErrnoException) => this.onSocketError(error));
+    socket.on('close', () => this.onSocketClose());
     this.handshakeTimer = setTimeout(() => this.applyStep(this.handshake.timeout()), options.handshakeTimeoutMs);
     this.handshakeTimer.unref();
-    // Written before the socket has connected, a dialer's Hello simply waits in the socket.
-    this.writeFrames([this.handshake.hello()]);
+    if (options.tls === true && options.role === HandshakeRole.Dialer) {
+      // The Hello waits until the peer's certificate has been verified: nothing, not even this
+      // node's id, goes to a peer the CA does not vouch for.
+      const dialing = { tcpConnected: false, verified: false };
+      this.tlsDialing = dialing;
+      socket.once('connect', () => { dialing.tcpConnected = true; });
+      socket.once('secureConnect', () => {
+        dialing.verified = true;
+        this.writeFrames([this.handshake.hello()]);
+      });
+    } else {
+      // Written before the socket has connected, a dialer's Hello simply waits in the socket.
+      this.writeFrames([this.handshake.hello()]);
+    }
   }
 
   get open(): boolean {
@@ -140,8 +161,51 @@ export class PeerConnection {
     this.socket.uncork();
   };
 
+  private onSocketError(error: NodeJS.ErrnoException): void {
+    this.socketError ??= error.code ?? error.message;
+    const tlsFailure = this.tlsDialerFailure(error);
+    if (tlsFailure !== null) this.tlsFailed(tlsFailure);
+  }
+
+  private onSocketClose(): void {
+    const tlsFailure = this.tlsDialerFailure(null);
+    if (tlsFailure !== null) this.tlsFailed(tlsFailure);
+    else this.finish({ wasOpen: this.identity !== null, reason: this.socketError ?? 'connection closed' });
+  }
+
+  /**
+   * Why a TLS dialer's connection failed, if it failed in TLS: after the TCP connect and before
+   * anything from the peer arrived inside TLS. Either the TLS handshake failed, or the peer
+   * dropped the connection right after it: with TLS 1.3 that is how a client learns that its own
+   * certificate was not trusted. Null for any other failure.
+   */
+  private tlsDialerFailure(error: Error | null): TlsFailure | null {
+    const dialing = this.tlsDialing;
+    if (dialing === null || this.closed || this.identity !== null || !dialing.tcpConnected || this.received) return null;
+    if (dialing.verified) {
+      return { mismatch: false, detail: 'the peer closed the TLS connection before its Hello: it likely does not trust this node\'s certificate (it must chain to the peer\'s --peer-tls-ca)' };
+    }
+    return describeTlsFailure(error, (this.socket as Socket & { authorizationError?: unknown }).authorizationError, 'dialer');
+  }
+
+  private tlsFailed(failure: TlsFailure): void {
+    const { counters, log, remote, role } = this.options;
+    counters.tlsRefused++;
+    log.warn({ remote, role, reason: Refusal.Tls, detail: failure.detail }, failure.mismatch ? 'peer refused: TLS is on on one side only' : 'peer refused: TLS handshake failed');
+    this.socket.destroy();
+    this.finish({ wasOpen: false, reason: `TLS: ${failure.detail}`, refusal: Refusal.Tls });
+  }
+
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    if (!this.received) {
+      this.received = true;
+      // A plain connection whose peer opens with a TLS record: that peer has TLS on, this node off.
+      if (this.options.tls !== true && chunk[0] === TLS_HANDSHAKE_RECORD) {
+        this.tlsFailed({ mismatch: true, detail: `the peer speaks TLS and this node does not; ${ONE_SIDED_TLS_ADVICE}` });
+        return;
+      }
+    }
     this.options.counters.bytesReceived += chunk.length;
     this.decoder.push(chunk);
     this.processInput();

@@ -17,6 +17,8 @@ export class PeerCounters {
   handshakeTimeouts = 0;
   /** handshakes the other side refused */
   refusedByPeer = 0;
+  /** TLS handshakes that failed, either role: TLS on one side only, an untrusted certificate, a timeout */
+  tlsRefused = 0;
   /** connections to ourselves (a seed list naming this node), closed */
   selfConnections = 0;
   /** outgoing connection attempts that failed before authenticating */

@@ -1,8 +1,9 @@
 /**
- * A persistent, pipelined link to one peer address (the dialing side). It connects, proves the
- * cluster secret, and then carries requests matched to replies by requestId — any number in
- * flight, answered in any order — and one-way messages. When the connection drops it reconnects
- * at once, then with capped exponential backoff and jitter.
+ * A persistent, pipelined link to one peer address (the dialing side). It connects (over TLS
+ * when the node has it, peer-tls.ts), proves the cluster secret, and then carries requests
+ * matched to replies by requestId — any number in flight, answered in any order — and one-way
+ * messages. When the connection drops it reconnects at once, then with capped exponential
+ * backoff and jitter.
  *
  * Failures are fast and typed (PeerError codes, src/errors.ts):
  * - while a connection attempt is under way, requests wait in a bounded queue (ERR_PEER_BUSY when
@@ -26,9 +27,10 @@ import { Opcode, opcodeName } from './opcodes.js';
 import { decodeError } from './payload.js';
 import { PeerConnection, type CloseInfo } from './peer-connection.js';
 import { PeerCounters } from './peer-counters.js';
+import type { PeerTls } from './peer-tls.js';
 
 export interface PeerLinkOptions {
-  /** "host:port" of the peer's --peer-listen */
+  /** "host:port" the peer announces (its --peer-advertise, else its --peer-listen) */
   address: string;
   /** this node */
   nodeId: NodeId;
@@ -49,10 +51,12 @@ export interface PeerLinkOptions {
   /** backoff between attempts: base * 2^n, capped, with jitter; defaults 50 ms and 2000 ms */
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
-  /** after a refused handshake (wrong secret or version); default 5000 ms */
+  /** after a refused handshake (wrong secret or version, a failed TLS handshake); default 5000 ms */
   refusedBackoffMs?: number;
   /** in [0, 1); injected in tests */
   random?: () => number;
+  /** TLS on the link (mutual); null or absent: plain TCP */
+  tls?: PeerTls | null;
 }
 
 export interface PeerReply {
@@ -113,7 +117,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   private backoffTimer: NodeJS.Timeout | null = null;
   private readonly secret: Buffer;
   private readonly log: Logger;
-  private readonly settings: Required<Omit<PeerLinkOptions, 'counters' | 'secret' | 'log' | 'address' | 'nodeId'>>;
+  private readonly settings: Required<Omit<PeerLinkOptions, 'counters' | 'secret' | 'log' | 'address' | 'nodeId' | 'tls'>>;
 
   constructor(private readonly options: PeerLinkOptions) {
     super();
@@ -266,7 +270,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   private connect(): void {
     this.linkState = LinkState.Connecting;
     const { host, port } = parsePeerAddress(this.address);
-    const socket = net.connect({ host, port });
+    const tls = this.options.tls ?? null;
+    const socket = tls === null ? net.connect({ host, port }) : tls.connect(host, port);
     this.connection = new PeerConnection(socket, {
       role: HandshakeRole.Dialer,
       nodeId: this.options.nodeId,
@@ -276,6 +281,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       log: this.log,
       counters: this.counters,
       remote: this.address,
+      tls: tls !== null,
     }, {
       onOpen: (peer) => this.onOpen(peer),
       onFrame: (frame) => this.onFrame(frame),

@@ -4,21 +4,26 @@
  * A handler answers through `reply`, at once or later (replies may go out in any order); a frame
  * whose opcode has no handler is answered with Error(UnknownOpcode), so a newer peer can probe
  * for an opcode this node does not have yet. When a peer stops reading its replies, reading from
- * it pauses until its socket drains.
+ * it pauses until its socket drains. With TLS (peer-tls.ts) a connection first completes a
+ * mutual TLS handshake, then the same peer handshake runs inside it; a peer that opens in
+ * plaintext is told, in plaintext, that TLS is required (Error(TlsRequired)).
  */
 import net from 'node:net';
 import { ListenError, PeerError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { NodeId } from '../types.js';
 import { formatPeerAddress } from './address.js';
-import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, type Frame } from './frame.js';
-import { HandshakeRole, type PeerIdentity } from './handshake.js';
+import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, encodeFrame, type Frame } from './frame.js';
+import { HandshakeRole, Refusal, type PeerIdentity } from './handshake.js';
 import { HANDSHAKE_OPCODES, Opcode, RemoteErrorCode, opcodeName } from './opcodes.js';
 import { encodeError } from './payload.js';
 import { PeerConnection } from './peer-connection.js';
 import { PeerCounters } from './peer-counters.js';
+import { ONE_SIDED_TLS_ADVICE, TLS_HANDSHAKE_RECORD, describeTlsFailure, type PeerTls, type TlsFailure } from './peer-tls.js';
 
 const EMPTY = Buffer.alloc(0);
+/** After the plaintext TlsRequired answer, this long for it to leave before the socket is destroyed. */
+const LINGER_MS = 1000;
 
 /** Answers the frame being handled; one reply per request, none to a one-way message. */
 export type PeerReplyFn = (opcode: Opcode, payload?: Buffer) => void;
@@ -43,12 +48,16 @@ export interface PeerServerOptions {
   maxHandshakes?: number;
   /** reply bytes queued on a socket beyond which reading from that peer pauses; default 4 MiB */
   writeHighWater?: number;
+  /** TLS on every accepted connection (mutual); null or absent: plain TCP */
+  tls?: PeerTls | null;
 }
 
 export class PeerServer {
   readonly counters: PeerCounters;
   private readonly handlers = new Map<number, PeerHandler>();
   private readonly connections = new Set<PeerConnection>();
+  /** accepted sockets still in their TLS handshake */
+  private readonly tlsHandshakes = new Set<net.Socket>();
   private server: net.Server | null = null;
   private handshaking = 0;
   private readonly secret: Buffer;
@@ -101,6 +110,7 @@ export class PeerServer {
     const server = this.server;
     this.server = null;
     for (const connection of [...this.connections]) connection.close('peer server closing');
+    for (const raw of [...this.tlsHandshakes]) raw.destroy();
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -115,16 +125,93 @@ export class PeerServer {
       return;
     }
     this.handshaking++;
+    const tls = this.options.tls ?? null;
+    if (tls === null) this.startHandshake(socket, remote, this.handshakeTimeoutMs, false);
+    else this.acceptTls(tls, socket, remote);
+  }
+
+  /**
+   * The TLS handshake of an accepted connection (counted among the handshakes under way), then
+   * the peer handshake inside it, in what is left of the handshake timeout. A first byte that is
+   * not a TLS record is a peer with TLS off: it gets an Error(TlsRequired) frame in plaintext,
+   * which it can read, and the connection is closed.
+   */
+  private acceptTls(tls: PeerTls, raw: net.Socket, remote: string): void {
+    const started = Date.now();
+    let settled = false;
+    this.tlsHandshakes.add(raw);
+    const settle = () => {
+      settled = true;
+      clearTimeout(timer);
+      this.tlsHandshakes.delete(raw);
+    };
+    /** Logs and counts the failure; `answer` is written before the close. */
+    const refuse = (failure: TlsFailure, answer?: Buffer) => {
+      if (settled) return;
+      settle();
+      this.handshaking--;
+      if (this.server === null) {
+        raw.destroy(); // closing: not a refusal
+        return;
+      }
+      this.counters.tlsRefused++;
+      this.options.log.warn({ remote, role: HandshakeRole.Acceptor, reason: Refusal.Tls, detail: failure.detail },
+        failure.mismatch ? 'peer refused: TLS is on on one side only' : 'peer refused: TLS handshake failed');
+      if (answer === undefined) {
+        raw.destroy();
+        return;
+      }
+      raw.end(answer);
+      raw.resume(); // what the peer still sends is dropped, so its close is seen at once
+      setTimeout(() => raw.destroy(), LINGER_MS).unref();
+    };
+    const timer = setTimeout(() => refuse({ mismatch: false, detail: 'the TLS handshake did not finish in time' }), this.handshakeTimeoutMs);
+    timer.unref();
+    // Errors are reported once, by the TLS server's events or by 'close' below.
+    raw.on('error', () => undefined);
+    // The TLS server reports a failure as the connection closes; the next turn is late enough.
+    raw.once('close', () => setImmediate(() => refuse({ mismatch: false, detail: 'the connection closed during the TLS handshake' })));
+    raw.once('readable', () => {
+      if (settled) return;
+      const first = raw.read() as Buffer | null;
+      if (first === null) return; // closed before a byte: 'close' reports it
+      raw.unshift(first);
+      if (first[0] !== TLS_HANDSHAKE_RECORD) {
+        refuse(
+          { mismatch: true, detail: `the peer spoke plaintext (TLS is off there) and was answered Error(TlsRequired); ${ONE_SIDED_TLS_ADVICE}` },
+          encodeFrame(Opcode.Error, 0, encodeError(RemoteErrorCode.TlsRequired, `this node requires TLS on peer links; ${ONE_SIDED_TLS_ADVICE}`)),
+        );
+        return;
+      }
+      const server = tls.serverForOneConnection();
+      server.once('secureConnection', (socket: net.Socket) => {
+        if (settled) {
+          socket.destroy();
+          return;
+        }
+        settle();
+        this.startHandshake(socket, remote, Math.max(1, this.handshakeTimeoutMs - (Date.now() - started)), true);
+      });
+      server.once('tlsClientError', (error: Error, socket: { authorizationError?: unknown }) => {
+        refuse(describeTlsFailure(error, socket.authorizationError, 'acceptor'));
+      });
+      server.emit('connection', raw);
+    });
+  }
+
+  /** The peer handshake on an accepted connection (already counted in `handshaking`). */
+  private startHandshake(socket: net.Socket, remote: string, handshakeTimeoutMs: number, tls: boolean): void {
     let open = false;
     const connection: PeerConnection = new PeerConnection(socket, {
       role: HandshakeRole.Acceptor,
       nodeId: this.options.nodeId,
       secret: this.secret,
       maxFrameSize: this.maxFrameSize,
-      handshakeTimeoutMs: this.handshakeTimeoutMs,
+      handshakeTimeoutMs,
       log: this.options.log,
       counters: this.counters,
       remote,
+      tls,
     }, {
       onOpen: (peer) => {
         open = true;
