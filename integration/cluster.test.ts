@@ -529,6 +529,27 @@ describe('three nodes: any node serves any session', () => {
       await intruder.cleanup();
     }
   });
+
+  // Last in this block: it empties the cluster.
+  it('flush_all through one node empties every node: masters and backups', async () => {
+    const [node1, node2, node3] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const keys = Array.from({ length: 30 }, (_, i) => `memc.sess.key.${RUN}-flush-${i}`);
+    for (const key of keys) {
+      expect(await rawExchange(node1, `set ${key} 0 0 1\r\nx\r\n`, /\r\n$/)).toBe('STORED\r\n');
+    }
+    const itemsBefore = await Promise.all(nodes.map(async (x) => Number((await stats(x)).curr_items)));
+    for (const count of itemsBefore) expect(count).toBeGreaterThan(0);
+    expect(await rawExchange(node2, 'flush_all\r\n', /\r\n$/)).toBe('OK\r\n');
+    for (const via of [node1, node2, node3]) {
+      for (const key of keys) expect(await rawGet(via, key), `${key} via ${via.id}`).toBeNull();
+    }
+    // Not one copy is left anywhere, backups included (each node's own items: stats cachedump).
+    for (const x of nodes) {
+      const dump = await rawExchange(x, 'stats cachedump 1 0\r\n', /END\r\n$/);
+      const left = keys.filter((key) => dump.includes(`ITEM ${key} `));
+      expect(left, `${x.id} still holds`).toEqual([]);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

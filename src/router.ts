@@ -71,8 +71,10 @@ export class Router {
       case 'touchGet':
         if (command.keys.length === 1) return this.route(command.keys[0]!, command);
         return this.executeMultiGet(command);
+      case 'flush':
+        return this.flushEverywhere(command);
       default:
-        // version, stats, verbosity, flush_all, quit: this node's own business
+        // version, stats, verbosity, quit: this node's own business
         return this.options.executor.execute(command);
     }
   }
@@ -137,6 +139,34 @@ export class Router {
         if (reply.kind === 'values') for (const entry of reply.entries) found.set(entry.key, entry);
       }
       return valuesInKeyOrder(command.keys, found);
+    });
+  }
+
+  /**
+   * flush_all empties the cluster, not one node: an operator's `memcflush` (or a logout-everyone)
+   * must not leave the other copies of every session behind, to be served again after a failover.
+   * Every live node applies it with the same delay (protocol.txt, "flush_all"), through the
+   * Forward opcode, which runs a command on the receiving node without forwarding it again. The
+   * answer is OK once every live node has applied it; if one could not be reached the client is
+   * told (SERVER_ERROR), though every reachable node did flush.
+   */
+  private flushEverywhere(command: Extract<Command, { kind: 'flush' }>): Reply | Promise<Reply> {
+    const local = this.options.executor.execute(command);
+    const peers = this.options.view.liveOthers();
+    if (peers.length === 0) return local;
+    const payload = encodeCommand(command);
+    return Promise.all(peers.map(async (peer) => {
+      try {
+        await this.options.pool.get(this.options.view.addressOf(peer)).request(Opcode.Forward, payload, { timeoutMs: this.options.forwardTimeoutMs });
+        return null;
+      } catch (error) {
+        return { peer, err: (error as Error).message };
+      }
+    })).then((results) => {
+      const failed = results.filter((result) => result !== null);
+      if (failed.length === 0) return local;
+      this.options.log.warn({ failed, delaySeconds: command.delaySeconds }, 'flush_all did not reach every node: the unreached keep their copies');
+      return { kind: 'serverError', message: `flush_all applied on ${peers.length + 1 - failed.length} of ${peers.length + 1} nodes; unreachable: ${failed.map((f) => f.peer).join(',')}` };
     });
   }
 

@@ -89,6 +89,11 @@ export class ClusterView {
     return this.live.has(id);
   }
 
+  /** The peer address of a member ('' when unknown). */
+  addressOf(id: NodeId): string {
+    return this.addresses.get(id) ?? '';
+  }
+
   /** Live members other than this node, in id order. */
   liveOthers(): NodeId[] {
     return this.liveIds.filter((id) => id !== this.self).sort();

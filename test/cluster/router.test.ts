@@ -124,6 +124,32 @@ describe('Router', () => {
     expect(values.entries.find((entry) => entry.key === local)?.value.toString()).toBe('here');
   });
 
+  it('flush_all empties every live node: applied here, sent to each other live node, OK once all applied', async () => {
+    const flushed: string[] = [];
+    const { router, sent, store, view } = setup('node1', 'sync', (command) => {
+      if (command.kind !== 'flush') return new Error('unexpected');
+      flushed.push(String(command.delaySeconds));
+      return { kind: 'status', status: Status.Ok, cas: 0 };
+    });
+    store.store(StoreMode.Set, 'memc.sess.key.a', 0, 0, Buffer.from('x'), 0, Date.now());
+    expect(await router.execute({ kind: 'flush', delaySeconds: 0 })).toMatchObject({ kind: 'status', status: Status.Ok });
+    expect(store.get('memc.sess.key.a', Date.now())).toBeUndefined();
+    expect(sent.map((s) => [s.address, s.opcode])).toEqual([['127.0.0.1:7002', Opcode.Forward], ['127.0.0.1:7003', Opcode.Forward]]);
+    expect(flushed).toEqual(['0', '0']);
+    // a dead member is not asked
+    view.update(NODES.map((id, i) => ({ id, peerAddress: `127.0.0.1:${7001 + i}`, state: id === 'node3' ? MemberState.Dead : MemberState.Alive, incarnation: 1 })));
+    await router.execute({ kind: 'flush', delaySeconds: 5 });
+    expect(sent.slice(2).map((s) => s.address)).toEqual(['127.0.0.1:7002']);
+    expect(flushed).toEqual(['0', '0', '5']);
+  });
+
+  it('flush_all that cannot reach a live node says so (SERVER_ERROR), after flushing every node it reached', async () => {
+    const { router, store } = setup('node1', 'sync', () => new Error('connection refused'));
+    store.store(StoreMode.Set, 'k', 0, 0, Buffer.from('x'), 0, Date.now());
+    expect(await router.execute({ kind: 'flush', delaySeconds: 0 })).toEqual({ kind: 'serverError', message: 'flush_all applied on 1 of 3 nodes; unreachable: node2,node3' });
+    expect(store.get('k', Date.now())).toBeUndefined();
+  });
+
   it('a forwarded command is run here, never forwarded again, even when this node thinks another masters it', async () => {
     const { router, view, sent } = setup('node1', 'async');
     const key = keyOwnedBy(view, 'node2', 'node3');
