@@ -198,8 +198,13 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
   };
   view.update(membership.members());
   // Membership logs each change itself (joined, suspected, declared dead, left); here the view follows.
+  // A join, death or leave changes who owns what: every item goes to its owners again. An update
+  // (alive <-> suspect, or a refutation raising the incarnation) does not: suspects keep their
+  // sessions, so a member that flaps under load costs no copying. A member that restarted without
+  // being declared dead took its sessions back itself (catch-up), and a copy that could not be
+  // delivered meanwhile schedules its own repair (Replicator: "replication gave up").
   membership.on('join', refresh);
-  membership.on('update', refresh);
+  membership.on('update', () => view.update(membership.members()));
   membership.on('dead', () => { failovers++; refresh(); });
   membership.on('leave', refresh);
   /**

@@ -18,6 +18,8 @@ const HANDOFF_TIMEOUT_MS = 60_000;
 
 /** Records per Replicate frame during re-replication. */
 const BATCH_RECORDS = 256;
+/** After a copy was given up: how long until a scan copies everything to its owners again. */
+const REPAIR_SCAN_DELAY_MS = 10_000;
 /** Pause between attempts to reach a target that is still counted live. */
 const RETRY_DELAY_MS = 50;
 
@@ -52,7 +54,9 @@ export class Replicator {
   readonly counters = new ReplicationCounters();
   private scanTimer: NodeJS.Timeout | null = null;
   private scanning: Promise<boolean> | null = null;
-  private scanAgain = false;
+  /** when the running scan ends: scan again at this time (a change or a give-up came meanwhile) */
+  private scanAgainAt: number | null = null;
+  private scanDueAt = 0;
   private stopped = false;
   private readonly now: () => number;
 
@@ -84,11 +88,18 @@ export class Replicator {
    */
   scheduleScan(delayMs = 100): void {
     if (this.stopped) return;
+    const dueAt = Date.now() + delayMs;
     if (this.scanning !== null) {
-      this.scanAgain = true;
+      // After the running scan, at the earliest time asked for.
+      this.scanAgainAt = Math.min(this.scanAgainAt ?? Infinity, dueAt);
       return;
     }
-    if (this.scanTimer !== null) clearTimeout(this.scanTimer);
+    // A scan already due sooner stays as it is.
+    if (this.scanTimer !== null) {
+      if (this.scanDueAt <= dueAt) return;
+      clearTimeout(this.scanTimer);
+    }
+    this.scanDueAt = dueAt;
     this.scanTimer = setTimeout(() => {
       this.scanTimer = null;
       void this.runScan();
@@ -159,7 +170,7 @@ export class Replicator {
     if (this.scanTimer !== null) clearTimeout(this.scanTimer);
     this.scanTimer = null;
     while (this.scanning !== null) await this.scanning;
-    this.scanAgain = false;
+    this.scanAgainAt = null;
     return this.runScan();
   }
 
@@ -174,9 +185,10 @@ export class Replicator {
     this.scanning = scan;
     void scan.finally(() => {
       if (this.scanning === scan) this.scanning = null;
-      if (this.scanAgain) {
-        this.scanAgain = false;
-        this.scheduleScan(0);
+      if (this.scanAgainAt !== null) {
+        const delayMs = Math.max(0, this.scanAgainAt - Date.now());
+        this.scanAgainAt = null;
+        this.scheduleScan(delayMs);
       }
     });
     return scan;
@@ -247,6 +259,9 @@ export class Replicator {
         if (Date.now() >= deadline || this.stopped) {
           this.counters.failed += records.length;
           log.warn({ peer: target.id, records: records.length, attempts: attempt, handoff, err: (error as Error).message }, 'replication gave up: peer unreachable but not declared dead');
+          // The peer lacks these copies: try again with a whole scan a while later (coalesced),
+          // by when it is reachable again or declared dead (which scans anyway).
+          if (!handoff) this.scheduleScan(REPAIR_SCAN_DELAY_MS);
           return false;
         }
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
