@@ -809,3 +809,54 @@ describe('SIGTERM: a node drains before it leaves', () => {
     console.log(`[drain] phases: ${t}`);
   });
 });
+
+describe('SIGTERM while PHP writes: a drain under load', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster(3);
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+  });
+
+  afterAll(async () => { killChildren(); await stopCluster(cluster); });
+
+  it('node2 drains while 3,000 sessions are written through node1 and node3: 0 acknowledged writes lost, also after a later kill -9 of node3', async () => {
+    const [node1, node2, node3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const TOTAL = 3000;
+    const writers: WriterSpec[] = [
+      { setup: MB, via: node1, prefix: `${RUN}-dl-mb-`, from: 0, count: 1500, tag: 'dl' },
+      { setup: PM, via: node3, prefix: `${RUN}-dl-pm-`, from: 0, count: 1500, tag: 'dl' },
+    ];
+    let stoppedAt = -1;
+    let stopping: Promise<number | null> | undefined;
+    const outcome = await writeSessions(writers, (handled) => {
+      if (stopping === undefined && handled >= TOTAL / 3) {
+        stoppedAt = handled;
+        stopping = node2.terminate();
+      }
+    });
+    const exitCode = await stopping;
+    expect(stoppedAt, 'node2 was stopped mid-run').toBeGreaterThan(0);
+    expect(exitCode, node2.describeExit(12)).toBe(0);
+    expect(node2.logsMatching('drained: every session acknowledged'), node2.describeExit(12)).toHaveLength(1);
+    await waitForMembers([node1, node3], { node1: 'alive', node2: 'left', node3: 'alive' }, 5000);
+
+    const acked = outcome.acked;
+    const read = await readBack(acked, (w) => (w.via === node1 ? node3 : node1));
+    const line = `writes acknowledged: ${acked.length}, lost: ${read.lost}, failed: ${outcome.failed.length}`;
+    console.log(`[drain under load] node2 stopped after ${stoppedAt} writes; ${line}; read back: ${describeRead(read)}`);
+    if (outcome.failed.length) console.log(`[drain under load] failed writes e.g.: ${outcome.failed.slice(0, 3).map((f) => `${f.id} ${f.reason}`).join(' || ')}`);
+    expect(acked.length + outcome.failed.length).toBe(TOTAL);
+    expect(acked.length, line).toBeGreaterThan(TOTAL / 2);
+    expect(read.lost, `${line}; ${describeRead(read)}${await diagnose(acked, read, [node1, node3])}`).toBe(0);
+
+    // Two copies of everything on the two nodes left.
+    await waitForSettled(async () => [await sumStat([node1, node3], 'cluster_replicated'), await sumStat([node1, node3], 'cluster_rereplicated')],
+      { quietMs: 1000, timeoutMs: 15_000 });
+    await node3.kill();
+    await waitForMembers([node1], { node3: 'dead' }, 5000);
+    const alone = await readBack(acked, () => node1);
+    console.log(`[drain under load] after kill -9 of node3, through node1 alone: ${describeRead(alone)}`);
+    expect(alone.lost, `${describeRead(alone)}${await diagnose(acked, alone, [node1])}`).toBe(0);
+  }, 90_000);
+});
