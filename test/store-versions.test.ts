@@ -81,18 +81,72 @@ describe('tombstones', () => {
     expect(master.peek('lock', NOW)).toBeUndefined();
   });
 
-  it('a newer write after the deletion is taken, and a tombstone is forgotten after a while', () => {
+  it('a newer write after the deletion is taken', () => {
     const a = store('node1');
     const b = store('node2');
     a.store(StoreMode.Set, 'k', 0, 0, Buffer.from('v1'), 0, NOW);
-    const v1 = a.record('k', NOW);
     a.delete('k', 0, NOW);
     a.store(StoreMode.Add, 'k', 0, 0, Buffer.from('v2'), 0, NOW);
     b.apply(a.record('k', NOW), NOW);
     expect(b.peek('k', NOW)?.value.toString()).toBe('v2');
-    a.delete('k', 0, NOW);
-    a.sweepExpired(NOW + 11 * 60 * 1000, 1000);
-    // past the tombstone's lifetime an old copy is taken again: tombstones are bounded in time
-    expect(a.apply(v1, NOW + 11 * 60 * 1000)).toBe(true);
+  });
+
+  const MINUTE = 60_000;
+  const tombstoneKept = (s: MemoryStore, stale: ReturnType<MemoryStore['record']>, at: number): boolean => {
+    s.sweepExpired(at, 1000);
+    // a copy that is not expired yet at `at`, with the old version: refused while the tombstone lives
+    return !s.apply({ ...stale, expiresAt: at + MINUTE }, at);
+  };
+
+  it('a deleted session is remembered for as long as it could have lived (a logout stays a logout)', () => {
+    const a = store('node1');
+    a.store(StoreMode.Set, 'memc.sess.key.s', 0, 1440, Buffer.from('user|s:5:"alice";'), 0, NOW);
+    const stale = a.record('memc.sess.key.s', NOW);
+    a.delete('memc.sess.key.s', 0, NOW);
+    expect(tombstoneKept(a, stale, NOW + 23 * MINUTE)).toBe(true);
+    expect(tombstoneKept(a, stale, NOW + 25 * MINUTE)).toBe(false); // past its 24 min: forgotten
+  });
+
+  it('a deleted lock key (30 s expiry) costs a minute; a never-expiring item, a day', () => {
+    const a = store('node1');
+    a.store(StoreMode.Add, 'memc.sess.key.lock.s', 0, 30, Buffer.from('1'), 0, NOW);
+    const lock = a.record('memc.sess.key.lock.s', NOW);
+    a.delete('memc.sess.key.lock.s', 0, NOW);
+    expect(tombstoneKept(a, lock, NOW + 59_000)).toBe(true);
+    expect(tombstoneKept(a, lock, NOW + 61_000)).toBe(false);
+
+    a.store(StoreMode.Set, 'forever', 0, 0, Buffer.from('x'), 0, NOW);
+    const forever = a.record('forever', NOW);
+    a.delete('forever', 0, NOW);
+    expect(tombstoneKept(a, forever, NOW + 23 * 60 * MINUTE)).toBe(true);
+    expect(tombstoneKept(a, forever, NOW + 24 * 60 * MINUTE + 1)).toBe(false);
+  });
+
+  it('a deletion record carries its tombstone lifetime: a replica keeps it as long, held the item or not', () => {
+    const master = store('node1');
+    const replica = store('node2');
+    const fresh = store('node3');
+    master.store(StoreMode.Set, 'memc.sess.key.s', 0, 1440, Buffer.from('v'), 0, NOW);
+    const stale = master.record('memc.sess.key.s', NOW);
+    replica.apply(stale, NOW);
+    master.delete('memc.sess.key.s', 0, NOW);
+    const deletion = master.record('memc.sess.key.s', NOW);
+    expect(deletion.value).toBeNull();
+    expect(deletion.expiresAt).toBe(NOW + 1440_000);
+    replica.apply(deletion, NOW);
+    fresh.apply(deletion, NOW);
+    for (const s of [replica, fresh]) {
+      expect(tombstoneKept(s, stale, NOW + 23 * MINUTE)).toBe(true);
+      expect(tombstoneKept(s, stale, NOW + 25 * MINUTE)).toBe(false);
+    }
+  });
+
+  it('an item stored already expired leaves a short tombstone when replicated, not a day-long one', () => {
+    const a = store('node1');
+    // libmemcached's existence probe: add with an absolute time in the past
+    a.store(StoreMode.Add, 'probe', 0, 2678400, Buffer.from(''), 0, NOW);
+    const record = a.record('probe', NOW);
+    expect(record.value).toBeNull();
+    expect(record.expiresAt).toBe(NOW + MINUTE);
   });
 });

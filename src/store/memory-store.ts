@@ -14,10 +14,30 @@ import { expiresAtFromExptime, isExpired } from './expiry.js';
 export const ITEM_OVERHEAD_BYTES = 160;
 
 /**
- * How long a deletion is remembered (its tombstone), so that an older copy still travelling
- * between nodes (re-replication, a node back from a stall) cannot bring the item back.
+ * How long a deletion is remembered (its tombstone), so that an older copy of the item cannot
+ * bring it back: until the deleted item would have expired anyway (after that any older copy is
+ * dead too), and at least a minute, for copies still in flight between nodes (a retried
+ * replication, a re-replication scan). So a logged-out session stays deleted for as long as it
+ * could have lived, even against a copy from a node that was cut off for that long, while the
+ * lock keys php-memcached deletes on every request (30 s expiry) cost a minute each.
+ * Never-expiring items, and deletions of items this node did not hold, are remembered for the
+ * maximum, a day.
  */
-const TOMBSTONE_TTL_MS = 10 * 60 * 1000;
+const TOMBSTONE_MIN_MS = 60 * 1000;
+const TOMBSTONE_MAX_MS = 24 * 60 * 60 * 1000;
+
+/** Until when a deletion of an item expiring at `expiresAt` (0: never, unknown) is remembered. */
+function tombstoneUntil(expiresAt: number, now: number): number {
+  if (expiresAt === 0) return now + TOMBSTONE_MAX_MS;
+  return Math.min(Math.max(expiresAt, now + TOMBSTONE_MIN_MS), now + TOMBSTONE_MAX_MS);
+}
+
+interface Tombstone {
+  version: number;
+  origin: string;
+  /** forgotten at this time (ms); sent along with the deletion so replicas keep it as long */
+  until: number;
+}
 
 /** Items are bumped to the young end of the LRU at most this often, like memcached's ITEM_UPDATE_INTERVAL. */
 const LRU_BUMP_INTERVAL_MS = 1000;
@@ -114,7 +134,7 @@ export class MemoryStore {
   /** the Lamport clock of item versions: above every version written or received here */
   private versionClock = 0;
   /** deletions, by key: the version that deleted the item, and when (ms) */
-  private readonly tombstones = new Map<string, { version: number; origin: string; at: number }>();
+  private readonly tombstones = new Map<string, Tombstone>();
   private readonly nodeId: string;
 
   constructor(private readonly options: MemoryStoreOptions) {
@@ -200,8 +220,11 @@ export class MemoryStore {
   record(key: string, now: number): ItemRecord {
     const item = this.peek(key, now);
     if (item === undefined) {
-      const tombstone = this.tombstones.get(key) ?? this.bury(key, now);
-      return { key, value: null, flags: 0, expiresAt: 0, version: tombstone.version, origin: tombstone.origin };
+      // Without an item or a tombstone here, the write just made stored an item that is already
+      // expired (an exptime in the past): its deletion needs remembering only briefly.
+      const tombstone = this.tombstones.get(key) ?? this.bury(key, now, now);
+      // A deletion record's expiresAt says until when the deletion must be remembered.
+      return { key, value: null, flags: 0, expiresAt: tombstone.until, version: tombstone.version, origin: tombstone.origin };
     }
     return item.toRecord();
   }
@@ -218,7 +241,12 @@ export class MemoryStore {
     const tombstone = this.tombstones.get(record.key);
     if (tombstone !== undefined && !isNewer(record.version, record.origin, tombstone.version, tombstone.origin)) return false;
     if (record.value === null) {
-      this.tombstones.set(record.key, { version: record.version, origin: record.origin, at: now });
+      // The deleting node says how long to remember it; nodes before tombstone lifetimes sent 0:
+      // then as long as the copy held here would have lived.
+      const until = record.expiresAt !== 0
+        ? Math.min(Math.max(record.expiresAt, now + TOMBSTONE_MIN_MS), now + TOMBSTONE_MAX_MS)
+        : tombstoneUntil(existing?.expiresAt ?? 0, now);
+      this.tombstones.set(record.key, { version: record.version, origin: record.origin, until });
       if (existing === undefined) return false;
       this.unlink(existing);
       return true;
@@ -244,8 +272,10 @@ export class MemoryStore {
    */
   refuseOversized(mode: StoreMode, key: string): Status {
     if (mode === StoreMode.Set && this.items.has(key)) {
+      const now = Date.now();
+      const expiresAt = this.items.get(key)!.expiresAt;
       this.remove(key);
-      this.bury(key, Date.now());
+      this.bury(key, now, expiresAt);
     }
     return Status.TooLarge;
   }
@@ -301,7 +331,7 @@ export class MemoryStore {
     if (cas !== 0 && item.cas !== cas) return Status.Exists;
     this.counters.deleteHits++;
     this.unlink(item);
-    this.bury(key, now);
+    this.bury(key, now, item.expiresAt);
     return Status.Deleted;
   }
 
@@ -379,7 +409,7 @@ export class MemoryStore {
     }
     this.counters.reclaimed += reclaimed;
     for (const [key, tombstone] of this.tombstones) {
-      if (now - tombstone.at >= TOMBSTONE_TTL_MS) this.tombstones.delete(key);
+      if (now >= tombstone.until) this.tombstones.delete(key);
     }
     return reclaimed;
   }
@@ -392,9 +422,12 @@ export class MemoryStore {
     this.items.set(item.key, item);
   }
 
-  /** Remembers that `key` was deleted here, with a version newer than any write of it so far. */
-  private bury(key: string, now: number): { version: number; origin: string; at: number } {
-    const tombstone = { version: ++this.versionClock, origin: this.nodeId, at: now };
+  /**
+   * Remembers that `key`, expiring at `expiresAt` (0: never or unknown), was deleted here, with a
+   * version newer than any write of it so far.
+   */
+  private bury(key: string, now: number, expiresAt: number): Tombstone {
+    const tombstone = { version: ++this.versionClock, origin: this.nodeId, until: tombstoneUntil(expiresAt, now) };
     this.tombstones.set(key, tombstone);
     return tombstone;
   }

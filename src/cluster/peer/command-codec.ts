@@ -32,6 +32,9 @@
  *       UnknownStats, StatsReset, Quit  (nothing)
  *
  *     ItemRecord = bool hasValue | key | u32 flags | u64 expiresAt | u64 version | str16 origin | [bytes32 value]
+ *                  (a deletion has no value; its expiresAt is until when the deletion is to be
+ *                  remembered, ms since the epoch, or 0 from nodes that predate that: the
+ *                  receiver then decides)
  *     ItemBatch  = count | ItemRecord…
  *
  * The tag numbers, and the wire numbers of StoreMode and Status (which are spelled out here
