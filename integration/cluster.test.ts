@@ -530,6 +530,35 @@ describe('three nodes: any node serves any session', () => {
     }
   });
 
+  it('a client pipelining 3,000 commands (about 400 KB) through one node gets every reply, in order, whichever node serves each', async () => {
+    const [node1] = nodes as [ClusterNode];
+    const count = 1500;
+    let request = '';
+    let expected = '';
+    for (let i = 0; i < count; i++) {
+      const key = `memc.sess.key.${RUN}-pipe-${i}`;
+      const value = `value-${i}-${'v'.repeat(200)}`;
+      request += `set ${key} 0 0 ${value.length}\r\n${value}\r\nget ${key}\r\n`;
+      expected += `STORED\r\nVALUE ${key} 0 ${value.length}\r\n${value}\r\nEND\r\n`;
+    }
+    const before = Number((await stats(node1)).cluster_forwarded);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const sock = net.connect({ host: node1.host, port: node1.port });
+      let buf = '';
+      const timer = setTimeout(() => { sock.destroy(); reject(new Error(`got ${buf.length} of ${expected.length} bytes`)); }, 20_000);
+      sock.on('connect', () => sock.write(request));
+      sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+      sock.on('data', (chunk: Buffer) => {
+        buf += chunk.toString('latin1');
+        if (buf.length >= expected.length) { clearTimeout(timer); sock.destroy(); resolve(buf); }
+      });
+    });
+    expect(answer.length).toBe(expected.length);
+    expect(answer === expected, 'replies differ from the requests, in content or order').toBe(true);
+    // most of them went to another node
+    expect(Number((await stats(node1)).cluster_forwarded) - before).toBeGreaterThan(count);
+  });
+
   // Last in this block: it empties the cluster.
   it('flush_all through one node empties every node: masters and backups', async () => {
     const [node1, node2, node3] = nodes as [ClusterNode, ClusterNode, ClusterNode];

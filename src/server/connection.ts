@@ -20,10 +20,17 @@ export interface ConnectionContext {
   output: Output;
 }
 
+/** Input held while a reply is pending elsewhere, before reading pauses (a pipelining client). */
+const HELD_INPUT_LIMIT = 64 * 1024;
+
 export class Connection {
   private handler: ProtocolHandler | null = null;
   /** waiting for 'drain' before feeding held-back input */
   private waitingForDrain = false;
+  /** a reply is coming from another node; input that arrives meanwhile is held by the protocol */
+  private awaitingReply = false;
+  /** bytes received while awaitingReply: past HELD_INPUT_LIMIT, reading pauses */
+  private heldBytes = 0;
   private closing = false;
 
   private readonly output: Output;
@@ -38,6 +45,10 @@ export class Connection {
   private onData(chunk: Buffer): void {
     if (this.closing) return;
     this.context.counters.bytesRead += chunk.length;
+    if (this.awaitingReply) {
+      this.heldBytes += chunk.length;
+      if (this.heldBytes > HELD_INPUT_LIMIT) this.socket.pause();
+    }
     if (this.handler === null) {
       const { execute, limits } = this.context;
       this.handler = chunk[0] === REQUEST_MAGIC ? new BinaryProtocol(execute, this.output, limits) : new AsciiProtocol(execute, this.output, limits);
@@ -77,13 +88,21 @@ export class Connection {
     if (this.socket.writableLength >= OUTPUT_HIGH_WATER) this.pauseUntilDrained();
   }
 
-  /** A reply is coming from another node: read nothing more until it is written. */
+  /**
+   * A reply is coming from another node. Reading goes on: a client with one request in flight
+   * (PHP, most load tools) sends nothing meanwhile, and pausing and resuming the socket would
+   * cost two system calls per forwarded request. What a pipelining client sends meanwhile is
+   * held by the protocol until the reply is written; past HELD_INPUT_LIMIT, reading pauses.
+   */
   private waitForReply(): void {
-    this.socket.pause();
+    if (this.awaitingReply) return;
+    this.awaitingReply = true;
+    this.heldBytes = 0;
     void this.handler!.waiting!.then(() => {
+      this.awaitingReply = false;
       if (this.closing || this.socket.destroyed) return;
       this.process(this.handler!.feed(null));
-      if (!this.waitingForDrain && !this.closing && this.handler!.waiting === null) this.socket.resume();
+      if (!this.waitingForDrain && !this.closing && !this.awaitingReply && this.socket.isPaused()) this.socket.resume();
     });
   }
 
