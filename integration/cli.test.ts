@@ -213,6 +213,42 @@ describe('session-cluster start', () => {
     expect(reply).toMatch(/STAT rejected_connections 1\r\n/);
   });
 
+  it('--metrics-listen serves the stats as Prometheus metrics at GET /metrics, and nothing else', async () => {
+    const server = await start(['--metrics-listen', '127.0.0.1:0']);
+    const line = server.logs.find((l) => l.msg === 'listening' && l.transport === 'metrics');
+    expect(line, JSON.stringify(server.logs)).toBeDefined();
+    const base = `http://127.0.0.1:${Number(line!.port)}`;
+    await exchange({ host: server.host, port: server.port }, 'set k 0 0 1\r\nv\r\nget k\r\nget nothing\r\n', /END\r\nEND\r\n$/);
+    const response = await fetch(`${base}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await response.text();
+    const stats = (await exchange({ host: server.host, port: server.port }, 'stats\r\n', /END\r\n$/)).reply;
+    const stat = (name: string) => /STAT (\S+) (\S+)/.exec(stats.split('\r\n').find((l) => l.startsWith(`STAT ${name} `)) ?? '')?.[2];
+    expect(text).toContain(`session_cluster_cmd_get_total ${stat('cmd_get')}`);
+    expect(text).toContain('session_cluster_get_hits_total 1');
+    expect(text).toContain('session_cluster_get_misses_total 1');
+    expect(text).toContain('session_cluster_curr_items 1');
+    expect(text).toMatch(/^session_cluster_info\{version="1\.6\.18-session-cluster-[^"]+"\} 1$/m);
+    expect((await fetch(`${base}/`)).status).toBe(404);
+    expect((await fetch(`${base}/metrics`, { method: 'POST', body: 'x' })).status).toBe(405);
+    const head = await fetch(`${base}/metrics`, { method: 'HEAD' });
+    expect([head.status, await head.text()]).toEqual([200, '']);
+  });
+
+  it('refuses to start when the metrics address is taken, naming it', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const r = await execa(daemonBin, ['start', '--listen', '127.0.0.1:0', '--metrics-listen', `127.0.0.1:${port}`], { reject: false, timeout: 15_000 });
+      expect(r.exitCode).toBe(1);
+      expect(String(r.stdout)).toContain(`cannot listen for metrics on 127.0.0.1:${port}: address already in use`);
+    } finally {
+      blocker.close();
+    }
+  });
+
   it('npm start runs the daemon on 127.0.0.1:11211 by default', async () => {
     // On a machine where something already holds 11211 the daemon says so, naming the same
     // default address: either outcome shows the default.

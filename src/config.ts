@@ -76,6 +76,8 @@ export interface Settings {
   peerTlsCert: PemFile | null;
   peerTlsKey: PemFile | null;
   peerTlsCa: PemFile | null;
+  /** HTTP address of the Prometheus metrics endpoint (GET /metrics); none by default */
+  metricsListen: Endpoint | null;
 }
 
 export const REPLICATION_MODES = ['sync', 'async'] as const;
@@ -117,6 +119,7 @@ export const DEFAULTS: Settings = {
   peerTlsCert: null,
   peerTlsKey: null,
   peerTlsCa: null,
+  metricsListen: null,
 };
 
 /** Raw values as given: strings from flags, any JSON value from the file. */
@@ -144,6 +147,7 @@ export const FLAG_NAMES: Record<keyof Settings, string> = {
   peerTlsCert: '--peer-tls-cert',
   peerTlsKey: '--peer-tls-key',
   peerTlsCa: '--peer-tls-ca',
+  metricsListen: '--metrics-listen',
 };
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: MiB, mb: MiB, mib: MiB, g: 1024 * MiB, gb: 1024 * MiB, gib: 1024 * MiB };
@@ -355,6 +359,7 @@ const PARSERS: { [K in keyof Settings]: (value: unknown, name: string) => Settin
   peerTlsCert: parseCertificates,
   peerTlsKey: parsePrivateKey,
   peerTlsCa: parseCertificates,
+  metricsListen: parseOptionalEndpoint,
 };
 
 /** Reads a JSON config file whose keys are the settings' names (listen, maxItemSize, …). */

@@ -29,6 +29,7 @@ import { Replicator } from './cluster/replication/replicator.js';
 import { SessionIds } from './cluster/session-ids.js';
 import { MemberState } from './cluster/types.js';
 import { ReservedKeys } from './reserved-keys.js';
+import { MetricsServer } from './server/metrics.js';
 
 /** How often expired items are reclaimed in the background, and how many are looked at each time. */
 const SWEEP_INTERVAL_MS = 1000;
@@ -106,12 +107,19 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   // A cluster node takes back its sessions before it accepts PHP's connections (DESIGN.md,
   // "Graceful startup"): PHP gets a refused connection rather than a request held past its timeout.
   if (cluster !== null) await cluster.start();
+  // The same figures as `stats`, through the same path (cluster figures included).
+  const metrics = settings.metricsListen === null ? null : new MetricsServer(() => {
+    const reply = executor.execute({ kind: 'stats', args: [] });
+    return reply.kind === 'stats' ? reply.entries : [];
+  }, log);
   try {
     await listeners.listenTcp(settings.listen.host, settings.listen.port);
     if (settings.socket !== null) await listeners.listenUnix(settings.socket, settings.socketMode);
+    if (metrics !== null) await metrics.listen(settings.metricsListen!.host, settings.metricsListen!.port);
   } catch (error) {
     clearInterval(sweeper);
     await listeners.close();
+    await metrics?.close();
     await cluster?.stop();
     throw error;
   }
@@ -122,6 +130,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
       clearInterval(sweeper);
       executor.close();
       await listeners!.close();
+      await metrics?.close();
       await cluster?.stop();
       evictions.flush();
     },

@@ -42,7 +42,8 @@ program
   .option('--peer-tls-key <file>', 'PEM private key of --peer-tls-cert (unencrypted; keep it readable by the service user only)')
   .option('--peer-tls-ca <file>', 'PEM CA bundle every peer\'s certificate must chain to')
   .option('--session-prefix <prefix>', `php-memcached's memcached.sess_prefix, by which session and lock keys are recognised and kept together; "" for none (default ${DEFAULTS.sessionPrefix})`)
-  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, peerListen, peerAdvertise, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, peerTlsCert, peerTlsKey, peerTlsCa); flags win')
+  .option('--metrics-listen <host:port>', 'also serve Prometheus metrics over HTTP at GET /metrics on this address (default: off)')
+  .option('--config <file>', 'JSON file with the same settings (listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, peerListen, peerAdvertise, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, peerTlsCert, peerTlsKey, peerTlsCa, metricsListen); flags win')
   .action(async (flags: Record<string, string | undefined>) => {
     let settings;
     try {
@@ -54,6 +55,7 @@ program
         replication: flags.replication, clusterSecret: flags.clusterSecret, heartbeatMs: flags.heartbeatMs,
         failureTimeoutMs: flags.failureTimeoutMs, drainTimeoutMs: flags.drainTimeoutMs, sessionPrefix: flags.sessionPrefix,
         peerTlsCert: flags.peerTlsCert, peerTlsKey: flags.peerTlsKey, peerTlsCa: flags.peerTlsCa,
+        metricsListen: flags.metricsListen,
       };
       // The environment gives the cluster secret (SESSION_CLUSTER_SECRET) when neither the file nor a flag does.
       settings = resolveSettings(fromFile, fromFlags, flags.config, process.env);

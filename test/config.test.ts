@@ -27,6 +27,7 @@ const GiB = 1024 * MiB;
 const SINGLE_NODE = {
   peerListen: null, peerAdvertise: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
   drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.', peerTlsCert: null, peerTlsKey: null, peerTlsCa: null,
+  metricsListen: null,
 };
 const SECRET = 'correct-horse-battery';
 
@@ -158,7 +159,9 @@ describe('resolveSettings', () => {
   });
 
   it('the session prefix and drain timeout: defaults, values, and "" / 0 for none', () => {
-    expect(resolveSettings({}, {})).toMatchObject({ sessionPrefix: 'memc.sess.key.', drainTimeoutMs: 30_000 });
+    expect(resolveSettings({}, {})).toMatchObject({ sessionPrefix: 'memc.sess.key.', drainTimeoutMs: 30_000, metricsListen: null });
+    expect(resolveSettings({ metricsListen: '127.0.0.1:9150' }, {})).toMatchObject({ metricsListen: { host: '127.0.0.1', port: 9150 } });
+    expect(configError(() => resolveSettings({}, { metricsListen: 'nowhere' })).message).toContain('--metrics-listen: "nowhere" is not HOST:PORT');
     expect(resolveSettings({ sessionPrefix: 'app1.' }, { drainTimeoutMs: '0' })).toMatchObject({ sessionPrefix: 'app1.', drainTimeoutMs: 0 });
     expect(resolveSettings({}, { sessionPrefix: '' })).toMatchObject({ sessionPrefix: '' });
   });
@@ -408,7 +411,7 @@ describe('readConfigFile', () => {
     expect(configError(() => readConfigFile(path)).message).toBe(
       `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, `
       + 'peerListen, peerAdvertise, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
-      + 'peerTlsCert, peerTlsKey, peerTlsCa',
+      + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen',
     );
   });
 });

@@ -1,0 +1,58 @@
+/**
+ * The Prometheus exposition of the `stats` figures: names, types, the member list as series, the
+ * text fields as labels of one info series, and label escaping.
+ */
+import { describe, expect, it } from 'vitest';
+import { renderMetrics } from '../src/server/metrics.js';
+
+const STATS: Array<[string, string]> = [
+  ['pid', '1234'], ['uptime', '42'], ['time', '1795390000'], ['version', '1.6.18-session-cluster-0.1.0'],
+  ['rusage_user', '1.250000'], ['curr_connections', '3'], ['cmd_get', '100'], ['get_hits', '90'],
+  ['bytes', '2048'], ['curr_items', '7'], ['evictions', '0'], ['session_ids_minted', '5'],
+  ['cluster_node_id', 'web1'], ['cluster_members', 'web1:alive,web2:suspect,web3:dead'],
+  ['cluster_replication', 'sync'], ['cluster_peer_tls', 'off'], ['cluster_forwarded', '12'],
+];
+
+describe('renderMetrics', () => {
+  const text = renderMetrics(STATS);
+  const lines = text.trimEnd().split('\n');
+
+  it('counters end in _total, gauges keep their stats name, CPU is in seconds', () => {
+    expect(lines).toContain('# TYPE session_cluster_cmd_get_total counter');
+    expect(lines).toContain('session_cluster_cmd_get_total 100');
+    expect(lines).toContain('session_cluster_cluster_forwarded_total 12');
+    expect(lines).toContain('session_cluster_session_ids_minted_total 5');
+    expect(lines).toContain('# TYPE session_cluster_curr_items gauge');
+    expect(lines).toContain('session_cluster_curr_items 7');
+    expect(lines).toContain('session_cluster_uptime 42');
+    expect(lines).toContain('session_cluster_cpu_user_seconds_total 1.25');
+  });
+
+  it('the process id and the clock are not series; the text fields are labels of session_cluster_info', () => {
+    expect(text).not.toMatch(/session_cluster_pid|session_cluster_time /);
+    expect(lines[0]).toBe('# TYPE session_cluster_info gauge');
+    expect(lines[1]).toBe('session_cluster_info{version="1.6.18-session-cluster-0.1.0",node_id="web1",replication="sync",peer_tls="off"} 1');
+  });
+
+  it('the member list becomes a count per state and a series per member', () => {
+    expect(lines).toContain('session_cluster_cluster_members{state="alive"} 1');
+    expect(lines).toContain('session_cluster_cluster_members{state="suspect"} 1');
+    expect(lines).toContain('session_cluster_cluster_members{state="dead"} 1');
+    expect(lines).toContain('session_cluster_cluster_members{state="left"} 0');
+    expect(lines).toContain('session_cluster_cluster_member{node="web2",state="suspect"} 1');
+  });
+
+  it('every sample line is "name[{labels}] number", and each TYPE comes once, before its samples', () => {
+    const types = lines.filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]);
+    expect(new Set(types).size).toBe(types.length);
+    for (const line of lines.filter((l) => !l.startsWith('#'))) {
+      expect(line).toMatch(/^session_cluster_[a-z_]+(\{[^}]*\})? -?[0-9.e+]+$/);
+      const name = line.split(/[{ ]/)[0]!;
+      expect(lines.indexOf(`# TYPE ${name} counter`) + lines.indexOf(`# TYPE ${name} gauge`) + 1).toBeLessThan(lines.indexOf(line));
+    }
+  });
+
+  it('label values are escaped', () => {
+    expect(renderMetrics([['version', 'a"b\\c\nd']])).toContain('session_cluster_info{version="a\\"b\\\\c\\nd"} 1');
+  });
+});
