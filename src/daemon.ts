@@ -216,6 +216,8 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
   membership.on('update', () => view.update(membership.members()));
   membership.on('dead', () => { failovers++; refresh(); });
   membership.on('leave', refresh);
+  // A departed member's replacement is forgotten with it (24 h on): the sessions it named move.
+  membership.on('forget', refresh);
   /**
    * Takes back what this node owns before it serves sessions again: first it learns the members
    * (joined, or the join timed out: it is alone), then every known peer hands over.

@@ -422,6 +422,22 @@ describe('leaving', () => {
   });
 });
 
+describe('forgetting', () => {
+  it('a member that left is forgotten reapAfterMs later, with its replacement, and listeners are told', () => {
+    for (const id of ['a', 'b', 'c']) cluster.start(id, { reapAfterMs: 10_000, seeds: id === 'a' ? [] : [address('a')] });
+    cluster.advance(3 * HEARTBEAT);
+    const forgotten: MemberInfo[] = [];
+    cluster.node('a').on('forget', (member) => forgotten.push(member));
+    cluster.node('c').leave('b');
+    cluster.kill('c');
+    cluster.advance(1);
+    expect(cluster.node('a').member('c')).toMatchObject({ state: 'left', replacement: 'b' });
+    cluster.advance(10_000 + 2 * HEARTBEAT);
+    expect(cluster.node('a').member('c')).toBeUndefined();
+    expect(forgotten).toEqual([{ id: 'c', peerAddress: address('c'), state: MemberState.Left, incarnation: 1, replacement: 'b' }]);
+  });
+});
+
 describe('robustness', () => {
   it('forgets dead members after reapAfterMs, and stale news does not bring them back', () => {
     for (const id of ['a', 'b', 'c']) cluster.start(id, { reapAfterMs: 10_000, seeds: id === 'a' ? [] : [address('a')] });

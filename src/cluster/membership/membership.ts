@@ -75,6 +75,11 @@ export interface MembershipEvents {
    * already announced itself alive again at a higher incarnation
    */
   stall: [gapMs: number];
+  /**
+   * a dead or left member was forgotten (reapAfterMs after its last change): a replacement it
+   * named for its minted sessions is forgotten with it, so their owners change
+   */
+  forget: [member: MemberInfo];
 }
 
 interface MemberRecord {
@@ -321,6 +326,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.loads.delete(id);
         this.reaped.set(id, record.info.incarnation);
         this.log.debug({ peer: id, state: record.info.state, incarnation: record.info.incarnation }, 'forgot member');
+        this.notify('forget', copyMember(record.info));
       }
     }
   }
