@@ -419,3 +419,34 @@ export class TcpRelay {
     outbound.on('data', (chunk: Buffer) => { stream.answered.push(chunk); inbound.write(chunk); });
   }
 }
+
+/** One key's value over a fresh raw ascii connection to a daemon; null on a miss. */
+export function rawValue(node: { host: string; port: number; id?: string }, key: string): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: node.host, port: node.port });
+    let buf = '';
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`get ${key} via ${node.id ?? node.port}: no answer; got ${JSON.stringify(buf)}`)); }, 5000);
+    sock.on('connect', () => sock.write(`get ${key}\r\n`));
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('latin1');
+      if (!buf.endsWith('END\r\n')) return;
+      clearTimeout(timer);
+      sock.destroy();
+      const m = /^VALUE \S+ \d+ \d+\r\n(.*)\r\nEND\r\n$/s.exec(buf);
+      resolve(m ? m[1]! : null);
+    });
+  });
+}
+
+/** A reserved key (`__session_cluster__.<name>`), answered by the node itself; null on a miss. */
+export function reservedValue(node: { host: string; port: number; id?: string }, name: string): Promise<string | null> {
+  return rawValue(node, `__session_cluster__.${name}`);
+}
+
+/** `__session_cluster__.owners.<id>`, parsed: id_kind, master, backup, self, named_master, … */
+export async function sessionOwners(node: { host: string; port: number; id?: string }, id: string): Promise<Record<string, string>> {
+  const answer = await reservedValue(node, `owners.${id}`);
+  if (answer === null) throw new Error(`owners.${id} via ${node.id ?? node.port}: miss`);
+  return Object.fromEntries(new URLSearchParams(answer));
+}

@@ -13,11 +13,10 @@
  *    old cookie follows it to the same new id.
  */
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allAlive, startCluster, stats, stopCluster, waitForMembers, waitForSettled, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { allAlive, reservedValue, sessionOwners, startCluster, stats, stopCluster, waitForMembers, waitForSettled, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { repoRoot } from './harness.js';
 
 const PHP = 'php8.2';
@@ -70,32 +69,6 @@ function requests(node: ClusterNode, transport: Transport, cookies: string[]): P
   });
 }
 
-/** A reserved key's value over a fresh raw ascii connection; null on a miss. */
-function reserved(node: ClusterNode, name: string): Promise<string | null> {
-  const key = `__session_cluster__.${name}`;
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: node.host, port: node.port });
-    let buf = '';
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`get ${key} via ${node.id}: no answer; got ${JSON.stringify(buf)}`)); }, 5000);
-    sock.on('connect', () => sock.write(`get ${key}\r\n`));
-    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
-    sock.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('latin1');
-      if (!buf.endsWith('END\r\n')) return;
-      clearTimeout(timer);
-      sock.destroy();
-      const m = /^VALUE \S+ \d+ \d+\r\n(.*)\r\nEND\r\n$/s.exec(buf);
-      resolve(m ? m[1]! : null);
-    });
-  });
-}
-
-async function owners(node: ClusterNode, id: string): Promise<Record<string, string>> {
-  const answer = await reserved(node, `owners.${id}`);
-  if (answer === null) throw new Error(`owners.${id} via ${node.id}: miss`);
-  return Object.fromEntries(new URLSearchParams(answer));
-}
-
 async function sumStats(nodes: ClusterNode[], names: string[]): Promise<Record<string, number>> {
   const all = await Promise.all(nodes.map((x) => stats(x)));
   return Object.fromEntries(names.map((name) => [name, all.reduce((sum, s) => sum + Number(s[name]), 0)]));
@@ -133,7 +106,7 @@ describe('sticky requests: minted sessions live where they were born', () => {
     for (const { node, ids, last } of born) {
       for (const id of ids) {
         expect(last.get(id), `${id} via ${node.id}`).toBe(1 + sticky);
-        const o = await owners(node, id);
+        const o = await sessionOwners(node, id);
         expect(o, id).toMatchObject({ id_kind: 'minted', named_master: node.id, master: node.id });
         expect(o.backup).not.toBe(node.id);
       }
@@ -193,7 +166,7 @@ describe('kill -9 of the node that minted the sessions', () => {
       expect(failures(second)).toEqual([]);
       const named = new Map<string, string>();
       for (const id of ids) {
-        const o = await owners(node1, id);
+        const o = await sessionOwners(node1, id);
         expect(o).toMatchObject({ id_kind: 'minted', named_master: 'node2', master: 'node2' });
         named.set(id, o.named_backup!);
       }
@@ -203,7 +176,7 @@ describe('kill -9 of the node that minted the sessions', () => {
       await waitForMembers([node1, node3], { node2: 'dead' }, 5000);
       for (const id of ids) {
         for (const via of [node1, node3]) {
-          const o = await owners(via, id);
+          const o = await sessionOwners(via, id);
           expect(o.master, `${id} via ${via.id}: served by its backup`).toBe(named.get(id));
           expect(['node1', 'node3'].filter((x) => x !== o.master), `${id}: a new backup`).toContain(o.backup);
         }
@@ -216,10 +189,10 @@ describe('kill -9 of the node that minted the sessions', () => {
       for (const r of moved) {
         expect(r.after, 'the cookie moved to a new id').not.toBe(r.cookie);
         expect(r.n, `${r.cookie}: the data came along (0 lost)`).toBe(3);
-        const o = await owners(node3, r.after);
+        const o = await sessionOwners(node3, r.after);
         expect(o, `${r.after}: minted by node1, owned by the cluster now`).toMatchObject({ id_kind: 'minted', named_master: 'node1', master: 'node1', backup: 'node3' });
         expect(Number(o.revision)).toBe(1);
-        expect(await reserved(node1, `valid.${r.after}`)).toBe('1');
+        expect(await reservedValue(node1, `valid.${r.after}`)).toBe('1');
         newIds.set(r.cookie, r.after);
       }
       // The next request with the new cookie stays put; one still carrying the old cookie (a

@@ -25,7 +25,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allAlive, startCluster, stats, stopCluster, waitForMembers, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { allAlive, rawValue, sessionOwners, startCluster, stats, stopCluster, waitForMembers, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { freePort, repoRoot } from './harness.js';
 
 const WEB = path.join(repoRoot, 'integration', 'web');
@@ -330,30 +330,6 @@ class Browser {
 // ---------------------------------------------------------------------------------------------
 // The cluster, seen raw
 
-/** One key's value over a fresh raw ascii connection to a daemon; null on a miss. */
-function rawGet(node: ClusterNode, key: string): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: node.host, port: node.port });
-    let buf = '';
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`get ${key} via ${node.id}: no answer; got ${JSON.stringify(buf)}`)); }, 5000);
-    sock.on('connect', () => sock.write(`get ${key}\r\n`));
-    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
-    sock.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('latin1');
-      if (!buf.endsWith('END\r\n')) return;
-      clearTimeout(timer);
-      sock.destroy();
-      const m = /^VALUE \S+ \d+ \d+\r\n(.*)\r\nEND\r\n$/s.exec(buf);
-      resolve(m ? m[1]! : null);
-    });
-  });
-}
-
-async function owners(node: ClusterNode, id: string): Promise<Record<string, string>> {
-  const answer = await rawGet(node, `__session_cluster__.owners.${id}`);
-  if (answer === null) throw new Error(`owners.${id} via ${node.id}: miss`);
-  return Object.fromEntries(new URLSearchParams(answer));
-}
 
 async function sumStats(names: string[]): Promise<Record<string, number>> {
   const all = await Promise.all(cluster!.nodes.map((x) => stats(x)));
@@ -414,8 +390,8 @@ describe('a real web farm: nginx + three php-fpm servers + a three-node cluster'
       if (pool === 'memcached') expect(pages[0]!.binary).toBe('1');
       // A stock PHP id: the cluster places it by hashing; every node reads the same data.
       for (const node of cluster!.nodes) {
-        expect(await owners(node, id), `owners via ${node.id}`).toMatchObject({ id_kind: 'hashed' });
-        expect(await rawGet(node, sessionKey[pool](id)), `session data via ${node.id}`).toBe('visits|i:30;');
+        expect(await sessionOwners(node, id), `owners via ${node.id}`).toMatchObject({ id_kind: 'hashed' });
+        expect(await rawValue(node, sessionKey[pool](id)), `session data via ${node.id}`).toBe('visits|i:30;');
       }
     });
   }
@@ -453,7 +429,7 @@ describe('a real web farm: nginx + three php-fpm servers + a three-node cluster'
     for (let i = 0; i < 10; i++) sticky.push(await browser.get('/client/php2/counter.php'));
     const after = await sumStats(names);
     const id = browser.sessionId!;
-    const ownersSeen = await Promise.all(cluster!.nodes.map((node) => owners(node, id)));
+    const ownersSeen = await Promise.all(cluster!.nodes.map((node) => sessionOwners(node, id)));
     console.log(`[3 sticky] id ${id.slice(0, 6)}… (${id.length} chars), visits ${sticky.map((p) => p.visits).join(',')} on ` +
       `${JSON.stringify(countBy(sticky.map((p) => p.server)))}; owners ${new URLSearchParams(ownersSeen[0]).toString()}; ` +
       `minted ${after.session_ids_minted! - before.session_ids_minted!}, forwarded ${after.cluster_forwarded! - before.cluster_forwarded!} ` +
@@ -488,7 +464,7 @@ describe('a real web farm: nginx + three php-fpm servers + a three-node cluster'
     expect(browser.sessionId).toBe(id);
     expect(end.session_ids_minted! - after.session_ids_minted!).toBe(0);
     expect(end.cluster_forwarded_reads! - after.cluster_forwarded_reads!).toBeGreaterThan(0);
-    for (const node of cluster!.nodes) expect(await rawGet(node, `memc.sess.key.${id}`), `via ${node.id}`).toBe('visits|i:19;');
+    for (const node of cluster!.nodes) expect(await rawValue(node, `memc.sess.key.${id}`), `via ${node.id}`).toBe('visits|i:19;');
   });
 
   it('no PHP warning or error, no nginx error, in any server log', () => {

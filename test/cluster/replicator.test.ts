@@ -22,7 +22,7 @@ function setup(failing: Set<string>) {
   const requests: string[] = [];
   const pool = {
     get: (address: string) => ({
-      request: async (opcode: number) => {
+      request: async () => {
         requests.push(address);
         if (failing.has(address)) throw new Error('timed out');
         return { opcode: Opcode.ReplicateAck, payload: Buffer.alloc(0) };
