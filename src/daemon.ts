@@ -307,6 +307,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
       ['cluster_forwarded', String(router.counters.forwarded)],
       ['cluster_forwarded_reads', String(router.counters.forwardedReads)],
       ['cluster_forward_failures', String(router.counters.forwardFailures)],
+      ['cluster_forward_retries', String(router.counters.forwardRetries)],
       ['cluster_replicated', String(replicator.counters.replicated)],
       ['cluster_rereplicated', String(replicator.counters.rereplicated)],
       ['cluster_replicas_applied', String(replicator.counters.applied)],

@@ -5,7 +5,7 @@
  */
 import type { Executor } from './command/executor.js';
 import { valuesInKeyOrder } from './command/values-in-key-order.js';
-import type { ClusterView } from './cluster/cluster-view.js';
+import type { ClusterView, Owner } from './cluster/cluster-view.js';
 import { decodeReply, encodeCommand } from './cluster/peer/command-codec.js';
 import { Opcode } from './cluster/peer/opcodes.js';
 import type { PeerPool } from './cluster/peer/peer-pool.js';
@@ -19,6 +19,8 @@ export class RouterCounters {
   forwarded = 0;
   /** of those, reads (get, gets, gat): what a sticky load balancer and minted ids bring to zero */
   forwardedReads = 0;
+  /** forwarded commands sent again, because their master could not be reached (a failover, a link coming back) */
+  forwardRetries = 0;
   /** forwarded commands that got no answer (master unreachable) */
   forwardFailures = 0;
 }
@@ -103,20 +105,46 @@ export class Router {
   private route(key: string, command: Command): Reply | Promise<Reply> {
     const { master } = this.options.view.owners(key);
     if (master === null || master.id === this.options.view.self) return this.executeHere(command);
-    return this.forward(master.id, master.address, command);
+    return this.forward(key, master, command);
   }
 
-  private async forward(masterId: string, address: string, command: Command): Promise<Reply> {
+  /**
+   * Sends a command to its master. When the master cannot be reached, the command waits for the
+   * cluster rather than failing at once: it is tried again every FORWARD_RETRY_MS, on whichever
+   * node masters the session by then (the backup, once the master is declared dead, or the same
+   * master once its link is back), until the forward timeout. So a crash costs PHP a pause of
+   * about the failure timeout instead of a failed request, and php-memcached's unlock (a delete
+   * whose failure it ignores) is not lost, leaving a lock behind. Only a command that certainly
+   * did not run is sent again, or one that may have run but does the same when run twice (see
+   * isIdempotent).
+   */
+  private async forward(key: string, master: Owner, command: Command): Promise<Reply> {
     this.counters.forwarded++;
     if (command.kind === 'get' || command.kind === 'touchGet') this.counters.forwardedReads++;
-    try {
-      const answer = await this.options.pool.get(address).request(Opcode.Forward, encodeCommand(command), { timeoutMs: this.options.forwardTimeoutMs });
-      return decodeReply(answer.payload);
-    } catch (error) {
-      this.counters.forwardFailures++;
-      this.forwardFailures.add();
-      this.lastForwardFailure = { peer: masterId, err: (error as Error).message };
-      return { kind: 'serverError', message: `temporary failure: session owner ${masterId} unreachable` };
+    const payload = encodeCommand(command);
+    const deadline = Date.now() + this.options.forwardTimeoutMs;
+    let target = master;
+    for (;;) {
+      try {
+        const answer = await this.options.pool.get(target.address).request(Opcode.Forward, payload, { timeoutMs: Math.max(1, deadline - Date.now()) });
+        return decodeReply(answer.payload);
+      } catch (error) {
+        if (!mayRetry(error, command) || Date.now() + FORWARD_RETRY_MS >= deadline) {
+          this.counters.forwardFailures++;
+          this.forwardFailures.add();
+          this.lastForwardFailure = { peer: target.id, err: (error as Error).message };
+          return { kind: 'serverError', message: `temporary failure: session owner ${target.id} unreachable` };
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, FORWARD_RETRY_MS));
+      this.counters.forwardRetries++;
+      const now = this.options.view.owners(key).master;
+      if (now === null || now.id === this.options.view.self) return this.executeHere(command);
+      // The keys of a multi-key read were grouped by their master: once that changed, group again.
+      if ((command.kind === 'get' || command.kind === 'touchGet') && command.keys.length > 1 && now.id !== target.id) {
+        return this.executeMultiGet(command);
+      }
+      target = now;
     }
   }
 
@@ -177,6 +205,40 @@ export class Router {
 }
 
 const NONE: string[] = [];
+
+/** How often a forwarded command whose master cannot be reached is tried again. */
+const FORWARD_RETRY_MS = 50;
+
+/**
+ * Whether a failed forward may be sent again: always when it certainly never left this node;
+ * when it was sent and the link dropped before the answer (it may have run), only if running it
+ * twice does what running it once does. A timeout is final: the forward timeout is spent.
+ */
+function mayRetry(error: unknown, command: Command): boolean {
+  const code = (error as { code?: string }).code;
+  if (code === 'ERR_PEER_UNAVAILABLE' || code === 'ERR_PEER_CLOSED' || code === 'ERR_PEER_BUSY') return true;
+  return code === 'ERR_PEER_DISCONNECTED' && isIdempotent(command);
+}
+
+/**
+ * Commands whose second run leaves the data as the first left it, so that a copy sent again after
+ * an unknown outcome cannot double anything: reads, set, delete (whose second run may answer
+ * NOT_FOUND), touch. Not add (its second run answers NOT_STORED: a session lock would look taken
+ * by someone else), replace, append/prepend, cas or incr/decr.
+ */
+function isIdempotent(command: Command): boolean {
+  switch (command.kind) {
+    case 'get':
+    case 'touchGet':
+    case 'touch':
+    case 'delete':
+      return true;
+    case 'store':
+      return command.mode === StoreMode.Set;
+    default:
+      return false;
+  }
+}
 
 /** Commands on keys wait for catch-up; version, stats and the like answer at once. */
 function isSessionCommand(command: Command): boolean {

@@ -13,6 +13,7 @@ import { Replicator } from '../../src/cluster/replication/replicator.js';
 import { MemberState } from '../../src/cluster/types.js';
 import { type Command, type Reply, Status, StoreMode } from '../../src/protocol/types.js';
 import { Router } from '../../src/router.js';
+import { PeerError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { STATS_SOURCE } from '../support/rig.js';
 
@@ -108,6 +109,100 @@ describe('Router', () => {
     const key = keyOwnedBy(view, 'node3', 'node2');
     expect(await router.execute(set(key, 'v'))).toEqual({ kind: 'serverError', message: 'temporary failure: session owner node3 unreachable' });
     expect(router.counters.forwardFailures).toBe(1);
+  });
+
+  describe('a master that cannot be reached', () => {
+    /** Forwards to `down` addresses fail with `code`; others answer STORED / a value. */
+    function retryRig(code: string, forwardTimeoutMs = 1000) {
+      const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: 'node1' });
+      const executor = new Executor({ store, stats: STATS_SOURCE, version: 'v' });
+      const view = new ClusterView('node1');
+      const members = (dead: string[]) => NODES.map((id, i) => ({ id, peerAddress: `127.0.0.1:${7001 + i}`, state: dead.includes(id) ? MemberState.Dead : MemberState.Alive, incarnation: 1 }));
+      view.update(members([]));
+      const down = new Set<string>(['127.0.0.1:7002']);
+      const sent: string[] = [];
+      const pool = {
+        get: (address: string) => ({
+          request: async (opcode: number, payload: Buffer) => {
+            if (opcode !== Opcode.Forward) return { opcode: Opcode.ReplicateAck, payload: Buffer.alloc(0) };
+            sent.push(address);
+            if (down.has(address)) throw new PeerError(code as never, `${address}: ${code}`);
+            const command = decodeCommand(payload);
+            const reply: Reply = command.kind === 'get'
+              ? { kind: 'values', entries: command.keys.map((key) => ({ key, flags: 0, value: Buffer.from(`from ${address}`), cas: 1 })), missing: [] }
+              : { kind: 'status', status: Status.Stored, cas: 1 };
+            return { opcode: Opcode.ForwardReply, payload: encodeReply(reply) };
+          },
+        }),
+      } as unknown as PeerPool;
+      const replicator = new Replicator({ store, view, pool, log, requestTimeoutMs: 100, giveUpAfterMs: 300 });
+      const router = new Router({ executor, view, pool, replicator, replication: 'async', log, forwardTimeoutMs });
+      return { router, view, sent, down, store, declareDead: (...ids: string[]) => view.update(members(ids)) };
+    }
+
+    it('a command that never left waits for the failover, then goes to the new master', async () => {
+      const { router, view, sent, declareDead } = retryRig('ERR_PEER_UNAVAILABLE');
+      const key = keyOwnedBy(view, 'node2', 'node3');
+      const reply = router.execute(set(key, 'v'));
+      await new Promise((resolve) => setTimeout(resolve, 130));
+      expect(sent.every((address) => address === '127.0.0.1:7002')).toBe(true);
+      expect(sent.length).toBeGreaterThan(1); // tried again while node2 was still counted live
+      declareDead('node2');
+      expect(await reply).toMatchObject({ kind: 'status', status: Status.Stored });
+      expect(sent.at(-1)).toBe('127.0.0.1:7003');
+      expect(router.counters.forwardFailures).toBe(0);
+      expect(router.counters.forwardRetries).toBeGreaterThan(1);
+    });
+
+    it('a link that comes back: the same master gets it', async () => {
+      const { router, view, sent, down } = retryRig('ERR_PEER_UNAVAILABLE');
+      const key = keyOwnedBy(view, 'node2', 'node3');
+      const reply = router.execute({ kind: 'get', keys: [key], withCas: false });
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      down.clear();
+      expect(await reply).toMatchObject({ kind: 'values', entries: [{ value: Buffer.from('from 127.0.0.1:7002') }] });
+      expect(new Set(sent)).toEqual(new Set(['127.0.0.1:7002']));
+    });
+
+    it('when this node becomes the master, the command runs here', async () => {
+      const { router, view, store, declareDead } = retryRig('ERR_PEER_UNAVAILABLE');
+      const key = keyOwnedBy(view, 'node2', 'node1');
+      const reply = router.execute(set(key, 'mine'));
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      declareDead('node2');
+      expect(await reply).toMatchObject({ kind: 'status', status: Status.Stored });
+      expect(store.get(key, Date.now())?.value.toString()).toBe('mine');
+    });
+
+    it('a command that may have run is sent again only if running it twice is harmless', async () => {
+      const { router, view, sent, declareDead } = retryRig('ERR_PEER_DISCONNECTED');
+      const key = keyOwnedBy(view, 'node2', 'node3');
+      const add: Command = { kind: 'store', mode: StoreMode.Add, key, flags: 0, exptime: 0, value: Buffer.from('1'), cas: 0 };
+      expect(await router.execute(add)).toEqual({ kind: 'serverError', message: 'temporary failure: session owner node2 unreachable' });
+      expect(sent).toEqual(['127.0.0.1:7002']);
+      const del = router.execute({ kind: 'delete', key, cas: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      declareDead('node2');
+      expect(await del).toMatchObject({ kind: 'status' });
+      expect(sent.at(-1)).toBe('127.0.0.1:7003');
+    });
+
+    it('a master that stays unreachable: SERVER_ERROR once the forward timeout is spent', async () => {
+      const { router, view, sent } = retryRig('ERR_PEER_UNAVAILABLE', 300);
+      const key = keyOwnedBy(view, 'node2', 'node3');
+      const started = Date.now();
+      expect(await router.execute(set(key, 'v'))).toEqual({ kind: 'serverError', message: 'temporary failure: session owner node2 unreachable' });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+      expect(sent.length).toBeGreaterThan(2);
+      expect(router.counters.forwardFailures).toBe(1);
+    });
+
+    it('a timeout is final: no second try', async () => {
+      const { router, view, sent } = retryRig('ERR_PEER_TIMEOUT');
+      const key = keyOwnedBy(view, 'node2', 'node3');
+      expect(await router.execute(set(key, 'v'))).toMatchObject({ kind: 'serverError' });
+      expect(sent).toEqual(['127.0.0.1:7002']);
+    });
   });
 
   it('a multi-key get asks each master and answers in the order the keys were asked', async () => {
