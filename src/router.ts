@@ -207,7 +207,7 @@ export class Router {
 const NONE: string[] = [];
 
 /** How often a forwarded command whose master cannot be reached is tried again. */
-const FORWARD_RETRY_MS = 50;
+const FORWARD_RETRY_MS = 20;
 
 /**
  * Whether a failed forward may be sent again: always when it certainly never left this node;
