@@ -4,9 +4,8 @@
  * and the membership transport. Every server, link and socket a test opens is closed after it.
  */
 import net from 'node:net';
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { capturedLog } from '../support/captured-log.js';
 import { PeerError } from '../../src/errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder, FrameStatus, encodeFrame, encodeFrameHeader, type Frame } from '../../src/cluster/peer/frame.js';
 import { Handshake, HandshakeRole, Refusal, encodeHello } from '../../src/cluster/peer/handshake.js';
@@ -23,19 +22,7 @@ const SECRET = 'correct horse battery staple';
 
 // ---- helpers ------------------------------------------------------------------------------
 
-interface LogLine { level: number; msg: string; [field: string]: unknown }
 
-/** A pino logger whose lines are kept for assertions. */
-function capturedLog(): { log: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, sink), lines };
-}
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {

@@ -8,9 +8,8 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { capturedLog, type LogLine } from '../support/captured-log.js';
 import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder, FrameStatus, encodeFrame, type Frame } from '../../src/cluster/peer/frame.js';
 import { Handshake, HandshakeRole, Refusal } from '../../src/cluster/peer/handshake.js';
 import { Opcode, RemoteErrorCode } from '../../src/cluster/peer/opcodes.js';
@@ -22,19 +21,8 @@ import { TestCertificates } from './test-certificates.js';
 
 const SECRET = 'correct horse battery staple';
 
-interface LogLine { level: number; msg: string; [field: string]: unknown }
 const WARN = 40;
 
-function capturedLog(): { log: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, sink), lines };
-}
 
 let certificates: TestCertificates;
 /** TLS settings of nodes whose certificates the cluster CA signed */
