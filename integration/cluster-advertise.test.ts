@@ -12,10 +12,9 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  TcpRelay, allAlive, startCluster, stats, stopCluster, waitForMembers, type Cluster,
+  TcpRelay, allAlive, startCluster, stats, stopCluster, waitForMembers, writeThroughFirstReadThroughOthers, type Cluster,
 } from './cluster-harness.js';
 import { daemonBin } from './harness.js';
-import { RawClient } from './raw-client.js';
 
 describe('--peer-advertise refusals at start', () => {
   // A secret in the environment of whoever runs the tests must not decide these cases.
@@ -85,22 +84,7 @@ describe('nodes listening on 0.0.0.0 are dialed at their advertised address', ()
   it('sessions written through one node are read through the others, and cross in plaintext without TLS', async () => {
     const marker = `plaintext-marker-${Date.now()}`;
     const keys = Array.from({ length: 30 }, (_, i) => `advertise-session-${i}`);
-    const writer = await RawClient.connect(cluster.nodes[0]!.host, cluster.nodes[0]!.port);
-    for (const key of keys) {
-      const value = `${marker}:${key}`;
-      const reply = await writer.request(`set ${key} 0 0 ${value.length}\r\n${value}\r\n`, '\r\n');
-      expect(reply.data.toString(), key).toBe('STORED\r\n');
-    }
-    writer.destroy();
-    for (const node of cluster.nodes.slice(1)) {
-      const reader = await RawClient.connect(node.host, node.port);
-      for (const key of keys) {
-        const value = `${marker}:${key}`;
-        const reply = await reader.request(`get ${key}\r\n`, 'END\r\n');
-        expect(reply.data.toString(), `${key} via ${node.id}`).toBe(`VALUE ${key} 0 ${value.length}\r\n${value}\r\nEND\r\n`);
-      }
-      reader.destroy();
-    }
+    await writeThroughFirstReadThroughOthers(cluster.nodes, keys, (key) => `${marker}:${key}`);
     // The control for integration/cluster-tls.test.ts: without TLS, a relay sees session data.
     const seen = [...relays.values()].flatMap((relay) => relay.carried()).filter((bytes) => bytes.includes(marker));
     expect(seen.length).toBeGreaterThan(0);

@@ -9,6 +9,7 @@
  */
 import net from 'node:net';
 import { freePort, startDaemon, type RunningServer } from './harness.js';
+import { RawClient } from './raw-client.js';
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
 
@@ -449,4 +450,35 @@ export async function sessionOwners(node: { host: string; port: number; id?: str
   const answer = await reservedValue(node, `owners.${id}`);
   if (answer === null) throw new Error(`owners.${id} via ${node.id ?? node.port}: miss`);
   return Object.fromEntries(new URLSearchParams(answer));
+}
+
+/**
+ * Sets each key to `valueOf(key)` through the first node, then reads every key back through each
+ * of the others; throws, naming the key, the node and the reply, on anything but STORED and
+ * exactly that value.
+ */
+export async function writeThroughFirstReadThroughOthers(nodes: ClusterNode[], keys: string[], valueOf: (key: string) => string): Promise<void> {
+  const writer = await RawClient.connect(nodes[0]!.host, nodes[0]!.port);
+  try {
+    for (const key of keys) {
+      const value = valueOf(key);
+      const reply = (await writer.request(`set ${key} 0 0 ${value.length}\r\n${value}\r\n`, '\r\n')).data.toString();
+      if (reply !== 'STORED\r\n') throw new Error(`set ${key} via ${nodes[0]!.id}: ${JSON.stringify(reply)}`);
+    }
+  } finally {
+    writer.destroy();
+  }
+  for (const node of nodes.slice(1)) {
+    const reader = await RawClient.connect(node.host, node.port);
+    try {
+      for (const key of keys) {
+        const value = valueOf(key);
+        const reply = (await reader.request(`get ${key}\r\n`, 'END\r\n')).data.toString();
+        const expected = `VALUE ${key} 0 ${value.length}\r\n${value}\r\nEND\r\n`;
+        if (reply !== expected) throw new Error(`get ${key} via ${node.id}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(reply)}`);
+      }
+    } finally {
+      reader.destroy();
+    }
+  }
 }

@@ -19,7 +19,7 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  TcpRelay, allAlive, members, sleep, startCluster, startExtraNode, stats, stopCluster, waitForMembers,
+  TcpRelay, allAlive, members, sleep, startCluster, startExtraNode, stats, stopCluster, waitForMembers, writeThroughFirstReadThroughOthers,
   type Cluster, type ClusterNode,
 } from './cluster-harness.js';
 import { daemonBin, startDaemon, type RunningServer } from './harness.js';
@@ -102,21 +102,7 @@ describe('a cluster with TLS on its peer links', () => {
       expect(node.logs.find((line) => line.msg === 'listening' && line.transport === 'peer'), node.id).toMatchObject({ tls: true });
     }
     const keys = Array.from({ length: 30 }, (_, i) => `tls-session-${i}`);
-    const writer = await RawClient.connect(cluster.nodes[0]!.host, cluster.nodes[0]!.port);
-    for (const key of keys) {
-      const value = `${marker}:${key}`;
-      expect((await writer.request(`set ${key} 0 0 ${value.length}\r\n${value}\r\n`, '\r\n')).data.toString(), key).toBe('STORED\r\n');
-    }
-    writer.destroy();
-    for (const node of cluster.nodes.slice(1)) {
-      const reader = await RawClient.connect(node.host, node.port);
-      for (const key of keys) {
-        const value = `${marker}:${key}`;
-        const reply = await reader.request(`get ${key}\r\n`, 'END\r\n');
-        expect(reply.data.toString(), `${key} via ${node.id}`).toBe(`VALUE ${key} 0 ${value.length}\r\n${value}\r\nEND\r\n`);
-      }
-      reader.destroy();
-    }
+    await writeThroughFirstReadThroughOthers(cluster.nodes, keys, (key) => `${marker}:${key}`);
     // Most keys live on another node than node1: they were forwarded and replicated over TLS.
     expect(Number((await stats(cluster.nodes[0]!)).cluster_forwarded)).toBeGreaterThan(0);
   });
