@@ -38,6 +38,8 @@ const MINTED_CACHE_LIMIT = 50_000;
 export class ClusterView {
   private liveIds: string[] = [];
   private members: readonly MemberInfo[] = [];
+  /** ownedBy's member lists counting a candidate that is not live yet; rebuilt after update() */
+  private withCandidate: { candidate: NodeId; ids: string[]; live: ReadonlySet<NodeId> } | null = null;
   private readonly live = new Set<NodeId>();
   private readonly addresses = new Map<NodeId, string>();
   /** nodes that left gracefully -> the node each named to take its sessions (membership keeps them until reaped, 24 h) */
@@ -62,6 +64,7 @@ export class ClusterView {
       .map((m) => m.id);
     this.live.clear();
     for (const id of this.liveIds) this.live.add(id);
+    this.withCandidate = null;
     this.addresses.clear();
     this.replacements.clear();
     for (const member of members) {
@@ -110,9 +113,17 @@ export class ClusterView {
    */
   ownedBy(key: string, candidate: NodeId): boolean {
     const routing = routingKey(key, this.sessionPrefix);
-    const { master, backup } = this.live.has(candidate)
-      ? this.place(routing, this.liveIds, this.live)
-      : this.place(routing, [...this.liveIds, candidate], new Set([...this.liveIds, candidate]));
+    let ids = this.liveIds;
+    let live: ReadonlySet<NodeId> = this.live;
+    if (!live.has(candidate)) {
+      // A handoff asks this for every item: the member lists with the candidate are made once.
+      if (this.withCandidate?.candidate !== candidate) {
+        const withIt = [...this.liveIds, candidate];
+        this.withCandidate = { candidate, ids: withIt, live: new Set(withIt) };
+      }
+      ({ ids, live } = this.withCandidate);
+    }
+    const { master, backup } = this.place(routing, ids, live);
     return master === candidate || backup === candidate;
   }
 
