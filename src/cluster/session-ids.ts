@@ -79,36 +79,35 @@ export class SessionIds {
 
   /** The live member other than this node holding the fewest items (ties: lowest id); null when alone. */
   leastLoadedOther(): NodeId | null {
-    let best: NodeId | null = null;
-    let bestLoad = Infinity;
-    for (const member of this.options.view.liveOthers()) {
-      const load = this.options.loadOf(member) ?? 0;
-      if (load < bestLoad) {
-        best = member;
-        bestLoad = load;
-      }
-    }
-    return best;
+    return this.leastLoaded((member) => this.options.loadOf(member) ?? 0);
   }
 
   /** As leastLoadedOther, counting the backups assigned since each member's last report. */
   private chooseBackup(): NodeId | null {
-    let best: NodeId | null = null;
-    let bestLoad = Infinity;
-    for (const member of this.options.view.liveOthers()) {
+    const best = this.leastLoaded((member) => {
       const reported = this.options.loadOf(member) ?? 0;
       let entry = this.assignedSinceReport.get(member);
       if (entry === undefined || entry.reported !== reported) {
         entry = { reported, assigned: 0 };
         this.assignedSinceReport.set(member, entry);
       }
-      const load = reported + entry.assigned;
-      if (load < bestLoad) {
+      return reported + entry.assigned;
+    });
+    if (best !== null) this.assignedSinceReport.get(best)!.assigned++;
+    return best;
+  }
+
+  /** The live member other than this node with the lowest `load` (ties: lowest id); null when alone. */
+  private leastLoaded(load: (member: NodeId) => number): NodeId | null {
+    let best: NodeId | null = null;
+    let bestLoad = Infinity;
+    for (const member of this.options.view.liveOthers()) {
+      const value = load(member);
+      if (value < bestLoad) {
         best = member;
-        bestLoad = load;
+        bestLoad = value;
       }
     }
-    if (best !== null) this.assignedSinceReport.get(best)!.assigned++;
     return best;
   }
 }
