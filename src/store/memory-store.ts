@@ -243,9 +243,7 @@ export class MemoryStore {
     if (record.value === null) {
       // The deleting node says how long to remember it; nodes before tombstone lifetimes sent 0:
       // then as long as the copy held here would have lived.
-      const until = record.expiresAt !== 0
-        ? Math.min(Math.max(record.expiresAt, now + TOMBSTONE_MIN_MS), now + TOMBSTONE_MAX_MS)
-        : tombstoneUntil(existing?.expiresAt ?? 0, now);
+      const until = tombstoneUntil(record.expiresAt !== 0 ? record.expiresAt : existing?.expiresAt ?? 0, now);
       this.tombstones.set(record.key, { version: record.version, origin: record.origin, until });
       if (existing === undefined) return false;
       this.unlink(existing);
