@@ -29,7 +29,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  allAlive, parseMembers, sleep, startCluster, startExtraNode, stats, stopCluster, waitForMembers, waitForSettled,
+  allAlive, parseMembers, reservedValue, sessionOwners, sleep, startCluster, startExtraNode, stats, stopCluster, waitForMembers, waitForSettled,
   type Cluster, type ClusterNode,
 } from './cluster-harness.js';
 import { repoRoot } from './harness.js';
@@ -181,13 +181,6 @@ function rawExchange(node: ClusterNode, request: string, done: RegExp): Promise<
       if (done.test(buf)) { clearTimeout(timer); sock.destroy(); resolve(buf); }
     });
   });
-}
-
-/** A reserved key's value (`__session_cluster__.<name>`), answered by the node itself. */
-async function reserved(node: ClusterNode, name: string): Promise<string | null> {
-  const key = `__session_cluster__.${name}`;
-  const item = await rawGet(node, key);
-  return item === null ? null : item.value;
 }
 
 function phpSessionEncode(data: Record<string, string | number>): string {
@@ -782,7 +775,7 @@ describe('SIGTERM: a node drains before it leaves', () => {
     // Sessions minted by node2 (it is their named master), written through node1.
     const minted: Array<{ id: string; value: string }> = [];
     for (let i = 0; i < 60; i++) {
-      const id = await reserved(node2, 'mint');
+      const id = await reservedValue(node2, 'mint');
       expect(id).toMatch(/^1[0-9a-zA-Z,-]{37,208}$/);
       const value = `minted-${i}`;
       expect(await rawExchange(node1, `set memc.sess.key.${id} 0 0 ${value.length}\r\n${value}\r\n`, /\r\n$/)).toBe('STORED\r\n');
@@ -806,9 +799,9 @@ describe('SIGTERM: a node drains before it leaves', () => {
     // The replacement now masters every session node2 minted, on every node's view.
     for (const node of [node1, node3]) {
       for (const { id } of minted) {
-        const owners = new URLSearchParams((await reserved(node, `owners.${id}`)) ?? '');
-        expect(owners.get('named_master'), id).toBe('node2');
-        expect(owners.get('master'), `${id} via ${node.id}`).toBe(replacement);
+        const owners = await sessionOwners(node, id);
+        expect(owners.named_master, id).toBe('node2');
+        expect(owners.master, `${id} via ${node.id}`).toBe(replacement);
       }
     }
     const readMinted = async (via: ClusterNode) => {
