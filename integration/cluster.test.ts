@@ -29,7 +29,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  allAlive, parseMembers, reservedValue, sessionOwners, sleep, startCluster, startExtraNode, stats, stopCluster, waitForMembers, waitForSettled,
+  allAlive, parseMembers, reservedValue, sessionOwners, sleep, startCluster, startExtraNode, stats, stopCluster, sumStats, waitForMembers, waitForSettled,
   type Cluster, type ClusterNode,
 } from './cluster-harness.js';
 import { repoRoot } from './harness.js';
@@ -398,8 +398,7 @@ async function clusterStats(nodes: ClusterNode[], names: string[]): Promise<stri
 const COUNTERS = ['cluster_members', 'cluster_forwarded', 'cluster_replicated', 'cluster_rereplicated', 'cluster_failovers'];
 
 async function sumStat(nodes: ClusterNode[], name: string): Promise<number> {
-  const values = await Promise.all(nodes.map(async (x) => Number((await stats(x, 1000))[name] ?? NaN)));
-  return values.reduce((a, b) => a + b, 0);
+  return (await sumStats(nodes, [name], 1000))[name]!;
 }
 
 /** Warn-or-worse log lines the nodes printed since `since` (ms epoch), for failure messages. */

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allAlive, reservedValue, sessionOwners, startCluster, stats, stopCluster, waitForMembers, waitForSettled, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { allAlive, reservedValue, sessionOwners, startCluster, stopCluster, sumStats, waitForMembers, waitForSettled, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { repoRoot } from './harness.js';
 
 const PHP = 'php8.2';
@@ -67,11 +67,6 @@ function requests(node: ClusterNode, transport: Transport, cookies: string[]): P
       } else resolve(results);
     });
   });
-}
-
-async function sumStats(nodes: ClusterNode[], names: string[]): Promise<Record<string, number>> {
-  const all = await Promise.all(nodes.map((x) => stats(x)));
-  return Object.fromEntries(names.map((name) => [name, all.reduce((sum, s) => sum + Number(s[name]), 0)]));
 }
 
 function failures(results: RequestResult[]): string[] {

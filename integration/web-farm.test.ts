@@ -25,7 +25,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allAlive, rawValue, sessionOwners, startCluster, stats, stopCluster, waitForMembers, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { allAlive, rawValue, sessionOwners, startCluster, stopCluster, sumStats, waitForMembers, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { freePort, repoRoot } from './harness.js';
 
 const WEB = path.join(repoRoot, 'integration', 'web');
@@ -331,11 +331,6 @@ class Browser {
 // The cluster, seen raw
 
 
-async function sumStats(names: string[]): Promise<Record<string, number>> {
-  const all = await Promise.all(cluster!.nodes.map((x) => stats(x)));
-  return Object.fromEntries(names.map((name) => [name, all.reduce((sum, s) => sum + Number(s[name]), 0)]));
-}
-
 function countBy<T>(items: T[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const x of items) out[String(x)] = (out[String(x)] ?? 0) + 1;
@@ -424,10 +419,10 @@ describe('a real web farm: nginx + three php-fpm servers + a three-node cluster'
   it('3. php-client: sticky to php2, a minted id naming node2, 10 visits with no forwarded read; then round-robin', async () => {
     const browser = new Browser();
     const names = ['cluster_forwarded', 'cluster_forwarded_reads', 'session_ids_minted'];
-    const before = await sumStats(names);
+    const before = await sumStats(cluster!.nodes, names);
     const sticky: Page[] = [];
     for (let i = 0; i < 10; i++) sticky.push(await browser.get('/client/php2/counter.php'));
-    const after = await sumStats(names);
+    const after = await sumStats(cluster!.nodes, names);
     const id = browser.sessionId!;
     const ownersSeen = await Promise.all(cluster!.nodes.map((node) => sessionOwners(node, id)));
     console.log(`[3 sticky] id ${id.slice(0, 6)}… (${id.length} chars), visits ${sticky.map((p) => p.visits).join(',')} on ` +
@@ -452,7 +447,7 @@ describe('a real web farm: nginx + three php-fpm servers + a three-node cluster'
     // daemons, which forward to node2.
     const roundRobin: Page[] = [];
     for (let i = 0; i < 9; i++) roundRobin.push(await browser.get('/client/rr/counter.php'));
-    const end = await sumStats(names);
+    const end = await sumStats(cluster!.nodes, names);
     console.log(`[3 round-robin] visits ${roundRobin.map((p) => p.visits).join(',')} on ${JSON.stringify(countBy(roundRobin.map((p) => p.server)))}; ` +
       `same id: ${roundRobin.every((p) => p.id === id)}; forwarded reads ${end.cluster_forwarded_reads! - after.cluster_forwarded_reads!}`);
     expect(roundRobin.map((p) => p.visits)).toEqual(range(11, 19));
