@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MAX_GET_LINE_LENGTH, MAX_LINE_LENGTH } from '../src/protocol/ascii/ascii-protocol.js';
 import { FeedResult, OUTPUT_HIGH_WATER } from '../src/protocol/handler.js';
 import { StoreMode } from '../src/protocol/types.js';
-import { FEED_MODES, feedChunks } from './support/feed.js';
+import { FEED_MODES, feedChunks, feedLent } from './support/feed.js';
 import { START_MS, START_SECONDS, VERSION, createRig, type Rig } from './support/rig.js';
 
 const BAD_FORMAT = 'CLIENT_ERROR bad command line format\r\n';
@@ -600,7 +600,7 @@ describe('ascii protocol, single cases', () => {
   it('OutputFull holds the rest of the input until feed(null), which then answers it', () => {
     const rig = createRig('ascii', 'whole', { maxItemSize: 1024 * 1024 });
     rig.store.store(StoreMode.Set, 'big', 0, 0, Buffer.alloc(700 * 1024, 0x62), 0, START_MS);
-    expect(rig.protocol.feed(Buffer.from('get big\r\nget big\r\nversion\r\n'))).toBe(FeedResult.OutputFull);
+    expect(feedLent(rig.protocol, Buffer.from('get big\r\nget big\r\nversion\r\n'))).toBe(FeedResult.OutputFull);
     expect(rig.output.size).toBeGreaterThanOrEqual(OUTPUT_HIGH_WATER);
     const first = Buffer.concat(rig.output.take());
     expect(first.subarray(-5).toString()).toBe('END\r\n');

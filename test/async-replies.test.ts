@@ -12,6 +12,7 @@ import type { Command, Reply } from '../src/protocol/types.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { STATS_SOURCE, START_MS } from './support/rig.js';
 import { request, storeExtras } from './support/binary-packets.js';
+import { feedLent } from './support/feed.js';
 import { Opcode } from '../src/protocol/binary/constants.js';
 
 const OP = { SET: Opcode.Set, NOOP: Opcode.Noop };
@@ -42,11 +43,11 @@ function deferringRig(kind: 'ascii' | 'binary') {
 describe('replies that arrive later', () => {
   it('ascii: holds the following commands and answers in request order', async () => {
     const rig = deferringRig('ascii');
-    const result = rig.protocol.feed(Buffer.from('set local 0 0 1\r\na\r\nset remote1 0 0 1\r\nb\r\nget local remote1\r\nget remote1\r\n'));
+    const result = feedLent(rig.protocol, Buffer.from('set local 0 0 1\r\na\r\nset remote1 0 0 1\r\nb\r\nget local remote1\r\nget remote1\r\n'));
     expect(result).toBe(FeedResult.Waiting);
     expect(rig.text()).toBe('STORED\r\n');
     // More input while waiting is kept, not run.
-    expect(rig.protocol.feed(Buffer.from('version\r\n'))).toBe(FeedResult.Waiting);
+    expect(feedLent(rig.protocol, Buffer.from('version\r\n'))).toBe(FeedResult.Waiting);
     expect(rig.text()).toBe('');
     expect(await rig.releaseOne()).toBe(FeedResult.Waiting);
     // the set answered; the multi-get is decided by its first key, "local", so it ran at once
@@ -58,7 +59,7 @@ describe('replies that arrive later', () => {
 
   it('ascii: a noreply command that waits writes nothing when it arrives', async () => {
     const rig = deferringRig('ascii');
-    expect(rig.protocol.feed(Buffer.from('set remote2 0 0 1 noreply\r\nz\r\nget remote2\r\n'))).toBe(FeedResult.Waiting);
+    expect(feedLent(rig.protocol, Buffer.from('set remote2 0 0 1 noreply\r\nz\r\nget remote2\r\n'))).toBe(FeedResult.Waiting);
     expect(await rig.releaseOne()).toBe(FeedResult.Waiting);
     expect(rig.text()).toBe('');
     expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
@@ -71,7 +72,7 @@ describe('replies that arrive later', () => {
       request({ opcode: OP.SET, key: 'remote3', value: 'v', extras: storeExtras(0, 0), opaque: 1 }),
       request({ opcode: OP.NOOP, opaque: 2 }),
     ]);
-    expect(rig.protocol.feed(packets)).toBe(FeedResult.Waiting);
+    expect(feedLent(rig.protocol, packets)).toBe(FeedResult.Waiting);
     expect(rig.output.size).toBe(0);
     expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
     const replies = Buffer.concat(rig.output.take());
@@ -83,8 +84,8 @@ describe('replies that arrive later', () => {
 describe('a waiting command at the very end of a read', () => {
   it('ascii: a storage command whose data block ends the read still answers', async () => {
     const rig = deferringRig('ascii');
-    expect(rig.protocol.feed(Buffer.from('set remote4 0 0 1\r\n'))).toBe(FeedResult.NeedMore);
-    expect(rig.protocol.feed(Buffer.from('q\r\n'))).toBe(FeedResult.Waiting);
+    expect(feedLent(rig.protocol, Buffer.from('set remote4 0 0 1\r\n'))).toBe(FeedResult.NeedMore);
+    expect(feedLent(rig.protocol, Buffer.from('q\r\n'))).toBe(FeedResult.Waiting);
     expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
     expect(rig.text()).toBe('STORED\r\n');
   });
@@ -92,8 +93,8 @@ describe('a waiting command at the very end of a read', () => {
   it('binary: a packet whose value ends the read still answers', async () => {
     const rig = deferringRig('binary');
     const packet = request({ opcode: OP.SET, key: 'remote5', value: 'v', extras: storeExtras(0, 0), opaque: 9 });
-    expect(rig.protocol.feed(packet.subarray(0, 30))).toBe(FeedResult.NeedMore);
-    expect(rig.protocol.feed(packet.subarray(30))).toBe(FeedResult.Waiting);
+    expect(feedLent(rig.protocol, packet.subarray(0, 30))).toBe(FeedResult.NeedMore);
+    expect(feedLent(rig.protocol, packet.subarray(30))).toBe(FeedResult.Waiting);
     expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
     expect(rig.output.size).toBe(24);
   });

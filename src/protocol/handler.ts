@@ -18,7 +18,11 @@ export enum FeedResult {
 }
 
 export interface ProtocolHandler {
-  /** Processes `chunk` (or, with null, the input held back by an earlier OutputFull or Waiting). */
+  /**
+   * Processes `chunk` (or, with null, the input held back by an earlier OutputFull or Waiting).
+   * The chunk is only lent: connections read every socket into one shared buffer, which the
+   * next read overwrites, so whatever a protocol keeps past the call it copies.
+   */
   feed(chunk: Buffer | null): FeedResult;
   /** after Waiting: settles once the pending reply is known */
   readonly waiting: Promise<void> | null;
@@ -89,8 +93,8 @@ export abstract class PushProtocol implements ProtocolHandler {
 
   feed(chunk: Buffer | null): FeedResult {
     if (!this.pending.release()) {
-      // Still waiting for a reply from another node: keep the bytes for later.
-      if (chunk !== null) this.input = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
+      // Still waiting for a reply from another node: keep (a copy of) the bytes for later.
+      if (chunk !== null) this.input = this.input === null ? Buffer.from(chunk) : Buffer.concat([this.input, chunk]);
       return FeedResult.Waiting;
     }
     const data = chunk === null ? this.input : this.input === null ? chunk : Buffer.concat([this.input, chunk]);
@@ -107,11 +111,11 @@ export abstract class PushProtocol implements ProtocolHandler {
   /** Asked before each step: whether to stop here, holding back the rest of `data`. */
   protected mustPause(data: Buffer, offset: number): FeedResult | null {
     if (this.pending.waiting !== null) {
-      this.input = offset < data.length ? data.subarray(offset) : null;
+      this.input = offset < data.length ? Buffer.from(data.subarray(offset)) : null;
       return FeedResult.Waiting;
     }
     if (this.output.size >= OUTPUT_HIGH_WATER) {
-      this.input = data.subarray(offset);
+      this.input = Buffer.from(data.subarray(offset));
       return FeedResult.OutputFull;
     }
     return null;

@@ -62,14 +62,32 @@ export interface FeedOutcome {
   sawOutputFull: boolean;
 }
 
+/** The one buffer every chunk is read into, as connections share one (src/server/accept.ts). */
+let readBuffer = Buffer.alloc(64 * 1024);
+
+/**
+ * Feeds `chunk` as a connection does: lent, in the shared read buffer, which is overwritten as
+ * soon as feed() returns. A protocol that keeps a view of a chunk instead of a copy finds
+ * garbage in it later, and the test that fed it fails.
+ */
+export function feedLent(protocol: ProtocolHandler, chunk: Buffer): FeedResult {
+  if (chunk.length > readBuffer.length) readBuffer = Buffer.alloc(chunk.length);
+  chunk.copy(readBuffer);
+  const lent = readBuffer.subarray(0, chunk.length);
+  try {
+    return protocol.feed(lent);
+  } finally {
+    lent.fill(0xee);
+  }
+}
+
 /** Feeds the chunks in order, draining the output on OutputFull; stops at Close. */
 export function feedChunks(protocol: ProtocolHandler, output: Output, chunks: Buffer[]): FeedOutcome {
   const taken: Buffer[] = [];
   let result = FeedResult.NeedMore;
   let sawOutputFull = false;
   for (const chunk of chunks) {
-    // A fresh Buffer per chunk, as a socket delivers them (not views into one request buffer).
-    result = protocol.feed(Buffer.from(chunk));
+    result = feedLent(protocol, chunk);
     while (result === FeedResult.OutputFull) {
       sawOutputFull = true;
       taken.push(...output.take());

@@ -66,7 +66,10 @@ const ARITH_NO_CREATE = 0xffffffff;
 export class BinaryProtocol extends PushProtocol {
   private phase = Phase.Header;
   private header: RequestHeader = { opcode: 0, keyLength: 0, extrasLength: 0, bodyLength: 0, opaque: 0, cas: 0 };
-  /** where the extras and key of the current packet are: the received chunk itself when it holds them whole */
+  /**
+   * where the extras and key of the current packet are: the received chunk itself when it holds
+   * them whole (copied by consume() if the packet's value is still arriving when it returns)
+   */
   private prefixSource: Buffer = EMPTY;
   private prefixBase = 0;
   private prefixFilled = 0;
@@ -77,6 +80,18 @@ export class BinaryProtocol extends PushProtocol {
   private closeAfterReply = false;
 
   protected consume(data: Buffer): FeedResult {
+    const result = this.consumePackets(data);
+    // A value still arriving keeps its packet's extras and key: when they were read where they
+    // arrived, in the lent chunk, they are copied before the next read overwrites it.
+    if (this.phase === Phase.Value && this.prefixSource === data) {
+      const prefixLength = this.header.extrasLength + this.header.keyLength;
+      this.prefixSource = Buffer.from(data.subarray(this.prefixBase, this.prefixBase + prefixLength));
+      this.prefixBase = 0;
+    }
+    return result;
+  }
+
+  private consumePackets(data: Buffer): FeedResult {
     let offset = 0;
     while (offset < data.length) {
       const pause = this.mustPause(data, offset);
