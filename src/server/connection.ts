@@ -38,11 +38,11 @@ export class Connection {
   constructor(private readonly socket: Socket, private readonly context: ConnectionContext) {
     this.output = context.output;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
   }
 
-  private onData(chunk: Buffer): void {
+  /** What the socket read (src/server/accept.ts): lent, valid only until this returns. */
+  receive(chunk: Buffer): void {
     if (this.closing) return;
     this.context.counters.bytesRead += chunk.length;
     if (this.awaitingReply) {

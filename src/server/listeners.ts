@@ -7,6 +7,7 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { ThrottledWarning } from '../throttled-log.js';
 import { ListenError } from '../errors.js';
+import { adoptAccepted } from './accept.js';
 import { Connection, type ConnectionContext } from './connection.js';
 
 export interface ListenerOptions {
@@ -53,19 +54,33 @@ export class ClientListeners {
     this.options.refused.flush();
   }
 
+  private streamedReadsWarned = false;
+
+  private warnStreamedReads(): void {
+    if (this.streamedReadsWarned) return;
+    this.streamedReadsWarned = true;
+    this.options.log.warn({ node: process.version }, 'this Node cannot read client sockets into a shared buffer; reading through streams instead, which is slower');
+  }
+
   private createServer(transport: 'tcp' | 'unix'): net.Server {
     const counters = this.context.counters;
-    const server = net.createServer((socket) => {
+    // Paused until adoptAccepted has given the socket its reading path.
+    const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
       if (counters.currConnections >= this.options.maxConnections) {
         counters.rejectedConnections++;
         // memcached's own words when it is over its connection limit (memcached.c, conn_new).
-        socket.end('ERROR Too many open connections\r\n');
-        socket.on('error', () => socket.destroy());
+        // Reading resumes so the client's close is seen; what it sends is discarded.
+        accepted.on('error', () => accepted.destroy());
+        accepted.resume();
+        accepted.end('ERROR Too many open connections\r\n');
         this.options.refused.add();
         return;
       }
       counters.currConnections++;
       counters.totalConnections++;
+      let connection: Connection | null = null;
+      const socket = adoptAccepted(accepted, (chunk) => connection!.receive(chunk));
+      if (socket === accepted) this.warnStreamedReads();
       this.sockets.add(socket);
       socket.on('error', (error: NodeJS.ErrnoException) => {
         this.options.log.debug({ transport, err: error.code ?? error.message }, 'client connection error');
@@ -75,7 +90,7 @@ export class ClientListeners {
         counters.currConnections--;
         this.sockets.delete(socket);
       });
-      new Connection(socket, this.context);
+      connection = new Connection(socket, this.context);
     });
     this.servers.push(server);
     return server;

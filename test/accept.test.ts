@@ -1,0 +1,147 @@
+/**
+ * adoptAccepted over real loopback sockets: accepted sockets read into the one shared buffer,
+ * and everything the connections rely on still works: writes, pause and resume for
+ * back-pressure, the client's close, and the server's count of its connections.
+ */
+import net from 'node:net';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { adoptAccepted } from '../src/server/accept.js';
+
+interface Accepted {
+  accepted: net.Socket;
+  socket: net.Socket;
+  chunks: Buffer[];
+  /** the buffer each chunk was a view of */
+  backing: ArrayBufferLike[];
+}
+
+let server: net.Server | null = null;
+const clients: net.Socket[] = [];
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.destroy();
+  if (server !== null) {
+    const closing = once(server, 'close');
+    server.close();
+    await closing;
+    server = null;
+  }
+});
+
+async function listen(): Promise<{ port: number; accepted: Accepted[]; next: () => Promise<Accepted> }> {
+  const accepted: Accepted[] = [];
+  const waiters: Array<(a: Accepted) => void> = [];
+  server = net.createServer({ pauseOnConnect: true }, (socket) => {
+    const entry: Accepted = { accepted: socket, socket, chunks: [], backing: [] };
+    entry.socket = adoptAccepted(socket, (chunk) => {
+      // copied: the chunk is only lent
+      entry.chunks.push(Buffer.from(chunk));
+      entry.backing.push(chunk.buffer);
+    });
+    accepted.push(entry);
+    waiters.shift()?.(entry);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  let taken = 0;
+  const next = (): Promise<Accepted> => new Promise((resolve) => {
+    if (taken < accepted.length) resolve(accepted[taken]!);
+    else waiters.push(resolve);
+    taken++;
+  });
+  return { port, accepted, next };
+}
+
+async function connect(port: number): Promise<net.Socket> {
+  const client = net.connect({ port, host: '127.0.0.1' });
+  clients.push(client);
+  await once(client, 'connect');
+  return client;
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('adoptAccepted', () => {
+  it('moves the handle into a socket that reads into one buffer shared by all connections', async () => {
+    const { port, next } = await listen();
+    const first = await connect(port);
+    const a = await next();
+    const second = await connect(port);
+    const b = await next();
+    expect(a.socket).not.toBe(a.accepted);
+    expect(a.accepted.destroyed).toBe(true);
+
+    first.write('one\r\n');
+    await until(() => a.chunks.length > 0);
+    second.write('two\r\n');
+    await until(() => b.chunks.length > 0);
+    expect(Buffer.concat(a.chunks).toString()).toBe('one\r\n');
+    expect(Buffer.concat(b.chunks).toString()).toBe('two\r\n');
+    expect(a.backing[0]).toBe(b.backing[0]);
+  });
+
+  it('writes replies, and the server counts the adopted socket as closed once the client goes', async () => {
+    const { port, next } = await listen();
+    const client = await connect(port);
+    const a = await next();
+    const received: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => received.push(chunk));
+    a.socket.write('hello\r\n');
+    await until(() => Buffer.concat(received).toString() === 'hello\r\n');
+
+    const closed = once(a.socket, 'close');
+    client.end();
+    await closed;
+    const count = await new Promise<number>((resolve, reject) => server!.getConnections((error, n) => (error ? reject(error) : resolve(n))));
+    expect(count).toBe(0);
+  });
+
+  it('stops delivering while paused and delivers what arrived meanwhile on resume', async () => {
+    const { port, next } = await listen();
+    const client = await connect(port);
+    const a = await next();
+    client.write('first\r\n');
+    await until(() => a.chunks.length === 1);
+
+    a.socket.pause();
+    client.write('held\r\n');
+    // The bytes reach the server's kernel buffer at once over loopback; give the event loop
+    // several turns in which a socket that kept reading would have delivered them.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(a.chunks).toHaveLength(1);
+
+    a.socket.resume();
+    await until(() => Buffer.concat(a.chunks).toString() === 'first\r\nheld\r\n');
+  });
+
+  it('ends the connection from the server side: the client sees the reply and the close', async () => {
+    const { port, next } = await listen();
+    const client = await connect(port);
+    const a = await next();
+    const received: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => received.push(chunk));
+    const ended = once(client, 'end');
+    a.socket.end('bye\r\n');
+    await ended;
+    expect(Buffer.concat(received).toString()).toBe('bye\r\n');
+  });
+
+  it('falls back to the socket itself, reading through data events, when there is no handle to move', () => {
+    const socket = new net.Socket();
+    const chunks: string[] = [];
+    expect(adoptAccepted(socket, (chunk) => chunks.push(chunk.toString()))).toBe(socket);
+    socket.push(Buffer.from('streamed'));
+    return until(() => chunks.length === 1).then(() => {
+      expect(chunks).toEqual(['streamed']);
+      socket.destroy();
+    });
+  });
+});
