@@ -2,12 +2,12 @@
  * Accepted client sockets that read into one shared buffer.
  *
  * A socket a net.Server accepts reads every chunk into a newly allocated Buffer and hands it
- * through the Readable stream machinery to 'data' listeners. Under memcaslap that path cost
- * about a sixth of the daemon's CPU per request (bench/RESULTS.md, "Reading"). net.Socket's
- * `onread` option (Node's net docs: "incoming data is stored in a single buffer and passed to
- * the supplied callback") skips both, but net.Server has no way to ask for it. So the
- * server is created with `pauseOnConnect`, and the accepted socket's handle is moved into a
- * net.Socket constructed with `onread`, the way Node builds accepted sockets itself
+ * through the Readable stream machinery to 'data' listeners. Under memcaslap that path cost a
+ * fifth of the daemon's CPU per request (bench/RESULTS.md, "Where the daemon's time goes").
+ * net.Socket's `onread` option (Node's net docs: "incoming data is stored in a single buffer
+ * and passed to the supplied callback") skips both, but net.Server has no way to ask for it.
+ * So the server is created with `pauseOnConnect`, and the accepted socket's handle is moved
+ * into a net.Socket constructed with `onread`, the way Node builds accepted sockets itself
  * (lib/net.js, onconnection) plus that option. The empty shell the server made is destroyed
  * at once, which keeps the server's own connection count right.
  *
