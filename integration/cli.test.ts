@@ -236,6 +236,17 @@ describe('session-cluster start', () => {
     expect([head.status, await head.text()]).toEqual([200, '']);
   });
 
+  it('a single node remembers no deletions: stats show 0 tombstones after deletes', async () => {
+    const server = await start([]);
+    const { reply } = await exchange({ host: server.host, port: server.port },
+      'set a 0 0 1\r\n1\r\nset b 0 0 1\r\n2\r\ndelete a\r\ndelete b\r\nstats\r\n', /END\r\n$/);
+    expect(reply).toMatch(/^STORED\r\nSTORED\r\nDELETED\r\nDELETED\r\n/);
+    expect(reply).toMatch(/STAT delete_hits 2\r\n/);
+    expect(reply).toMatch(/STAT tombstones 0\r\n/);
+    expect(reply).toMatch(/STAT tombstone_bytes 0\r\n/);
+    expect(reply).toMatch(/STAT bytes 0\r\n/);
+  });
+
   it('refuses to start when the metrics address is taken, naming it', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));

@@ -496,6 +496,10 @@ describe('three nodes: any node serves any session', () => {
       expect(Number(s.cluster_forwarded), `${x.id}: ${line}`).toBeGreaterThan(0);
     }
     expect(await sumStat(nodes, 'cluster_replicated'), line).toBeGreaterThan(0);
+    // php-memcached deleted its lock key after every request above: each deletion is
+    // remembered by the session's master and backup, within the memory limit
+    expect(await sumStat(nodes, 'tombstones'), line).toBeGreaterThanOrEqual(2);
+    expect(await sumStat(nodes, 'tombstone_bytes'), line).toBeGreaterThan(0);
   });
 
   it('a peer with the wrong cluster secret is refused', async () => {

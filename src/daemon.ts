@@ -61,6 +61,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     maxItemSize: settings.maxItemSize,
     onEvict: (count) => evictions.add(count),
     nodeId,
+    rememberDeletions: settings.peerListen !== null,
   });
   const counters = new ServerCounters();
   const startedAtMs = Date.now();

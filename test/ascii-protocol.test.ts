@@ -302,7 +302,7 @@ describe.each(FEED_MODES)('ascii protocol, fed %s', (mode) => {
         cas_badval: '0', touch_hits: '0', touch_misses: '0', auth_cmds: '0', auth_errors: '0',
         bytes_read: '100', bytes_written: '200', limit_maxbytes: String(64 * 1024 * 1024), accepting_conns: '1',
         threads: '1', bytes: String(1 + 1 + 160), curr_items: '1', total_items: '1', expired_unfetched: '0',
-        evictions: '0', reclaimed: '0',
+        evictions: '0', reclaimed: '0', tombstones: '0', tombstone_bytes: '0', evicted_tombstones: '0',
       });
       expect(stats.get('pid')).toBe(String(process.pid));
       expect(stats.get('rusage_user')).toMatch(/^\d+\.\d{6}$/);

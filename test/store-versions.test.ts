@@ -3,8 +3,8 @@
  * is applied only when newer; ties are broken by node id, never by a clock.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, isNewer } from '../src/store/memory-store.js';
-import { StoreMode } from '../src/protocol/types.js';
+import { ITEM_OVERHEAD_BYTES, MemoryStore, TOMBSTONE_OVERHEAD_BYTES, isNewer } from '../src/store/memory-store.js';
+import { Status, StoreMode } from '../src/protocol/types.js';
 
 const NOW = 1_700_000_000_000;
 const store = (nodeId: string) => new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId });
@@ -148,5 +148,107 @@ describe('tombstones', () => {
     const record = a.record('probe', NOW);
     expect(record.value).toBeNull();
     expect(record.expiresAt).toBe(NOW + MINUTE);
+  });
+});
+
+describe('tombstones under the memory cap', () => {
+  const MINUTE = 60_000;
+  const capped = (memoryLimit: number) => new MemoryStore({ memoryLimit, maxItemSize: memoryLimit / 2, nodeId: 'node1' });
+  const cost = (key: string) => key.length + TOMBSTONE_OVERHEAD_BYTES;
+  const itemCost = (key: string, valueLength: number) => key.length + valueLength + ITEM_OVERHEAD_BYTES;
+
+  it('are counted: stats show how many and what they take', () => {
+    const s = capped(1 << 20);
+    s.store(StoreMode.Set, 'memc.sess.key.lock.a', 0, 30, Buffer.from('1'), 0, NOW);
+    s.delete('memc.sess.key.lock.a', 0, NOW);
+    expect(s.tombstoneCount).toBe(1);
+    expect(s.tombstoneBytesUsed).toBe(cost('memc.sess.key.lock.a'));
+    expect(s.bytes).toBe(0);
+    // a second deletion of the same key replaces the tombstone, it does not add one
+    s.store(StoreMode.Set, 'memc.sess.key.lock.a', 0, 30, Buffer.from('1'), 0, NOW);
+    expect(s.tombstoneCount).toBe(0);
+    s.delete('memc.sess.key.lock.a', 0, NOW);
+    expect(s.tombstoneCount).toBe(1);
+    expect(s.tombstoneBytesUsed).toBe(cost('memc.sess.key.lock.a'));
+  });
+
+  it('a client that sets and deletes new keys without end stays under the cap; the newest deletions are kept', () => {
+    const limit = 64 * 1024;
+    const s = capped(limit);
+    const stale = new Map<string, ReturnType<MemoryStore['record']>>();
+    for (let i = 0; i < 5000; i++) {
+      const key = `memc.sess.key.${String(i).padStart(32, '0')}`;
+      s.store(StoreMode.Set, key, 0, 1440, Buffer.alloc(100, 1), 0, NOW);
+      stale.set(key, s.record(key, NOW));
+      s.delete(key, 0, NOW);
+      expect(s.bytes + s.tombstoneBytesUsed).toBeLessThanOrEqual(limit);
+    }
+    // Each set first makes room for its item, then its deletion adds one tombstone.
+    const key = `memc.sess.key.${'0'.repeat(32)}`;
+    expect(s.tombstoneCount).toBe(Math.floor((limit - itemCost(key, 100)) / cost(key)) + 1);
+    expect(s.counters.evictedTombstones).toBe(5000 - s.tombstoneCount);
+    // the last deletion still refuses an older copy; the first one was given up for room
+    const last = `memc.sess.key.${String(4999).padStart(32, '0')}`;
+    const first = `memc.sess.key.${String(0).padStart(32, '0')}`;
+    expect(s.apply(stale.get(last)!, NOW)).toBe(false);
+    expect(s.apply(stale.get(first)!, NOW)).toBe(true);
+  });
+
+  it('room for items is taken from the oldest tombstones before any item is evicted', () => {
+    const s = capped(4096);
+    s.store(StoreMode.Set, 'kept', 0, 0, Buffer.alloc(1000), 0, NOW);
+    for (let i = 0; i < 10; i++) {
+      s.store(StoreMode.Set, `gone${i}`, 0, 0, Buffer.alloc(1), 0, NOW);
+      s.delete(`gone${i}`, 0, NOW);
+    }
+    expect(s.tombstoneCount).toBe(10);
+    const room = 4096 - s.bytes - s.tombstoneBytesUsed;
+    // a value that needs two tombstones' room and a little more
+    const valueLength = room + 2 * cost('gone0') - itemCost('new', 0) - 10;
+    s.store(StoreMode.Set, 'new', 0, 0, Buffer.alloc(valueLength), 0, NOW);
+    expect(s.counters.evictions).toBe(0);
+    expect(s.counters.evictedTombstones).toBe(2);
+    expect(s.peek('kept', NOW)).toBeDefined();
+    expect(s.peek('new', NOW)).toBeDefined();
+    expect(s.bytes + s.tombstoneBytesUsed).toBeLessThanOrEqual(4096);
+  });
+
+  it('a deletion in a store full of items evicts the oldest item rather than forget itself', () => {
+    const s = capped(4096);
+    let i = 0;
+    while (s.counters.evictions === 0) s.store(StoreMode.Set, `item${i++}`, 0, 0, Buffer.alloc(500), 0, NOW);
+    const evictedBefore = s.counters.evictions;
+    // a deletion of an item this node never held, arriving from its master
+    expect(s.apply({ key: 'elsewhere', value: null, flags: 0, expiresAt: NOW + 24 * MINUTE, version: 10, origin: 'node2' }, NOW)).toBe(false);
+    expect(s.tombstoneCount).toBe(1);
+    expect(s.counters.evictions).toBe(evictedBefore + 1);
+    expect(s.counters.evictedTombstones).toBe(0);
+    expect(s.apply({ key: 'elsewhere', value: Buffer.from('old'), flags: 0, expiresAt: 0, version: 1, origin: 'node2' }, NOW)).toBe(false);
+  });
+
+  it('expired tombstones are swept in turns of the sweep budget', () => {
+    const s = capped(1 << 20);
+    for (let i = 0; i < 250; i++) {
+      s.store(StoreMode.Set, `lock${i}`, 0, 30, Buffer.from('1'), 0, NOW);
+      s.delete(`lock${i}`, 0, NOW);
+    }
+    expect(s.tombstoneCount).toBe(250);
+    s.sweepExpired(NOW + 2 * MINUTE, 100);
+    expect(s.tombstoneCount).toBe(150);
+    s.sweepExpired(NOW + 2 * MINUTE, 100);
+    s.sweepExpired(NOW + 2 * MINUTE, 100);
+    expect(s.tombstoneCount).toBe(0);
+    expect(s.tombstoneBytesUsed).toBe(0);
+  });
+});
+
+describe('a single node', () => {
+  it('keeps no tombstones: with no other copies there is nothing for them to refuse', () => {
+    const s = new MemoryStore({ memoryLimit: 1 << 20, maxItemSize: 1024, rememberDeletions: false });
+    s.store(StoreMode.Set, 'memc.sess.key.s', 0, 1440, Buffer.from('v'), 0, NOW);
+    expect(s.delete('memc.sess.key.s', 0, NOW)).toBe(Status.Deleted);
+    expect(s.tombstoneCount).toBe(0);
+    expect(s.tombstoneBytesUsed).toBe(0);
+    expect(s.peek('memc.sess.key.s', NOW)).toBeUndefined();
   });
 });

@@ -69,6 +69,9 @@ export function generalStats(source: StatsSource, store: MemoryStore, commands: 
     ['expired_unfetched', c.expiredUnfetched],
     ['evictions', c.evictions],
     ['reclaimed', c.reclaimed],
+    ['tombstones', store.tombstoneCount],
+    ['tombstone_bytes', store.tombstoneBytesUsed],
+    ['evicted_tombstones', c.evictedTombstones],
   ];
   const entries: Array<[string, string]> = fields.map(([name, value]) => [name, String(value)]);
   if (source.clusterStats) entries.push(...source.clusterStats());

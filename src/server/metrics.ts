@@ -16,7 +16,7 @@ const COUNTERS = new Set([
   'get_hits', 'get_misses', 'get_expired', 'get_flushed', 'delete_misses', 'delete_hits',
   'incr_misses', 'incr_hits', 'decr_misses', 'decr_hits', 'cas_misses', 'cas_hits', 'cas_badval',
   'touch_hits', 'touch_misses', 'bytes_read', 'bytes_written', 'total_items', 'expired_unfetched',
-  'evictions', 'reclaimed', 'session_ids_minted', 'session_ids_rehomed',
+  'evictions', 'reclaimed', 'evicted_tombstones', 'session_ids_minted', 'session_ids_rehomed',
   'cluster_forwarded', 'cluster_forwarded_reads', 'cluster_forward_failures', 'cluster_forward_retries', 'cluster_replicated',
   'cluster_rereplicated', 'cluster_replicas_applied', 'cluster_replication_failures',
   'cluster_failovers', 'cluster_handoff_batches', 'cluster_catch_ups',
