@@ -223,6 +223,10 @@ export function parsePeers(value: unknown, name: string): string[] {
     if (text === '' && typeof value === 'string') continue; // "a:1," or an empty flag
     const endpoint = matchEndpoint(text);
     if (!endpoint || endpoint.port === 0) throw new ConfigError(`${name}: "${text}" is not HOST:PORT with a port from 1 to 65535, ${PEERS_EXAMPLE}`);
+    if (isWildcardHost(endpoint.host)) {
+      // ":11212" or "0.0.0.0:11212" means "every address" when listening, and nothing to dial
+      throw new ConfigError(`${name}: "${text}" has no host to dial; give the address the other node's --peer-listen is reached on, ${PEERS_EXAMPLE}`);
+    }
     peers.push(endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`);
   }
   return peers;

@@ -136,6 +136,9 @@ describe('resolveSettings', () => {
       ['peerListen', '10.0.0.1:99999', '--peer-listen: "10.0.0.1:99999" is not HOST:PORT'],
       ['peers', '10.0.0.2:11212,nowhere', '--peers: "nowhere" is not HOST:PORT with a port from 1 to 65535, e.g. 10.0.0.2:11212,10.0.0.3:11212'],
       ['peers', '10.0.0.2:0', '--peers: "10.0.0.2:0" is not HOST:PORT with a port from 1 to 65535'],
+      ['peers', ':11212', '--peers: ":11212" has no host to dial; give the address the other node\'s --peer-listen is reached on'],
+      ['peers', '10.0.0.2:11212,0.0.0.0:11212', '--peers: "0.0.0.0:11212" has no host to dial'],
+      ['peers', '[::]:11212', '--peers: "[::]:11212" has no host to dial'],
       ['nodeId', 'web 1', '--node-id: "web 1" is not a node id; use 1 to 64 of A-Z a-z 0-9 _ . -'],
       ['nodeId', 'x'.repeat(65), `--node-id: "${'x'.repeat(65)}" is not a node id`],
       ['nodeId', 'wëb', '--node-id: "wëb" is not a node id'],
@@ -218,7 +221,6 @@ describe('parsePeers', () => {
   it('reads a comma-separated list or a JSON array, each entry like --listen, as "host:port"', () => {
     expect(parsePeers('10.0.0.2:11212,10.0.0.3:11212', '--peers')).toEqual(['10.0.0.2:11212', '10.0.0.3:11212']);
     expect(parsePeers(' a:1 , [::1]:2,', '--peers')).toEqual(['a:1', '[::1]:2']);
-    expect(parsePeers(':11212', '--peers')).toEqual(['0.0.0.0:11212']);
     expect(parsePeers(['b:3', '[fe80::1]:4'], 'peers')).toEqual(['b:3', '[fe80::1]:4']);
     expect(parsePeers('', '--peers')).toEqual([]);
     expect(parsePeers([], 'peers')).toEqual([]);
