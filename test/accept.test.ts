@@ -61,6 +61,13 @@ async function connect(port: number): Promise<net.Socket> {
   return client;
 }
 
+/** Everything `client` receives, as it arrives. */
+function collect(client: net.Socket): Buffer[] {
+  const received: Buffer[] = [];
+  client.on('data', (chunk: Buffer) => received.push(chunk));
+  return received;
+}
+
 async function until(condition: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!condition()) {
@@ -92,8 +99,7 @@ describe('adoptAccepted', () => {
     const { port, next } = await listen();
     const client = await connect(port);
     const a = await next();
-    const received: Buffer[] = [];
-    client.on('data', (chunk: Buffer) => received.push(chunk));
+    const received = collect(client);
     a.socket.write('hello\r\n');
     await until(() => Buffer.concat(received).toString() === 'hello\r\n');
 
@@ -126,8 +132,7 @@ describe('adoptAccepted', () => {
     const { port, next } = await listen();
     const client = await connect(port);
     const a = await next();
-    const received: Buffer[] = [];
-    client.on('data', (chunk: Buffer) => received.push(chunk));
+    const received = collect(client);
     const ended = once(client, 'end');
     a.socket.end('bye\r\n');
     await ended;

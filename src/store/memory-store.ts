@@ -147,8 +147,8 @@ export class MemoryStore {
     touchHits: 0, touchMisses: 0, totalItems: 0, evictions: 0, expiredUnfetched: 0, reclaimed: 0,
     evictedTombstones: 0,
   };
-  private sweepCursor: IterableIterator<Item> | null = null;
-  private tombstoneSweepCursor: IterableIterator<[string, Tombstone]> | null = null;
+  private readonly itemSweep = new ResumableScan(() => this.items.values());
+  private readonly tombstoneSweep = new ResumableScan(() => this.tombstones.entries());
   /** the Lamport clock of item versions: above every version written or received here */
   private versionClock = 0;
   /**
@@ -414,8 +414,8 @@ export class MemoryStore {
     this.tombstones.clear();
     this.bytesUsed = 0;
     this.tombstoneBytes = 0;
-    this.sweepCursor = null;
-    this.tombstoneSweepCursor = null;
+    this.itemSweep.restart();
+    this.tombstoneSweep.restart();
   }
 
   /**
@@ -424,32 +424,17 @@ export class MemoryStore {
    */
   sweepExpired(now: number, budget: number): number {
     let reclaimed = 0;
-    for (let scanned = 0; scanned < budget; scanned++) {
-      if (this.sweepCursor === null) this.sweepCursor = this.items.values();
-      const next = this.sweepCursor.next();
-      if (next.done) {
-        this.sweepCursor = null;
-        break;
-      }
-      const item = next.value;
-      if (isExpired(item.expiresAt, now)) {
-        this.unlink(item);
-        this.counters.expiredUnfetched++;
-        reclaimed++;
-      }
-    }
+    this.itemSweep.visit(budget, (item) => {
+      if (!isExpired(item.expiresAt, now)) return;
+      this.unlink(item);
+      this.counters.expiredUnfetched++;
+      reclaimed++;
+    });
     this.counters.reclaimed += reclaimed;
     // Tombstones take turns too: with a large cap there can be millions of them.
-    for (let scanned = 0; scanned < budget; scanned++) {
-      if (this.tombstoneSweepCursor === null) this.tombstoneSweepCursor = this.tombstones.entries();
-      const next = this.tombstoneSweepCursor.next();
-      if (next.done) {
-        this.tombstoneSweepCursor = null;
-        break;
-      }
-      const [key, tombstone] = next.value;
+    this.tombstoneSweep.visit(budget, ([key, tombstone]) => {
       if (now >= tombstone.until) this.dropTombstone(key);
-    }
+    });
     return reclaimed;
   }
 
@@ -530,6 +515,33 @@ export class MemoryStore {
       this.counters.evictions += evicted;
       this.options.onEvict?.(evicted);
     }
+  }
+}
+
+/**
+ * A scan of a Map that goes on where the last call stopped, a budget of entries at a time. Map
+ * iterators stay valid while entries are deleted, and see entries added behind them.
+ */
+class ResumableScan<T> {
+  private cursor: Iterator<T> | null = null;
+
+  constructor(private readonly begin: () => Iterator<T>) {}
+
+  /** Visits up to `budget` entries; after the last one, the next call starts over. */
+  visit(budget: number, visitor: (entry: T) => void): void {
+    for (let visited = 0; visited < budget; visited++) {
+      this.cursor ??= this.begin();
+      const next = this.cursor.next();
+      if (next.done === true) {
+        this.cursor = null;
+        return;
+      }
+      visitor(next.value);
+    }
+  }
+
+  restart(): void {
+    this.cursor = null;
   }
 }
 
