@@ -442,6 +442,11 @@ describe('three nodes: any node serves any session', () => {
       const s = await stats(x);
       expect(s.cluster_node_id, x.id).toBe(x.id);
       expect(s.cluster_members, x.id).toBe('node1:alive,node2:alive,node3:alive');
+      // one authenticated link out to each other node, and one in from each
+      expect([s.cluster_peer_links_up, s.cluster_peer_connections_up], x.id).toEqual(['2', '2']);
+      expect(Number(s.cluster_peer_bytes_sent), x.id).toBeGreaterThan(0);
+      expect(Number(s.cluster_peer_bytes_received), x.id).toBeGreaterThan(0);
+      expect(s.cluster_peer_auth_refused, x.id).toBe('0');
     }
   });
 
@@ -521,6 +526,10 @@ describe('three nodes: any node serves any session', () => {
       const seenByIntruder = parseMembers((await stats(intruder)).cluster_members);
       for (const x of nodes) expect(seenByIntruder[x.id] ?? 'absent', `intruder sees ${x.id}`).not.toBe('alive');
       expect(intruder.logsMatching(/refused/i).length, `intruder logs: ${JSON.stringify(intruder.logs.slice(-10))}`).toBeGreaterThan(0);
+      // and both count it: node1 refused the intruder's handshakes, the intruder was refused
+      expect(Number((await stats(nodes[0]!)).cluster_peer_auth_refused)).toBeGreaterThan(0);
+      const intruderStats = await stats(intruder);
+      expect(Number(intruderStats.cluster_peer_refused_by_peer) + Number(intruderStats.cluster_peer_auth_refused), JSON.stringify(intruderStats)).toBeGreaterThan(0);
     } finally {
       await intruder.cleanup();
     }

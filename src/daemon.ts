@@ -20,6 +20,7 @@ import { Membership } from './cluster/membership/membership.js';
 import { clockIncarnation } from './cluster/membership/clock.js';
 import { PeerServer } from './cluster/peer/peer-server.js';
 import { PeerPool } from './cluster/peer/peer-pool.js';
+import { PeerCounters } from './cluster/peer/peer-counters.js';
 import { PeerTls } from './cluster/peer/peer-tls.js';
 import { formatPeerAddress } from './cluster/peer/address.js';
 import { PeerMembershipTransport } from './cluster/peer/membership-transport.js';
@@ -172,10 +173,12 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
   // Config checked that the three files are all there and make a TLS context (config.ts).
   const tls = settings.peerTlsCert === null ? null
     : new PeerTls({ cert: settings.peerTlsCert.pem, key: settings.peerTlsKey!.pem, ca: settings.peerTlsCa!.pem });
-  const server = new PeerServer({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024, tls });
+  // One set of peer counters for both directions, shown in `stats` as cluster_peer_*.
+  const peerCounters = new PeerCounters();
+  const server = new PeerServer({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024, tls, counters: peerCounters });
   // A peer that does not answer within the failure timeout is as good as dead for one request.
   const requestTimeoutMs = Math.max(settings.failureTimeoutMs, 200);
-  const pool = new PeerPool({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024, requestTimeoutMs, tls });
+  const pool = new PeerPool({ nodeId, secret, log: clusterLog, maxFrameSize: settings.maxItemSize + 64 * 1024, requestTimeoutMs, tls, counters: peerCounters });
   const endpoint = settings.peerListen!;
   const bound = await server.listen(endpoint.host, endpoint.port);
   // What the other nodes dial: --peer-advertise, else --peer-listen as written with the bound port
@@ -316,6 +319,17 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
       ['cluster_failovers', String(failovers)],
       ['cluster_handoff_batches', String(replicator.counters.handedOver)],
       ['cluster_catch_ups', String(replicator.counters.caughtUp)],
+      ['cluster_peer_links_up', String(peerCounters.linksUp)],
+      ['cluster_peer_connections_up', String(peerCounters.connectionsUp)],
+      ['cluster_peer_connect_failures', String(peerCounters.connectFailures)],
+      ['cluster_peer_link_drops', String(peerCounters.linkDrops)],
+      ['cluster_peer_auth_refused', String(peerCounters.authRefused)],
+      ['cluster_peer_refused_by_peer', String(peerCounters.refusedByPeer)],
+      ['cluster_peer_tls_refused', String(peerCounters.tlsRefused)],
+      ['cluster_peer_request_timeouts', String(peerCounters.requestTimeouts)],
+      ['cluster_peer_sends_dropped', String(peerCounters.sendsDropped)],
+      ['cluster_peer_bytes_sent', String(peerCounters.bytesSent)],
+      ['cluster_peer_bytes_received', String(peerCounters.bytesReceived)],
     ],
   };
 }
