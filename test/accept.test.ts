@@ -5,7 +5,10 @@
  */
 import net from 'node:net';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { adoptAccepted } from '../src/server/accept.js';
 
 interface Accepted {
@@ -29,7 +32,7 @@ afterEach(async () => {
   }
 });
 
-async function listen(): Promise<{ port: number; accepted: Accepted[]; next: () => Promise<Accepted> }> {
+async function listen(path?: string): Promise<{ port: number; accepted: Accepted[]; next: () => Promise<Accepted> }> {
   const accepted: Accepted[] = [];
   const waiters: Array<(a: Accepted) => void> = [];
   server = net.createServer({ pauseOnConnect: true }, (socket) => {
@@ -42,9 +45,10 @@ async function listen(): Promise<{ port: number; accepted: Accepted[]; next: () 
     accepted.push(entry);
     waiters.shift()?.(entry);
   });
-  server.listen(0, '127.0.0.1');
+  if (path === undefined) server.listen(0, '127.0.0.1');
+  else server.listen(path);
   await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
+  const port = path === undefined ? (server.address() as net.AddressInfo).port : 0;
   let taken = 0;
   const next = (): Promise<Accepted> => new Promise((resolve) => {
     if (taken < accepted.length) resolve(accepted[taken]!);
@@ -93,6 +97,24 @@ describe('adoptAccepted', () => {
     expect(Buffer.concat(a.chunks).toString()).toBe('one\r\n');
     expect(Buffer.concat(b.chunks).toString()).toBe('two\r\n');
     expect(a.backing[0]).toBe(b.backing[0]);
+  });
+
+  it('does the same for unix socket connections (--socket)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'accept-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'daemon.sock');
+    const { next } = await listen(path);
+    const client = net.connect({ path });
+    clients.push(client);
+    await once(client, 'connect');
+    const a = await next();
+    expect(a.socket).not.toBe(a.accepted);
+    const received = collect(client);
+    client.write('over unix\r\n');
+    await until(() => a.chunks.length > 0);
+    a.socket.write('reply\r\n');
+    await until(() => Buffer.concat(received).toString() === 'reply\r\n');
+    expect(Buffer.concat(a.chunks).toString()).toBe('over unix\r\n');
   });
 
   it('writes replies, and the server counts the adopted socket as closed once the client goes', async () => {
