@@ -395,7 +395,7 @@ async function clusterStats(nodes: ClusterNode[], names: string[]): Promise<stri
   return parts.join(' ');
 }
 
-const COUNTERS = ['cluster_members', 'cluster_forwarded', 'cluster_replicated', 'cluster_rereplicated', 'cluster_failovers'];
+const COUNTERS = ['cluster_members', 'cluster_forwarded', 'cluster_replicated', 'cluster_rereplicated', 'cluster_rereplication_skipped', 'cluster_failovers'];
 
 async function sumStat(nodes: ClusterNode[], name: string): Promise<number> {
   return (await sumStats(nodes, [name], 1000))[name]!;
@@ -647,8 +647,11 @@ describe('kill -9 while PHP writes 10,000 sessions', () => {
       { quietMs: 1000, timeoutMs: 20_000, ready: (v) => v > 0 }).catch(async (e) => {
       throw new Error(`${String(e)}; ${await clusterStats([node1, node2], COUNTERS)}`);
     });
-    console.log(`[second kill] re-replication settled after ${Date.now() - t0} ms: ${await clusterStats([node1, node2], COUNTERS)}`);
+    const settled = await clusterStats([node1, node2], COUNTERS);
+    console.log(`[second kill] re-replication settled after ${Date.now() - t0} ms: ${settled}`);
     expect(rereplicated).toBeGreaterThan(0);
+    // The sessions node1 and node2 owned together stayed where they were: not copied again.
+    expect(await sumStat([node1, node2], 'cluster_rereplication_skipped'), settled).toBeGreaterThan(0);
 
     await node2.kill();
     await waitForMembers([node1], { node1: 'alive', node2: 'dead', node3: 'dead' }, 5000);

@@ -314,6 +314,7 @@ async function startClusterNode({ settings, nodeId, store, executor, log }: Clus
       ['cluster_forward_retries', String(router.counters.forwardRetries)],
       ['cluster_replicated', String(replicator.counters.replicated)],
       ['cluster_rereplicated', String(replicator.counters.rereplicated)],
+      ['cluster_rereplication_skipped', String(replicator.counters.rereplicationSkipped)],
       ['cluster_replicas_applied', String(replicator.counters.applied)],
       ['cluster_replication_failures', String(replicator.counters.failed)],
       ['cluster_failovers', String(failovers)],

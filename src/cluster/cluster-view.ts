@@ -22,6 +22,17 @@ export interface KeyOwners {
   backup: Owner | null;
 }
 
+/**
+ * Placement as it was at one moment: who owned a key then. Re-replication compares the
+ * placements in effect since its last complete scan, to skip copies an owner already has.
+ */
+export interface Placement {
+  /** the live members and replacements it was computed from, as text: equal text, equal placement */
+  readonly signature: string;
+  /** the master and backup of `key` then */
+  owners(key: string): Owners;
+}
+
 export interface ClusterViewOptions {
   /** php-memcached's `memcached.sess_prefix` (routing-key.ts) */
   sessionPrefix?: string;
@@ -49,6 +60,8 @@ export class ClusterView {
   private readonly mintedCache = new Map<string, ParsedSessionId | null>();
   private readonly sessionPrefix: string | undefined;
   private readonly secret: ClusterSecret | undefined;
+  private currentPlacement: Placement | null = null;
+  private readonly placementListeners: Array<(placement: Placement) => void> = [];
 
   constructor(readonly self: NodeId, options: ClusterViewOptions = {}) {
     this.sessionPrefix = options.sessionPrefix;
@@ -72,6 +85,30 @@ export class ClusterView {
       if (member.state === MemberState.Left && member.replacement !== undefined) this.replacements.set(member.id, member.replacement);
     }
     if (this.drain?.replacement != null) this.replacements.set(this.self, this.drain.replacement);
+    const previous = this.currentPlacement;
+    this.currentPlacement = null;
+    if (this.placementListeners.length > 0 && this.placement().signature !== previous?.signature) {
+      for (const listener of this.placementListeners) listener(this.currentPlacement!);
+    }
+  }
+
+  /** Placement now, frozen: later membership changes do not alter what it answers. */
+  placement(): Placement {
+    if (this.currentPlacement !== null) return this.currentPlacement;
+    const liveIds = [...this.liveIds];
+    const live: ReadonlySet<NodeId> = new Set(liveIds);
+    const replacements = new Map(this.replacements);
+    const signature = `${[...liveIds].sort().join(',')}|${[...replacements].map(([from, to]) => `${from}>${to}`).sort().join(',')}`;
+    this.currentPlacement = {
+      signature,
+      owners: (key) => this.place(routingKey(key, this.sessionPrefix), liveIds, live, replacements),
+    };
+    return this.currentPlacement;
+  }
+
+  /** Calls `listener` with the new placement each time a membership change alters it. */
+  onPlacementChange(listener: (placement: Placement) => void): void {
+    this.placementListeners.push(listener);
   }
 
   /**
@@ -156,13 +193,13 @@ export class ClusterView {
     return this.place(id, this.liveIds, this.live);
   }
 
-  private place(routing: string, liveIds: readonly string[], live: ReadonlySet<string>): Owners {
+  private place(routing: string, liveIds: readonly string[], live: ReadonlySet<string>, replacements: ReadonlyMap<NodeId, NodeId> = this.replacements): Owners {
     const named = this.minted(routing);
     if (named === null) return rankOwners(routing, liveIds);
     return mintedOwners({
       named,
       isLive: (member) => live.has(member),
-      replacementOf: (member) => this.replacements.get(member),
+      replacementOf: (member) => replacements.get(member),
       rankLive: () => rank(routing, liveIds),
     });
   }

@@ -18,7 +18,7 @@ const COUNTERS = new Set([
   'touch_hits', 'touch_misses', 'bytes_read', 'bytes_written', 'total_items', 'expired_unfetched',
   'evictions', 'reclaimed', 'evicted_tombstones', 'session_ids_minted', 'session_ids_rehomed',
   'cluster_forwarded', 'cluster_forwarded_reads', 'cluster_forward_failures', 'cluster_forward_retries', 'cluster_replicated',
-  'cluster_rereplicated', 'cluster_replicas_applied', 'cluster_replication_failures',
+  'cluster_rereplicated', 'cluster_rereplication_skipped', 'cluster_replicas_applied', 'cluster_replication_failures',
   'cluster_failovers', 'cluster_handoff_batches', 'cluster_catch_ups',
   'cluster_peer_connect_failures', 'cluster_peer_link_drops', 'cluster_peer_auth_refused', 'cluster_peer_refused_by_peer',
   'cluster_peer_tls_refused', 'cluster_peer_request_timeouts', 'cluster_peer_sends_dropped', 'cluster_peer_bytes_sent',

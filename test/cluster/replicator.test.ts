@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ClusterView } from '../../src/cluster/cluster-view.js';
 import { Opcode } from '../../src/cluster/peer/opcodes.js';
 import type { PeerPool } from '../../src/cluster/peer/peer-pool.js';
+import { decodeItemBatch } from '../../src/cluster/peer/command-codec.js';
 import { Replicator } from '../../src/cluster/replication/replicator.js';
 import { MemberState } from '../../src/cluster/types.js';
 import { StoreMode } from '../../src/protocol/types.js';
@@ -86,6 +87,124 @@ describe('Replicator scans', () => {
     expect(toPeer()).toBe(attempts);
     await vi.advanceTimersByTimeAsync(300); // t = 1151 ms: the second scan reached it
     expect(toPeer()).toBe(attempts + 1);
+    replicator.stop();
+  });
+});
+
+describe('Replicator scans copy only what moved', () => {
+  const NODES = ['node1', 'node2', 'node3', 'node4'];
+  const address = (id: string) => `127.0.0.1:${7000 + Number(id.slice(4))}`;
+  const members = (dead: string[] = []) => NODES.map((id) => ({
+    id, peerAddress: address(id), state: dead.includes(id) ? MemberState.Dead : MemberState.Alive, incarnation: 1,
+  }));
+  /** The other owners of `key` under a view of `nodes`' states, as node1 sees them. */
+  const othersUnder = (key: string, dead: string[]) => {
+    const view = new ClusterView('node1');
+    view.update(members(dead));
+    return view.otherOwners(key).map((owner) => owner.id);
+  };
+
+  function setupCluster() {
+    const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: 'node1' });
+    const view = new ClusterView('node1');
+    view.update(members());
+    /** every (key, target) a Replicate frame carried, as "key>node" */
+    const copies: string[] = [];
+    const failing = new Set<string>();
+    const pool = {
+      get: (to: string) => ({
+        request: async (_opcode: Opcode, payload: Buffer) => {
+          if (failing.has(to)) throw new Error('timed out');
+          const node = NODES.find((id) => address(id) === to)!;
+          for (const record of decodeItemBatch(payload)) copies.push(`${record.key}>${node}`);
+          return { opcode: Opcode.ReplicateAck, payload: Buffer.alloc(0) };
+        },
+      }),
+    } as unknown as PeerPool;
+    const replicator = new Replicator({ store, view, pool, log, requestTimeoutMs: 50, giveUpAfterMs: 300 });
+    // the sessions node1 holds: those it masters or backs up with all four nodes alive
+    const keys: string[] = [];
+    for (let i = 0; keys.length < 400; i++) {
+      const key = `memc.sess.key.session${i}`;
+      if (othersUnder(key, []).length === 1) keys.push(key); // node1 is the other owner
+    }
+    for (const key of keys) store.store(StoreMode.Set, key, 0, 0, Buffer.from('v'), 0, Date.now());
+    const scan = async () => {
+      copies.length = 0;
+      replicator.scheduleScan(0);
+      await vi.advanceTimersByTimeAsync(50);
+      return [...copies].sort();
+    };
+    return { view, replicator, keys, failing, scan, copies };
+  }
+
+  /** What a scan must copy: each owner now that did not own the key under every earlier placement. */
+  const expected = (keys: string[], now: string[], earlier: string[][]) => keys.flatMap((key) =>
+    othersUnder(key, now)
+      .filter((target) => !earlier.every((dead) => othersUnder(key, dead).includes(target) || target === 'node1'))
+      .map((target) => `${key}>${target}`)).sort();
+
+  it('the first scan copies every item; after a death, only the items whose owners changed go, to their new owner', async () => {
+    const { view, replicator, keys, scan } = setupCluster();
+    expect(await scan()).toEqual(keys.map((key) => `${key}>${othersUnder(key, [])[0]}`).sort());
+    expect(replicator.counters.rereplicationSkipped).toBe(0);
+
+    view.update(members(['node4']));
+    const copied = await scan();
+    const moved = expected(keys, ['node4'], [[], ['node4']]);
+    expect(copied).toEqual(moved);
+    // the keys node4 co-owned got a new owner; the rest stayed where they were and were left out
+    expect(moved.length).toBe(keys.filter((key) => othersUnder(key, []).includes('node4')).length);
+    expect(moved.length).toBeGreaterThan(0);
+    expect(moved.length).toBeLessThan(keys.length / 2);
+    expect(replicator.counters.rereplicationSkipped).toBe(keys.length - moved.length);
+    replicator.stop();
+  });
+
+  it('a placement in between counts: an owner before and after that was not one in between gets the item again', async () => {
+    const { view, keys, replicator, scan } = setupCluster();
+    await scan();
+    // node4 dies and comes back (a new incarnation) before the next scan runs
+    view.update(members(['node4']));
+    view.update(members());
+    const copied = await scan();
+    const toNode4 = keys.filter((key) => othersUnder(key, [])[0] === 'node4').map((key) => `${key}>node4`);
+    expect(toNode4.length).toBeGreaterThan(0);
+    expect(copied).toEqual(expect.arrayContaining(toNode4));
+    expect(copied).toEqual(expected(keys, [], [[], ['node4'], []]));
+    replicator.stop();
+  });
+
+  it('after a copy was given up, the next scan copies everything again', async () => {
+    const { view, keys, failing, replicator, scan } = setupCluster();
+    await scan();
+    failing.add(address('node2'));
+    const given = replicator.replicateKey(keys.find((key) => othersUnder(key, [])[0] === 'node2')!)!;
+    await vi.advanceTimersByTimeAsync(400);
+    await given;
+    expect(replicator.counters.failed).toBe(1);
+    failing.clear();
+    view.update(members(['node4']));
+    const copied = await scan();
+    expect(copied).toEqual(keys.map((key) => `${key}>${othersUnder(key, ['node4'])[0]}`).sort());
+    replicator.stop();
+  });
+
+  it('a draining node hands over everything, whatever earlier scans vouch for', async () => {
+    const { view, keys, replicator, scan, copies } = setupCluster();
+    await scan();
+    copies.length = 0;
+    view.leave(null);
+    const handover = replicator.handOverAll();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(await handover).toBe(true);
+    const drainView = new ClusterView('node1');
+    drainView.update(members());
+    drainView.leave(null);
+    const all = keys.flatMap((key) => drainView.otherOwners(key).map((owner) => `${key}>${owner.id}`)).sort();
+    expect(all.length).toBe(2 * keys.length);
+    expect([...copies].sort()).toEqual(all);
+    expect(replicator.counters.rereplicated).toBe(keys.length + all.length);
     replicator.stop();
   });
 });

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../../log.js';
 import type { ItemRecord, MemoryStore } from '../../store/memory-store.js';
-import type { ClusterView, Owner } from '../cluster-view.js';
+import type { ClusterView, Owner, Placement } from '../cluster-view.js';
 import { decodeItemBatch, encodeItemBatch } from '../peer/command-codec.js';
 import { Opcode, RemoteErrorCode } from '../peer/opcodes.js';
 import { decodeJson, encodeError, encodeJson } from '../peer/payload.js';
@@ -22,12 +22,16 @@ const BATCH_RECORDS = 256;
 const REPAIR_SCAN_DELAY_MS = 10_000;
 /** Pause between attempts to reach a target that is still counted live. */
 const RETRY_DELAY_MS = 50;
+/** Placements remembered between scans; past this many changes without a scan, the next scan copies everything. */
+const MAX_PLACEMENTS = 16;
 
 export class ReplicationCounters {
   /** writes copied to another owner */
   replicated = 0;
   /** records copied by re-replication scans */
   rereplicated = 0;
+  /** copies scans left out: the target owned the item all along, so it has it */
+  rereplicationSkipped = 0;
   /** writes applied here from another node */
   applied = 0;
   /** copies given up on: the target stayed unreachable yet was never declared dead */
@@ -59,9 +63,21 @@ export class Replicator {
   private scanDueAt = 0;
   private stopped = false;
   private readonly now: () => number;
+  /**
+   * The placements in effect since the start of the last scan whose every copy was acknowledged
+   * (the first is the one it ran under); null when no such scan vouches for the owners' copies:
+   * at start, after a copy was given up, or after too many changes.
+   */
+  private vouched: Placement[] | null = null;
+  /** the placements since the running scan started, which vouch once it completes */
+  private sinceScanStart: Placement[] | null = null;
 
   constructor(private readonly options: ReplicatorOptions) {
     this.now = options.now ?? Date.now;
+    options.view.onPlacementChange((placement) => {
+      this.vouched = appendPlacement(this.vouched, placement);
+      this.sinceScanStart = appendPlacement(this.sinceScanStart, placement);
+    });
   }
 
   /** Copies the current state of `key` to its other owners; settles once they have it or are dead. */
@@ -171,6 +187,8 @@ export class Replicator {
     this.scanTimer = null;
     while (this.scanning !== null) await this.scanning;
     this.scanAgainAt = null;
+    // The last handover this node makes copies everything, whatever earlier scans vouch for.
+    this.vouched = null;
     return this.runScan();
   }
 
@@ -194,11 +212,23 @@ export class Replicator {
     return scan;
   }
 
-  /** One pass over the store; whether every copy it sent was acknowledged. */
+  /**
+   * One pass over the store; whether every copy it sent was acknowledged.
+   *
+   * A copy is left out when its target owned the item under every placement since the start of
+   * the last complete scan: that scan gave the target the item (or left it out by the same rule),
+   * and every write since was copied to the target as an owner, or a copy was given up, which
+   * makes the next scan copy everything (send). So after a death or a join, only the items whose
+   * owners changed travel, not the whole store.
+   */
   private async scan(): Promise<boolean> {
     try {
       const { view, store } = this.options;
       const now = this.now();
+      const vouched = this.vouched;
+      this.sinceScanStart = [view.placement()];
+      let skipped = 0;
+      let copied = 0;
       const batches = new Map<string, { target: Owner; records: ItemRecord[] }>();
       const handedOver: string[] = [];
       const sends: Array<Promise<boolean>> = [];
@@ -206,14 +236,19 @@ export class Replicator {
         if (item.expiresAt !== 0 && item.expiresAt <= now) continue;
         const { master, backup } = view.owners(item.key);
         const owned = master?.id === view.self || backup?.id === view.self;
+        const earlier = vouched?.map((placement) => placement.owners(item.key)) ?? null;
         for (const target of [master, backup]) {
           if (target === null || target.id === view.self) continue;
+          if (earlier !== null && earlier.every((owners) => owners.master === target.id || owners.backup === target.id)) {
+            skipped++;
+            continue;
+          }
           let batch = batches.get(target.id);
           if (batch === undefined) batches.set(target.id, (batch = { target, records: [] }));
           batch.records.push(item.toRecord());
           if (batch.records.length >= BATCH_RECORDS) {
             sends.push(this.send(batch.target, batch.records));
-            this.counters.rereplicated += batch.records.length;
+            copied += batch.records.length;
             batch.records = [];
           }
         }
@@ -222,9 +257,14 @@ export class Replicator {
       for (const batch of batches.values()) {
         if (batch.records.length === 0) continue;
         sends.push(this.send(batch.target, batch.records));
-        this.counters.rereplicated += batch.records.length;
+        copied += batch.records.length;
       }
+      this.counters.rereplicated += copied;
+      this.counters.rereplicationSkipped += skipped;
       const delivered = await Promise.all(sends);
+      const complete = delivered.every(Boolean);
+      this.vouched = complete ? this.sinceScanStart : null;
+      this.options.log.info({ copied, skipped, complete, everything: vouched === null }, 're-replication scan done');
       // A draining node keeps its copies until it exits: a peer may still read through it meanwhile.
       if (!view.leaving) {
         for (const key of handedOver) {
@@ -233,8 +273,9 @@ export class Replicator {
           if (master?.id !== view.self && backup?.id !== view.self) store.forget(key);
         }
       }
-      return delivered.every(Boolean);
+      return complete;
     } catch (error) {
+      this.vouched = null;
       this.options.log.error({ err: (error as Error).message }, 're-replication scan failed');
       return false;
     }
@@ -260,7 +301,10 @@ export class Replicator {
           this.counters.failed += records.length;
           log.warn({ peer: target.id, records: records.length, attempts: attempt, handoff, err: (error as Error).message }, 'replication gave up: peer unreachable but not declared dead');
           // The peer lacks these copies: try again with a whole scan a while later (coalesced),
-          // by when it is reachable again or declared dead (which scans anyway).
+          // by when it is reachable again or declared dead (which scans anyway). No earlier
+          // scan vouches for its copies any more.
+          this.vouched = null;
+          this.sinceScanStart = null;
           if (!handoff) this.scheduleScan(REPAIR_SCAN_DELAY_MS);
           return false;
         }
@@ -268,4 +312,10 @@ export class Replicator {
       }
     }
   }
+}
+
+/** `placements` with `placement` added; null stays null, and too long a list becomes null. */
+function appendPlacement(placements: Placement[] | null, placement: Placement): Placement[] | null {
+  if (placements === null || placements.length >= MAX_PLACEMENTS) return null;
+  return [...placements, placement];
 }
