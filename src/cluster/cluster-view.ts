@@ -29,8 +29,24 @@ export interface KeyOwners {
 export interface Placement {
   /** the live members and replacements it was computed from, as text: equal text, equal placement */
   readonly signature: string;
+  readonly live: ReadonlySet<NodeId>;
+  /** members that left -> the replacement each named */
+  readonly replacements: ReadonlyMap<NodeId, NodeId>;
   /** the master and backup of `key` then */
   owners(key: string): Owners;
+}
+
+/**
+ * Whether going from `before` to `after` can only have taken ownership away from members that
+ * are gone: no member came (back) to life and no departed member's replacement was forgotten.
+ * Removing members never demotes a live owner (rendezvous ranks the rest in the same order; a
+ * minted id keeps its live named owners), so every live owner under `after` that owned a key
+ * under `before` still owns it.
+ */
+export function onlyRemovesMembers(before: Placement, after: Placement): boolean {
+  for (const id of after.live) if (!before.live.has(id)) return false;
+  for (const [left, replacement] of before.replacements) if (after.replacements.get(left) !== replacement) return false;
+  return true;
 }
 
 export interface ClusterViewOptions {
@@ -101,6 +117,8 @@ export class ClusterView {
     const signature = `${[...liveIds].sort().join(',')}|${[...replacements].map(([from, to]) => `${from}>${to}`).sort().join(',')}`;
     this.currentPlacement = {
       signature,
+      live,
+      replacements,
       owners: (key) => this.place(routingKey(key, this.sessionPrefix), liveIds, live, replacements),
     };
     return this.currentPlacement;

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../../log.js';
 import type { ItemRecord, MemoryStore } from '../../store/memory-store.js';
-import type { ClusterView, Owner, Placement } from '../cluster-view.js';
+import { onlyRemovesMembers, type ClusterView, type Owner, type Placement } from '../cluster-view.js';
 import { decodeItemBatch, encodeItemBatch } from '../peer/command-codec.js';
 import { Opcode, RemoteErrorCode } from '../peer/opcodes.js';
 import { decodeJson, encodeError, encodeJson } from '../peer/payload.js';
@@ -314,8 +314,15 @@ export class Replicator {
   }
 }
 
-/** `placements` with `placement` added; null stays null, and too long a list becomes null. */
+/**
+ * `placements` with `placement` added; null stays null, and so does a list grown too long or a
+ * change that may have demoted an owner. Nodes learn of changes at different moments: a member
+ * that came (back) may have taken an item from an owner in that owner's view, which then
+ * dropped its copy, although in this node's view it never stopped owning it. Only a scan that
+ * copies everything covers that, and this node runs one once it learns of the change too.
+ */
 function appendPlacement(placements: Placement[] | null, placement: Placement): Placement[] | null {
   if (placements === null || placements.length >= MAX_PLACEMENTS) return null;
+  if (!onlyRemovesMembers(placements[placements.length - 1]!, placement)) return null;
   return [...placements, placement];
 }
