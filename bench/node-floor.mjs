@@ -10,7 +10,7 @@
 // FLOOR_READ=shared (the default) reads through the daemon's own adoptAccepted (dist/, so
 // build first), into one shared buffer.
 import net from 'node:net';
-import { adoptAccepted } from '../dist/shared-read-buffer.js';
+import { adoptAccepted } from '../dist/server/accept.js';
 
 const listenAt = process.argv.indexOf('--listen');
 const [host, port] = (listenAt > 0 ? process.argv[listenAt + 1] : '127.0.0.1:11211').split(':');

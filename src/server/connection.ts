@@ -41,7 +41,7 @@ export class Connection {
     socket.on('drain', () => this.onDrain());
   }
 
-  /** What the socket read (src/shared-read-buffer.ts): lent, valid only until this returns. */
+  /** What the socket read (src/server/accept.ts): lent, valid only until this returns. */
   receive(chunk: Buffer): void {
     if (this.closing) return;
     this.context.counters.bytesRead += chunk.length;

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { ThrottledWarning } from '../throttled-log.js';
 import { ListenError } from '../errors.js';
-import { adoptAccepted } from '../shared-read-buffer.js';
+import { adoptAccepted } from './accept.js';
 import { Connection, type ConnectionContext } from './connection.js';
 
 export interface ListenerOptions {

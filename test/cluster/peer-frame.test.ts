@@ -88,29 +88,6 @@ describe('peer frames', () => {
     expect(decoder.bufferedBytes).toBe(0);
   });
 
-  it.each(FEED_MODES)('FrameDecoder reads a stream fed %s through one shared buffer, overwritten after every read', (mode) => {
-    // How a peer connection reads: each chunk lent in the shared read buffer; frames are
-    // handled while it is valid, and releaseLent keeps a copy of what is left of it.
-    const decoder = new FrameDecoder();
-    const shared = Buffer.alloc(stream.length);
-    const got: Array<[number, number, string]> = [];
-    for (const chunk of split(stream, mode)) {
-      chunk.copy(shared);
-      const lent = shared.subarray(0, chunk.length);
-      decoder.push(lent);
-      for (;;) {
-        const read = decoder.next();
-        if (read.status === FrameStatus.NeedMore) break;
-        expect(read.status).toBe(FrameStatus.Frame);
-        if (read.status === FrameStatus.Frame) got.push([read.frame.opcode, read.frame.requestId, read.frame.payload.toString('hex')]);
-      }
-      decoder.releaseLent(lent);
-      shared.fill(0xee);
-    }
-    expect(got).toEqual(frames.map(([op, id, payload]) => [op, id, payload.toString('hex')]));
-    expect(decoder.bufferedBytes).toBe(0);
-  });
-
   it.each(FEED_MODES)('FrameDecoder stops at an oversize frame fed %s, before its payload arrives', (mode) => {
     const decoder = new FrameDecoder(1000);
     const big = encodeFrameHeader(5, 1, 5000);

@@ -136,16 +136,6 @@ export class FrameDecoder {
     return read;
   }
 
-  /**
-   * Copies whatever is still held of `lent`, a chunk that was only lent (a socket reading into
-   * the shared buffer): the frames read so far were handed out in time, the rest must outlive
-   * the next read. Only the last chunk pushed can be lent; earlier ones were copied already.
-   */
-  releaseLent(lent: Buffer): void {
-    const last = this.chunks.length - 1;
-    if (last >= 0 && this.chunks[last]!.buffer === lent.buffer) this.chunks[last] = Buffer.from(this.chunks[last]!);
-  }
-
   private coalesce(): void {
     this.chunks = [Buffer.concat(this.chunks, this.buffered)];
   }

@@ -38,11 +38,6 @@ export interface PeerConnectionOptions {
    * already (PeerServer). Without it the socket is plain TCP.
    */
   tls?: boolean;
-  /**
-   * The socket reads into the shared buffer (src/shared-read-buffer.ts) and its owner hands each
-   * chunk to receive(). Without it the connection listens to the socket's 'data' events.
-   */
-  fedByOwner?: boolean;
   /** injected in tests */
   nonce?: Buffer;
 }
@@ -82,7 +77,7 @@ export class PeerConnection {
     this.handshake = new Handshake(options.role, { nodeId: options.nodeId, secret: options.secret, maxFrameSize: options.maxFrameSize, ...(options.nonce ? { nonce: options.nonce } : {}) });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_MS);
-    if (options.fedByOwner !== true) socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => { if (this.open) this.hooks.onDrain(); });
     socket.on('error', (error: NodeJS.ErrnoException) => this.onSocketError(error));
     socket.on('close', () => this.onSocketClose());
@@ -201,12 +196,7 @@ export class PeerConnection {
     this.finish({ wasOpen: false, reason: `TLS: ${failure.detail}`, refusal: Refusal.Tls });
   }
 
-  /**
-   * What the socket read. The chunk may be lent (the shared read buffer): the frames read from
-   * it are dispatched at once, and handlers copy what they keep (PeerHandler); what is left of it
-   * in the decoder is copied before this returns.
-   */
-  receive(chunk: Buffer): void {
+  private onData(chunk: Buffer): void {
     if (this.closed) return;
     if (!this.received) {
       this.received = true;
@@ -219,7 +209,6 @@ export class PeerConnection {
     this.options.counters.bytesReceived += chunk.length;
     this.decoder.push(chunk);
     this.processInput();
-    this.decoder.releaseLent(chunk);
   }
 
   private processInput(): void {

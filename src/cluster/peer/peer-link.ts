@@ -19,7 +19,6 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { PeerError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { sharedBufferReads } from '../../shared-read-buffer.js';
 import type { NodeId } from '../types.js';
 import { parsePeerAddress } from './address.js';
 import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, type Frame } from './frame.js';
@@ -272,11 +271,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.linkState = LinkState.Connecting;
     const { host, port } = parsePeerAddress(this.address);
     const tls = this.options.tls ?? null;
-    // A plain TCP link reads into the shared buffer; TLS decrypts into buffers of its own.
-    const socket = tls === null
-      ? net.connect({ host, port, onread: sharedBufferReads((chunk) => connection.receive(chunk)) })
-      : tls.connect(host, port);
-    const connection: PeerConnection = new PeerConnection(socket, {
+    const socket = tls === null ? net.connect({ host, port }) : tls.connect(host, port);
+    this.connection = new PeerConnection(socket, {
       role: HandshakeRole.Dialer,
       nodeId: this.options.nodeId,
       secret: this.secret,
@@ -286,14 +282,12 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       counters: this.counters,
       remote: this.address,
       tls: tls !== null,
-      fedByOwner: tls === null,
     }, {
       onOpen: (peer) => this.onOpen(peer),
       onFrame: (frame) => this.onFrame(frame),
       onDrain: () => this.flushQueue(),
       onClose: (info) => this.onConnectionClose(info),
     });
-    this.connection = connection;
   }
 
   private onOpen(peer: PeerIdentity): void {
@@ -334,9 +328,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       pending.reject(new PeerError('ERR_PEER_REMOTE', `peer ${this.address} answered ${opcodeName(pending.opcode)} with error ${error.code}: ${error.message}`, error.code));
       return;
     }
-    // The requester reads the reply after a promise hop, not while the read that brought it is
-    // running: it gets a copy, not a view of a chunk the next read may overwrite.
-    pending.resolve({ opcode: frame.opcode, payload: Buffer.from(frame.payload) });
+    pending.resolve({ opcode: frame.opcode, payload: frame.payload });
   }
 
   private protocolError(detail: string): void {

@@ -19,7 +19,6 @@ import { HANDSHAKE_OPCODES, Opcode, RemoteErrorCode, opcodeName } from './opcode
 import { encodeError } from './payload.js';
 import { PeerConnection } from './peer-connection.js';
 import { PeerCounters } from './peer-counters.js';
-import { adoptAccepted } from '../../shared-read-buffer.js';
 import { ONE_SIDED_TLS_ADVICE, TLS_HANDSHAKE_RECORD, describeTlsFailure, type PeerTls, type TlsFailure } from './peer-tls.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -91,8 +90,7 @@ export class PeerServer {
   }
 
   async listen(host: string, port: number): Promise<net.AddressInfo> {
-    // Without TLS, accepted sockets wait unread until accept() gives them the shared read buffer.
-    const server = net.createServer({ pauseOnConnect: (this.options.tls ?? null) === null }, (socket) => this.accept(socket));
+    const server = net.createServer((socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
@@ -128,15 +126,8 @@ export class PeerServer {
     }
     this.handshaking++;
     const tls = this.options.tls ?? null;
-    if (tls !== null) {
-      this.acceptTls(tls, socket, remote);
-      return;
-    }
-    // adoptAccepted hands every chunk to the connection, through the shared buffer or, if this
-    // Node cannot move the handle, through 'data'.
-    let connection: PeerConnection | null = null;
-    const adopted = adoptAccepted(socket, (chunk) => connection!.receive(chunk));
-    connection = this.startHandshake(adopted, remote, this.handshakeTimeoutMs, false, true);
+    if (tls === null) this.startHandshake(socket, remote, this.handshakeTimeoutMs, false);
+    else this.acceptTls(tls, socket, remote);
   }
 
   /**
@@ -209,7 +200,7 @@ export class PeerServer {
   }
 
   /** The peer handshake on an accepted connection (already counted in `handshaking`). */
-  private startHandshake(socket: net.Socket, remote: string, handshakeTimeoutMs: number, tls: boolean, fedByOwner = false): PeerConnection {
+  private startHandshake(socket: net.Socket, remote: string, handshakeTimeoutMs: number, tls: boolean): void {
     let open = false;
     const connection: PeerConnection = new PeerConnection(socket, {
       role: HandshakeRole.Acceptor,
@@ -221,7 +212,6 @@ export class PeerServer {
       counters: this.counters,
       remote,
       tls,
-      fedByOwner,
     }, {
       onOpen: (peer) => {
         open = true;
@@ -242,7 +232,6 @@ export class PeerServer {
       },
     });
     this.connections.add(connection);
-    return connection;
   }
 
   private dispatch(connection: PeerConnection, frame: Frame, remote: string): void {

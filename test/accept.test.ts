@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { adoptAccepted } from '../src/shared-read-buffer.js';
+import { adoptAccepted } from '../src/server/accept.js';
 
 interface Accepted {
   accepted: net.Socket;
