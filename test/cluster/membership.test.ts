@@ -208,6 +208,24 @@ describe('failure detection', () => {
     expect(cluster.converged()).toBe(true);
   });
 
+  it('a death is seen right after the failure timeout, not up to a heartbeat period later', () => {
+    // c runs its rounds 100 ms out of step with a and b, so a heartbeat from c lands halfway
+    // between two of a's heartbeat rounds; a looks for silent members more often than that.
+    cluster.start('a');
+    cluster.start('b', { seeds: [address('a')] });
+    cluster.advance(100);
+    cluster.start('c', { seeds: [address('a')] });
+    cluster.advance(3 * HEARTBEAT); // t = 700 ms: c has just sent a heartbeat round
+    expect(cluster.allAlive()).toBe(true);
+    cluster.advance(1);
+    cluster.kill('c');
+    const seenDeadAfter = cluster.advanceUntil(() => cluster.stateOf('a', 'c') === MemberState.Dead, 2 * TIMEOUT);
+    // checked every 50 ms: dead within 1000-1050 ms of c's last word (a check per heartbeat
+    // period, 200 ms, saw it only 1100 ms after)
+    expect(seenDeadAfter).toBeGreaterThanOrEqual(TIMEOUT - 10);
+    expect(seenDeadAfter).toBeLessThanOrEqual(TIMEOUT + 50);
+  });
+
   it('a cut-off node that comes back refutes the suspicion with a higher incarnation', () => {
     cluster.startAll(['a', 'b', 'c']);
     cluster.advance(3 * HEARTBEAT);

@@ -24,6 +24,13 @@ import { systemClock, type MembershipClock } from './clock.js';
 import { MembershipStats } from './membership-stats.js';
 import { byId, copyMember, isLive, isMemberInfo, isMembershipMessage, isNodeId, supersedes } from './member-rules.js';
 
+/**
+ * How often, at most, members' silence is checked. Checking only once a heartbeat period would
+ * see a death up to a whole period after the failure timeout; with the defaults (200 / 800 ms)
+ * that put a kill -9's failover at up to 1 s (bench/CLUSTER-RESULTS.md).
+ */
+const FAILURE_CHECK_MS = 50;
+
 export interface MembershipOptions {
   /**
    * This node. `incarnation` is the starting incarnation, chosen by the caller: it must exceed what
@@ -124,6 +131,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private tickTimer: unknown = null;
   private joinTimer: unknown = null;
   private lastTickAt = 0;
+  /** failures are looked for this many times per heartbeat period, so a death is seen soon after the timeout */
+  private readonly checksPerHeartbeat: number;
+  private checksSinceHeartbeat = 0;
   private joinAttempts = 0;
   private joinedFlag = false;
 
@@ -138,6 +148,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.heartbeatMs = options.heartbeatMs ?? 200;
     this.failureTimeoutMs = options.failureTimeoutMs ?? 1000;
     this.suspectAfterMs = options.suspectAfterMs ?? this.failureTimeoutMs / 2;
+    this.checksPerHeartbeat = Math.max(1, Math.ceil(this.heartbeatMs / FAILURE_CHECK_MS));
     // A member is heard once per heartbeat; suspecting it sooner than that would suspect everyone.
     if (!(this.heartbeatMs > 0 && this.heartbeatMs < this.suspectAfterMs && this.suspectAfterMs < this.failureTimeoutMs)) {
       throw new RangeError(`membership: need 0 < heartbeatMs (${this.heartbeatMs}) < suspectAfterMs (${this.suspectAfterMs}) < failureTimeoutMs (${this.failureTimeoutMs})`);
@@ -264,7 +275,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   // ---- the periodic round --------------------------------------------------------------------
 
   private scheduleTick(): void {
-    this.tickTimer = this.clock.setTimeout(() => this.tick(), this.heartbeatMs);
+    this.tickTimer = this.clock.setTimeout(() => this.tick(), this.heartbeatMs / this.checksPerHeartbeat);
   }
 
   private tick(): void {
@@ -286,8 +297,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
     } else {
       this.detectFailures(now);
     }
-    this.sendHeartbeats(now);
-    this.reap(now);
+    // Heartbeats (and reaping) once a period; failures are checked on every tick in between.
+    if (++this.checksSinceHeartbeat >= this.checksPerHeartbeat) {
+      this.checksSinceHeartbeat = 0;
+      this.sendHeartbeats(now);
+      this.reap(now);
+    }
     this.scheduleTick();
   }
 
