@@ -294,6 +294,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       for (const record of this.records.values()) record.lastHeardAt = now;
       if (gap >= this.failureTimeoutMs) this.reannounce(now);
       this.notify('stall', gap);
+      // and let the peers hear from us at once, as they may be suspecting us by now
+      this.checksSinceHeartbeat = this.checksPerHeartbeat - 1;
     } else {
       this.detectFailures(now);
     }
