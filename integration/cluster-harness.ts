@@ -223,6 +223,13 @@ export async function startCluster(n: number, opts: ClusterOptions = {}): Promis
   return cluster;
 }
 
+/** startCluster, then waits until every node lists every node alive. */
+export async function startLiveCluster(n: number, opts: ClusterOptions = {}): Promise<Cluster> {
+  const cluster = await startCluster(n, opts);
+  await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+  return cluster;
+}
+
 /**
  * Starts one more daemon that names `seeds` as its peers (for the wrong-secret test and for
  * joining a running cluster). It is not part of any Cluster: stop it with node.cleanup().

@@ -29,7 +29,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  allAlive, parseMembers, reservedValue, sessionOwners, sleep, startCluster, startExtraNode, stats, stopCluster, sumStats, waitForMembers, waitForSettled,
+  allAlive, parseMembers, reservedValue, sessionOwners, sleep, startExtraNode, startLiveCluster, stats, stopCluster, sumStats, waitForMembers, waitForSettled,
   type Cluster, type ClusterNode,
 } from './cluster-harness.js';
 import { repoRoot } from './harness.js';
@@ -429,10 +429,9 @@ describe('three nodes: any node serves any session', () => {
 
   beforeAll(async () => {
     // node3 takes its secret from SESSION_CLUSTER_SECRET, the others from --cluster-secret.
-    cluster = await startCluster(3, { secretViaEnv: ['node3'] });
+    cluster = await startLiveCluster(3, { secretViaEnv: ['node3'] });
     nodes = cluster.nodes;
     diagnosticNodes = nodes;
-    await waitForMembers(nodes, allAlive(nodes), 10_000);
   });
 
   afterAll(async () => { killChildren(); await stopCluster(cluster); });
@@ -602,8 +601,7 @@ describe('kill -9 while PHP writes 10,000 sessions', () => {
   let acked: Written[] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster(3);
-    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+    cluster = await startLiveCluster(3);
   });
 
   afterAll(async () => { killChildren(); await stopCluster(cluster); });
@@ -676,8 +674,7 @@ describe('a node stopped (kill -STOP) past the failure timeout, then continued',
   let cluster: Cluster;
 
   beforeAll(async () => {
-    cluster = await startCluster(3);
-    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+    cluster = await startLiveCluster(3);
   });
 
   afterAll(async () => { killChildren(); await stopCluster(cluster); });
@@ -718,8 +715,7 @@ describe('a node restarted empty under its id', () => {
   let cluster: Cluster;
 
   beforeAll(async () => {
-    cluster = await startCluster(3);
-    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+    cluster = await startLiveCluster(3);
   });
 
   afterAll(async () => { killChildren(); await stopCluster(cluster); });
@@ -781,8 +777,7 @@ describe('SIGTERM: a node drains before it leaves', () => {
   let cluster: Cluster;
 
   beforeAll(async () => {
-    cluster = await startCluster(3);
-    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+    cluster = await startLiveCluster(3);
   });
 
   afterAll(async () => { killChildren(); await stopCluster(cluster); });
@@ -860,8 +855,7 @@ describe('SIGTERM while PHP writes: a drain under load', () => {
   let cluster: Cluster;
 
   beforeAll(async () => {
-    cluster = await startCluster(3);
-    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+    cluster = await startLiveCluster(3);
   });
 
   afterAll(async () => { killChildren(); await stopCluster(cluster); });

@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allAlive, startCluster, stopCluster, waitForMembers, type Cluster } from './cluster-harness.js';
+import { startLiveCluster, stopCluster, type Cluster } from './cluster-harness.js';
 import { repoRoot, startDaemon, type RunningServer } from './harness.js';
 
 const PHP = 'php8.2';
@@ -30,9 +30,8 @@ beforeAll(async () => {
   socketDir = await mkdtemp(path.join(os.tmpdir(), 'php-client-test-'));
   [single, cluster] = await Promise.all([
     startDaemon(['--socket', path.join(socketDir, 'daemon.sock')]),
-    startCluster(3),
+    startLiveCluster(3),
   ]);
-  await waitForMembers(cluster.nodes, allAlive(cluster.nodes));
 });
 
 afterAll(async () => {

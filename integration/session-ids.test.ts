@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allAlive, reservedValue, sessionOwners, startCluster, stopCluster, sumStats, waitForMembers, waitForSettled, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { allAlive, reservedValue, sessionOwners, startLiveCluster, stopCluster, sumStats, waitForMembers, waitForSettled, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { repoRoot } from './harness.js';
 
 const PHP = 'php8.2';
@@ -76,8 +76,7 @@ function failures(results: RequestResult[]): string[] {
 describe('sticky requests: minted sessions live where they were born', () => {
   let cluster: Cluster;
   beforeAll(async () => {
-    cluster = await startCluster(3);
-    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+    cluster = await startLiveCluster(3);
   });
   afterAll(async () => { await stopCluster(cluster); });
 
@@ -143,8 +142,7 @@ describe('sticky requests: minted sessions live where they were born', () => {
 describe('kill -9 of the node that minted the sessions', () => {
   let cluster: Cluster;
   beforeAll(async () => {
-    cluster = await startCluster(3);
-    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+    cluster = await startLiveCluster(3);
   });
   afterAll(async () => { await stopCluster(cluster); });
 

@@ -25,7 +25,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allAlive, rawValue, sessionOwners, startCluster, stopCluster, sumStats, waitForMembers, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { rawValue, sessionOwners, startLiveCluster, stopCluster, sumStats, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { freePort, repoRoot } from './harness.js';
 
 const WEB = path.join(repoRoot, 'integration', 'web');
@@ -202,8 +202,7 @@ async function startFarm(): Promise<Farm> {
     fs.chmodSync(path.join(dir, sub), 0o755);
   }
 
-  cluster = await startCluster(3);
-  await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+  cluster = await startLiveCluster(3);
   const daemonOf = Object.fromEntries(SERVERS.map((s, i) => [s, cluster!.nodes[i]!])) as Record<Server, ClusterNode>;
 
   const ports = await distinctFreePorts(SERVERS.length * POOLS.length + 1);
