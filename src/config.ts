@@ -2,20 +2,22 @@
  * Settings: defaults, then the environment (the cluster secret only), then the config file
  * (--config, JSON), then command-line flags, each validated with a message that names the flag,
  * key or variable at fault.
+ *
+ * Each setting is declared once, in SETTINGS: its flag, config key, environment variable, default,
+ * parser (which holds its validation messages) and help. The command line (main.ts), the config
+ * file loader, `stats settings` and the reference in docs/configuration.md all come from it.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { PeerTls } from './cluster/peer/peer-tls.js';
-import { NODE_ID_PATTERN } from './cluster/types.js';
+import { createSecureContext } from 'node:tls';
+import { type Endpoint, formatEndpoint, isWildcardHost, matchEndpoint } from './address.js';
 import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
+import { NODE_ID_PATTERN, NODE_ID_RULE, defaultNodeId } from './node-id.js';
+import type { Stat } from './stats/registry.js';
 
-export interface Endpoint {
-  host: string;
-  port: number;
-}
+export type { Endpoint };
 
 /** A PEM file named by a flag, read once at start. */
 export interface PemFile {
@@ -93,62 +95,8 @@ export const HEARTBEATS_PER_FAILURE_TIMEOUT = 3;
 
 const MiB = 1024 * 1024;
 
-export const DEFAULTS: Settings = {
-  listen: { host: '127.0.0.1', port: 11211 },
-  socket: null,
-  socketMode: 0o660,
-  maxItemSize: 1 * MiB,
-  // memcached's 64 MB would evict live sessions on a busy farm: sessions are not a cache.
-  memoryLimit: 1024 * MiB,
-  maxConnections: 1024,
-  logLevel: 'info',
-  peerListen: null,
-  peerAdvertise: null,
-  peers: [],
-  nodeId: null,
-  replication: 'sync',
-  clusterSecret: null,
-  // A crash is served by the backup about this long after it happens (measured: failure timeout
-  // + ~20 ms, bench/CLUSTER-RESULTS.md): 800 ms keeps failover under 1 s with 4 heartbeats of margin.
-  heartbeatMs: 200,
-  failureTimeoutMs: 800,
-  // Handing over is a copy at peer-link speed (about 100 MB/s on loopback); 30 s covers a node
-  // full of sessions with room to spare, and stays under systemd's default stop timeout (90 s).
-  drainTimeoutMs: 30_000,
-  sessionPrefix: 'memc.sess.key.',
-  peerTlsCert: null,
-  peerTlsKey: null,
-  peerTlsCa: null,
-  metricsListen: null,
-};
-
 /** Raw values as given: strings from flags, any JSON value from the file. */
 export type RawSettings = Partial<Record<keyof Settings, unknown>>;
-
-/** The flag that sets each setting, for messages; the config file uses the setting's own name. */
-export const FLAG_NAMES: Record<keyof Settings, string> = {
-  listen: '--listen',
-  socket: '--socket',
-  socketMode: '--socket-mode',
-  maxItemSize: '--max-item-size',
-  memoryLimit: '--memory-limit',
-  maxConnections: '--max-connections',
-  logLevel: '--log-level',
-  peerListen: '--peer-listen',
-  peerAdvertise: '--peer-advertise',
-  peers: '--peers',
-  nodeId: '--node-id',
-  replication: '--replication',
-  clusterSecret: '--cluster-secret',
-  heartbeatMs: '--heartbeat-ms',
-  failureTimeoutMs: '--failure-timeout-ms',
-  drainTimeoutMs: '--drain-timeout-ms',
-  sessionPrefix: '--session-prefix',
-  peerTlsCert: '--peer-tls-cert',
-  peerTlsKey: '--peer-tls-key',
-  peerTlsCa: '--peer-tls-ca',
-  metricsListen: '--metrics-listen',
-};
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: MiB, mb: MiB, mib: MiB, g: 1024 * MiB, gb: 1024 * MiB, gib: 1024 * MiB };
 
@@ -163,15 +111,6 @@ export function parseSize(value: unknown, name: string): number {
   return Number(match[1]) * unit;
 }
 
-/** HOST:PORT, with [v6]:PORT for IPv6 addresses and :PORT for every address; null if it is not one. */
-function matchEndpoint(text: string): Endpoint | null {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) return null;
-  const host = match[1] ?? match[2]!;
-  return { host: host === '' ? '0.0.0.0' : host, port };
-}
-
 export function parseEndpoint(value: unknown, name: string): Endpoint {
   if (typeof value !== 'string') throw new ConfigError(`${name}: expected a "HOST:PORT" string, e.g. "127.0.0.1:11211"`);
   const endpoint = matchEndpoint(value);
@@ -182,15 +121,6 @@ export function parseEndpoint(value: unknown, name: string): Endpoint {
 function parseOptionalEndpoint(value: unknown, name: string): Endpoint | null {
   if (value === null || value === '') return null;
   return parseEndpoint(value, name);
-}
-
-/** 0.0.0.0, ::, and their longer spellings: "every address", which nobody can dial. */
-export function isWildcardHost(host: string): boolean {
-  switch (isIP(host)) {
-    case 4: return host.split('.').every((part) => Number(part) === 0);
-    case 6: return /^[0:]+$/.test(host);
-    default: return false;
-  }
 }
 
 /** The announced peer address: one that other nodes can dial, so no wildcard and no port 0. */
@@ -227,7 +157,7 @@ export function parsePeers(value: unknown, name: string): string[] {
       // ":11212" or "0.0.0.0:11212" means "every address" when listening, and nothing to dial
       throw new ConfigError(`${name}: "${text}" has no host to dial; give the address the other node's --peer-listen is reached on, ${PEERS_EXAMPLE}`);
     }
-    peers.push(endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`);
+    peers.push(formatEndpoint(endpoint.host, endpoint.port));
   }
   return peers;
 }
@@ -262,7 +192,7 @@ function parsePath(value: unknown, name: string): string | null {
 function parseNodeId(value: unknown, name: string): string | null {
   if (value === null || value === '') return null;
   if (typeof value === 'string' && NODE_ID_PATTERN.test(value)) return value;
-  throw new ConfigError(`${name}: "${String(value)}" is not a node id; use 1 to 64 of A-Z a-z 0-9 _ . -`);
+  throw new ConfigError(`${name}: "${String(value)}" is not a node id; use ${NODE_ID_RULE}`);
 }
 
 /** What memcached accepts in a key, shorter than any key: the prefix is part of every session key. */
@@ -331,40 +261,156 @@ function parseSecret(value: unknown, name: string): string {
 }
 
 /**
- * The default node id: `${hostname}-${port}`, anything outside [A-Za-z0-9_.-] replaced by "-" and
- * the host name shortened so the whole fits 64 characters. Derived, not random, so it is stable
- * across restarts of the same host and peer port: a restarted node comes back as the same member,
- * and takes back its sessions (rejoin) instead of appearing as a stranger next to its own ghost.
+ * One setting, declared once: everything the command line, the config file, `stats settings`
+ * and the configuration reference need to know about it.
  */
-export function defaultNodeId(host: string, port: number): string {
-  const suffix = `-${port}`;
-  const name = host.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64 - suffix.length);
-  return `${name === '' ? 'node' : name}${suffix}`;
+export interface SettingSpec<K extends keyof Settings> {
+  /** the command-line flag; the config file uses the key itself */
+  readonly flag: string;
+  /** what the flag takes, as --help shows it */
+  readonly arg: string;
+  /** the environment variable that gives it, where there is one */
+  readonly env?: string;
+  readonly default: Settings[K];
+  /** the default as --help and the docs say it; none: the setting is off unless given */
+  readonly shownDefault?: string;
+  /** reads a raw value (a flag's string, any JSON value from the file); throws ConfigError naming `name` */
+  readonly parse: (value: unknown, name: string) => Settings[K];
+  /** one or two sentences: what it does, and what to know before changing it */
+  readonly help: string;
+  /** how `stats settings` shows the value (default: as text; null and [] as "none") */
+  readonly show?: (value: Settings[K]) => string;
 }
 
-const PARSERS: { [K in keyof Settings]: (value: unknown, name: string) => Settings[K] } = {
-  listen: parseEndpoint,
-  socket: parsePath,
-  socketMode: parseMode,
-  maxItemSize: parseSize,
-  memoryLimit: parseSize,
-  maxConnections: wholeNumber(1),
-  logLevel: parseLogLevel,
-  peerListen: parseOptionalEndpoint,
-  peerAdvertise: parseAdvertise,
-  peers: parsePeers,
-  nodeId: parseNodeId,
-  replication: parseReplication,
-  clusterSecret: parseSecret,
-  heartbeatMs: wholeNumber(MIN_HEARTBEAT_MS),
-  failureTimeoutMs: wholeNumber(1),
-  drainTimeoutMs: wholeNumber(0),
-  sessionPrefix: parseSessionPrefix,
-  peerTlsCert: parseCertificates,
-  peerTlsKey: parsePrivateKey,
-  peerTlsCa: parseCertificates,
-  metricsListen: parseOptionalEndpoint,
+export type SettingsTable = { readonly [K in keyof Settings]: SettingSpec<K> };
+
+const showEndpoint = (value: Endpoint | null) => (value === null ? 'none' : formatEndpoint(value.host, value.port));
+const showFile = (value: PemFile | null) => (value === null ? 'none' : value.path);
+
+/** Every setting, in the order --help and the docs list them. */
+export const SETTINGS: SettingsTable = {
+  listen: {
+    flag: '--listen', arg: '<host:port>', default: { host: '127.0.0.1', port: 11211 }, shownDefault: '127.0.0.1:11211',
+    parse: parseEndpoint, show: showEndpoint,
+    help: 'TCP address PHP connects to (memcached protocol, ascii and binary); port 0 picks a free port.',
+  },
+  socket: {
+    flag: '--socket', arg: '<path>', default: null, parse: parsePath,
+    help: 'Also listen on this unix socket, for PHP on the same host.',
+  },
+  socketMode: {
+    flag: '--socket-mode', arg: '<octal>', default: 0o660, shownDefault: '0660', parse: parseMode,
+    show: (mode) => `0${mode.toString(8)}`,
+    help: 'Permission bits of the unix socket: who may connect to it.',
+  },
+  maxItemSize: {
+    flag: '--max-item-size', arg: '<bytes>', default: 1 * MiB, shownDefault: '1m', parse: parseSize,
+    help: 'Largest value stored, e.g. 1m, like memcached -I; at least 1k and at most half of --memory-limit.',
+  },
+  memoryLimit: {
+    // memcached's 64 MB would evict live sessions on a busy farm: sessions are not a cache.
+    flag: '--memory-limit', arg: '<bytes>', default: 1024 * MiB, shownDefault: '1g', parse: parseSize,
+    help: 'Memory for items, e.g. 1g; past it the least recently used items are evicted (counted in evictions, logged).',
+  },
+  maxConnections: {
+    flag: '--max-connections', arg: '<n>', default: 1024, parse: wholeNumber(1),
+    help: 'Client connections accepted at once, like memcached -c; more are answered "ERROR Too many open connections" and closed.',
+  },
+  logLevel: {
+    flag: '--log-level', arg: '<level>', default: 'info', parse: parseLogLevel,
+    help: `One of ${LOG_LEVELS.join(', ')}. Logs are JSON lines on stdout.`,
+  },
+  peerListen: {
+    flag: '--peer-listen', arg: '<host:port>', default: null, parse: parseOptionalEndpoint, show: showEndpoint,
+    help: 'Address the peer listener binds; turns cluster mode on. Port 0 picks a free port; 0.0.0.0 or :port needs --peer-advertise.',
+  },
+  peerAdvertise: {
+    flag: '--peer-advertise', arg: '<host:port>', default: null, shownDefault: 'the --peer-listen address', parse: parseAdvertise, show: showEndpoint,
+    help: 'Address other nodes dial to reach this node, when it is not --peer-listen (a wildcard, NAT, a container); no wildcard, no port 0.',
+  },
+  peers: {
+    flag: '--peers', arg: '<host:port,...>', default: [], parse: parsePeers,
+    show: (peers) => (peers.length === 0 ? 'none' : peers.join(',')),
+    help: 'Seed peers to join the cluster through; any one that answers is enough. Needs --peer-listen.',
+  },
+  nodeId: {
+    flag: '--node-id', arg: '<id>', default: null, shownDefault: 'host name and peer port', parse: parseNodeId,
+    help: `This node's stable identity in the cluster, ${NODE_ID_RULE}. Keep it across restarts: a node that comes back under its id takes its sessions back.`,
+  },
+  replication: {
+    flag: '--replication', arg: '<mode>', default: 'sync', parse: parseReplication,
+    help: `${REPLICATION_MODES.join(' or ')}: sync acknowledges a write once the backup has it; async once the master has it.`,
+  },
+  clusterSecret: {
+    flag: '--cluster-secret', arg: '<secret>', env: CLUSTER_SECRET_ENV, default: null, parse: parseSecret,
+    // Only the secret's presence is ever shown: never logged, echoed or answered.
+    show: (secret) => (secret === null ? 'none' : 'set'),
+    help: `Secret shared by all nodes, at least ${MIN_SECRET_LENGTH} characters; required with --peer-listen. Prefer the ${CLUSTER_SECRET_ENV} environment variable: ps shows command lines to every user.`,
+  },
+  heartbeatMs: {
+    // A crash is served by the backup about failure timeout + 20 ms after it happens
+    // (bench/CLUSTER-RESULTS.md): 800 ms keeps failover under 1 s with 4 heartbeats of margin.
+    flag: '--heartbeat-ms', arg: '<ms>', default: 200, parse: wholeNumber(MIN_HEARTBEAT_MS),
+    help: `How often each peer is sent a heartbeat, at least ${MIN_HEARTBEAT_MS}.`,
+  },
+  failureTimeoutMs: {
+    flag: '--failure-timeout-ms', arg: '<ms>', default: 800, parse: wholeNumber(1),
+    help: `Silence after which a peer is declared dead and its sessions fail over, at least ${HEARTBEATS_PER_FAILURE_TIMEOUT} heartbeats.`,
+  },
+  drainTimeoutMs: {
+    // Handing over is a copy at peer-link speed (about 100 MB/s on loopback); 30 s covers a node
+    // full of sessions with room to spare, and stays under systemd's default stop timeout (90 s).
+    flag: '--drain-timeout-ms', arg: '<ms>', default: 30_000, parse: wholeNumber(0),
+    help: 'On SIGTERM/SIGINT, how long a cluster node may take to hand its sessions to their new owners before it leaves; 0 leaves at once.',
+  },
+  sessionPrefix: {
+    flag: '--session-prefix', arg: '<prefix>', default: 'memc.sess.key.', parse: parseSessionPrefix,
+    show: (prefix) => (prefix === '' ? '""' : prefix),
+    help: 'php-memcached\'s memcached.sess_prefix, by which session and lock keys are recognised and kept together; "" for none.',
+  },
+  peerTlsCert: {
+    flag: '--peer-tls-cert', arg: '<file>', default: null, parse: parseCertificates, show: showFile,
+    help: 'PEM certificate chain this node presents on peer links; with --peer-tls-key and --peer-tls-ca, turns TLS on for every peer link, both ways.',
+  },
+  peerTlsKey: {
+    flag: '--peer-tls-key', arg: '<file>', default: null, parse: parsePrivateKey, show: showFile,
+    help: 'PEM private key of --peer-tls-cert (unencrypted; keep it readable by the service user only).',
+  },
+  peerTlsCa: {
+    flag: '--peer-tls-ca', arg: '<file>', default: null, parse: parseCertificates, show: showFile,
+    help: 'PEM CA bundle every peer\'s certificate must chain to.',
+  },
+  metricsListen: {
+    flag: '--metrics-listen', arg: '<host:port>', default: null, parse: parseOptionalEndpoint, show: showEndpoint,
+    help: 'Also serve Prometheus metrics over HTTP at GET /metrics on this address.',
+  },
 };
+
+/** The settings' keys, in table order. */
+export const SETTING_KEYS = Object.keys(SETTINGS) as Array<keyof Settings>;
+
+/** Every default. */
+export const DEFAULTS: Settings = Object.fromEntries(SETTING_KEYS.map((key) => [key, SETTINGS[key].default])) as unknown as Settings;
+
+/** The flag that sets each setting, for messages; the config file uses the setting's own name. */
+export const FLAG_NAMES = Object.fromEntries(SETTING_KEYS.map((key) => [key, SETTINGS[key].flag])) as Record<keyof Settings, string>;
+
+/** `stats settings` names a setting by its config key in snake_case: maxItemSize -> max_item_size. */
+export function settingStatName(key: keyof Settings): string {
+  return key.replace(/[A-Z]/g, (upper) => `_${upper.toLowerCase()}`);
+}
+
+/** The settings as statistics, for `stats settings`, after memcached's own names. */
+export const SETTING_STATS: ReadonlyArray<Stat<Settings>> = SETTING_KEYS.map((key) => {
+  const spec = SETTINGS[key] as SettingSpec<typeof key>;
+  const show = spec.show as ((value: unknown) => string) | undefined;
+  return {
+    name: settingStatName(key),
+    type: 'text',
+    help: `${spec.flag}: ${spec.help}`,
+    read: (settings: Settings) => (show !== undefined ? show(settings[key]) : settings[key] === null ? 'none' : String(settings[key])),
+  };
+});
 
 /** Reads a JSON config file whose keys are the settings' names (listen, maxItemSize, …). */
 export function readConfigFile(path: string): RawSettings {
@@ -384,29 +430,32 @@ export function readConfigFile(path: string): RawSettings {
     throw new ConfigError(`--config: ${path} must hold a JSON object of settings`);
   }
   for (const key of Object.keys(parsed)) {
-    if (!(key in PARSERS)) throw new ConfigError(`--config: ${path}: unknown setting "${key}"; known settings: ${Object.keys(PARSERS).join(', ')}`);
+    if (!(key in SETTINGS)) throw new ConfigError(`--config: ${path}: unknown setting "${key}"; known settings: ${SETTING_KEYS.join(', ')}`);
   }
   return parsed as RawSettings;
 }
 
 /**
- * Defaults, overridden by the file's settings, overridden by the flags' (both raw). The environment
- * gives only the cluster secret (SESSION_CLUSTER_SECRET), and only when neither the file nor a flag
- * does: a secret kept out of the command line, where `ps` would show it to every user.
+ * Defaults, overridden by the file's settings, overridden by the flags' (both raw). A setting
+ * with an environment variable (only the cluster secret, SESSION_CLUSTER_SECRET) takes it when
+ * neither the file nor a flag gives it: a secret kept out of the command line, where `ps` would
+ * show it to every user.
  */
 export function resolveSettings(
   fromFile: RawSettings, fromFlags: RawSettings, filePath = 'config file', env: NodeJS.ProcessEnv = process.env,
 ): Settings {
   const settings: Settings = { ...DEFAULTS };
-  // An empty variable counts as unset, as shells and compose files leave them.
-  const envSecret = env[CLUSTER_SECRET_ENV];
-  if (fromFile.clusterSecret === undefined && fromFlags.clusterSecret === undefined && envSecret !== undefined && envSecret !== '') {
-    settings.clusterSecret = parseSecret(envSecret, CLUSTER_SECRET_ENV);
+  for (const key of SETTING_KEYS) {
+    const variable = SETTINGS[key].env;
+    const value = variable === undefined ? undefined : env[variable];
+    // An empty variable counts as unset, as shells and compose files leave them.
+    if (fromFile[key] !== undefined || fromFlags[key] !== undefined || value === undefined || value === '') continue;
+    (settings as unknown as Record<string, unknown>)[key] = SETTINGS[key].parse(value, variable!);
   }
   const apply = (raw: RawSettings, describe: (key: keyof Settings) => string) => {
-    for (const key of Object.keys(PARSERS) as Array<keyof Settings>) {
+    for (const key of SETTING_KEYS) {
       if (raw[key] === undefined) continue;
-      (settings as unknown as Record<string, unknown>)[key] = PARSERS[key](raw[key], describe(key));
+      (settings as unknown as Record<string, unknown>)[key] = SETTINGS[key].parse(raw[key], describe(key));
     }
   };
   apply(fromFile, (key) => `${filePath}: "${key}"`);
@@ -486,7 +535,7 @@ function checkPeerTls(settings: Settings): void {
     throw new ConfigError(`${describe('peerTlsKey')}: ${key.path} is not the private key of the first certificate in ${describe('peerTlsCert')}, ${cert.path}`);
   }
   try {
-    new PeerTls({ cert: cert.pem, key: key.pem, ca: ca.pem });
+    createSecureContext({ cert: cert.pem, key: key.pem, ca: ca.pem });
   } catch (error) {
     throw new ConfigError(`${describe('peerTlsCert')}, ${describe('peerTlsKey')}, ${describe('peerTlsCa')}: ${cert.path}, ${key.path} and ${ca.path} cannot make a TLS context: ${(error as Error).message}`);
   }

@@ -18,6 +18,12 @@ export class ListenError extends SessionClusterError {
   constructor(message: string) {
     super('ERR_LISTEN', message);
   }
+
+  /** "cannot listen <what>: <why>", the why in words for the errors operators meet. */
+  static from(what: string, error: NodeJS.ErrnoException): ListenError {
+    const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.code === 'EACCES' ? 'permission denied' : error.message;
+    return new ListenError(`cannot listen ${what}: ${reason}`);
+  }
 }
 
 /**

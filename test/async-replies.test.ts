@@ -10,7 +10,7 @@ import { FeedResult, type ProtocolHandler } from '../src/protocol/handler.js';
 import { Output } from '../src/protocol/output.js';
 import type { Command, Reply } from '../src/protocol/types.js';
 import { MemoryStore } from '../src/store/memory-store.js';
-import { STATS_SOURCE, START_MS } from './support/rig.js';
+import { START_MS } from './support/rig.js';
 import { request, storeExtras } from './support/binary-packets.js';
 import { feedLent } from './support/feed.js';
 import { Opcode } from '../src/protocol/binary/constants.js';
@@ -20,7 +20,7 @@ const OP = { SET: Opcode.Set, NOOP: Opcode.Noop };
 /** An executor whose commands on keys starting with "remote" answer only when released. */
 function deferringRig(kind: 'ascii' | 'binary') {
   const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024 });
-  const executor = new Executor({ store, stats: STATS_SOURCE, version: 'v', now: () => START_MS });
+  const executor = new Executor({ store, version: 'v', now: () => START_MS });
   const output = new Output();
   const held: Array<() => void> = [];
   const execute = (command: Command): Reply | Promise<Reply> => {

@@ -7,9 +7,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isWildcardHost } from '../src/address.js';
 import {
-  DEFAULTS, FLAG_NAMES, defaultNodeId, isWildcardHost, parseEndpoint, parsePeers, parseSize, readConfigFile, resolveSettings, type RawSettings,
+  DEFAULTS, FLAG_NAMES, parseEndpoint, parsePeers, parseSize, readConfigFile, resolveSettings, type RawSettings,
 } from '../src/config.js';
+import { defaultNodeId } from '../src/node-id.js';
 import { ConfigError } from '../src/errors.js';
 import { TestCertificates } from './cluster/test-certificates.js';
 

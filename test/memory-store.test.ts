@@ -4,11 +4,17 @@
  * Time is passed in, so every expiry is worked out by hand.
  */
 import { describe, expect, it } from 'vitest';
-import { Status, StoreMode } from '../src/protocol/types.js';
-import { ITEM_OVERHEAD_BYTES, MemoryStore, parseCounter } from '../src/store/memory-store.js';
+import { StoreMode, WriteStatus } from '../src/store/types.js';
+import { type ArithResult, type Item, ITEM_OVERHEAD_BYTES, type WriteResult } from '../src/store/change.js';
+import { MemoryStore, parseCounter } from '../src/store/memory-store.js';
 
 const NOW = 1_700_000_000_000;
 const UINT64_MAX = (1n << 64n) - 1n;
+
+/** incr/decr's new number, or its status when there is none. */
+const outcome = (result: ArithResult) => result.value ?? result.status;
+/** The CAS unique a write gave its item. */
+const casOf = (result: WriteResult) => (result.change as Item).cas;
 
 /** What an item with this key and value costs against the memory limit. */
 const cost = (key: string, value: string) => key.length + value.length + ITEM_OVERHEAD_BYTES;
@@ -33,11 +39,11 @@ describe('memory limit and LRU eviction', () => {
 
   it('evicts the oldest item first, counts it and reports it', () => {
     const { store, evictions, set, read } = newStore({ memoryLimit: LIMIT });
-    for (const key of ['a', 'b', 'c']) expect(set(key, VALUE)).toBe(Status.Stored);
+    for (const key of ['a', 'b', 'c']) expect(set(key, VALUE).status).toBe(WriteStatus.Stored);
     expect(store.bytes).toBe(LIMIT);
     expect(store.counters.evictions).toBe(0);
 
-    expect(set('d', VALUE)).toBe(Status.Stored);
+    expect(set('d', VALUE).status).toBe(WriteStatus.Stored);
     expect(read('a')).toBeNull();
     expect([read('b'), read('c'), read('d')]).toEqual([VALUE, VALUE, VALUE]);
     expect(store.itemCount).toBe(3);
@@ -45,7 +51,7 @@ describe('memory limit and LRU eviction', () => {
     expect(store.counters.evictions).toBe(1);
     expect(evictions).toEqual([1]);
 
-    expect(set('e', VALUE)).toBe(Status.Stored);
+    expect(set('e', VALUE).status).toBe(WriteStatus.Stored);
     expect(read('b')).toBeNull();
     expect(store.counters.evictions).toBe(2);
     expect(evictions).toEqual([1, 1]);
@@ -67,8 +73,8 @@ describe('memory limit and LRU eviction', () => {
     const { store, set, read } = newStore({ memoryLimit: LIMIT });
     for (const key of ['a', 'b', 'c']) set(key, VALUE);
     const later = NOW + 1_000;
-    expect(store.touch('a', 0, later)?.key).toBe('a');
-    expect(store.store(StoreMode.Add, 'b', 0, 0, Buffer.from('x'), 0, later)).toBe(Status.NotStored);
+    expect(store.touch('a', 0, later).change?.key).toBe('a');
+    expect(store.store(StoreMode.Add, 'b', 0, 0, Buffer.from('x'), 0, later).status).toBe(WriteStatus.NotStored);
     set('d', VALUE, later);
     expect([read('a', later), read('b', later), read('c', later), read('d', later)]).toEqual([VALUE, VALUE, null, VALUE]);
   });
@@ -78,7 +84,7 @@ describe('memory limit and LRU eviction', () => {
     for (const key of ['a', 'b', 'c']) set(key, VALUE);
     // two items' worth
     const big = 'x'.repeat(2 * cost('a', VALUE) - ITEM_OVERHEAD_BYTES - 1);
-    expect(set('z', big)).toBe(Status.Stored);
+    expect(set('z', big).status).toBe(WriteStatus.Stored);
     expect([read('a'), read('b'), read('c')]).toEqual([null, null, VALUE]);
     expect(read('z')).toBe(big);
     expect(store.bytes).toBe(LIMIT);
@@ -88,7 +94,7 @@ describe('memory limit and LRU eviction', () => {
   it('replacing an item frees the old one first, so nothing is evicted', () => {
     const { store, set, read } = newStore({ memoryLimit: LIMIT });
     for (const key of ['a', 'b', 'c']) set(key, VALUE);
-    expect(set('a', VALUE.toUpperCase())).toBe(Status.Stored);
+    expect(set('a', VALUE.toUpperCase()).status).toBe(WriteStatus.Stored);
     expect(store.counters.evictions).toBe(0);
     expect(read('b')).toBe(VALUE);
     expect(store.bytes).toBe(LIMIT);
@@ -99,7 +105,7 @@ describe('memory limit and LRU eviction', () => {
     set('a', 'xx');
     set('bb', 'yyy');
     expect(store.bytes).toBe(cost('a', 'xx') + cost('bb', 'yyy'));
-    expect(store.delete('a', 0, NOW)).toBe(Status.Deleted);
+    expect(store.delete('a', 0, NOW).status).toBe(WriteStatus.Deleted);
     expect(store.bytes).toBe(cost('bb', 'yyy'));
     store.flush();
     expect(store.bytes).toBe(0);
@@ -156,12 +162,12 @@ describe('expiry and sweepExpired', () => {
 });
 
 describe('CAS uniques', () => {
-  it('every successful write gets a new, larger unique, reported by lastCas', () => {
+  it('every successful write gets a new, larger unique, reported with its change', () => {
     const { store, set } = newStore();
     const seen: number[] = [];
-    const write = (status: Status | bigint) => {
-      expect(status === Status.Stored || typeof status === 'bigint').toBe(true);
-      seen.push(store.lastCas);
+    const write = (result: WriteResult) => {
+      expect(result.status).toBe(WriteStatus.Stored);
+      seen.push(casOf(result));
     };
     write(set('a', '1'));
     write(set('b', '1'));
@@ -187,33 +193,32 @@ describe('CAS uniques', () => {
     const { store, set } = newStore();
     set('a', '1');
     const cas = store.get('a', NOW)!.cas;
-    expect(store.store(StoreMode.Add, 'a', 0, 0, Buffer.from('2'), 0, NOW)).toBe(Status.NotStored);
-    expect(store.store(StoreMode.Replace, 'x', 0, 0, Buffer.from('2'), 0, NOW)).toBe(Status.NotStored);
-    expect(store.store(StoreMode.Cas, 'a', 0, 0, Buffer.from('2'), cas + 1, NOW)).toBe(Status.Exists);
-    expect(store.touch('a', 100, NOW)?.key).toBe('a');
+    expect(store.store(StoreMode.Add, 'a', 0, 0, Buffer.from('2'), 0, NOW).status).toBe(WriteStatus.NotStored);
+    expect(store.store(StoreMode.Replace, 'x', 0, 0, Buffer.from('2'), 0, NOW).status).toBe(WriteStatus.NotStored);
+    expect(store.store(StoreMode.Cas, 'a', 0, 0, Buffer.from('2'), cas + 1, NOW).status).toBe(WriteStatus.Exists);
+    expect(store.touch('a', 100, NOW).change?.key).toBe('a');
     expect(store.getAndTouch('a', 100, NOW)!.cas).toBe(cas);
     expect(store.get('a', NOW)!.cas).toBe(cas);
-    set('b', '1');
-    expect(store.lastCas).toBe(cas + 1);
+    expect(casOf(set('b', '1'))).toBe(cas + 1);
   });
 
   it('cas counts hits, bad values and misses', () => {
     const { store, set } = newStore();
     set('a', '1');
-    expect(store.store(StoreMode.Cas, 'a', 0, 0, Buffer.from('2'), 99, NOW)).toBe(Status.Exists);
-    expect(store.store(StoreMode.Cas, 'x', 0, 0, Buffer.from('2'), 1, NOW)).toBe(Status.NotFound);
-    expect(store.store(StoreMode.Cas, 'a', 0, 0, Buffer.from('2'), 1, NOW)).toBe(Status.Stored);
+    expect(store.store(StoreMode.Cas, 'a', 0, 0, Buffer.from('2'), 99, NOW).status).toBe(WriteStatus.Exists);
+    expect(store.store(StoreMode.Cas, 'x', 0, 0, Buffer.from('2'), 1, NOW).status).toBe(WriteStatus.NotFound);
+    expect(store.store(StoreMode.Cas, 'a', 0, 0, Buffer.from('2'), 1, NOW).status).toBe(WriteStatus.Stored);
     expect([store.counters.casHits, store.counters.casBadval, store.counters.casMisses]).toEqual([1, 1, 1]);
   });
 
   it('Set with a cas acts as cas; delete with a cas deletes only a match', () => {
     const { store, set, read } = newStore();
     set('a', '1');
-    expect(store.store(StoreMode.Set, 'a', 0, 0, Buffer.from('2'), 5, NOW)).toBe(Status.Exists);
-    expect(store.store(StoreMode.Set, 'a', 0, 0, Buffer.from('2'), 1, NOW)).toBe(Status.Stored);
-    expect(store.delete('a', 1, NOW)).toBe(Status.Exists);
+    expect(store.store(StoreMode.Set, 'a', 0, 0, Buffer.from('2'), 5, NOW).status).toBe(WriteStatus.Exists);
+    expect(store.store(StoreMode.Set, 'a', 0, 0, Buffer.from('2'), 1, NOW).status).toBe(WriteStatus.Stored);
+    expect(store.delete('a', 1, NOW).status).toBe(WriteStatus.Exists);
     expect(read('a')).toBe('2');
-    expect(store.delete('a', 2, NOW)).toBe(Status.Deleted);
+    expect(store.delete('a', 2, NOW).status).toBe(WriteStatus.Deleted);
     expect(read('a')).toBeNull();
   });
 });
@@ -231,33 +236,33 @@ describe('incr/decr', () => {
   it('incr adds and wraps at 2^64; decr subtracts and stops at 0', () => {
     const { store, set, read } = newStore();
     set('n', '10');
-    expect(store.arith('n', true, 5n, null, 0, 0, NOW)).toBe(15n);
-    expect(store.arith('n', false, 3n, null, 0, 0, NOW)).toBe(12n);
-    expect(store.arith('n', false, 100n, null, 0, 0, NOW)).toBe(0n);
-    expect(store.arith('n', true, UINT64_MAX, null, 0, 0, NOW)).toBe(UINT64_MAX);
-    expect(store.arith('n', true, 1n, null, 0, 0, NOW)).toBe(0n);
+    expect(outcome(store.arith('n', true, 5n, null, 0, 0, NOW))).toBe(15n);
+    expect(outcome(store.arith('n', false, 3n, null, 0, 0, NOW))).toBe(12n);
+    expect(outcome(store.arith('n', false, 100n, null, 0, 0, NOW))).toBe(0n);
+    expect(outcome(store.arith('n', true, UINT64_MAX, null, 0, 0, NOW))).toBe(UINT64_MAX);
+    expect(outcome(store.arith('n', true, 1n, null, 0, 0, NOW))).toBe(0n);
     set('m', '18446744073709551610');
-    expect(store.arith('m', true, 10n, null, 0, 0, NOW)).toBe(4n);
+    expect(outcome(store.arith('m', true, 10n, null, 0, 0, NOW))).toBe(4n);
     expect(read('m')).toBe('4');
     set('p', '  7 ');
-    expect(store.arith('p', true, 1n, null, 0, 0, NOW)).toBe(8n);
+    expect(outcome(store.arith('p', true, 1n, null, 0, 0, NOW))).toBe(8n);
     expect(read('p')).toBe('8');
   });
 
   it('keeps the item\'s flags and expiry', () => {
     const { store } = newStore();
     store.store(StoreMode.Set, 'n', 42, 100, Buffer.from('1'), 0, NOW);
-    expect(store.arith('n', true, 1n, null, 0, 0, NOW + 50_000)).toBe(2n);
+    expect(outcome(store.arith('n', true, 1n, null, 0, 0, NOW + 50_000))).toBe(2n);
     expect(store.get('n', NOW + 99_999)!.flags).toBe(42);
     expect(store.get('n', NOW + 100_000)).toBeUndefined();
   });
 
   it('a missing item is NotFound, or created with the initial value', () => {
     const { store, read } = newStore();
-    expect(store.arith('x', true, 1n, null, 0, 0, NOW)).toBe(Status.NotFound);
-    expect(store.arith('x', false, 1n, null, 0, 0, NOW)).toBe(Status.NotFound);
+    expect(outcome(store.arith('x', true, 1n, null, 0, 0, NOW))).toBe(WriteStatus.NotFound);
+    expect(outcome(store.arith('x', false, 1n, null, 0, 0, NOW))).toBe(WriteStatus.NotFound);
     expect(store.itemCount).toBe(0);
-    expect(store.arith('x', true, 5n, 100n, 10, 0, NOW)).toBe(100n);
+    expect(outcome(store.arith('x', true, 5n, 100n, 10, 0, NOW))).toBe(100n);
     expect(read('x')).toBe('100');
     expect(store.get('x', NOW + 10_000)).toBeUndefined();
     expect(store.counters.incrMisses).toBe(2);
@@ -269,9 +274,9 @@ describe('incr/decr', () => {
     set('t', 'abc');
     set('big', '18446744073709551616');
     set('n', '5');
-    expect(store.arith('t', true, 1n, null, 0, 0, NOW)).toBe(Status.NonNumeric);
-    expect(store.arith('big', false, 1n, null, 0, 0, NOW)).toBe(Status.NonNumeric);
-    expect(store.arith('n', true, 1n, null, 0, 99, NOW)).toBe(Status.Exists);
+    expect(outcome(store.arith('t', true, 1n, null, 0, 0, NOW))).toBe(WriteStatus.NonNumeric);
+    expect(outcome(store.arith('big', false, 1n, null, 0, 0, NOW))).toBe(WriteStatus.NonNumeric);
+    expect(outcome(store.arith('n', true, 1n, null, 0, 99, NOW))).toBe(WriteStatus.Exists);
     expect([read('t'), read('big'), read('n')]).toEqual(['abc', '18446744073709551616', '5']);
     expect([store.counters.incrHits, store.counters.decrHits]).toEqual([0, 0]);
   });
@@ -281,8 +286,8 @@ describe('append/prepend', () => {
   it('keep the item\'s flags and exptime, whatever the command carries', () => {
     const { store } = newStore();
     store.store(StoreMode.Set, 'k', 5, 100, Buffer.from('mid'), 0, NOW);
-    expect(store.store(StoreMode.Append, 'k', 9, 0, Buffer.from('>'), 0, NOW + 50_000)).toBe(Status.Stored);
-    expect(store.store(StoreMode.Prepend, 'k', 8, -1, Buffer.from('<'), 0, NOW + 50_000)).toBe(Status.Stored);
+    expect(store.store(StoreMode.Append, 'k', 9, 0, Buffer.from('>'), 0, NOW + 50_000).status).toBe(WriteStatus.Stored);
+    expect(store.store(StoreMode.Prepend, 'k', 8, -1, Buffer.from('<'), 0, NOW + 50_000).status).toBe(WriteStatus.Stored);
     const item = store.get('k', NOW + 99_999)!;
     expect([item.value.toString(), item.flags]).toEqual(['<mid>', 5]);
     expect(store.get('k', NOW + 100_000)).toBeUndefined();
@@ -291,18 +296,18 @@ describe('append/prepend', () => {
   it('refuse a result over the item size limit and keep the item', () => {
     const { store, set, read } = newStore({ maxItemSize: 10 });
     set('k', '12345678');
-    expect(store.store(StoreMode.Append, 'k', 0, 0, Buffer.from('abc'), 0, NOW)).toBe(Status.TooLarge);
-    expect(store.store(StoreMode.Prepend, 'k', 0, 0, Buffer.from('abc'), 0, NOW)).toBe(Status.TooLarge);
+    expect(store.store(StoreMode.Append, 'k', 0, 0, Buffer.from('abc'), 0, NOW).status).toBe(WriteStatus.TooLarge);
+    expect(store.store(StoreMode.Prepend, 'k', 0, 0, Buffer.from('abc'), 0, NOW).status).toBe(WriteStatus.TooLarge);
     expect(read('k')).toBe('12345678');
-    expect(store.store(StoreMode.Append, 'k', 0, 0, Buffer.from('90'), 0, NOW)).toBe(Status.Stored);
+    expect(store.store(StoreMode.Append, 'k', 0, 0, Buffer.from('90'), 0, NOW).status).toBe(WriteStatus.Stored);
     expect(read('k')).toBe('1234567890');
   });
 
   it('with a cas, join only when it matches', () => {
     const { store, set, read } = newStore();
     set('k', 'a');
-    expect(store.store(StoreMode.Append, 'k', 0, 0, Buffer.from('b'), 7, NOW)).toBe(Status.Exists);
-    expect(store.store(StoreMode.Append, 'k', 0, 0, Buffer.from('b'), 1, NOW)).toBe(Status.Stored);
+    expect(store.store(StoreMode.Append, 'k', 0, 0, Buffer.from('b'), 7, NOW).status).toBe(WriteStatus.Exists);
+    expect(store.store(StoreMode.Append, 'k', 0, 0, Buffer.from('b'), 1, NOW).status).toBe(WriteStatus.Stored);
     expect(read('k')).toBe('ab');
   });
 });
@@ -312,11 +317,11 @@ describe('oversized values', () => {
     const { store, set, read } = newStore({ maxItemSize: 4 });
     set('a', 'old');
     set('b', 'old');
-    expect(store.store(StoreMode.Add, 'a', 0, 0, Buffer.from('12345'), 0, NOW)).toBe(Status.TooLarge);
-    expect(store.refuseOversized(StoreMode.Replace, 'a')).toBe(Status.TooLarge);
+    expect(store.store(StoreMode.Add, 'a', 0, 0, Buffer.from('12345'), 0, NOW).status).toBe(WriteStatus.TooLarge);
+    expect(store.refuseOversized(StoreMode.Replace, 'a', NOW).status).toBe(WriteStatus.TooLarge);
     expect(read('a')).toBe('old');
-    expect(store.store(StoreMode.Set, 'a', 0, 0, Buffer.from('12345'), 0, NOW)).toBe(Status.TooLarge);
-    expect(store.refuseOversized(StoreMode.Set, 'b')).toBe(Status.TooLarge);
+    expect(store.store(StoreMode.Set, 'a', 0, 0, Buffer.from('12345'), 0, NOW).status).toBe(WriteStatus.TooLarge);
+    expect(store.refuseOversized(StoreMode.Set, 'b', NOW).status).toBe(WriteStatus.TooLarge);
     expect([read('a'), read('b')]).toEqual([null, null]);
     expect(store.bytes).toBe(0);
   });

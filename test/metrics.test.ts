@@ -4,6 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { renderMetrics } from '../src/server/metrics.js';
+import { STATS_SECTIONS } from '../src/stats/catalog.js';
+import type { Sample } from '../src/stats/registry.js';
+
+/** The catalog's definitions, by name. */
+const DEFS = new Map(STATS_SECTIONS.flatMap((section) => section.stats).map((def) => [def.name, def]));
+/** `stats` lines as the registry would give them: each with its definition. */
+const samples = (entries: Array<[string, string]>): Sample[] => entries.map(([name, value]) => ({ def: DEFS.get(name)!, value }));
 
 const STATS: Array<[string, string]> = [
   ['pid', '1234'], ['uptime', '42'], ['time', '1795390000'], ['version', '1.6.18-session-cluster-0.1.0'],
@@ -14,7 +21,7 @@ const STATS: Array<[string, string]> = [
 ];
 
 describe('renderMetrics', () => {
-  const text = renderMetrics(STATS);
+  const text = renderMetrics(samples(STATS));
   const lines = text.trimEnd().split('\n');
 
   it('counters end in _total, gauges keep their stats name, CPU is in seconds', () => {
@@ -30,8 +37,8 @@ describe('renderMetrics', () => {
 
   it('the process id and the clock are not series; the text fields are labels of session_cluster_info', () => {
     expect(text).not.toMatch(/session_cluster_pid|session_cluster_time /);
-    expect(lines[0]).toBe('# TYPE session_cluster_info gauge');
-    expect(lines[1]).toBe('session_cluster_info{version="1.6.18-session-cluster-0.1.0",node_id="web1",replication="sync",peer_tls="off"} 1');
+    expect(lines[1]).toBe('# TYPE session_cluster_info gauge');
+    expect(lines[2]).toBe('session_cluster_info{version="1.6.18-session-cluster-0.1.0",node_id="web1",replication="sync",peer_tls="off"} 1');
   });
 
   it('the member list becomes a count per state and a series per member', () => {
@@ -52,7 +59,18 @@ describe('renderMetrics', () => {
     }
   });
 
+  it('each TYPE line follows the HELP line its definition gives', () => {
+    const types = lines.filter((l) => l.startsWith('# TYPE '));
+    expect(types.length).toBeGreaterThan(10);
+    for (const type of types) {
+      const name = type.split(' ')[2]!;
+      const help = lines[lines.indexOf(type) - 1]!;
+      expect(help, type).toMatch(new RegExp(`^# HELP ${name} \\S`));
+    }
+    expect(lines).toContain(`# HELP session_cluster_cmd_get_total ${DEFS.get('cmd_get')!.help}`);
+  });
+
   it('label values are escaped', () => {
-    expect(renderMetrics([['version', 'a"b\\c\nd']])).toContain('session_cluster_info{version="a\\"b\\\\c\\nd"} 1');
+    expect(renderMetrics(samples([['version', 'a"b\\c\nd']]))).toContain('session_cluster_info{version="a\\"b\\\\c\\nd"} 1');
   });
 });

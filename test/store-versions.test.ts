@@ -3,11 +3,19 @@
  * is applied only when newer; ties are broken by node id, never by a clock.
  */
 import { describe, expect, it } from 'vitest';
-import { ITEM_OVERHEAD_BYTES, MemoryStore, TOMBSTONE_OVERHEAD_BYTES, isNewer } from '../src/store/memory-store.js';
-import { Status, StoreMode } from '../src/protocol/types.js';
+import { ITEM_OVERHEAD_BYTES } from '../src/store/change.js';
+import { MemoryStore, TOMBSTONE_OVERHEAD_BYTES } from '../src/store/memory-store.js';
+import { type ItemRecord, isNewer, WriteStatus } from '../src/store/types.js';
+import { StoreMode } from '../src/protocol/types.js';
 
 const NOW = 1_700_000_000_000;
 const store = (nodeId: string) => new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId });
+/** What `s` holds of `key` now, as it would travel to another node. */
+const rec = (s: MemoryStore, key: string): ItemRecord => {
+  const record = s.record(key, NOW);
+  if (record === null) throw new Error(`nothing held for ${key}`);
+  return record;
+};
 
 describe('item versions', () => {
   it('orders by version, then by origin', () => {
@@ -21,9 +29,9 @@ describe('item versions', () => {
     const master = store('node1');
     const replica = store('node2');
     master.store(StoreMode.Set, 'k', 3, 0, Buffer.from('one'), 0, NOW);
-    const first = master.record('k', NOW);
+    const first = rec(master, 'k');
     master.store(StoreMode.Set, 'k', 3, 0, Buffer.from('two'), 0, NOW);
-    const second = master.record('k', NOW);
+    const second = rec(master, 'k');
     expect(second.version).toBeGreaterThan(first.version);
     expect(replica.apply(second, NOW)).toBe(true);
     expect(replica.apply(first, NOW)).toBe(false);
@@ -35,9 +43,9 @@ describe('item versions', () => {
     const master = store('node1');
     const replica = store('node2');
     master.store(StoreMode.Set, 'k', 0, 0, Buffer.from('v'), 0, NOW);
-    replica.apply(master.record('k', NOW), NOW);
+    replica.apply(rec(master, 'k'), NOW);
     master.delete('k', 0, NOW);
-    const deletion = master.record('k', NOW);
+    const deletion = rec(master, 'k');
     expect(deletion.value).toBeNull();
     expect(replica.apply(deletion, NOW)).toBe(true);
     expect(replica.peek('k', NOW)).toBeUndefined();
@@ -47,9 +55,9 @@ describe('item versions', () => {
     const a = store('node1');
     const b = store('node2');
     for (let i = 0; i < 5; i++) a.store(StoreMode.Set, `x${i}`, 0, 0, Buffer.from('v'), 0, NOW);
-    b.apply(a.record('x4', NOW), NOW);
+    b.apply(rec(a, 'x4'), NOW);
     b.store(StoreMode.Set, 'x4', 0, 0, Buffer.from('newer'), 0, NOW);
-    const fromB = b.record('x4', NOW);
+    const fromB = rec(b, 'x4');
     expect(a.apply(fromB, NOW)).toBe(true);
     expect(a.peek('x4', NOW)?.value.toString()).toBe('newer');
   });
@@ -57,9 +65,9 @@ describe('item versions', () => {
   it('touch is a write: it gets a new version, so the new expiry replicates', () => {
     const a = store('node1');
     a.store(StoreMode.Set, 'k', 0, 100, Buffer.from('v'), 0, NOW);
-    const before = a.record('k', NOW).version;
+    const before = rec(a, 'k').version;
     a.touch('k', 500, NOW);
-    const after = a.record('k', NOW);
+    const after = rec(a, 'k');
     expect(after.version).toBeGreaterThan(before);
     expect(after.expiresAt).toBe(NOW + 500_000);
   });
@@ -70,10 +78,10 @@ describe('tombstones', () => {
     const master = store('node1');
     const replica = store('node2');
     master.store(StoreMode.Set, 'lock', 0, 0, Buffer.from('1'), 0, NOW);
-    const stale = master.record('lock', NOW);
+    const stale = rec(master, 'lock');
     replica.apply(stale, NOW);
     master.delete('lock', 0, NOW);
-    replica.apply(master.record('lock', NOW), NOW);
+    replica.apply(rec(master, 'lock'), NOW);
     // the stale copy comes round again (re-replication from a node that missed the delete)
     expect(replica.apply(stale, NOW)).toBe(false);
     expect(master.apply(stale, NOW)).toBe(false);
@@ -87,12 +95,12 @@ describe('tombstones', () => {
     a.store(StoreMode.Set, 'k', 0, 0, Buffer.from('v1'), 0, NOW);
     a.delete('k', 0, NOW);
     a.store(StoreMode.Add, 'k', 0, 0, Buffer.from('v2'), 0, NOW);
-    b.apply(a.record('k', NOW), NOW);
+    b.apply(rec(a, 'k'), NOW);
     expect(b.peek('k', NOW)?.value.toString()).toBe('v2');
   });
 
   const MINUTE = 60_000;
-  const tombstoneKept = (s: MemoryStore, stale: ReturnType<MemoryStore['record']>, at: number): boolean => {
+  const tombstoneKept = (s: MemoryStore, stale: ItemRecord, at: number): boolean => {
     s.sweepExpired(at, 1000);
     // a copy that is not expired yet at `at`, with the old version: refused while the tombstone lives
     return !s.apply({ ...stale, expiresAt: at + MINUTE }, at);
@@ -101,7 +109,7 @@ describe('tombstones', () => {
   it('a deleted session is remembered for as long as it could have lived (a logout stays a logout)', () => {
     const a = store('node1');
     a.store(StoreMode.Set, 'memc.sess.key.s', 0, 1440, Buffer.from('user|s:5:"alice";'), 0, NOW);
-    const stale = a.record('memc.sess.key.s', NOW);
+    const stale = rec(a, 'memc.sess.key.s');
     a.delete('memc.sess.key.s', 0, NOW);
     expect(tombstoneKept(a, stale, NOW + 23 * MINUTE)).toBe(true);
     expect(tombstoneKept(a, stale, NOW + 25 * MINUTE)).toBe(false); // past its 24 min: forgotten
@@ -110,13 +118,13 @@ describe('tombstones', () => {
   it('a deleted lock key (30 s expiry) costs a minute; a never-expiring item, a day', () => {
     const a = store('node1');
     a.store(StoreMode.Add, 'memc.sess.key.lock.s', 0, 30, Buffer.from('1'), 0, NOW);
-    const lock = a.record('memc.sess.key.lock.s', NOW);
+    const lock = rec(a, 'memc.sess.key.lock.s');
     a.delete('memc.sess.key.lock.s', 0, NOW);
     expect(tombstoneKept(a, lock, NOW + 59_000)).toBe(true);
     expect(tombstoneKept(a, lock, NOW + 61_000)).toBe(false);
 
     a.store(StoreMode.Set, 'forever', 0, 0, Buffer.from('x'), 0, NOW);
-    const forever = a.record('forever', NOW);
+    const forever = rec(a, 'forever');
     a.delete('forever', 0, NOW);
     expect(tombstoneKept(a, forever, NOW + 23 * 60 * MINUTE)).toBe(true);
     expect(tombstoneKept(a, forever, NOW + 24 * 60 * MINUTE + 1)).toBe(false);
@@ -127,10 +135,10 @@ describe('tombstones', () => {
     const replica = store('node2');
     const fresh = store('node3');
     master.store(StoreMode.Set, 'memc.sess.key.s', 0, 1440, Buffer.from('v'), 0, NOW);
-    const stale = master.record('memc.sess.key.s', NOW);
+    const stale = rec(master, 'memc.sess.key.s');
     replica.apply(stale, NOW);
     master.delete('memc.sess.key.s', 0, NOW);
-    const deletion = master.record('memc.sess.key.s', NOW);
+    const deletion = rec(master, 'memc.sess.key.s');
     expect(deletion.value).toBeNull();
     expect(deletion.expiresAt).toBe(NOW + 1440_000);
     replica.apply(deletion, NOW);
@@ -145,7 +153,7 @@ describe('tombstones', () => {
     const a = store('node1');
     // libmemcached's existence probe: add with an absolute time in the past
     a.store(StoreMode.Add, 'probe', 0, 2678400, Buffer.from(''), 0, NOW);
-    const record = a.record('probe', NOW);
+    const record = rec(a, 'probe');
     expect(record.value).toBeNull();
     expect(record.expiresAt).toBe(NOW + MINUTE);
   });
@@ -175,11 +183,11 @@ describe('tombstones under the memory cap', () => {
   it('a client that sets and deletes new keys without end stays under the cap; the newest deletions are kept', () => {
     const limit = 64 * 1024;
     const s = capped(limit);
-    const stale = new Map<string, ReturnType<MemoryStore['record']>>();
+    const stale = new Map<string, ItemRecord>();
     for (let i = 0; i < 5000; i++) {
       const key = `memc.sess.key.${String(i).padStart(32, '0')}`;
       s.store(StoreMode.Set, key, 0, 1440, Buffer.alloc(100, 1), 0, NOW);
-      stale.set(key, s.record(key, NOW));
+      stale.set(key, rec(s, key));
       s.delete(key, 0, NOW);
       expect(s.bytes + s.tombstoneBytesUsed).toBeLessThanOrEqual(limit);
     }
@@ -246,7 +254,7 @@ describe('a single node', () => {
   it('keeps no tombstones: with no other copies there is nothing for them to refuse', () => {
     const s = new MemoryStore({ memoryLimit: 1 << 20, maxItemSize: 1024, rememberDeletions: false });
     s.store(StoreMode.Set, 'memc.sess.key.s', 0, 1440, Buffer.from('v'), 0, NOW);
-    expect(s.delete('memc.sess.key.s', 0, NOW)).toBe(Status.Deleted);
+    expect(s.delete('memc.sess.key.s', 0, NOW).status).toBe(WriteStatus.Deleted);
     expect(s.tombstoneCount).toBe(0);
     expect(s.tombstoneBytesUsed).toBe(0);
     expect(s.peek('memc.sess.key.s', NOW)).toBeUndefined();

@@ -3,24 +3,14 @@
  * addresses, and the owners of a key. Rebuilt on membership events only, so a request costs a
  * routing-key extraction and one placement decision, no allocation of member lists.
  *
- * Placement has two cases (DESIGN.md, "Placement"): a session id the cluster minted names its
+ * Placement has two cases (docs/architecture.md, "Placement"): a session id the cluster minted names its
  * owners (minted-placement.ts); any other id is placed by rendezvous hashing (rendezvous.ts).
  */
 import { mintedOwners } from './placement/minted-placement.js';
 import { owners as rankOwners, rank, type Owners } from './placement/rendezvous.js';
 import { routingKey } from './placement/routing-key.js';
 import { MIN_SESSION_ID_LENGTH, parseSessionId, SESSION_ID_V1, type ClusterSecret, type ParsedSessionId } from './placement/session-id.js';
-import { MemberState, type MemberInfo, type NodeId } from './types.js';
-
-export interface Owner {
-  id: NodeId;
-  address: string;
-}
-
-export interface KeyOwners {
-  master: Owner | null;
-  backup: Owner | null;
-}
+import { MemberState, type KeyOwners, type MemberInfo, type NodeId, type Owner } from './types.js';
 
 /**
  * Placement as it was at one moment: who owned a key then. Re-replication compares the
@@ -87,7 +77,7 @@ export class ClusterView {
   /** Takes the member list (membership's snapshot) after every change. */
   update(members: readonly MemberInfo[]): void {
     this.members = members;
-    // Suspect members still own their sessions until declared dead (DESIGN.md, "Membership").
+    // Suspect members still own their sessions until declared dead (docs/architecture.md, "Membership").
     this.liveIds = members
       .filter((m) => (m.state === MemberState.Alive || m.state === MemberState.Suspect) && !(m.id === this.self && this.drain !== null))
       .map((m) => m.id);
@@ -180,15 +170,6 @@ export class ClusterView {
     }
     const { master, backup } = this.place(routing, ids, live);
     return master === candidate || backup === candidate;
-  }
-
-  /** The owners of `key` other than this node: where its writes must be copied. */
-  otherOwners(key: string): Owner[] {
-    const { master, backup } = this.owners(key);
-    const others: Owner[] = [];
-    if (master !== null && master.id !== this.self) others.push(master);
-    if (backup !== null && backup.id !== this.self) others.push(backup);
-    return others;
   }
 
   /**

@@ -1,9 +1,10 @@
 /**
- * Minting and describing session ids (DESIGN.md, "Placement", case 1; issue 4). This node mints:
+ * Minting and describing session ids (docs/architecture.md, "Placement", minted ids). This node mints:
  * it is the master of every id it mints, so with a sticky load balancer the session's reads stay
  * on the node PHP talks to; the backup is the least-loaded other live node.
  */
 import { randomBytes } from 'node:crypto';
+import type { CounterDefs } from '../stats/registry.js';
 import type { ClusterView } from './cluster-view.js';
 import { MAX_REVISION, mintSessionId, type ClusterSecret } from './placement/session-id.js';
 import type { NodeId } from './types.js';
@@ -18,11 +19,14 @@ export interface SessionIdsOptions {
 }
 
 export class SessionIdCounters {
-  /** ids minted for new sessions */
   minted = 0;
-  /** ids minted to re-home a session after its master failed */
   rehomed = 0;
 }
+
+export const SESSION_ID_STATS: CounterDefs<SessionIdCounters> = {
+  minted: { name: 'session_ids_minted', type: 'counter', help: 'session ids minted here for new sessions (the php-client\'s __session_cluster__.mint)' },
+  rehomed: { name: 'session_ids_rehomed', type: 'counter', help: 'session ids minted here to re-home a session after its master failed' },
+};
 
 /** What placement says of one session id: the `__session_cluster__.owners.<id>` answer. */
 export interface SessionIdOwners {

@@ -4,11 +4,10 @@
  * and an in-memory one for tests implement the same interface).
  */
 
-/** A node's stable identity (--node-id): [A-Za-z0-9_.-], 1..64 chars. */
-export type NodeId = string;
+import type { NodeId } from '../node-id.js';
 
-/** What a node id may be; config, membership, the peer handshake and minted session ids check it. */
-export const NODE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A node's stable identity (--node-id); what it may be is node-id.ts's. */
+export type { NodeId };
 
 export enum MemberState {
   /** heartbeats arrive; owns and serves sessions */
@@ -37,6 +36,18 @@ export interface MemberInfo {
    * cluster remembers"). Added after the first release: older nodes drop it.
    */
   replacement?: NodeId;
+}
+
+/** A member as routing and replication address it: its id, and the peer address to dial. */
+export interface Owner {
+  id: NodeId;
+  address: string;
+}
+
+/** The master and backup of a key, as placement decides them now (null: none live). */
+export interface KeyOwners {
+  master: Owner | null;
+  backup: Owner | null;
 }
 
 /** A message between two nodes; the peer codec turns it into bytes. */

@@ -1,18 +1,26 @@
 /**
  * The executor: Command -> Reply against the local store. No bytes, no sockets; both
- * protocols call it, and the cluster's router will sit in front of it.
+ * protocols call it, and in cluster mode the router sits in front of it. What a command changed
+ * in the store (the store's change records) is handed back beside the reply, for the router to
+ * pass on to replication: nobody works out a write from its reply.
  */
 import { type Command, type Reply, Status, type ValueEntry } from '../protocol/types.js';
+import { type Change, Item, type WriteResult } from '../store/change.js';
 import type { MemoryStore } from '../store/memory-store.js';
-import { ITEMS_CLASS, type StatsSource, generalStats, itemsStats, settingsStats } from './stats.js';
+import { WriteStatus } from '../store/types.js';
+import { type CounterDefs, StatsRegistry } from '../stats/registry.js';
+import { ITEMS_CLASS, itemsStats } from './stats.js';
 
 /** memcached caps a cachedump reply at 2 MB (items.c, item_cachedump). */
 const CACHEDUMP_MAX_BYTES = 2 * 1024 * 1024;
 
 export interface ExecutorOptions {
   store: MemoryStore;
-  stats: StatsSource;
   version: string;
+  /** what `stats` answers (catalog.ts fills it); empty when not given */
+  stats?: StatsRegistry;
+  /** what `stats settings` answers */
+  settings?: StatsRegistry;
   now?: () => number;
 }
 
@@ -24,10 +32,19 @@ export interface CommandCounters {
   cmdTouch: number;
 }
 
+export const COMMAND_STATS: CounterDefs<CommandCounters> = {
+  cmdGet: { name: 'cmd_get', type: 'counter', help: 'keys asked for by get, gets, gat, gats (each key of a multi-get counts)' },
+  cmdSet: { name: 'cmd_set', type: 'counter', help: 'storage commands: set, add, replace, append, prepend, cas' },
+  cmdFlush: { name: 'cmd_flush', type: 'counter', help: 'flush_all commands' },
+  cmdTouch: { name: 'cmd_touch', type: 'counter', help: 'touch commands, and keys asked for by gat/gats' },
+};
+
 export class Executor {
   readonly counters: CommandCounters = { cmdGet: 0, cmdSet: 0, cmdFlush: 0, cmdTouch: 0 };
   private readonly store: MemoryStore;
   private readonly now: () => number;
+  private readonly stats: StatsRegistry;
+  private readonly settings: StatsRegistry;
   private pendingFlush: NodeJS.Timeout | null = null;
   /** verbosity is accepted and reported, as memcached does; logging is set by --log-level */
   verbosity = 0;
@@ -35,35 +52,45 @@ export class Executor {
   constructor(private readonly options: ExecutorOptions) {
     this.store = options.store;
     this.now = options.now ?? Date.now;
+    this.stats = options.stats ?? new StatsRegistry();
+    this.settings = options.settings ?? new StatsRegistry();
   }
 
-  execute(command: Command): Reply {
+  /**
+   * Runs `command` here. When `changes` is given, what the command changed in the store is
+   * appended to it (nothing for reads), in the order it happened.
+   */
+  execute(command: Command, changes?: Change[]): Reply {
     const now = this.now();
     switch (command.kind) {
       case 'get':
         return this.handleGet(command.keys, now);
       case 'touchGet':
-        return this.handleTouchGet(command.keys, command.exptime, now);
+        return this.handleTouchGet(command.keys, command.exptime, now, changes);
       case 'store': {
         this.counters.cmdSet++;
-        const status = this.store.store(command.mode, command.key, command.flags, command.exptime, command.value, command.cas, now);
-        return statusReply(status, status === Status.Stored ? this.store.lastCas : 0);
+        const result = this.store.store(command.mode, command.key, command.flags, command.exptime, command.value, command.cas, now);
+        return writeReply(result, changes);
       }
       case 'refuseOversized':
         this.counters.cmdSet++;
-        return statusReply(this.store.refuseOversized(command.mode, command.key), 0);
+        return writeReply(this.store.refuseOversized(command.mode, command.key, now), changes);
       case 'delete':
-        return statusReply(this.store.delete(command.key, command.cas, now), 0);
+        return writeReply(this.store.delete(command.key, command.cas, now), changes);
       case 'arith': {
         const result = this.store.arith(command.key, command.incr, command.delta, command.initial, command.exptime, command.cas, now);
-        if (typeof result === 'bigint') return { kind: 'number', value: result, cas: this.store.lastCas };
-        return statusReply(result, 0);
+        if (result.value === undefined) return writeReply(result, changes);
+        if (result.change !== null) changes?.push(result.change);
+        return { kind: 'number', value: result.value, cas: casOf(result) };
       }
       case 'touch': {
         this.counters.cmdTouch++;
-        const item = this.store.touch(command.key, command.exptime, now);
+        const result = this.store.touch(command.key, command.exptime, now);
+        if (result.change === null) return writeReply(result, changes);
+        changes?.push(result.change);
         // The binary TOUCH response carries the item's flags and cas (proto_bin.c, process_bin_touch).
-        return item === undefined ? statusReply(Status.NotFound, 0) : { kind: 'status', status: Status.Touched, cas: item.cas, flags: item.flags };
+        const item = result.change as Item;
+        return { kind: 'status', status: Status.Touched, cas: item.cas, flags: item.flags };
       }
       case 'flush':
         this.handleFlush(command.delaySeconds);
@@ -98,15 +125,20 @@ export class Executor {
     return { kind: 'values', entries, missing };
   }
 
-  private handleTouchGet(keys: string[], exptime: number, now: number): Reply {
+  /** gat: each item found gets a new expiry, a write whose change is the item itself. */
+  private handleTouchGet(keys: string[], exptime: number, now: number, changes: Change[] | undefined): Reply {
     const entries: ValueEntry[] = [];
     const missing: string[] = [];
     for (const key of keys) {
       this.counters.cmdTouch++;
       this.counters.cmdGet++;
       const item = this.store.getAndTouch(key, exptime, now);
-      if (item === undefined) missing.push(key);
-      else entries.push({ key, flags: item.flags, value: item.value, cas: item.cas });
+      if (item === undefined) {
+        missing.push(key);
+        continue;
+      }
+      entries.push({ key, flags: item.flags, value: item.value, cas: item.cas });
+      changes?.push(item);
     }
     return { kind: 'values', entries, missing };
   }
@@ -133,9 +165,9 @@ export class Executor {
   private handleStats(args: string[], now: number): Reply {
     switch (args[0] ?? '') {
       case '':
-        return { kind: 'stats', entries: generalStats(this.options.stats, this.store, this.counters, this.options.version, now) };
+        return { kind: 'stats', entries: this.stats.entries() };
       case 'settings':
-        return { kind: 'stats', entries: settingsStats(this.options.stats, this.store, this.verbosity) };
+        return { kind: 'stats', entries: this.settings.entries() };
       case 'items':
         return { kind: 'stats', entries: itemsStats(this.store, now) };
       case 'cachedump':
@@ -175,4 +207,27 @@ export class Executor {
 
 function statusReply(status: Status, cas: number): Reply {
   return { kind: 'status', status, cas };
+}
+
+/** The store's answers as the protocols' reply statuses. */
+const REPLY_STATUS: { readonly [S in WriteStatus]: Status } = {
+  [WriteStatus.Stored]: Status.Stored,
+  [WriteStatus.NotStored]: Status.NotStored,
+  [WriteStatus.Exists]: Status.Exists,
+  [WriteStatus.NotFound]: Status.NotFound,
+  [WriteStatus.Deleted]: Status.Deleted,
+  [WriteStatus.Touched]: Status.Touched,
+  [WriteStatus.TooLarge]: Status.TooLarge,
+  [WriteStatus.NonNumeric]: Status.NonNumeric,
+};
+
+/** The CAS unique a write gave its item (0 when it left none), which the reply carries. */
+function casOf(result: WriteResult): number {
+  return result.cas ?? (result.change instanceof Item ? result.change.cas : 0);
+}
+
+/** A write's reply; its change, if any, goes to `changes`. */
+function writeReply(result: WriteResult, changes: Change[] | undefined): Reply {
+  if (result.change !== null) changes?.push(result.change);
+  return { kind: 'status', status: REPLY_STATUS[result.status], cas: result.status === WriteStatus.Stored ? casOf(result) : 0 };
 }

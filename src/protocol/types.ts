@@ -4,18 +4,11 @@
  * millions of writes a second to pass 2^53, so they stay exact.
  * A protocol parses bytes into a Command, the executor turns it into a Reply, and the
  * protocol writes the Reply in its own wire format. No bytes or sockets beyond this line.
+ * How a storage command treats an existing item is the store's own vocabulary (StoreMode).
  */
+import { StoreMode } from '../store/types.js';
 
-/** How a storage command treats an existing item (memcached protocol.txt, "Storage commands"). */
-export enum StoreMode {
-  Set,
-  Add,
-  Replace,
-  Append,
-  Prepend,
-  /** set only if the item's cas unique still matches ("cas" command, or binary SET with a cas) */
-  Cas,
-}
+export { StoreMode };
 
 export type Command =
   | { kind: 'store'; mode: StoreMode; key: string; flags: number; exptime: number; value: Buffer; cas: number }

@@ -100,8 +100,7 @@ export class ClientListeners {
 function listen(server: net.Server, options: net.ListenOptions, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
-      const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.code === 'EACCES' ? 'permission denied' : error.message;
-      reject(new ListenError(`cannot listen on ${what}: ${reason}`));
+      reject(ListenError.from(`on ${what}`, error));
     });
     server.listen(options, () => resolve());
   });

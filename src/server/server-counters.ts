@@ -1,4 +1,6 @@
 /** Connection and traffic counters of the listeners, read by `stats`. */
+import type { Stat } from '../stats/registry.js';
+
 export class ServerCounters {
   currConnections = 0;
   totalConnections = 0;
@@ -6,3 +8,23 @@ export class ServerCounters {
   bytesRead = 0;
   bytesWritten = 0;
 }
+
+/** What `stats` reads of the client listeners: their counters and the limit they run with. */
+export interface ServerStatsSource {
+  readonly counters: ServerCounters;
+  readonly maxConnections: number;
+}
+
+/** memcached's names (protocol.txt, "General-purpose statistics"). */
+export const SERVER_STATS: ReadonlyArray<Stat<ServerStatsSource>> = [
+  { name: 'max_connections', type: 'gauge', help: 'client connections accepted at once (--max-connections)', read: (s) => s.maxConnections },
+  { name: 'curr_connections', type: 'gauge', help: 'client connections open now', read: (s) => s.counters.currConnections },
+  { name: 'total_connections', type: 'counter', help: 'client connections accepted since start', read: (s) => s.counters.totalConnections },
+  { name: 'rejected_connections', type: 'counter', help: 'client connections refused because --max-connections were open', read: (s) => s.counters.rejectedConnections },
+  { name: 'connection_structures', type: 'gauge', help: 'connection structures allocated (memcached\'s name; here the open connections)', metric: null, read: (s) => s.counters.currConnections },
+  // No client authentication yet: memcached's figures, always 0, so its tools find them.
+  { name: 'auth_cmds', type: 'counter', help: 'authentication commands handled (no client authentication yet: always 0)', metric: null, read: () => 0 },
+  { name: 'auth_errors', type: 'counter', help: 'failed authentications (no client authentication yet: always 0)', metric: null, read: () => 0 },
+  { name: 'bytes_read', type: 'counter', help: 'bytes read from client connections', read: (s) => s.counters.bytesRead },
+  { name: 'bytes_written', type: 'counter', help: 'bytes written to client connections', read: (s) => s.counters.bytesWritten },
+];

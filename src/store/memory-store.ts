@@ -1,17 +1,13 @@
 /**
  * The local in-memory store: items with flags, expiry and CAS, a memory cap with
- * least-recently-used eviction, and memcached's counters. It knows nothing of protocols:
- * every operation returns a Status (memcached's store result enum) and the protocol layer
- * turns it into its own reply.
+ * least-recently-used eviction, and memcached's counters. It knows nothing of protocols: every
+ * write returns a WriteResult, its status (memcached's store result enum) and the change it made
+ * (change.ts), and the layers above turn the status into a reply and pass the change on.
  */
-import { Status, StoreMode } from '../protocol/types.js';
+import { type ArithResult, Deletion, Item, UNCHANGED, type WriteResult } from './change.js';
 import { expiresAtFromExptime, isExpired } from './expiry.js';
-
-/**
- * What one item costs beyond its key and value, for the memory cap: the Map entry, the Item
- * object and the Buffer's bookkeeping, measured as roughly this much on Node 20 x64.
- */
-export const ITEM_OVERHEAD_BYTES = 160;
+import { type ItemRecord, isNewer, StoreMode, WriteStatus } from './types.js';
+import type { CounterDefs, Stat } from '../stats/registry.js';
 
 /**
  * What one tombstone costs beyond its key, for the memory cap: the Map entry, the Tombstone
@@ -39,43 +35,8 @@ function tombstoneUntil(expiresAt: number, now: number): number {
   return Math.min(Math.max(expiresAt, now + TOMBSTONE_MIN_MS), now + TOMBSTONE_MAX_MS);
 }
 
-interface Tombstone {
-  version: number;
-  origin: string;
-  /** forgotten at this time (ms); sent along with the deletion so replicas keep it as long */
-  until: number;
-}
-
 /** Items are bumped to the young end of the LRU at most this often, like memcached's ITEM_UPDATE_INTERVAL. */
 const LRU_BUMP_INTERVAL_MS = 1000;
-
-export class Item {
-  constructor(
-    readonly key: string,
-    /** never mutated in place: replies may still hold a reference while the socket drains */
-    readonly value: Buffer,
-    readonly flags: number,
-    public expiresAt: number,
-    public cas: number,
-    /** last time this item was moved to the young end of the LRU */
-    public bumpedAt: number,
-    /**
-     * Which write this is, cluster-wide: a Lamport counter, ties broken by the node that wrote it.
-     * Replicas, catch-up and conflicts keep the higher (version, origin); never a wall clock.
-     */
-    public version: number,
-    public origin: string,
-  ) {}
-
-  get size(): number {
-    return this.key.length + this.value.length + ITEM_OVERHEAD_BYTES;
-  }
-
-  /** This item as replication carries it. */
-  toRecord(): ItemRecord {
-    return { key: this.key, value: this.value, flags: this.flags, expiresAt: this.expiresAt, version: this.version, origin: this.origin };
-  }
-}
 
 export interface StoreCounters {
   getHits: number;
@@ -101,6 +62,39 @@ export interface StoreCounters {
   evictedTombstones: number;
 }
 
+/** memcached's names (protocol.txt, "General-purpose statistics"), then the tombstones'. */
+export const STORE_COUNTER_STATS: CounterDefs<StoreCounters> = {
+  getHits: { name: 'get_hits', type: 'counter', help: 'keys read that were found' },
+  getMisses: { name: 'get_misses', type: 'counter', help: 'keys read that were not found' },
+  getExpired: { name: 'get_expired', type: 'counter', help: 'keys read whose item had expired (counted as misses too)' },
+  getFlushed: { name: 'get_flushed', type: 'counter', help: 'keys read whose item a flush_all had invalidated (0: a flush removes items at once)' },
+  deleteHits: { name: 'delete_hits', type: 'counter', help: 'deletes that removed an item' },
+  deleteMisses: { name: 'delete_misses', type: 'counter', help: 'deletes of keys that were not there' },
+  incrHits: { name: 'incr_hits', type: 'counter', help: 'incr of an existing item' },
+  incrMisses: { name: 'incr_misses', type: 'counter', help: 'incr of a missing item' },
+  decrHits: { name: 'decr_hits', type: 'counter', help: 'decr of an existing item' },
+  decrMisses: { name: 'decr_misses', type: 'counter', help: 'decr of a missing item' },
+  casHits: { name: 'cas_hits', type: 'counter', help: 'cas commands that stored' },
+  casMisses: { name: 'cas_misses', type: 'counter', help: 'cas commands on a missing item' },
+  casBadval: { name: 'cas_badval', type: 'counter', help: 'cas commands refused: the item had changed since it was read' },
+  touchHits: { name: 'touch_hits', type: 'counter', help: 'touch and gat of an existing item' },
+  touchMisses: { name: 'touch_misses', type: 'counter', help: 'touch and gat of a missing item' },
+  totalItems: { name: 'total_items', type: 'counter', help: 'items stored since start (writes here and copies from other nodes)' },
+  evictions: { name: 'evictions', type: 'counter', help: 'live items evicted to stay under --memory-limit: lost sessions; raise the limit' },
+  expiredUnfetched: { name: 'expired_unfetched', type: 'counter', help: 'items that expired without being read again, reclaimed in the background' },
+  reclaimed: { name: 'reclaimed', type: 'counter', help: 'expired items whose memory the background sweep reclaimed' },
+  evictedTombstones: { name: 'evicted_tombstones', type: 'counter', help: 'remembered deletions dropped early to stay under --memory-limit' },
+};
+
+/** What the store holds now. */
+export const STORE_STATS: ReadonlyArray<Stat<MemoryStore>> = [
+  { name: 'limit_maxbytes', type: 'gauge', help: 'the memory limit for items, bytes (--memory-limit)', read: (s) => s.memoryLimit },
+  { name: 'bytes', type: 'gauge', help: 'memory the items take, bytes (keys, values and bookkeeping)', read: (s) => s.bytes },
+  { name: 'curr_items', type: 'gauge', help: 'items held now (in cluster mode: the sessions this node masters or backs up, and their lock keys)', read: (s) => s.itemCount },
+  { name: 'tombstones', type: 'gauge', help: 'deletions remembered (cluster mode), so an older copy cannot bring a deleted item back', read: (s) => s.tombstoneCount },
+  { name: 'tombstone_bytes', type: 'gauge', help: 'memory the remembered deletions take, bytes; they count against --memory-limit', read: (s) => s.tombstoneBytesUsed },
+];
+
 export interface MemoryStoreOptions {
   memoryLimit: number;
   maxItemSize: number;
@@ -115,22 +109,6 @@ export interface MemoryStoreOptions {
   rememberDeletions?: boolean;
 }
 
-/** An item's state as replication carries it: value null means deleted. */
-export interface ItemRecord {
-  key: string;
-  value: Buffer | null;
-  flags: number;
-  /** ms since the epoch, 0 = never */
-  expiresAt: number;
-  version: number;
-  origin: string;
-}
-
-/** Whether (version, origin) a is newer than b. */
-export function isNewer(aVersion: number, aOrigin: string, bVersion: number, bOrigin: string): boolean {
-  return aVersion > bVersion || (aVersion === bVersion && aOrigin > bOrigin);
-}
-
 const UINT64_MASK = (1n << 64n) - 1n;
 
 export class MemoryStore {
@@ -139,8 +117,6 @@ export class MemoryStore {
   /** the tombstones' share of the memory cap; `bytes` in stats is the items' alone, as memcached's */
   private tombstoneBytes = 0;
   private nextCas = 1;
-  /** the CAS unique given by the last successful write, read right after the call */
-  lastCas = 0;
   readonly counters: StoreCounters = {
     getHits: 0, getMisses: 0, getExpired: 0, getFlushed: 0, deleteHits: 0, deleteMisses: 0,
     incrHits: 0, incrMisses: 0, decrHits: 0, decrMisses: 0, casHits: 0, casMisses: 0, casBadval: 0,
@@ -156,7 +132,7 @@ export class MemoryStore {
    * In the order they were made (a newer deletion of a key moves it to the end), so the memory
    * cap drops the oldest first.
    */
-  private readonly tombstones = new Map<string, Tombstone>();
+  private readonly tombstones = new Map<string, Deletion>();
   private readonly nodeId: string;
 
   constructor(private readonly options: MemoryStoreOptions) {
@@ -213,7 +189,7 @@ export class MemoryStore {
     return item;
   }
 
-  /** gat/gats: get and set a new expiry in one step. */
+  /** gat/gats: get and set a new expiry in one step. The item returned is the change: its new expiry and version. */
   getAndTouch(key: string, exptime: number, now: number): Item | undefined {
     const item = this.get(key, now);
     if (item === undefined) {
@@ -225,17 +201,17 @@ export class MemoryStore {
     return item;
   }
 
-  /** touch: a new expiry for the item, which is returned (undefined when missing). */
-  touch(key: string, exptime: number, now: number): Item | undefined {
+  /** touch: a new expiry for the item; the change is the item, with its new expiry and version. */
+  touch(key: string, exptime: number, now: number): WriteResult {
     const item = this.peek(key, now);
     if (item === undefined) {
       this.counters.touchMisses++;
-      return undefined;
+      return UNCHANGED[WriteStatus.NotFound];
     }
     this.counters.touchHits++;
     this.retime(item, exptime, now);
     this.bump(item, now);
-    return item;
+    return { status: WriteStatus.Touched, change: item };
   }
 
   /** A new expiry is a write like any other: it gets a new version, so it replicates. */
@@ -246,19 +222,13 @@ export class MemoryStore {
   }
 
   /**
-   * The state of `key` for replication: the live item, or a deletion record when there is none
-   * (its version is fresh, so it wins over the copies it must remove).
+   * What this node holds of `key`, as it would travel: the live item, the deletion it remembers,
+   * or null. A read: it changes nothing (but drops an expired item it finds, as every read does).
    */
-  record(key: string, now: number): ItemRecord {
+  record(key: string, now: number): ItemRecord | null {
     const item = this.peek(key, now);
-    if (item === undefined) {
-      // Without an item or a tombstone here, the write just made stored an item that is already
-      // expired (an exptime in the past): its deletion needs remembering only briefly.
-      const tombstone = this.tombstones.get(key) ?? this.bury(key, now, now);
-      // A deletion record's expiresAt says until when the deletion must be remembered.
-      return { key, value: null, flags: 0, expiresAt: tombstone.until, version: tombstone.version, origin: tombstone.origin };
-    }
-    return item.toRecord();
+    if (item !== undefined) return item.toRecord();
+    return this.tombstones.get(key)?.toRecord() ?? null;
   }
 
   /**
@@ -272,12 +242,14 @@ export class MemoryStore {
     if (existing !== undefined && !isNewer(record.version, record.origin, existing.version, existing.origin)) return false;
     const tombstone = this.tombstones.get(record.key);
     if (tombstone !== undefined && !isNewer(record.version, record.origin, tombstone.version, tombstone.origin)) return false;
-    if (record.value === null) {
-      // The deleting node says how long to remember it; nodes before tombstone lifetimes sent 0:
-      // then as long as the copy held here would have lived.
-      const until = tombstoneUntil(record.expiresAt !== 0 ? record.expiresAt : existing?.expiresAt ?? 0, now);
+    if (record.value === null || isExpired(record.expiresAt, now)) {
+      // A deletion, or a write that left an item already expired (an exptime in the past), which
+      // is as good as one: remembered as the deleting node says (a deletion record's expiresAt),
+      // else as long as the copy held here would have lived (nodes before tombstone lifetimes
+      // sent 0), and at least a minute.
+      const until = tombstoneUntil(record.value !== null ? now : record.expiresAt !== 0 ? record.expiresAt : existing?.expiresAt ?? 0, now);
       if (existing !== undefined) this.unlink(existing);
-      this.remember(record.key, { version: record.version, origin: record.origin, until });
+      this.remember(new Deletion(record.key, record.version, record.origin, until));
       return existing !== undefined;
     }
     if (record.value.length > this.options.maxItemSize) return false;
@@ -297,20 +269,26 @@ export class MemoryStore {
 
   /**
    * A value over the item size limit. memcached (proto_text.c, process_update_command): a failed
-   * set must not leave the old value behind, or a reader would see data the client replaced.
+   * set must not leave the old value behind, or a reader would see data the client replaced. So
+   * a refused set is a deletion, which the other owner must make too, whether or not this node
+   * held the item.
    */
-  refuseOversized(mode: StoreMode, key: string): Status {
-    if (mode === StoreMode.Set && this.items.has(key)) {
-      const now = Date.now();
-      const expiresAt = this.items.get(key)!.expiresAt;
-      this.remove(key);
-      this.bury(key, now, expiresAt);
+  refuseOversized(mode: StoreMode, key: string, now: number): WriteResult {
+    if (mode !== StoreMode.Set) return UNCHANGED[WriteStatus.TooLarge];
+    const existing = this.items.get(key);
+    let deletion: Deletion;
+    if (existing !== undefined) {
+      this.unlink(existing);
+      deletion = this.bury(key, now, existing.expiresAt);
+    } else {
+      // Nothing to delete here: the deletion already remembered, if any, else a fresh one.
+      deletion = this.tombstones.get(key) ?? this.bury(key, now, now);
     }
-    return Status.TooLarge;
+    return { status: WriteStatus.TooLarge, change: deletion };
   }
 
-  store(mode: StoreMode, key: string, flags: number, exptime: number, value: Buffer, cas: number, now: number): Status {
-    if (value.length > this.options.maxItemSize) return this.refuseOversized(mode, key);
+  store(mode: StoreMode, key: string, flags: number, exptime: number, value: Buffer, cas: number, now: number): WriteResult {
+    if (value.length > this.options.maxItemSize) return this.refuseOversized(mode, key, now);
     const existing = this.peek(key, now);
     switch (mode) {
       case StoreMode.Set:
@@ -320,67 +298,66 @@ export class MemoryStore {
         if (existing !== undefined) {
           // memcached bumps an item that an add found, so a hot lock key stays resident.
           this.bump(existing, now);
-          return Status.NotStored;
+          return UNCHANGED[WriteStatus.NotStored];
         }
         break;
       case StoreMode.Replace:
-        if (existing === undefined) return Status.NotStored;
-        if (cas !== 0 && existing.cas !== cas) return Status.Exists;
+        if (existing === undefined) return UNCHANGED[WriteStatus.NotStored];
+        if (cas !== 0 && existing.cas !== cas) return UNCHANGED[WriteStatus.Exists];
         break;
       case StoreMode.Append:
       case StoreMode.Prepend: {
-        if (existing === undefined) return Status.NotStored;
-        if (cas !== 0 && existing.cas !== cas) return Status.Exists;
+        if (existing === undefined) return UNCHANGED[WriteStatus.NotStored];
+        if (cas !== 0 && existing.cas !== cas) return UNCHANGED[WriteStatus.Exists];
         const joined = mode === StoreMode.Append ? Buffer.concat([existing.value, value]) : Buffer.concat([value, existing.value]);
-        if (joined.length > this.options.maxItemSize) return Status.TooLarge;
+        if (joined.length > this.options.maxItemSize) return UNCHANGED[WriteStatus.TooLarge];
         // append/prepend keep the item's flags and exptime (protocol.txt: "ignores" them).
-        return this.link(new Item(key, joined, existing.flags, existing.expiresAt, this.nextCas++, now, ++this.versionClock, this.nodeId), existing);
+        return this.stored(new Item(key, joined, existing.flags, existing.expiresAt, this.nextCas++, now, ++this.versionClock, this.nodeId), existing, now);
       }
       case StoreMode.Cas:
         if (existing === undefined) {
           this.counters.casMisses++;
-          return Status.NotFound;
+          return UNCHANGED[WriteStatus.NotFound];
         }
         if (existing.cas !== cas) {
           this.counters.casBadval++;
-          return Status.Exists;
+          return UNCHANGED[WriteStatus.Exists];
         }
         this.counters.casHits++;
         break;
     }
-    return this.link(new Item(key, value, flags, expiresAtFromExptime(exptime, now), this.nextCas++, now, ++this.versionClock, this.nodeId), existing);
+    return this.stored(new Item(key, value, flags, expiresAtFromExptime(exptime, now), this.nextCas++, now, ++this.versionClock, this.nodeId), existing, now);
   }
 
-  delete(key: string, cas: number, now: number): Status {
+  delete(key: string, cas: number, now: number): WriteResult {
     const item = this.peek(key, now);
     if (item === undefined) {
       this.counters.deleteMisses++;
-      return Status.NotFound;
+      return UNCHANGED[WriteStatus.NotFound];
     }
-    if (cas !== 0 && item.cas !== cas) return Status.Exists;
+    if (cas !== 0 && item.cas !== cas) return UNCHANGED[WriteStatus.Exists];
     this.counters.deleteHits++;
     this.unlink(item);
-    this.bury(key, now, item.expiresAt);
-    return Status.Deleted;
+    return { status: WriteStatus.Deleted, change: this.bury(key, now, item.expiresAt) };
   }
 
   /**
    * incr/decr (protocol.txt, "Increment/Decrement"): the value must be the decimal
    * representation of a 64-bit unsigned integer; incr wraps around at 2^64, decr stops at 0.
-   * Returns the new value, or a Status when there is none.
+   * Stored with the new value when there is one.
    */
-  arith(key: string, incr: boolean, delta: bigint, initial: bigint | null, exptime: number, cas: number, now: number): bigint | Status {
+  arith(key: string, incr: boolean, delta: bigint, initial: bigint | null, exptime: number, cas: number, now: number): ArithResult {
     const item = this.peek(key, now);
     if (item === undefined) {
       if (incr) this.counters.incrMisses++;
       else this.counters.decrMisses++;
-      if (initial === null) return Status.NotFound;
-      const status = this.store(StoreMode.Add, key, 0, exptime, Buffer.from(initial.toString(), 'latin1'), 0, now);
-      return status === Status.Stored ? initial : status;
+      if (initial === null) return UNCHANGED[WriteStatus.NotFound];
+      const created = this.store(StoreMode.Add, key, 0, exptime, Buffer.from(initial.toString(), 'latin1'), 0, now);
+      return created.status === WriteStatus.Stored ? { ...created, value: initial } : created;
     }
-    if (cas !== 0 && item.cas !== cas) return Status.Exists;
+    if (cas !== 0 && item.cas !== cas) return UNCHANGED[WriteStatus.Exists];
     const current = parseCounter(item.value);
-    if (current === null) return Status.NonNumeric;
+    if (current === null) return UNCHANGED[WriteStatus.NonNumeric];
     let next: bigint;
     if (incr) {
       this.counters.incrHits++;
@@ -389,8 +366,9 @@ export class MemoryStore {
       this.counters.decrHits++;
       next = current > delta ? current - delta : 0n;
     }
-    this.link(new Item(key, Buffer.from(next.toString(), 'latin1'), item.flags, item.expiresAt, this.nextCas++, now, ++this.versionClock, this.nodeId), item);
-    return next;
+    const changed = new Item(key, Buffer.from(next.toString(), 'latin1'), item.flags, item.expiresAt, this.nextCas++, now, ++this.versionClock, this.nodeId);
+    this.link(changed, item);
+    return { status: WriteStatus.Stored, change: changed, value: next };
   }
 
   /** Items that have not expired, oldest first (for `stats cachedump`). */
@@ -450,19 +428,20 @@ export class MemoryStore {
    * Remembers that `key`, expiring at `expiresAt` (0: never or unknown), was deleted here, with a
    * version newer than any write of it so far.
    */
-  private bury(key: string, now: number, expiresAt: number): Tombstone {
-    const tombstone = { version: ++this.versionClock, origin: this.nodeId, until: tombstoneUntil(expiresAt, now) };
-    this.remember(key, tombstone);
-    return tombstone;
+  private bury(key: string, now: number, expiresAt: number): Deletion {
+    const deletion = new Deletion(key, ++this.versionClock, this.nodeId, tombstoneUntil(expiresAt, now));
+    this.remember(deletion);
+    return deletion;
   }
 
-  /** Keeps `tombstone` for `key`, as the newest, making room for it under the memory cap. */
-  private remember(key: string, tombstone: Tombstone): void {
+  /** Keeps `deletion` as the tombstone of its key, as the newest, making room for it under the memory cap. */
+  private remember(deletion: Deletion): void {
     if (this.options.rememberDeletions === false) return;
+    const { key } = deletion;
     this.dropTombstone(key);
     const cost = key.length + TOMBSTONE_OVERHEAD_BYTES;
     this.evictFor(cost);
-    this.tombstones.set(key, tombstone);
+    this.tombstones.set(key, deletion);
     this.tombstoneBytes += cost;
   }
 
@@ -470,15 +449,25 @@ export class MemoryStore {
     if (this.tombstones.delete(key)) this.tombstoneBytes -= key.length + TOMBSTONE_OVERHEAD_BYTES;
   }
 
-  private link(item: Item, replaced: Item | undefined): Status {
+  /**
+   * Links a new item written here: the write's change. An item stored already expired (an exptime
+   * in the past: libmemcached's existence probe) is linked as memcached links it, unreadable, but
+   * what it changed is a deletion: remembered briefly, so the other owner drops its copy and no
+   * older copy can bring the key back.
+   */
+  private stored(item: Item, replaced: Item | undefined, now: number): WriteResult {
+    this.link(item, replaced);
+    if (!isExpired(item.expiresAt, now)) return { status: WriteStatus.Stored, change: item };
+    return { status: WriteStatus.Stored, change: this.bury(item.key, now, now), cas: item.cas };
+  }
+
+  private link(item: Item, replaced: Item | undefined): void {
     if (replaced !== undefined) this.unlink(replaced);
     this.dropTombstone(item.key);
     this.evictFor(item.size);
     this.items.set(item.key, item);
     this.bytesUsed += item.size;
     this.counters.totalItems++;
-    this.lastCas = item.cas;
-    return Status.Stored;
   }
 
   private remove(key: string): void {

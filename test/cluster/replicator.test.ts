@@ -6,33 +6,52 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ClusterView } from '../../src/cluster/cluster-view.js';
-import { Opcode } from '../../src/cluster/peer/opcodes.js';
-import type { PeerPool } from '../../src/cluster/peer/peer-pool.js';
-import { decodeItemBatch } from '../../src/cluster/peer/command-codec.js';
+import { MemoryPeerNetwork } from '../../src/cluster/memory-peers.js';
 import { Replicator } from '../../src/cluster/replication/replicator.js';
-import { MemberState } from '../../src/cluster/types.js';
+import { MemberState, type Owner } from '../../src/cluster/types.js';
+import { PeerError } from '../../src/errors.js';
 import { StoreMode } from '../../src/protocol/types.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 
 const log = pino({ level: 'silent' });
 
+/** The owners of `key` other than this node: where its writes are copied. */
+function otherOwners(view: ClusterView, key: string): Owner[] {
+  const { master, backup } = view.owners(key);
+  return [master, backup].filter((owner): owner is Owner => owner !== null && owner.id !== view.self);
+}
+
+/**
+ * node1's replicator, and `ids` on the same in-memory network, acknowledging copies (each record
+ * handed to `received` with the node's id) unless their address is in `failing`.
+ */
+function network(ids: string[], address: (id: string) => string, failing: Set<string>, received: (key: string, node: string) => void = () => undefined) {
+  const net = new MemoryPeerNetwork();
+  for (const id of ids.filter((id) => id !== 'node1')) {
+    net.connect({ id, address: address(id) }).serveReplicate((records) => {
+      if (failing.has(address(id))) throw new PeerError('ERR_PEER_TIMEOUT', 'timed out');
+      for (const record of records) received(record.key, id);
+    });
+  }
+  return { net, peers: net.connect({ id: 'node1', address: address('node1') }) };
+}
+
+/** Copies what `store` holds of `key` to its other owners, as the router would after a write. */
+function replicateKey(replicator: Replicator, store: MemoryStore, view: ClusterView, key: string): Promise<void> | null {
+  return replicator.replicate(store.peek(key, Date.now())!, view.owners(key));
+}
+
 function setup(failing: Set<string>) {
   const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: 'node1' });
   const view = new ClusterView('node1');
-  view.update(['node1', 'node2', 'node3'].map((id, i) => ({ id, peerAddress: `127.0.0.1:${7001 + i}`, state: MemberState.Alive, incarnation: 1 })));
-  const requests: string[] = [];
-  const pool = {
-    get: (address: string) => ({
-      request: async () => {
-        requests.push(address);
-        if (failing.has(address)) throw new Error('timed out');
-        return { opcode: Opcode.ReplicateAck, payload: Buffer.alloc(0) };
-      },
-    }),
-  } as unknown as PeerPool;
-  const replicator = new Replicator({ store, view, pool, log, requestTimeoutMs: 50, giveUpAfterMs: 300 });
+  const address = (id: string) => `127.0.0.1:${7000 + Number(id.slice(4))}`;
+  view.update(['node1', 'node2', 'node3'].map((id) => ({ id, peerAddress: address(id), state: MemberState.Alive, incarnation: 1 })));
+  const { net, peers } = network(['node1', 'node2', 'node3'], address, failing);
+  const replicator = new Replicator({ store, view, peers, log, requestTimeoutMs: 50, giveUpAfterMs: 300 });
   store.store(StoreMode.Set, 'memc.sess.key.a', 0, 0, Buffer.from('x'), 0, Date.now());
-  return { store, view, replicator, requests };
+  /** the address of every copy attempted, answered or not */
+  const sent = () => net.requests.map((request) => request.to);
+  return { store, view, replicator, sent };
 }
 
 beforeEach(() => { vi.useFakeTimers(); });
@@ -40,41 +59,41 @@ afterEach(() => { vi.useRealTimers(); });
 
 describe('Replicator scans', () => {
   it('a membership change scans after 100 ms; a later, longer request does not push it back', async () => {
-    const { replicator, requests } = setup(new Set());
+    const { replicator, sent } = setup(new Set());
     replicator.scheduleScan();
     replicator.scheduleScan(10_000);
     await vi.advanceTimersByTimeAsync(99);
-    expect(requests).toEqual([]);
+    expect(sent()).toEqual([]);
     await vi.advanceTimersByTimeAsync(2);
-    expect(requests.length).toBeGreaterThan(0);
-    const after = requests.length;
+    expect(sent().length).toBeGreaterThan(0);
+    const after = sent().length;
     await vi.advanceTimersByTimeAsync(20_000);
-    expect(requests.length, 'no second scan: the 10 s request was folded into the earlier one').toBe(after);
+    expect(sent().length, 'no second scan: the 10 s request was folded into the earlier one').toBe(after);
     replicator.stop();
   });
 
   it('a copy given up on schedules a repair scan 10 s later, which copies to the peer once it answers', async () => {
     const failing = new Set(['127.0.0.1:7002', '127.0.0.1:7003']);
-    const { replicator, requests } = setup(failing);
-    const copy = replicator.replicateKey('memc.sess.key.a');
+    const { replicator, sent, store, view } = setup(failing);
+    const copy = replicateKey(replicator, store, view, 'memc.sess.key.a');
     await vi.advanceTimersByTimeAsync(400);
     await copy;
     expect(replicator.counters.failed).toBeGreaterThan(0);
     failing.clear();
-    const before = requests.length;
+    const before = sent().length;
     await vi.advanceTimersByTimeAsync(9_000);
-    expect(requests.length, 'nothing before the repair scan is due').toBe(before);
+    expect(sent().length, 'nothing before the repair scan is due').toBe(before);
     await vi.advanceTimersByTimeAsync(1_500);
-    expect(requests.length).toBeGreaterThan(before);
+    expect(sent().length).toBeGreaterThan(before);
     expect(replicator.counters.rereplicated).toBeGreaterThan(0);
     replicator.stop();
   });
 
   it('a scan asked for while one runs follows it, at the time asked', async () => {
     const failing = new Set<string>();
-    const { replicator, requests, view } = setup(failing);
-    const peer = view.otherOwners('memc.sess.key.a')[0]!.address;
-    const toPeer = () => requests.filter((a) => a === peer).length;
+    const { replicator, sent, view } = setup(failing);
+    const peer = otherOwners(view, 'memc.sess.key.a')[0]!.address;
+    const toPeer = () => sent().filter((a) => a === peer).length;
     failing.add(peer);
     replicator.scheduleScan(0);
     await vi.advanceTimersByTimeAsync(1); // the scan runs; its copy to the peer keeps failing
@@ -101,7 +120,7 @@ describe('Replicator scans copy only what moved', () => {
   const othersUnder = (key: string, dead: string[]) => {
     const view = new ClusterView('node1');
     view.update(members(dead));
-    return view.otherOwners(key).map((owner) => owner.id);
+    return otherOwners(view, key).map((owner) => owner.id);
   };
 
   function setupCluster() {
@@ -111,17 +130,8 @@ describe('Replicator scans copy only what moved', () => {
     /** every (key, target) a Replicate frame carried, as "key>node" */
     const copies: string[] = [];
     const failing = new Set<string>();
-    const pool = {
-      get: (to: string) => ({
-        request: async (_opcode: Opcode, payload: Buffer) => {
-          if (failing.has(to)) throw new Error('timed out');
-          const node = NODES.find((id) => address(id) === to)!;
-          for (const record of decodeItemBatch(payload)) copies.push(`${record.key}>${node}`);
-          return { opcode: Opcode.ReplicateAck, payload: Buffer.alloc(0) };
-        },
-      }),
-    } as unknown as PeerPool;
-    const replicator = new Replicator({ store, view, pool, log, requestTimeoutMs: 50, giveUpAfterMs: 300 });
+    const { peers } = network(NODES, address, failing, (key, node) => copies.push(`${key}>${node}`));
+    const replicator = new Replicator({ store, view, peers, log, requestTimeoutMs: 50, giveUpAfterMs: 300 });
     // the sessions node1 holds: those it masters or backs up with all four nodes alive
     const keys: string[] = [];
     for (let i = 0; keys.length < 400; i++) {
@@ -135,7 +145,7 @@ describe('Replicator scans copy only what moved', () => {
       await vi.advanceTimersByTimeAsync(50);
       return [...copies].sort();
     };
-    return { view, replicator, keys, failing, scan, copies };
+    return { store, view, replicator, keys, failing, scan, copies };
   }
 
   /** What a scan must copy: each owner now that did not own the key under every earlier placement. */
@@ -190,10 +200,10 @@ describe('Replicator scans copy only what moved', () => {
   });
 
   it('after a copy was given up, the next scan copies everything again', async () => {
-    const { view, keys, failing, replicator, scan } = setupCluster();
+    const { store, view, keys, failing, replicator, scan } = setupCluster();
     await scan();
     failing.add(address('node2'));
-    const given = replicator.replicateKey(keys.find((key) => othersUnder(key, [])[0] === 'node2')!)!;
+    const given = replicateKey(replicator, store, view, keys.find((key) => othersUnder(key, [])[0] === 'node2')!)!;
     await vi.advanceTimersByTimeAsync(400);
     await given;
     expect(replicator.counters.failed).toBe(1);
@@ -215,7 +225,7 @@ describe('Replicator scans copy only what moved', () => {
     const drainView = new ClusterView('node1');
     drainView.update(members());
     drainView.leave(null);
-    const all = keys.flatMap((key) => drainView.otherOwners(key).map((owner) => `${key}>${owner.id}`)).sort();
+    const all = keys.flatMap((key) => otherOwners(drainView, key).map((owner) => `${key}>${owner.id}`)).sort();
     expect(all.length).toBe(2 * keys.length);
     expect([...copies].sort()).toEqual(all);
     expect(replicator.counters.rereplicated).toBe(keys.length + all.length);

@@ -14,7 +14,8 @@
  * This makes (incarnation, rank) a total order whose maximum every node keeps, so gossiping full
  * member lists converges whatever the order in which the lists arrive.
  */
-import { MemberState, NODE_ID_PATTERN, type MemberInfo, type MembershipMessage } from '../types.js';
+import { NODE_ID_PATTERN } from '../../node-id.js';
+import { MemberState, type MemberInfo, type MembershipMessage } from '../types.js';
 
 const RANK: Record<MemberState, number> = {
   [MemberState.Alive]: 0,
@@ -39,7 +40,7 @@ export function byId(a: MemberInfo, b: MemberInfo): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
-/** types.ts: a node id is [A-Za-z0-9_.-], 1..64 chars. */
+/** node-id.ts: a node id is [A-Za-z0-9_.-], 1..64 chars. */
 const STATES = new Set<string>(Object.values(MemberState));
 
 export function isNodeId(value: unknown): value is string {

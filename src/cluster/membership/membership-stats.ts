@@ -1,24 +1,34 @@
 /** Membership's counters, read by `stats`. Background failures are counted here, never thrown. */
+import type { CounterDefs } from '../../stats/registry.js';
+
 export class MembershipStats {
   heartbeatsSent = 0;
   heartbeatsReceived = 0;
   joinsSent = 0;
   joinsReceived = 0;
   leavesReceived = 0;
-  /** members this node marked suspect (its own failure detector, or adopted from gossip) */
   suspicions = 0;
-  /** members this node declared dead */
   deaths = 0;
-  /** times this node raised its own incarnation to refute news about itself */
   refutations = 0;
-  /** news ignored because what is known about the member is newer (lower incarnation, or weaker state) */
   staleIgnored = 0;
-  /** messages or list entries dropped because they were not well formed */
   malformed = 0;
-  /** ticks that came so late this node judged itself stalled and gave every peer a fresh window */
   stalls = 0;
-  /** sends the transport threw on (it should not: sends are fire-and-forget) */
   sendErrors = 0;
-  /** event listeners that threw */
   listenerErrors = 0;
 }
+
+export const MEMBERSHIP_STATS: CounterDefs<MembershipStats> = {
+  heartbeatsSent: { name: 'cluster_heartbeats_sent', type: 'counter', help: 'heartbeats sent to members' },
+  heartbeatsReceived: { name: 'cluster_heartbeats_received', type: 'counter', help: 'heartbeats received from members' },
+  joinsSent: { name: 'cluster_joins_sent', type: 'counter', help: 'join requests sent to seeds' },
+  joinsReceived: { name: 'cluster_joins_received', type: 'counter', help: 'join requests received from nodes joining through this one' },
+  leavesReceived: { name: 'cluster_leaves_received', type: 'counter', help: 'announcements of members leaving on purpose (drain)' },
+  suspicions: { name: 'cluster_suspicions', type: 'counter', help: 'members this node marked suspect (silent for half the failure timeout, or another member said so)' },
+  deaths: { name: 'cluster_deaths', type: 'counter', help: 'members this node marked dead (silent for the failure timeout, or another member said so)' },
+  refutations: { name: 'cluster_refutations', type: 'counter', help: 'times this node raised its incarnation to refute news that it was suspect or dead' },
+  staleIgnored: { name: 'cluster_membership_stale_ignored', type: 'counter', help: 'membership news ignored because newer news of that member was known' },
+  malformed: { name: 'cluster_membership_malformed', type: 'counter', help: 'membership messages or entries dropped because they were not well formed' },
+  stalls: { name: 'cluster_stalls', type: 'counter', help: 'times this node\'s timers ran so late (a pause, a blocked event loop) that it gave every member a fresh failure window' },
+  sendErrors: { name: 'cluster_membership_send_errors', type: 'counter', help: 'membership sends the transport threw on (a bug: sends never throw)' },
+  listenerErrors: { name: 'cluster_membership_listener_errors', type: 'counter', help: 'membership event listeners that threw (a bug)' },
+};

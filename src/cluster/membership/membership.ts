@@ -1,5 +1,5 @@
 /**
- * Cluster membership: who is in the cluster and in what state (DESIGN.md, "Cluster mechanics").
+ * Cluster membership: who is in the cluster and in what state (docs/architecture.md, "Membership").
  *
  * The model is hashicorp/memberlist (SWIM with incarnation numbers), simplified for clusters of a
  * handful to a few dozen PHP servers, where every node can afford to talk to every other:
@@ -13,7 +13,7 @@
  *   sender's full member list, merged entry by entry with the incarnation rules (member-rules.ts).
  * - Join goes through seed addresses; the seed answers with a heartbeat, i.e. its full list.
  * Everything is fire-and-forget over MembershipTransport; failures are logged and counted, never
- * thrown (STYLE.md). Events go to placement and replication; events are about other members only.
+ * thrown. Events go to placement and replication; events are about other members only.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../log.js';
@@ -65,6 +65,8 @@ export interface MembershipOptions {
 }
 
 export interface MembershipEvents {
+  /** this node is in a cluster: a member listed it, or it had no seeds and started one */
+  joined: [];
   /** a member appeared, or came back from dead or left */
   join: [member: MemberInfo];
   /**
@@ -177,6 +179,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       // The first node of a cluster: others join through it.
       this.joinedFlag = true;
       this.log.info({ incarnation: this.selfInfo.incarnation }, 'no seeds: starting a new cluster');
+      this.notify('joined');
     } else {
       this.log.info({ seeds: this.seeds, incarnation: this.selfInfo.incarnation }, 'joining the cluster');
       this.attemptJoin();
@@ -270,6 +273,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (this.joinTimer !== null) this.clock.clearTimeout(this.joinTimer);
     this.joinTimer = null;
     this.log.info({ peer: through.id, peerAddress: through.peerAddress, attempts: this.joinAttempts }, 'joined the cluster');
+    this.notify('joined');
   }
 
   // ---- the periodic round --------------------------------------------------------------------

@@ -49,7 +49,7 @@
  * Encoders throw RangeError for what cannot be encoded (a key with a character above 0xff, a
  * number out of its field's range): that is a bug on the sending side, not a peer's doing.
  */
-import type { ItemRecord } from '../../store/memory-store.js';
+import type { ItemRecord } from '../../store/types.js';
 import { PeerError } from '../../errors.js';
 import { Status, StoreMode, type Command, type Reply, type ValueEntry } from '../../protocol/types.js';
 import { PayloadReader, PayloadWriter } from './payload.js';

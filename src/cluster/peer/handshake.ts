@@ -18,7 +18,8 @@
  * input splits one way only.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { NODE_ID_PATTERN, type NodeId } from '../types.js';
+import { NODE_ID_PATTERN } from '../../node-id.js';
+import type { NodeId } from '../types.js';
 import { MIN_MAX_FRAME_SIZE } from './frame.js';
 import { Opcode, RemoteErrorCode } from './opcodes.js';
 import { PayloadReader, PayloadWriter, decodeError, encodeError } from './payload.js';

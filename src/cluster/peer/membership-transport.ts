@@ -6,7 +6,8 @@
  * (a seed whose id is not known yet) is taken.
  */
 import type { Logger } from '../../log.js';
-import { NODE_ID_PATTERN, type MembershipMessage, type MembershipTransport, type NodeId, type PeerEnvelope } from '../types.js';
+import { NODE_ID_PATTERN } from '../../node-id.js';
+import type { MembershipMessage, MembershipTransport, NodeId, PeerEnvelope } from '../types.js';
 import type { PeerIdentity } from './handshake.js';
 import { Opcode } from './opcodes.js';
 import { decodeJson, encodeJson } from './payload.js';

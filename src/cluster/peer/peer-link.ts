@@ -17,10 +17,10 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { PeerError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { NodeId } from '../types.js';
-import { parsePeerAddress } from './address.js';
+import { type Endpoint, matchEndpoint } from '../../address.js';
+import { ConfigError, PeerError } from '../../errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, type Frame } from './frame.js';
 import { HandshakeRole, Refusal, type PeerIdentity } from './handshake.js';
 import { Opcode, opcodeName } from './opcodes.js';
@@ -103,6 +103,7 @@ const STABLE_UP_MS = 1000;
 
 export class PeerLink extends EventEmitter<PeerLinkEvents> {
   readonly address: string;
+  private readonly endpoint: Endpoint;
   readonly counters: PeerCounters;
   private linkState = LinkState.Idle;
   private connection: PeerConnection | null = null;
@@ -122,7 +123,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   constructor(private readonly options: PeerLinkOptions) {
     super();
     this.address = options.address;
-    parsePeerAddress(options.address);
+    this.endpoint = dialable(options.address);
     this.counters = options.counters ?? new PeerCounters();
     this.secret = typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : options.secret;
     if (this.secret.length === 0) throw new RangeError('the cluster secret is empty');
@@ -269,7 +270,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   private connect(): void {
     this.linkState = LinkState.Connecting;
-    const { host, port } = parsePeerAddress(this.address);
+    const { host, port } = this.endpoint;
     const tls = this.options.tls ?? null;
     const socket = tls === null ? net.connect({ host, port }) : tls.connect(host, port);
     this.connection = new PeerConnection(socket, {
@@ -429,4 +430,13 @@ function safeError(payload: Buffer): { code: number; message: string } {
   } catch {
     return { code: 0, message: 'unreadable Error payload' };
   }
+}
+
+/** A peer address a link can dial: HOST:PORT with a host and a port from 1 to 65535. */
+function dialable(address: string): Endpoint {
+  const endpoint = matchEndpoint(address);
+  if (endpoint === null || endpoint.port === 0 || address.startsWith(':')) {
+    throw new ConfigError(`peer address ${JSON.stringify(address)} is not HOST:PORT (port 1-65535; IPv6 as [ADDR]:PORT)`);
+  }
+  return endpoint;
 }

@@ -12,7 +12,7 @@ import net from 'node:net';
 import { ListenError, PeerError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { NodeId } from '../types.js';
-import { formatPeerAddress } from './address.js';
+import { formatEndpoint } from '../../address.js';
 import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, encodeFrame, type Frame } from './frame.js';
 import { HandshakeRole, Refusal, type PeerIdentity } from './handshake.js';
 import { HANDSHAKE_OPCODES, Opcode, RemoteErrorCode, opcodeName } from './opcodes.js';
@@ -94,8 +94,7 @@ export class PeerServer {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
-        const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.code === 'EACCES' ? 'permission denied' : error.message;
-        reject(new ListenError(`cannot listen for peers on ${formatPeerAddress(host, port)}: ${reason}`));
+        reject(ListenError.from(`for peers on ${formatEndpoint(host, port)}`, error));
       });
       server.listen({ host, port }, () => resolve());
     });
@@ -115,7 +114,7 @@ export class PeerServer {
   }
 
   private accept(socket: net.Socket): void {
-    const remote = formatPeerAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    const remote = formatEndpoint(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
     this.counters.connectionsAccepted++;
     if (this.handshaking >= this.maxHandshakes) {
       this.counters.connectionsRejected++;

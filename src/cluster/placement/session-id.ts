@@ -28,7 +28,7 @@
  *     tag       8                the first 48 bits (6 bytes) of HMAC-SHA256(cluster secret,
  *                                every character before the tag, as ASCII)
  *
- * Node ids are `[A-Za-z0-9_.-]{1,64}` (NODE_ID_PATTERN, cluster/types.ts), so n is 1..64 and the length char covers it by
+ * Node ids are `[A-Za-z0-9_.-]{1,64}` (NODE_ID_PATTERN, node-id.ts), so n is 1..64 and the length char covers it by
  * storing n - 1. The ids parse by lengths alone: after the master field exactly 34 characters
  * (revision + random + tag) remain when there is no backup, and at least 37 when there is one
  * (its length char plus at least two characters of bytes), so "no backup" needs no marker. A backup
@@ -40,7 +40,7 @@
  */
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { NODE_ID_PATTERN } from '../types.js';
+import { NODE_ID_PATTERN, NODE_ID_RULE } from '../../node-id.js';
 
 /** PHP's session id alphabet `[0-9a-zA-Z,-]`, in value order (value = index). */
 export const SESSION_ID_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ,-';
@@ -106,9 +106,9 @@ export interface ParsedSessionId {
 export function mintSessionId(options: MintSessionIdOptions): string {
   const { master, revision, secret } = options;
   const backup = options.backup === '' ? null : options.backup;
-  if (!isNodeId(master)) throw new RangeError(`master: "${String(master)}" is not a node id (1 to 64 of A-Z a-z 0-9 _ . -)`);
+  if (!isNodeId(master)) throw new RangeError(`master: "${String(master)}" is not a node id (${NODE_ID_RULE})`);
   if (backup !== null && !isNodeId(backup)) {
-    throw new RangeError(`backup: "${String(backup)}" is not a node id (1 to 64 of A-Z a-z 0-9 _ . -)`);
+    throw new RangeError(`backup: "${String(backup)}" is not a node id (${NODE_ID_RULE})`);
   }
   if (backup === master) throw new RangeError('backup: must differ from master');
   if (!Number.isInteger(revision) || revision < 0 || revision > MAX_REVISION) {

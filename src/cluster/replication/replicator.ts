@@ -1,17 +1,19 @@
 /**
  * Copies writes to the other owner of a session, and re-copies everything after membership
- * changes so every session is back on two nodes (DESIGN.md, "Request flow" and "Cluster
- * mechanics"). Failures are logged and counted, never thrown (memberlist, Tomcat's
- * LazyReplicatedMap): a write is retried until the target answers or is declared dead.
+ * changes so every session is back on two nodes (docs/architecture.md, "Replication"). A write
+ * arrives as the store's change record with the owners the router already placed it on: no
+ * second placement, no second look at the store. Failures are logged and counted, never thrown
+ * (memberlist, Tomcat's LazyReplicatedMap): a write is retried until the target answers or is
+ * declared dead.
  */
 import type { Logger } from '../../log.js';
-import type { ItemRecord, MemoryStore } from '../../store/memory-store.js';
-import { onlyRemovesMembers, type ClusterView, type Owner, type Placement } from '../cluster-view.js';
-import { decodeItemBatch, encodeItemBatch } from '../peer/command-codec.js';
-import { Opcode, RemoteErrorCode } from '../peer/opcodes.js';
-import { decodeJson, encodeError, encodeJson } from '../peer/payload.js';
-import type { PeerPool } from '../peer/peer-pool.js';
-import type { PeerHandler } from '../peer/peer-server.js';
+import type { CounterDefs } from '../../stats/registry.js';
+import type { Change } from '../../store/change.js';
+import type { MemoryStore } from '../../store/memory-store.js';
+import type { ItemRecord } from '../../store/types.js';
+import { onlyRemovesMembers, type ClusterView, type Placement } from '../cluster-view.js';
+import type { Peers } from '../peers.js';
+import type { KeyOwners, Owner } from '../types.js';
 
 /** How long a (re)joining node waits for one peer to hand its sessions over. */
 const HANDOFF_TIMEOUT_MS = 60_000;
@@ -26,26 +28,29 @@ const RETRY_DELAY_MS = 50;
 const MAX_PLACEMENTS = 16;
 
 export class ReplicationCounters {
-  /** writes copied to another owner */
   replicated = 0;
-  /** records copied by re-replication scans */
   rereplicated = 0;
-  /** copies scans left out: the target owned the item all along, so it has it */
   rereplicationSkipped = 0;
-  /** writes applied here from another node */
   applied = 0;
-  /** copies given up on: the target stayed unreachable yet was never declared dead */
   failed = 0;
-  /** Replicate batches sent to (re)joining nodes */
   handedOver = 0;
-  /** catch-ups completed by this node */
   caughtUp = 0;
 }
+
+export const REPLICATION_STATS: CounterDefs<ReplicationCounters> = {
+  replicated: { name: 'cluster_replicated', type: 'counter', help: 'writes copied to the session\'s other owner' },
+  rereplicated: { name: 'cluster_rereplicated', type: 'counter', help: 'records copied by re-replication scans after membership changes' },
+  rereplicationSkipped: { name: 'cluster_rereplication_skipped', type: 'counter', help: 'copies scans left out: the target owned the item all along, so it has it' },
+  applied: { name: 'cluster_replicas_applied', type: 'counter', help: 'copies from other nodes applied here (newer than what was here)' },
+  failed: { name: 'cluster_replication_failures', type: 'counter', help: 'copies given up on: the target stayed unreachable yet was never declared dead' },
+  handedOver: { name: 'cluster_handoff_batches', type: 'counter', help: 'batches of sessions pushed to (re)joining nodes' },
+  caughtUp: { name: 'cluster_catch_ups', type: 'counter', help: 'catch-ups this node completed (at start, and after a stall)' },
+};
 
 export interface ReplicatorOptions {
   store: MemoryStore;
   view: ClusterView;
-  pool: PeerPool;
+  peers: Peers;
   log: Logger;
   /** how long one copy may take before it is retried */
   requestTimeoutMs: number;
@@ -78,25 +83,36 @@ export class Replicator {
       this.vouched = appendPlacement(this.vouched, placement);
       this.sinceScanStart = appendPlacement(this.sinceScanStart, placement);
     });
+    options.peers.serveReplicate((records) => this.handleReplicate(records));
+    options.peers.serveHandoff((requester) => this.handOver(requester));
   }
 
-  /** Copies the current state of `key` to its other owners; settles once they have it or are dead. */
-  replicateKey(key: string): Promise<void> | null {
-    const targets = this.options.view.otherOwners(key);
-    if (targets.length === 0) return null;
-    const record = this.options.store.record(key, this.now());
-    this.counters.replicated += targets.length;
-    return Promise.all(targets.map((target) => this.send(target, [record]))).then(() => undefined);
+  /**
+   * Copies what a write changed to the key's owners other than this node; settles once they have
+   * it or are declared dead. null when there is nobody to copy to.
+   */
+  replicate(change: Change, owners: KeyOwners): Promise<void> | null {
+    const self = this.options.view.self;
+    const { master, backup } = owners;
+    const toMaster = master !== null && master.id !== self;
+    const toBackup = backup !== null && backup.id !== self;
+    if (!toMaster && !toBackup) return null;
+    const records = [change.toRecord()];
+    if (toMaster && toBackup) {
+      this.counters.replicated += 2;
+      return Promise.all([this.send(master, records), this.send(backup, records)]).then(() => undefined);
+    }
+    this.counters.replicated++;
+    return this.send(toMaster ? master! : backup!, records).then(() => undefined);
   }
 
-  /** The Replicate handler: applies the records that are newer than what is here. */
-  readonly handleReplicate: PeerHandler = (frame, reply) => {
+  /** Another node's copies: applies the records that are newer than what is here. */
+  private handleReplicate(records: ItemRecord[]): void {
     const now = this.now();
-    for (const record of decodeItemBatch(frame.payload)) {
+    for (const record of records) {
       if (this.options.store.apply(record, now)) this.counters.applied++;
     }
-    reply(Opcode.ReplicateAck);
-  };
+  }
 
   /**
    * After a membership change: every item goes to the owners that may lack it, and copies this
@@ -124,29 +140,16 @@ export class Replicator {
   }
 
   /**
-   * The Handoff handler: a node that is (re)joining asks for the sessions it will own. They are
-   * pushed to it as Replicate batches, and the answer (HandoffAck) comes once it has them all.
-   */
-  readonly handleHandoff: PeerHandler = (frame, reply, peer) => {
-    const { peerAddress } = decodeJson<{ peerAddress: string }>(frame.payload);
-    void this.handOver({ id: peer.nodeId, address: peerAddress }).then((complete) => {
-      // An incomplete handoff is an error for the requester, which logs it (and serves what it has).
-      if (complete) reply(Opcode.HandoffAck);
-      else reply(Opcode.Error, encodeError(RemoteErrorCode.Internal, 'handoff incomplete: some sessions could not be pushed'));
-    });
-  };
-
-  /**
    * Catch-up: asks each peer for the sessions this node owns and waits until every peer that
    * answers has handed them over. A peer that cannot be reached is skipped (logged): when the
    * whole cluster starts together, nobody has anything to hand over yet.
    */
   async catchUp(peerAddresses: readonly string[], selfAddress: string): Promise<void> {
-    const { pool, log } = this.options;
-    const payload = encodeJson({ peerAddress: selfAddress });
+    const { peers, log, view } = this.options;
+    const self: Owner = { id: view.self, address: selfAddress };
     await Promise.all(peerAddresses.map(async (address) => {
       try {
-        await pool.get(address).request(Opcode.Handoff, payload, { timeoutMs: HANDOFF_TIMEOUT_MS });
+        await peers.requestHandoff(address, self, HANDOFF_TIMEOUT_MS);
       } catch (error) {
         // Unreachable is normal when the cluster starts together; anything else means copies may be missing.
         const unreachable = (error as { code?: string }).code === 'ERR_PEER_UNAVAILABLE';
@@ -156,7 +159,10 @@ export class Replicator {
     this.counters.caughtUp++;
   }
 
-  /** Pushes what `target` owns to it; whether every batch arrived. */
+  /**
+   * A node that is (re)joining asked for the sessions it will own: they are pushed to it as
+   * Replicate batches; settles with whether it acknowledged them all.
+   */
   private async handOver(target: Owner): Promise<boolean> {
     const { store, view } = this.options;
     const now = this.now();
@@ -178,7 +184,7 @@ export class Replicator {
   }
 
   /**
-   * Drain (DESIGN.md, "Graceful shutdown"): once the view no longer counts this node as an owner,
+   * Drain (docs/architecture.md, "Graceful shutdown"): once the view no longer counts this node as an owner,
    * one scan sends every item to its owners and waits for their acknowledgements. Settles with
    * whether every copy was acknowledged; the caller bounds how long it waits.
    */
@@ -288,12 +294,11 @@ export class Replicator {
    * as long as the requester waits (HANDOFF_TIMEOUT_MS), whatever our view says.
    */
   private async send(target: Owner, records: ItemRecord[], handoff = false): Promise<boolean> {
-    const { pool, view, log, requestTimeoutMs, giveUpAfterMs } = this.options;
-    const payload = encodeItemBatch(records);
+    const { peers, view, log, requestTimeoutMs, giveUpAfterMs } = this.options;
     const deadline = Date.now() + (handoff ? HANDOFF_TIMEOUT_MS : giveUpAfterMs);
     for (let attempt = 1; ; attempt++) {
       try {
-        await pool.get(target.address).request(Opcode.Replicate, payload, { timeoutMs: requestTimeoutMs });
+        await peers.replicate(target, records, requestTimeoutMs);
         return true;
       } catch (error) {
         if (!handoff && !view.isLive(target.id)) return false;

@@ -1,36 +1,43 @@
 /**
- * The router: serves a command here when this node masters its session, or forwards it over a
- * peer link to the master and relays the answer (DESIGN.md, "Request flow"). Writes served here
- * are copied to the other owner before the reply (sync) or after it (async).
+ * The router: serves a command here when this node masters its session, or forwards it to the
+ * master and relays the answer (docs/architecture.md, "Request flow"). Placement is asked once
+ * per key; a write served here hands what it changed (the store's change records) and those
+ * owners to the replicator, which copies it to the other owner before the reply (sync) or after
+ * it (async). Other nodes are reached through the Peers seam only, never the wire.
  */
-import type { Executor } from './command/executor.js';
-import { valuesInKeyOrder } from './command/values-in-key-order.js';
-import type { ClusterView, Owner } from './cluster/cluster-view.js';
-import { decodeReply, encodeCommand } from './cluster/peer/command-codec.js';
-import { Opcode } from './cluster/peer/opcodes.js';
-import type { PeerPool } from './cluster/peer/peer-pool.js';
-import type { Replicator } from './cluster/replication/replicator.js';
-import type { Logger } from './log.js';
-import { ThrottledWarning } from './throttled-log.js';
-import { type Command, type Reply, Status, StoreMode, type ValueEntry } from './protocol/types.js';
+import type { Executor } from '../command/executor.js';
+import { valuesInKeyOrder } from '../command/values-in-key-order.js';
+import type { ReplicationMode } from '../config.js';
+import type { Logger } from '../log.js';
+import { type Command, type Reply, StoreMode, type ValueEntry } from '../protocol/types.js';
+import type { Change } from '../store/change.js';
+import type { CounterDefs } from '../stats/registry.js';
+import { ThrottledWarning } from '../throttled-log.js';
+import type { ClusterView } from './cluster-view.js';
+import type { Peers } from './peers.js';
+import type { Replicator } from './replication/replicator.js';
+import type { KeyOwners, Owner } from './types.js';
 
 export class RouterCounters {
-  /** commands sent to their master on another node */
   forwarded = 0;
-  /** of those, reads (get, gets, gat): what a sticky load balancer and minted ids bring to zero */
   forwardedReads = 0;
-  /** forwarded commands sent again, because their master could not be reached (a failover, a link coming back) */
   forwardRetries = 0;
-  /** forwarded commands that got no answer (master unreachable) */
   forwardFailures = 0;
 }
+
+export const ROUTER_STATS: CounterDefs<RouterCounters> = {
+  forwarded: { name: 'cluster_forwarded', type: 'counter', help: 'commands sent to their session\'s master on another node' },
+  forwardedReads: { name: 'cluster_forwarded_reads', type: 'counter', help: 'of those, reads (get, gets, gat): what a sticky load balancer with minted ids brings to zero' },
+  forwardRetries: { name: 'cluster_forward_retries', type: 'counter', help: 'forwards sent again because the master could not be reached (a failover, a link coming back)' },
+  forwardFailures: { name: 'cluster_forward_failures', type: 'counter', help: 'forwards that got no answer in time: the client got SERVER_ERROR' },
+};
 
 export interface RouterOptions {
   executor: Executor;
   view: ClusterView;
-  pool: PeerPool;
+  peers: Peers;
   replicator: Replicator;
-  replication: 'sync' | 'async';
+  replication: ReplicationMode;
   log: Logger;
   /** how long a forwarded command may wait for the master */
   forwardTimeoutMs: number;
@@ -41,12 +48,15 @@ export class Router {
   /** a master that is down fails every forward until it is declared dead: logged at most every few seconds */
   private readonly forwardFailures: ThrottledWarning;
   private lastForwardFailure: Record<string, unknown> = {};
-  /** while this node catches up, the commands it owns wait here (DESIGN.md: no ownership before that) */
+  /** while this node catches up, the commands it owns wait here (docs/architecture.md, "Graceful startup": no ownership before that) */
   private gate: Promise<void> | null = null;
 
   constructor(private readonly options: RouterOptions) {
     this.forwardFailures = new ThrottledWarning(options.log, 'forwarded commands failed: session owner unreachable',
       () => ({ ...this.lastForwardFailure, totalFailures: this.counters.forwardFailures }), 5000);
+    // A command forwarded here runs here, and is never forwarded again: views that disagree for
+    // a moment cannot make it loop.
+    options.peers.serveForward((command) => this.executeHere(command));
   }
 
   /** Holds every command until `catchUp` settles, then lets them through in arrival order. */
@@ -82,20 +92,25 @@ export class Router {
   }
 
   /**
-   * Runs a command as its session's owner: here, with no further forwarding (a forwarded command
-   * is never forwarded again, so views that disagree for a moment cannot make it loop).
+   * Runs a command as its session's owner: here, with no further forwarding. What it changed goes
+   * to the replicator with the key's owners: `owners` when the caller placed the key already (a
+   * function for a multi-key command), else placement is asked now, once per changed key.
    */
-  executeHere(command: Command): Reply | Promise<Reply> {
+  executeHere(command: Command, owners?: KeyOwners | ((key: string) => KeyOwners)): Reply | Promise<Reply> {
     if (this.gate !== null) {
+      // Placement may differ once caught up: whoever runs the command then places it again.
       const gate = this.gate;
       return gate.then(() => this.executeHere(command));
     }
-    const reply = this.options.executor.execute(command);
-    const written = writtenKeys(command, reply);
-    if (written.length === 0) return reply;
+    const { executor, replicator, view } = this.options;
+    if (command.kind === 'get') return executor.execute(command);
+    const changes: Change[] = [];
+    const reply = executor.execute(command, changes);
+    if (changes.length === 0) return reply;
     const copies: Array<Promise<void>> = [];
-    for (const key of written) {
-      const copy = this.options.replicator.replicateKey(key);
+    for (const change of changes) {
+      const placed = owners === undefined ? view.owners(change.key) : typeof owners === 'function' ? owners(change.key) : owners;
+      const copy = replicator.replicate(change, placed);
       if (copy !== null) copies.push(copy);
     }
     if (copies.length === 0 || this.options.replication === 'async') return reply;
@@ -103,8 +118,9 @@ export class Router {
   }
 
   private route(key: string, command: Command): Reply | Promise<Reply> {
-    const { master } = this.options.view.owners(key);
-    if (master === null || master.id === this.options.view.self) return this.executeHere(command);
+    const owners = this.options.view.owners(key);
+    const { master } = owners;
+    if (master === null || master.id === this.options.view.self) return this.executeHere(command, owners);
     return this.forward(key, master, command);
   }
 
@@ -121,13 +137,11 @@ export class Router {
   private async forward(key: string, master: Owner, command: Command): Promise<Reply> {
     this.counters.forwarded++;
     if (command.kind === 'get' || command.kind === 'touchGet') this.counters.forwardedReads++;
-    const payload = encodeCommand(command);
     const deadline = Date.now() + this.options.forwardTimeoutMs;
     let target = master;
     for (;;) {
       try {
-        const answer = await this.options.pool.get(target.address).request(Opcode.Forward, payload, { timeoutMs: Math.max(1, deadline - Date.now()) });
-        return decodeReply(answer.payload);
+        return await this.options.peers.forward(target, command, Math.max(1, deadline - Date.now()));
       } catch (error) {
         if (!mayRetry(error, command) || Date.now() + FORWARD_RETRY_MS >= deadline) {
           this.counters.forwardFailures++;
@@ -138,8 +152,9 @@ export class Router {
       }
       await new Promise((resolve) => setTimeout(resolve, FORWARD_RETRY_MS));
       this.counters.forwardRetries++;
-      const now = this.options.view.owners(key).master;
-      if (now === null || now.id === this.options.view.self) return this.executeHere(command);
+      const owners = this.options.view.owners(key);
+      const now = owners.master;
+      if (now === null || now.id === this.options.view.self) return this.executeHere(command, owners);
       // The keys of a multi-key read were grouped by their master: once that changed, group again.
       if ((command.kind === 'get' || command.kind === 'touchGet') && command.keys.length > 1 && now.id !== target.id) {
         return this.executeMultiGet(command);
@@ -150,16 +165,26 @@ export class Router {
 
   /** A multi-key read: each key from its own master, answered in the order the keys were asked. */
   private executeMultiGet(command: Extract<Command, { kind: 'get' | 'touchGet' }>): Reply | Promise<Reply> {
-    const groups = new Map<string, string[]>();
+    const { view } = this.options;
+    const groups = new Map<string, { master: Owner | null; keys: string[] }>();
+    const ownersOf = new Map<string, KeyOwners>();
     for (const key of command.keys) {
-      const master = this.options.view.owners(key).master;
-      const id = master === null ? this.options.view.self : master.id;
-      let keys = groups.get(id);
-      if (keys === undefined) groups.set(id, (keys = []));
-      keys.push(key);
+      const owners = view.owners(key);
+      ownersOf.set(key, owners);
+      const id = owners.master === null ? view.self : owners.master.id;
+      let group = groups.get(id);
+      if (group === undefined) groups.set(id, (group = { master: owners.master, keys: [] }));
+      group.keys.push(key);
     }
-    if (groups.size === 1) return this.route(command.keys[0]!, command);
-    const parts = [...groups.values()].map((keys) => this.route(keys[0]!, { ...command, keys }));
+    // gat writes what it finds: the keys served here are copied to the owners just worked out.
+    const placed = (key: string) => ownersOf.get(key) ?? view.owners(key);
+    const serve = (master: Owner | null, part: typeof command): Reply | Promise<Reply> =>
+      master === null || master.id === view.self ? this.executeHere(part, placed) : this.forward(part.keys[0]!, master, part);
+    if (groups.size === 1) {
+      const [only] = groups.values();
+      return serve(only!.master, command);
+    }
+    const parts = [...groups.values()].map(({ master, keys }) => serve(master, { ...command, keys }));
     return Promise.all(parts).then((replies) => {
       const found = new Map<string, ValueEntry>();
       for (const reply of replies) {
@@ -179,13 +204,13 @@ export class Router {
    * told (SERVER_ERROR), though every reachable node did flush.
    */
   private flushEverywhere(command: Extract<Command, { kind: 'flush' }>): Reply | Promise<Reply> {
-    const local = this.options.executor.execute(command);
-    const peers = this.options.view.liveOthers();
+    const { executor, view, peers: links, forwardTimeoutMs } = this.options;
+    const local = executor.execute(command);
+    const peers = view.liveOthers();
     if (peers.length === 0) return local;
-    const payload = encodeCommand(command);
     return Promise.all(peers.map(async (peer) => {
       try {
-        await this.options.pool.get(this.options.view.addressOf(peer)).request(Opcode.Forward, payload, { timeoutMs: this.options.forwardTimeoutMs });
+        await links.forward({ id: peer, address: view.addressOf(peer) }, command, forwardTimeoutMs);
         return null;
       } catch (error) {
         return { peer, err: (error as Error).message };
@@ -197,14 +222,7 @@ export class Router {
       return { kind: 'serverError', message: `flush_all applied on ${peers.length + 1 - failed.length} of ${peers.length + 1} nodes; unreachable: ${failed.map((f) => f.peer).join(',')}` };
     });
   }
-
-  /** The Forward handler: runs the command here and answers with its reply. */
-  handleForward(command: Command): Reply | Promise<Reply> {
-    return this.executeHere(command);
-  }
 }
-
-const NONE: string[] = [];
 
 /** How often a forwarded command whose master cannot be reached is tried again. */
 const FORWARD_RETRY_MS = 20;
@@ -243,24 +261,4 @@ function isIdempotent(command: Command): boolean {
 /** Commands on keys wait for catch-up; version, stats and the like answer at once. */
 function isSessionCommand(command: Command): boolean {
   return 'key' in command || 'keys' in command;
-}
-
-/** The keys a command changed; their new state must reach the other owner. */
-function writtenKeys(command: Command, reply: Reply): string[] {
-  switch (command.kind) {
-    case 'store':
-    case 'delete':
-    case 'touch':
-      return reply.kind === 'status' && (reply.status === Status.Stored || reply.status === Status.Deleted || reply.status === Status.Touched) ? [command.key] : NONE;
-    case 'arith':
-      return reply.kind === 'number' ? [command.key] : NONE;
-    case 'refuseOversized':
-      // A refused set removed the old value (memcached's rule): the other owner must drop it too.
-      return command.mode === StoreMode.Set ? [command.key] : NONE;
-    case 'touchGet':
-      // gat gave each item it found a new expiry
-      return reply.kind === 'values' ? reply.entries.map((entry) => entry.key) : NONE;
-    default:
-      return NONE;
-  }
 }

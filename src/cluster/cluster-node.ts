@@ -1,0 +1,226 @@
+/**
+ * A cluster node's lifecycle (docs/architecture.md, "Graceful startup" and "Graceful shutdown"):
+ * join through the seeds, catch up (take back the sessions this node owns before serving them),
+ * serve, and on the way out drain (hand every session to its next owners) and leave. Membership
+ * events keep the view of owners current and start re-replication; a stall long enough to have
+ * been declared dead makes the node drop its copies and catch up again.
+ *
+ * Everything it drives is built by the composition root and handed in (membership, view,
+ * replicator, router, session ids), so its unit tests run it over in-memory transports.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log.js';
+import type { Command, Reply } from '../protocol/types.js';
+import type { MemoryStore } from '../store/memory-store.js';
+import type { Stat } from '../stats/registry.js';
+import type { ClusterView } from './cluster-view.js';
+import type { Membership } from './membership/membership.js';
+import type { Replicator } from './replication/replicator.js';
+import type { Router } from './router.js';
+import type { SessionIds } from './session-ids.js';
+import type { MemberInfo, NodeId } from './types.js';
+
+export interface ClusterNodeOptions {
+  /** this node's peer address, as the other nodes dial it */
+  peerAddress: string;
+  /** the seed addresses it joins through (--peers) */
+  seeds: readonly string[];
+  store: MemoryStore;
+  view: ClusterView;
+  membership: Membership;
+  replicator: Replicator;
+  router: Router;
+  sessionIds: SessionIds;
+  log: Logger;
+  /** silence after which a member is declared dead (--failure-timeout-ms) */
+  failureTimeoutMs: number;
+  /** heartbeat period (--heartbeat-ms): the leave gets this long, at most 100 ms, to go out */
+  heartbeatMs: number;
+  /** how long a drain may take before the node leaves anyway (--drain-timeout-ms; 0: no drain) */
+  drainTimeoutMs: number;
+  /** closes the peer listener and links, once the node has left */
+  closeLinks: () => Promise<void>;
+}
+
+/** How a drain ended: every session acknowledged, some not, out of time, or nothing to drain to. */
+export type DrainOutcome = 'complete' | 'incomplete' | 'timeout' | 'skipped';
+
+export interface ClusterNodeEvents {
+  /** the node took back its sessions and serves them (reason: start, or a stall) */
+  caughtUp: [reason: string];
+  /** the node handed its sessions over (or could not), naming its replacement */
+  drained: [outcome: DrainOutcome, replacement: NodeId | null];
+}
+
+export class ClusterNodeCounters {
+  failovers = 0;
+}
+
+/** What `stats` reads of the cluster as this node sees it. */
+export interface ClusterStatsSource {
+  readonly nodeId: NodeId;
+  readonly replication: string;
+  readonly peerTls: boolean;
+  members(): MemberInfo[];
+  readonly counters: ClusterNodeCounters;
+}
+
+export const CLUSTER_STATS: ReadonlyArray<Stat<ClusterStatsSource>> = [
+  { name: 'cluster_node_id', type: 'text', help: 'this node\'s id (--node-id)', metric: 'node_id', read: (s) => s.nodeId },
+  {
+    name: 'cluster_members', type: 'text',
+    help: 'every member this node knows, as id:state (alive, suspect, dead, left), comma-separated; /metrics: one series per member and a count per state',
+    read: (s) => s.members().map((m) => `${m.id}:${m.state}`).join(','),
+  },
+  { name: 'cluster_replication', type: 'text', help: 'sync or async (--replication)', metric: 'replication', read: (s) => s.replication },
+  { name: 'cluster_peer_tls', type: 'text', help: 'on when peer links use TLS (--peer-tls-cert), else off', metric: 'peer_tls', read: (s) => (s.peerTls ? 'on' : 'off') },
+  { name: 'cluster_failovers', type: 'counter', help: 'members this node saw declared dead: each a failover of the sessions they mastered', read: (s) => s.counters.failovers },
+];
+
+export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
+  readonly counters = new ClusterNodeCounters();
+  private readonly log: Logger;
+  private stopping: Promise<void> | null = null;
+
+  constructor(private readonly options: ClusterNodeOptions) {
+    super();
+    this.log = options.log;
+    const { membership, view, replicator } = options;
+    view.update(membership.members());
+    const refresh = () => {
+      view.update(membership.members());
+      replicator.scheduleScan();
+    };
+    // Membership logs each change itself (joined, suspected, declared dead, left); here the view
+    // follows. A join, death or leave changes who owns what: every item goes to its owners again.
+    // An update (alive <-> suspect, or a refutation raising the incarnation) does not: suspects
+    // keep their sessions, so a member that flaps under load costs no copying. A member that
+    // restarted without being declared dead took its sessions back itself (catch-up), and a copy
+    // that could not be delivered meanwhile schedules its own repair (the replicator's give-up).
+    membership.on('join', refresh);
+    membership.on('update', () => view.update(membership.members()));
+    membership.on('dead', () => {
+      this.counters.failovers++;
+      refresh();
+    });
+    membership.on('leave', refresh);
+    // A departed member's replacement is forgotten with it (24 h on): the sessions it named move.
+    membership.on('forget', refresh);
+    membership.on('stall', (gapMs) => this.onStall(gapMs));
+  }
+
+  /** Where PHP's commands go: the router, which holds them while the node catches up. */
+  readonly execute = (command: Command): Reply | Promise<Reply> => this.options.router.execute(command);
+
+  /** Joins the cluster and settles once caught up; until then session commands wait. */
+  start(): Promise<void> {
+    this.options.membership.start();
+    return this.catchUp('start');
+  }
+
+  /**
+   * Settles with true once membership has joined a cluster, or with false after `timeoutMs` (no
+   * seed answered: the node is alone for now, and keeps trying in the background).
+   */
+  join(timeoutMs: number): Promise<boolean> {
+    const { membership } = this.options;
+    if (membership.joined) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const joined = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        membership.off('joined', joined);
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      membership.once('joined', joined);
+    });
+  }
+
+  /**
+   * Takes back what this node owns before it serves sessions again: first it learns the members
+   * (joined, or the join timed out: it is alone), then every known peer hands over. Session
+   * commands wait meanwhile (the router's gate), in arrival order.
+   */
+  catchUp(reason: string): Promise<void> {
+    const { membership, replicator, router, store, seeds, peerAddress, failureTimeoutMs } = this.options;
+    this.log.info({ reason }, 'catching up: holding session requests until peers hand over this node\'s sessions');
+    const started = Date.now();
+    const done = this.join(failureTimeoutMs * 2).then(() => {
+      const addresses = [...new Set([...seeds, ...membership.members().map((m) => m.peerAddress)])].filter((address) => address !== peerAddress);
+      return replicator.catchUp(addresses, peerAddress);
+    }).then(() => {
+      this.log.info({ reason, items: store.itemCount, ms: Date.now() - started }, 'caught up: serving');
+      this.emit('caughtUp', reason);
+    });
+    router.holdUntil(done);
+    return done;
+  }
+
+  /**
+   * Graceful shutdown: with PHP's connections already closed, hand every session to the owners it
+   * has once this node is gone, wait for their acknowledgements (up to the drain timeout), and
+   * name the least-loaded live node as the replacement that serves the sessions whose minted ids
+   * name this node. What a drain cut short did not copy still has its other copy, which
+   * re-replication restores after the leave. Settles with the replacement (null: none).
+   */
+  async drain(): Promise<NodeId | null> {
+    const { drainTimeoutMs, sessionIds, store, view, replicator } = this.options;
+    if (drainTimeoutMs === 0) {
+      this.emit('drained', 'skipped', null);
+      return null;
+    }
+    const replacement = sessionIds.leastLoadedOther();
+    if (replacement === null) {
+      if (store.itemCount > 0) this.log.warn({ items: store.itemCount }, 'draining: no other live node to hand sessions to; they end with this node');
+      this.emit('drained', 'skipped', null);
+      return null;
+    }
+    view.leave(replacement);
+    const started = Date.now();
+    const items = store.itemCount;
+    this.log.info({ items, replacement }, 'draining: handing sessions to their new owners before leaving');
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      replicator.handOverAll().then((complete): DrainOutcome => (complete ? 'complete' : 'incomplete')),
+      new Promise<DrainOutcome>((resolve) => { timer = setTimeout(() => resolve('timeout'), drainTimeoutMs); }),
+    ]);
+    clearTimeout(timer);
+    const fields = { items, replacement, ms: Date.now() - started };
+    if (outcome === 'complete') this.log.info(fields, 'drained: every session acknowledged by its new owners');
+    else this.log.warn({ ...fields, outcome, drainTimeoutMs }, 'drain cut short: sessions not acknowledged keep their other copy, restored by re-replication');
+    this.emit('drained', outcome, replacement);
+    return replacement;
+  }
+
+  /** Drains, tells the cluster this node leaves (naming its replacement), and closes the links. */
+  stop(): Promise<void> {
+    this.stopping ??= this.leave();
+    return this.stopping;
+  }
+
+  private async leave(): Promise<void> {
+    const { replicator, membership, heartbeatMs, closeLinks } = this.options;
+    const replacement = await this.drain();
+    replicator.stop();
+    membership.leave(replacement ?? undefined);
+    // Give the leave a moment to go out before the links close.
+    await new Promise((resolve) => setTimeout(resolve, Math.min(heartbeatMs, 100)));
+    membership.stop();
+    await closeLinks();
+  }
+
+  /**
+   * This node's own timers ran late by `gapMs` (the process was stopped, or its event loop
+   * blocked). Silent long enough to have been declared dead, others took over and may have newer
+   * writes, and deletions this node missed: its copies cannot be trusted. It drops them and
+   * takes back the current ones (every session has its other copy elsewhere).
+   */
+  private onStall(gapMs: number): void {
+    if (gapMs < this.options.failureTimeoutMs) return;
+    this.options.store.flush();
+    void this.catchUp('stalled past the failure timeout');
+  }
+}

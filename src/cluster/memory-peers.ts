@@ -1,0 +1,161 @@
+/**
+ * The Peers seam (peers.ts) in one process, for tests (memberlist's MockNetwork, as
+ * membership/memory-transport.ts does for membership): nodes join a network at their peer
+ * address, and requests reach the handlers the other nodes registered. Each command, reply and
+ * record crosses the real command codec, as it would cross the wire, and is delivered
+ * asynchronously, so a handler never re-enters its caller.
+ *
+ * A test watches and breaks the network: every request is logged (`requests`); an address can
+ * be made to fail each request with a chosen PeerError code (`fail`), or to hold requests until
+ * released (`hold`), which a request's timeout cuts short with ERR_PEER_TIMEOUT.
+ */
+import { PeerError, type PeerErrorCode } from '../errors.js';
+import type { Command, Reply } from '../protocol/types.js';
+import type { ItemRecord } from '../store/types.js';
+import { decodeCommand, decodeItemBatch, decodeReply, encodeCommand, encodeItemBatch, encodeReply } from './peer/command-codec.js';
+import type { ForwardHandler, HandoffHandler, Peers, ReplicateHandler } from './peers.js';
+import type { NodeId, Owner } from './types.js';
+
+/** One request as the network saw it. */
+export type PeerRequest =
+  | { kind: 'forward'; from: NodeId; to: string; command: Command }
+  | { kind: 'replicate'; from: NodeId; to: string; records: ItemRecord[] }
+  | { kind: 'handoff'; from: NodeId; to: string };
+
+export class MemoryPeerNetwork {
+  /** every request made, in order, whether it was answered or not */
+  readonly requests: PeerRequest[] = [];
+  private readonly nodes = new Map<string, MemoryPeers>();
+  private readonly failing = new Map<string, PeerErrorCode>();
+  private readonly held = new Map<string, Array<() => void>>();
+
+  /** A node joins the network at `self.address`; whoever was there before is gone. */
+  connect(self: Owner): MemoryPeers {
+    const node = new MemoryPeers(this, self);
+    this.nodes.set(self.address, node);
+    return node;
+  }
+
+  /** The node at `address` leaves: requests to it fail as to a closed port. */
+  disconnect(address: string): void {
+    this.nodes.delete(address);
+  }
+
+  /** Every request to `address` fails with `code` from now on, without reaching it. */
+  fail(address: string, code: PeerErrorCode = 'ERR_PEER_UNAVAILABLE'): void {
+    this.failing.set(address, code);
+  }
+
+  /** Requests to `address` get through again. */
+  heal(address: string): void {
+    this.failing.delete(address);
+  }
+
+  /** Requests to `address` wait, undelivered, until release() (or their own timeout). */
+  hold(address: string): void {
+    if (!this.held.has(address)) this.held.set(address, []);
+  }
+
+  /** Delivers what `address` held, in order, and stops holding. */
+  release(address: string): void {
+    const waiting = this.held.get(address) ?? [];
+    this.held.delete(address);
+    for (const deliver of waiting) deliver();
+  }
+
+  /** How many requests `address` holds now. */
+  heldCount(address: string): number {
+    return this.held.get(address)?.length ?? 0;
+  }
+
+  /** The requests of one kind, typed. */
+  requestsOf<K extends PeerRequest['kind']>(kind: K): Array<Extract<PeerRequest, { kind: K }>> {
+    return this.requests.filter((request): request is Extract<PeerRequest, { kind: K }> => request.kind === kind);
+  }
+
+  /**
+   * Carries one request to the node at `to`: fails it as the network says, waits while the
+   * address is held, then runs `deliver` on the receiving node in a later turn.
+   */
+  async carry<T>(to: string, timeoutMs: number, deliver: (node: MemoryPeers) => T | Promise<T>): Promise<T> {
+    const code = this.failing.get(to);
+    if (code !== undefined) throw new PeerError(code, `${to}: ${code} (memory network)`);
+    const queue = this.held.get(to);
+    if (queue !== undefined) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new PeerError('ERR_PEER_TIMEOUT', `${to}: no reply within ${timeoutMs} ms (held)`)), timeoutMs);
+        queue.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    } else {
+      await Promise.resolve();
+    }
+    const node = this.nodes.get(to);
+    if (node === undefined) throw new PeerError('ERR_PEER_UNAVAILABLE', `${to}: nobody listens there (memory network)`);
+    return deliver(node);
+  }
+}
+
+export class MemoryPeers implements Peers {
+  private forwardHandler: ForwardHandler | null = null;
+  private replicateHandler: ReplicateHandler | null = null;
+  private handoffHandler: HandoffHandler | null = null;
+
+  constructor(private readonly network: MemoryPeerNetwork, readonly self: Owner) {}
+
+  async forward(owner: Owner, command: Command, timeoutMs: number): Promise<Reply> {
+    this.network.requests.push({ kind: 'forward', from: this.self.id, to: owner.address, command });
+    const payload = encodeCommand(command);
+    const answer = await this.network.carry(owner.address, timeoutMs, async (node) => encodeReply(await node.receiveForward(decodeCommand(payload))));
+    return decodeReply(answer);
+  }
+
+  async replicate(owner: Owner, records: readonly ItemRecord[], timeoutMs: number): Promise<void> {
+    this.network.requests.push({ kind: 'replicate', from: this.self.id, to: owner.address, records: [...records] });
+    const payload = encodeItemBatch(records);
+    await this.network.carry(owner.address, timeoutMs, (node) => node.receiveReplicate(decodeItemBatch(payload)));
+  }
+
+  async requestHandoff(address: string, self: Owner, timeoutMs: number): Promise<void> {
+    this.network.requests.push({ kind: 'handoff', from: this.self.id, to: address });
+    const complete = await this.network.carry(address, timeoutMs, (node) => node.receiveHandoff({ ...self }));
+    if (!complete) throw new PeerError('ERR_PEER_REMOTE', `${address}: handoff incomplete: some sessions could not be pushed`);
+  }
+
+  serveForward(handler: ForwardHandler): void {
+    if (this.forwardHandler !== null) throw new Error('a Forward handler is already registered');
+    this.forwardHandler = handler;
+  }
+
+  serveReplicate(handler: ReplicateHandler): void {
+    if (this.replicateHandler !== null) throw new Error('a Replicate handler is already registered');
+    this.replicateHandler = handler;
+  }
+
+  serveHandoff(handler: HandoffHandler): void {
+    if (this.handoffHandler !== null) throw new Error('a Handoff handler is already registered');
+    this.handoffHandler = handler;
+  }
+
+  private receiveForward(command: Command): Reply | Promise<Reply> {
+    if (this.forwardHandler === null) throw this.unhandled('Forward');
+    return this.forwardHandler(command);
+  }
+
+  private receiveReplicate(records: ItemRecord[]): void {
+    if (this.replicateHandler === null) throw this.unhandled('Replicate');
+    this.replicateHandler(records);
+  }
+
+  private receiveHandoff(requester: Owner): Promise<boolean> {
+    if (this.handoffHandler === null) throw this.unhandled('Handoff');
+    return this.handoffHandler(requester);
+  }
+
+  /** What a real node without the handler answers: Error(UnknownOpcode). */
+  private unhandled(kind: string): PeerError {
+    return new PeerError('ERR_PEER_REMOTE', `${this.self.address}: no ${kind} handler`);
+  }
+}

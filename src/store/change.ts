@@ -1,0 +1,91 @@
+/**
+ * What a write changed, as the store made it: the item it linked (with its new version and CAS)
+ * or the deletion it remembered. The store's write operations return it, and it flows on, one
+ * way, to whoever needs it: replication copies it to the other owner, a disk log would append
+ * it. Nobody reads the store again, or guesses from a reply, to learn what a write did.
+ */
+import { type ItemRecord, WriteStatus } from './types.js';
+
+/**
+ * What one item costs beyond its key and value, for the memory cap: the Map entry, the Item
+ * object and the Buffer's bookkeeping, measured as roughly this much on Node 20 x64.
+ */
+export const ITEM_OVERHEAD_BYTES = 160;
+
+export class Item {
+  constructor(
+    readonly key: string,
+    /** never mutated in place: replies may still hold a reference while the socket drains */
+    readonly value: Buffer,
+    readonly flags: number,
+    public expiresAt: number,
+    public cas: number,
+    /** last time this item was moved to the young end of the LRU */
+    public bumpedAt: number,
+    /**
+     * Which write this is, cluster-wide: a Lamport counter, ties broken by the node that wrote it.
+     * Replicas, catch-up and conflicts keep the higher (version, origin); never a wall clock.
+     */
+    public version: number,
+    public origin: string,
+  ) {}
+
+  get size(): number {
+    return this.key.length + this.value.length + ITEM_OVERHEAD_BYTES;
+  }
+
+  /** This item as it travels between nodes. */
+  toRecord(): ItemRecord {
+    return { key: this.key, value: this.value, flags: this.flags, expiresAt: this.expiresAt, version: this.version, origin: this.origin };
+  }
+}
+
+/**
+ * A deletion: `key` is gone as of (version, origin), and the deletion is remembered (as a
+ * tombstone, in cluster mode) until `until`, so that an older copy cannot bring the item back.
+ */
+export class Deletion {
+  constructor(
+    readonly key: string,
+    readonly version: number,
+    readonly origin: string,
+    /** forgotten at this time (ms); sent along with the deletion so replicas keep it as long */
+    readonly until: number,
+  ) {}
+
+  /** A deletion record's expiresAt says until when the deletion must be remembered. */
+  toRecord(): ItemRecord {
+    return { key: this.key, value: null, flags: 0, expiresAt: this.until, version: this.version, origin: this.origin };
+  }
+}
+
+/** What one write changed. Append-only: new kinds (a flush, say) join the union. */
+export type Change = Item | Deletion;
+
+/** What a write operation answered, and what it changed (null: nothing). */
+export interface WriteResult {
+  readonly status: WriteStatus;
+  readonly change: Change | null;
+  /**
+   * The CAS unique of the item stored, when the change is not that item (an item stored already
+   * expired, whose change is its deletion).
+   */
+  readonly cas?: number;
+}
+
+/** incr/decr: the new number too, when there is one. */
+export interface ArithResult extends WriteResult {
+  readonly value?: bigint;
+}
+
+/** The answers that change nothing, allocated once. */
+export const UNCHANGED: { readonly [S in WriteStatus]: WriteResult } = {
+  [WriteStatus.Stored]: { status: WriteStatus.Stored, change: null },
+  [WriteStatus.NotStored]: { status: WriteStatus.NotStored, change: null },
+  [WriteStatus.Exists]: { status: WriteStatus.Exists, change: null },
+  [WriteStatus.NotFound]: { status: WriteStatus.NotFound, change: null },
+  [WriteStatus.Deleted]: { status: WriteStatus.Deleted, change: null },
+  [WriteStatus.Touched]: { status: WriteStatus.Touched, change: null },
+  [WriteStatus.TooLarge]: { status: WriteStatus.TooLarge, change: null },
+  [WriteStatus.NonNumeric]: { status: WriteStatus.NonNumeric, change: null },
+};
