@@ -98,7 +98,7 @@ if (tpRounds.length) {
   out.push('');
   const perRound = (t) => tpRounds.map((r, i) => tps[t][i] / tps.memcached[i]);
   out.push(`Per-round ratios to memcached: ${targets.slice(1).map((t) => `${names[t]} ${perRound(t).map(fmt2).join(' / ')}`).join('; ')}.`,
-    'Target (issue 3): cluster throughput ≥ 0.5 of memcached\'s.', '');
+    'Target: a cluster serves at least half of memcached\'s throughput (ratio ≥ 0.5).', '');
   if (invalid.length) out.push('**Invalid runs (left out of the medians):**', '', ...invalid.map((x) => `- ${x}`), '');
   const serving = tpRounds.flatMap((r) => ['cluster2', 'cluster3'].map((t) => tryJson(get('tp', r, t, 'serving') ?? ''))).filter(Boolean);
   const failedTries = serving.reduce((a, s) => a + (s.failedTries || 0), 0);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cluster benchmarks (issue 3, "Performance, in bench/"): bash bench/cluster.sh
+# Cluster benchmarks: throughput and failover against memcached: bash bench/cluster.sh
 #
 # 1. Throughput: memcaslap -B, 90% get / 10% set, 40-byte keys, 512-byte values, -c 32 -T 1,
 #    fixed time, in one run against
@@ -9,9 +9,10 @@
 #    3-node cluster first); the table gives medians and ratios to memcached.
 # 2. Failover: a fresh 3-node cluster per run; 200 sessions written through node1; SIGKILL of node3;
 #    bench/failover.mjs measures the time until every session reads back through node1 again (and
-#    until a new write to every session is acknowledged). Runs with heartbeat 100 ms / failure
-#    timeout 600 ms, with the defaults 200 / 1000, and 100 / 600 again polled every 50 ms instead
-#    of 10 (to show how much the polling load itself adds on 2 shared cores).
+#    until a new write to every session is acknowledged). By default it runs with heartbeat
+#    100 ms / failure timeout 600 ms, with 200 / 1000 (the daemon's defaults are now 200 / 800),
+#    and 100 / 600 again polled every 50 ms instead of 10 (to show how much the polling load
+#    itself adds on 2 shared cores).
 #
 # Every process runs on free loopback ports and is stopped on exit (trap). Output: raw logs and
 # results.tsv in bench/out/cluster/, the markdown summary printed and written to

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // PHP session traffic against a running cluster, with stock (hashed) or cluster-minted session
-// ids (issue 4); used by bench/session-ids.sh.
+// ids; used by bench/session-ids.sh.
 //
 //   node bench/session-ids-load.mjs --ports P1,P2,P3 --mode hashed|minted
 //        [--users 64] [--duration-ms 10000] [--warmup-ms 2000] [--requests-per-session 20]
@@ -11,7 +11,7 @@
 // (memcached.sess_binary_protocol=On). Every simulated user has one connection to one node (a
 // sticky load balancer: user u always lands on node u mod 3) and sends one command at a time,
 // as one PHP worker does. One simulated PHP request is what php-memcached sends for
-// session_start() ... session_write_close() (DESIGN.md, "What the PHP side really sends"):
+// session_start() ... session_write_close() (docs/architecture.md, "What the PHP side sends"):
 //
 //     ADD    memc.sess.key.lock.<id>  "1"  exptime 30      the session lock
 //     GET    memc.sess.key.<id>                            read the session

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Minted vs hashed session ids (issue 4): bash bench/session-ids.sh
+# Minted vs hashed session ids: bash bench/session-ids.sh
 #
 # The same PHP session workload (bench/session-ids-load.mjs: memcached binary protocol, 64 users,
 # each sticky to one of the 3 nodes, ADD lock / GET / SET 1-2 KB / DELETE lock per PHP request, a

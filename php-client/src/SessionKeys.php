@@ -9,7 +9,7 @@ use SessionCluster\Exception\SessionIdException;
 /**
  * The memcached keys of a session, in php-memcached's layout: data under <prefix><id>, the lock under
  * <prefix>lock.<id>. The daemon takes the session id out of exactly these keys to keep a session
- * and its lock on the same nodes (DESIGN.md, "Routing key"), and the stock php-memcached handler
+ * and its lock on the same nodes (docs/architecture.md, "Routing key"), and the stock php-memcached handler
  * reads the same keys, so an application can switch between the two.
  */
 final class SessionKeys
