@@ -26,7 +26,7 @@ export class RouterCounters {
 }
 
 export const ROUTER_STATS: CounterDefs<RouterCounters> = {
-  forwarded: { name: 'cluster_forwarded', type: 'counter', help: 'commands sent to their session\'s master on another node' },
+  forwarded: { name: 'cluster_forwarded', type: 'counter', help: 'commands sent to their session\'s master on another node (a multi-key get counts once per master)' },
   forwardedReads: { name: 'cluster_forwarded_reads', type: 'counter', help: 'of those, reads (get, gets, gat): what a sticky load balancer with minted ids brings to zero' },
   forwardRetries: { name: 'cluster_forward_retries', type: 'counter', help: 'forwards sent again because the master could not be reached (a failover, a link coming back)' },
   forwardFailures: { name: 'cluster_forward_failures', type: 'counter', help: 'forwards that got no answer in time: the client got SERVER_ERROR' },

@@ -19,8 +19,8 @@ export interface ServerStatsSource {
 export const SERVER_STATS: ReadonlyArray<Stat<ServerStatsSource>> = [
   { name: 'max_connections', type: 'gauge', help: 'client connections accepted at once (--max-connections)', read: (s) => s.maxConnections },
   { name: 'curr_connections', type: 'gauge', help: 'client connections open now', read: (s) => s.counters.currConnections },
-  { name: 'total_connections', type: 'counter', help: 'client connections accepted since start', read: (s) => s.counters.totalConnections },
-  { name: 'rejected_connections', type: 'counter', help: 'client connections refused because --max-connections were open', read: (s) => s.counters.rejectedConnections },
+  { name: 'total_connections', type: 'counter', help: 'client connections accepted since start (PHP connects once per request unless its connections are persistent)', read: (s) => s.counters.totalConnections },
+  { name: 'rejected_connections', type: 'counter', help: 'client connections refused because --max-connections were open: each a PHP request that could not open its session', read: (s) => s.counters.rejectedConnections },
   { name: 'connection_structures', type: 'gauge', help: 'connection structures allocated (memcached\'s name; here the open connections)', metric: null, read: (s) => s.counters.currConnections },
   // No client authentication yet: memcached's figures, always 0, so its tools find them.
   { name: 'auth_cmds', type: 'counter', help: 'authentication commands handled (no client authentication yet: always 0)', metric: null, read: () => 0 },

@@ -65,7 +65,7 @@ export interface StoreCounters {
 /** memcached's names (protocol.txt, "General-purpose statistics"), then the tombstones'. */
 export const STORE_COUNTER_STATS: CounterDefs<StoreCounters> = {
   getHits: { name: 'get_hits', type: 'counter', help: 'keys read that were found' },
-  getMisses: { name: 'get_misses', type: 'counter', help: 'keys read that were not found' },
+  getMisses: { name: 'get_misses', type: 'counter', help: 'keys read that were not found: a new session, or one that expired or was evicted' },
   getExpired: { name: 'get_expired', type: 'counter', help: 'keys read whose item had expired (counted as misses too)' },
   getFlushed: { name: 'get_flushed', type: 'counter', help: 'keys read whose item a flush_all had invalidated (0: a flush removes items at once)' },
   deleteHits: { name: 'delete_hits', type: 'counter', help: 'deletes that removed an item' },
@@ -80,7 +80,7 @@ export const STORE_COUNTER_STATS: CounterDefs<StoreCounters> = {
   touchHits: { name: 'touch_hits', type: 'counter', help: 'touch and gat of an existing item' },
   touchMisses: { name: 'touch_misses', type: 'counter', help: 'touch and gat of a missing item' },
   totalItems: { name: 'total_items', type: 'counter', help: 'items stored since start (writes here and copies from other nodes)' },
-  evictions: { name: 'evictions', type: 'counter', help: 'live items evicted to stay under --memory-limit: lost sessions; raise the limit' },
+  evictions: { name: 'evictions', type: 'counter', help: 'live items evicted to stay under --memory-limit: lost sessions. Should stay 0; raise the limit otherwise' },
   expiredUnfetched: { name: 'expired_unfetched', type: 'counter', help: 'items that expired without being read again, reclaimed in the background' },
   reclaimed: { name: 'reclaimed', type: 'counter', help: 'expired items whose memory the background sweep reclaimed' },
   evictedTombstones: { name: 'evicted_tombstones', type: 'counter', help: 'remembered deletions dropped early to stay under --memory-limit' },
@@ -89,8 +89,8 @@ export const STORE_COUNTER_STATS: CounterDefs<StoreCounters> = {
 /** What the store holds now. */
 export const STORE_STATS: ReadonlyArray<Stat<MemoryStore>> = [
   { name: 'limit_maxbytes', type: 'gauge', help: 'the memory limit for items, bytes (--memory-limit)', read: (s) => s.memoryLimit },
-  { name: 'bytes', type: 'gauge', help: 'memory the items take, bytes (keys, values and bookkeeping)', read: (s) => s.bytes },
-  { name: 'curr_items', type: 'gauge', help: 'items held now (in cluster mode: the sessions this node masters or backs up, and their lock keys)', read: (s) => s.itemCount },
+  { name: 'bytes', type: 'gauge', help: 'memory the items take, bytes (key + value + about 160 B each); the limit holds bytes + tombstone_bytes', read: (s) => s.bytes },
+  { name: 'curr_items', type: 'gauge', help: 'items held now: sessions and their lock keys (in cluster mode, those this node masters or backs up)', read: (s) => s.itemCount },
   { name: 'tombstones', type: 'gauge', help: 'deletions remembered (cluster mode), so an older copy cannot bring a deleted item back', read: (s) => s.tombstoneCount },
   { name: 'tombstone_bytes', type: 'gauge', help: 'memory the remembered deletions take, bytes; they count against --memory-limit', read: (s) => s.tombstoneBytesUsed },
 ];

@@ -36,8 +36,8 @@ export class PeerCounters {
 }
 
 export const PEER_STATS: CounterDefs<PeerCounters> = {
-  linksUp: { name: 'cluster_peer_links_up', type: 'gauge', help: 'outgoing peer links authenticated now (a healthy node of N has N - 1)' },
-  connectionsUp: { name: 'cluster_peer_connections_up', type: 'gauge', help: 'incoming peer connections authenticated now' },
+  linksUp: { name: 'cluster_peer_links_up', type: 'gauge', help: 'authenticated peer links this node dialled, now; N - 1 in a healthy cluster of N nodes' },
+  connectionsUp: { name: 'cluster_peer_connections_up', type: 'gauge', help: 'authenticated peer connections other nodes dialled, now; N - 1 in a healthy cluster of N nodes' },
   connectionsAccepted: { name: 'cluster_peer_connections_accepted', type: 'counter', help: 'incoming peer connections accepted' },
   connectionsRejected: { name: 'cluster_peer_connections_rejected', type: 'counter', help: 'incoming peer connections closed at once: too many handshakes under way' },
   authRefused: { name: 'cluster_peer_auth_refused', type: 'counter', help: 'handshakes this node refused: wrong cluster secret or protocol version, timeout, frames before authentication' },
@@ -45,7 +45,7 @@ export const PEER_STATS: CounterDefs<PeerCounters> = {
   refusedByPeer: { name: 'cluster_peer_refused_by_peer', type: 'counter', help: 'handshakes the other node refused (it logs why)' },
   tlsRefused: { name: 'cluster_peer_tls_refused', type: 'counter', help: 'TLS handshakes that failed, either role: TLS on one side only, an untrusted certificate, a timeout' },
   selfConnections: { name: 'cluster_peer_self_connections', type: 'counter', help: 'connections to this node itself (a seed list naming it), closed' },
-  connectFailures: { name: 'cluster_peer_connect_failures', type: 'counter', help: 'outgoing connection attempts that failed before authenticating' },
+  connectFailures: { name: 'cluster_peer_connect_failures', type: 'counter', help: 'outgoing connection attempts that failed before authenticating (peer down, wrong address, firewall)' },
   linkDrops: { name: 'cluster_peer_link_drops', type: 'counter', help: 'outgoing links that went down after having been up' },
   framesSent: { name: 'cluster_peer_frames_sent', type: 'counter', help: 'peer frames sent' },
   framesReceived: { name: 'cluster_peer_frames_received', type: 'counter', help: 'peer frames received' },

@@ -38,7 +38,7 @@ export class ReplicationCounters {
 }
 
 export const REPLICATION_STATS: CounterDefs<ReplicationCounters> = {
-  replicated: { name: 'cluster_replicated', type: 'counter', help: 'writes copied to the session\'s other owner' },
+  replicated: { name: 'cluster_replicated', type: 'counter', help: 'writes this node copied to the session\'s other owner (one per owner copied to)' },
   rereplicated: { name: 'cluster_rereplicated', type: 'counter', help: 'records copied by re-replication scans after membership changes' },
   rereplicationSkipped: { name: 'cluster_rereplication_skipped', type: 'counter', help: 'copies scans left out: the target owned the item all along, so it has it' },
   applied: { name: 'cluster_replicas_applied', type: 'counter', help: 'copies from other nodes applied here (newer than what was here)' },
