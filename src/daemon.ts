@@ -51,6 +51,8 @@ export const PACKAGE_VERSION: string = (JSON.parse(readFileSync(new URL('../pack
 export const WIRE_VERSION = `1.6.18-session-cluster-${PACKAGE_VERSION}`;
 
 export interface Daemon {
+  /** the TCP port PHP connects to (the one bound, when --listen asked for port 0) */
+  readonly tcpPort: number;
   stop(): Promise<void>;
 }
 
@@ -130,6 +132,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   log.info({ version: PACKAGE_VERSION, maxItemSize: settings.maxItemSize, memoryLimit: settings.memoryLimit, maxConnections: settings.maxConnections }, 'ready');
 
   return {
+    tcpPort: listeners.tcpPort,
     async stop() {
       clearInterval(sweeper);
       executor.close();
