@@ -1,0 +1,205 @@
+/**
+ * A cluster node's lifecycle, whole nodes in one process: membership over the in-memory hub,
+ * forwarding and copies over the in-memory peer network, real stores, routers and replicators,
+ * on fake timers. Join and catch-up (commands wait until the node has its sessions back), a join
+ * nobody answers, a drain cut short by its timeout, and a stall past the failure timeout.
+ */
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ClusterNode, type DrainOutcome } from '../../src/cluster/cluster-node.js';
+import { ClusterView } from '../../src/cluster/cluster-view.js';
+import type { MembershipClock } from '../../src/cluster/membership/clock.js';
+import { Membership } from '../../src/cluster/membership/membership.js';
+import { MemoryHub } from '../../src/cluster/membership/memory-transport.js';
+import { MemoryPeerNetwork } from '../../src/cluster/memory-peers.js';
+import { Replicator } from '../../src/cluster/replication/replicator.js';
+import { Router } from '../../src/cluster/router.js';
+import { SessionIds } from '../../src/cluster/session-ids.js';
+import { MemberState, type NodeId } from '../../src/cluster/types.js';
+import { Executor } from '../../src/command/executor.js';
+import { type Command, type Reply, Status, StoreMode } from '../../src/protocol/types.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+
+const log = pino({ level: 'silent' });
+const HEARTBEAT = 200;
+const FAILURE_TIMEOUT = 800;
+
+/** The hub's clock: the fake timers (globals looked up per call). */
+const fakeClock: MembershipClock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+const addressOf = (id: NodeId) => `${id}.test:7000`;
+const set = (key: string, value: string): Command => ({ kind: 'store', mode: StoreMode.Set, key, flags: 0, exptime: 0, value: Buffer.from(value), cas: 0 });
+const get = (key: string): Command => ({ kind: 'get', keys: [key], withCas: false });
+const valueOf = (reply: Reply) => (reply.kind === 'values' ? reply.entries[0]?.value.toString() ?? null : `not a value: ${reply.kind}`);
+
+class Farm {
+  readonly hub = new MemoryHub(fakeClock);
+  readonly network = new MemoryPeerNetwork();
+  readonly nodes = new Map<NodeId, ReturnType<Farm['build']>>();
+
+  /** One node, built as the composition root builds it, over the in-memory transports. */
+  build(id: NodeId, seeds: NodeId[], options: { drainTimeoutMs?: number } = {}) {
+    const peerAddress = addressOf(id);
+    const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: id });
+    const executor = new Executor({ store, version: 'v' });
+    const transport = this.hub.connect(id, peerAddress);
+    const membership = new Membership({
+      self: { id, peerAddress, incarnation: 1 }, seeds: seeds.map(addressOf), transport, clock: transport.clock, log,
+      heartbeatMs: HEARTBEAT, failureTimeoutMs: FAILURE_TIMEOUT,
+    });
+    const peers = this.network.connect({ id, address: peerAddress });
+    const view = new ClusterView(id);
+    const replicator = new Replicator({ store, view, peers, log, requestTimeoutMs: 100, giveUpAfterMs: 300 });
+    const router = new Router({ executor, view, peers, replicator, replication: 'sync', log, forwardTimeoutMs: 2000 });
+    const sessionIds = new SessionIds({ view, secret: 'a-secret-for-these-tests', loadOf: (member) => membership.loadOf(member) });
+    const closed = { links: false };
+    const node = new ClusterNode({
+      peerAddress, seeds: seeds.map(addressOf), store, view, membership, replicator, router, sessionIds, log,
+      failureTimeoutMs: FAILURE_TIMEOUT, heartbeatMs: HEARTBEAT, drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
+      closeLinks: async () => {
+        this.network.disconnect(peerAddress);
+        closed.links = true;
+      },
+    });
+    const caughtUp: string[] = [];
+    const drained: Array<[DrainOutcome, NodeId | null]> = [];
+    node.on('caughtUp', (reason) => caughtUp.push(reason));
+    node.on('drained', (outcome, replacement) => drained.push([outcome, replacement]));
+    const built = { id, node, store, view, membership, closed, caughtUp, drained };
+    this.nodes.set(id, built);
+    return built;
+  }
+
+  /** A key whose master is `master` as `on` places it now. */
+  keyMasteredBy(on: NodeId, master: NodeId, prefix = 's'): string {
+    const view = this.nodes.get(on)!.view;
+    for (let i = 0; ; i++) {
+      const key = `memc.sess.key.${prefix}${i}`;
+      if (view.owners(key).master?.id === master) return key;
+    }
+  }
+}
+
+/** Settles `promise` while advancing the fake clock, failing after `limitMs` of virtual time. */
+async function settle<T>(promise: Promise<T> | T, limitMs = 10_000): Promise<T> {
+  let done = false;
+  const result = Promise.resolve(promise).finally(() => { done = true; });
+  for (let spent = 0; !done && spent < limitMs; spent += 10) await vi.advanceTimersByTimeAsync(10);
+  if (!done) throw new Error(`not settled within ${limitMs} ms of virtual time`);
+  return result;
+}
+
+beforeEach(() => { vi.useFakeTimers(); });
+afterEach(() => { vi.useRealTimers(); });
+
+describe('ClusterNode lifecycle', () => {
+  it('a first node starts a cluster and serves at once; a second joins, holds its sessions\' commands until they are handed over, then serves them', async () => {
+    const farm = new Farm();
+    const n1 = farm.build('n1', []);
+    await settle(n1.node.start());
+    expect(n1.caughtUp).toEqual(['start']);
+    for (let i = 0; i < 50; i++) expect(await n1.node.execute(set(`memc.sess.key.s${i}`, `v${i}`))).toMatchObject({ status: Status.Stored });
+
+    // n2's handoff is held on the wire: n2 has joined but not caught up
+    farm.network.hold(addressOf('n2'));
+    const n2 = farm.build('n2', ['n1']);
+    const started = n2.node.start();
+    await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+    expect(n2.membership.joined).toBe(true);
+    expect(n2.caughtUp).toEqual([]);
+    const key = farm.keyMasteredBy('n2', 'n2');
+    let answer: Reply | null = null;
+    void Promise.resolve(n2.node.execute(get(key))).then((reply) => { answer = reply; });
+    await vi.advanceTimersByTimeAsync(50);
+    expect(answer, 'held while catching up').toBeNull();
+    // stats and the like answer at once all the same
+    expect(n2.node.execute({ kind: 'version' })).toEqual({ kind: 'version', version: 'v' });
+
+    farm.network.release(addressOf('n2'));
+    await settle(started);
+    expect(n2.caughtUp).toEqual(['start']);
+    await settle(Promise.resolve().then(() => answer !== null));
+    expect(valueOf(answer!)).toBe(`v${key.slice('memc.sess.key.s'.length)}`);
+    // it took back exactly the sessions it owns, and serves them from its own store
+    const owned = [...Array(50).keys()].map((i) => `memc.sess.key.s${i}`).filter((k) => n2.view.owners(k).master?.id === 'n2' || n2.view.owners(k).backup?.id === 'n2');
+    expect(n2.store.itemCount).toBe(owned.length);
+  });
+
+  it('a join nobody answers: after twice the failure timeout the node serves alone, and says it caught up', async () => {
+    const farm = new Farm();
+    const lonely = farm.build('lonely', ['nobody']);
+    const started = lonely.node.start();
+    await vi.advanceTimersByTimeAsync(2 * FAILURE_TIMEOUT - 50);
+    expect(lonely.caughtUp).toEqual([]);
+    await settle(started);
+    expect(lonely.caughtUp).toEqual(['start']);
+    expect(lonely.membership.joined).toBe(false);
+    expect(await lonely.node.execute(set('memc.sess.key.a', 'x'))).toMatchObject({ status: Status.Stored });
+  });
+
+  it('a drain whose copies are not acknowledged ends at the drain timeout; the node leaves anyway, naming its replacement', async () => {
+    const farm = new Farm();
+    const n1 = farm.build('n1', [], { drainTimeoutMs: 150 });
+    await settle(n1.node.start());
+    const n2 = farm.build('n2', ['n1']);
+    await settle(n2.node.start());
+    await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+    for (let i = 0; i < 20; i++) await settle(n1.node.execute(set(`memc.sess.key.d${i}`, 'v')));
+
+    farm.network.hold(addressOf('n2'));
+    const stopped = n1.node.stop();
+    await vi.advanceTimersByTimeAsync(149);
+    expect(n1.drained).toEqual([]);
+    await settle(stopped);
+    expect(n1.drained).toEqual([['timeout', 'n2']]);
+    expect(n1.closed.links).toBe(true);
+    await vi.advanceTimersByTimeAsync(HEARTBEAT);
+    expect(n2.membership.member('n1')).toMatchObject({ state: MemberState.Left, replacement: 'n2' });
+    farm.network.release(addressOf('n2'));
+  });
+
+  it('a drain that completes: every session on its new owner before the node leaves', async () => {
+    const farm = new Farm();
+    const n1 = farm.build('n1', []);
+    await settle(n1.node.start());
+    const n2 = farm.build('n2', ['n1']);
+    await settle(n2.node.start());
+    await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+    for (let i = 0; i < 20; i++) await settle(n1.node.execute(set(`memc.sess.key.d${i}`, `v${i}`)));
+    await settle(n1.node.stop());
+    expect(n1.drained).toEqual([['complete', 'n2']]);
+    for (let i = 0; i < 20; i++) expect(n2.store.peek(`memc.sess.key.d${i}`, Date.now())?.value.toString()).toBe(`v${i}`);
+  });
+
+  it('a stall past the failure timeout: the node drops its copies and takes the current ones back before serving again', async () => {
+    const farm = new Farm();
+    const n1 = farm.build('n1', []);
+    await settle(n1.node.start());
+    const n2 = farm.build('n2', ['n1']);
+    await settle(n2.node.start());
+    await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+    const key = farm.keyMasteredBy('n1', 'n2');
+    expect(await settle(n1.node.execute(set(key, 'before')))).toMatchObject({ status: Status.Stored });
+    expect(n2.store.peek(key, Date.now())?.value.toString()).toBe('before');
+
+    // kill -STOP n2 for longer than the failure timeout; n1 declares it dead and takes over
+    farm.hub.pause('n2');
+    await vi.advanceTimersByTimeAsync(FAILURE_TIMEOUT + 4 * HEARTBEAT);
+    expect(n1.membership.member('n2')?.state).toBe(MemberState.Dead);
+    expect(await settle(n1.node.execute(set(key, 'after')))).toMatchObject({ status: Status.Stored });
+
+    // kill -CONT: n2's overdue timers see the stall; its copy of `key` is stale, so it goes
+    farm.hub.resume('n2');
+    expect(n2.store.peek(key, Date.now())).toBeUndefined();
+    const read = n2.node.execute(get(key));
+    expect(read, 'held until caught up again').toBeInstanceOf(Promise);
+    await settle(read);
+    expect(n2.caughtUp).toEqual(['start', 'stalled past the failure timeout']);
+    expect(valueOf(await read)).toBe('after');
+    expect(n2.store.peek(key, Date.now())?.value.toString()).toBe('after');
+  });
+});
