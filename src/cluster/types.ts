@@ -32,8 +32,8 @@ export interface MemberInfo {
   incarnation: number;
   /**
    * A member that left on purpose (drain): the node it named to take over the sessions whose
-   * minted ids name it (DESIGN.md: "A node that left gracefully names a replacement, which the
-   * cluster remembers"). Added after the first release: older nodes drop it.
+   * minted ids name it, which the cluster remembers until the member is forgotten
+   * (docs/architecture.md, "Graceful shutdown"). Added after the first release: older nodes drop it.
    */
   replacement?: NodeId;
 }

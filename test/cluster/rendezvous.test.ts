@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultHash, owners, rank, type PlacementHash } from '../../src/cluster/placement/rendezvous.js';
 
-// DESIGN.md, "Placement": rendezvous hashing of the routing key over the live members; the first is
+// docs/architecture.md, "Placement": rendezvous hashing of the routing key over the live members; the first is
 // master, the second backup; adding or removing a node moves only the sessions that must move.
 
 /** An injected hash read from a table of `key\0member` -> weight, so owners are worked out by hand. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SESSION_PREFIX, routingKey } from '../../src/cluster/placement/routing-key.js';
 
-// DESIGN.md, "Routing key": a session and its lock keys must route together, whichever extension sent them.
+// docs/architecture.md, "Routing key": a session and its lock keys must route together, whichever extension sent them.
 const SID = 'k3f9a0c1b2d4e5f60718293a4b5c6d7e';
 
 describe('routingKey: the four shapes of one session route together', () => {

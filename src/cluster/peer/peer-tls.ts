@@ -1,7 +1,6 @@
 /**
- * TLS on peer links (DESIGN.md, "Cluster mechanics": "TLS is available for links that cross
- * hosts (session data is personal data)"; docs/peer-protocol.md, "TLS"). Mutual: each side
- * presents its certificate (--peer-tls-cert, --peer-tls-key) and accepts only a peer whose
+ * TLS on peer links, for links that cross hosts: they carry session data, which is personal data
+ * (docs/security.md; docs/peer-protocol.md, "TLS"). Mutual: each side presents its certificate (--peer-tls-cert, --peer-tls-key) and accepts only a peer whose
  * certificate chains to --peer-tls-ca. The cluster-secret handshake (handshake.ts) runs inside
  * TLS, unchanged: TLS keeps the frames secret and intact, the handshake still proves the secret
  * and the node id.

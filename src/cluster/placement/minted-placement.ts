@@ -1,9 +1,9 @@
 /**
- * Owners of a cluster-minted session id (DESIGN.md, "Placement", case 1): the id names its master
+ * Owners of a cluster-minted session id (docs/architecture.md, "Placement"): the id names its master
  * and backup, so while both are live they own it, with no table and no hashing. When one of them is
  * gone, the next candidates take its place, in an order every node computes alike from the id and
- * the member list (DESIGN.md: "the backup becomes acting master and a new backup is chosen
- * (deterministically, so every node agrees)"):
+ * the member list: the backup acts as master and a new backup is chosen, deterministically, so
+ * every node agrees:
  *
  *     named master, named backup, then every other live member in rendezvous order of the routing key
  *

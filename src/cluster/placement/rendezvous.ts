@@ -1,18 +1,17 @@
 /**
  * Rendezvous (highest-random-weight) placement for session ids the cluster did not mint
- * (DESIGN.md, "Placement", case 2): every member gets a weight hash(routingKey, member); the
+ * (docs/architecture.md, "Placement"): every member gets a weight hash(routingKey, member); the
  * heaviest is the master, the next the backup, the rest are the fallbacks in order.
  *
  * Why rendezvous: removing a member only re-homes the keys it was master or backup of — every
  * other key keeps its weights, so its top two are untouched ("Adding or removing a node moves only
  * the sessions that must move") — and when the master dies, the old backup becomes the master and the
- * old third becomes the backup, which is exactly DESIGN.md's "the backup becomes acting master and a
- * new backup is chosen (deterministically, so every node agrees)". No ring, no virtual nodes, no
- * state: a pure function of (routing key, member ids), like groupcache's consistenthash (STYLE.md).
+ * old third becomes the backup: the backup acts as master and a new backup is chosen,
+ * deterministically, so every node agrees. No ring, no virtual nodes, no state: a pure function of
+ * (routing key, member ids), like groupcache's consistenthash.
  *
  * Members are node ids that every node spells the same way; the caller decides which members are
- * eligible (live, caught up) — placement does not know about membership (STYLE.md: placement
- * imports only types).
+ * eligible (live, caught up) — placement does not know about membership: it imports only types.
  */
 
 /**

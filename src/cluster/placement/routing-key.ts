@@ -1,10 +1,10 @@
 /**
  * The routing key: the part of a memcached key that placement hashes, so that a session and its
- * lock keys always have the same master and backup (DESIGN.md, "Routing key"). Locks are decided by
- * the master alone (DESIGN.md, "Request flow"), which only works if the lock key and the session key
+ * lock keys always have the same master and backup (docs/architecture.md, "Routing key"). Locks are decided by
+ * the master alone (docs/architecture.md, "Request flow"), which only works if the lock key and the session key
  * land on the same node.
  *
- * What the PHP extensions send (DESIGN.md, "What the PHP side really sends"):
+ * What the PHP extensions send (docs/architecture.md, "What the PHP side sends"):
  * - php-memcached: `<prefix><sid>` and `<prefix>lock.<sid>`. The extension builds `lock.<sid>` itself
  *   and libmemcached prepends `memcached.sess_prefix` (default `memc.sess.key.`) to every key
  *   (MEMCACHED_CALLBACK_PREFIX_KEY), so `lock.` only means "lock" right after the prefix;
@@ -23,7 +23,7 @@ const LOCK_PREFIX = 'lock.';
 const LOCK_SUFFIX = '.lock';
 
 /**
- * Maps a memcached key to the key that placement hashes. The steps, in DESIGN.md's order:
+ * Maps a memcached key to the key that placement hashes. The steps, in order:
  * 1. strip `sessionPrefix` if the key starts with it;
  * 2. only if step 1 matched, strip a leading `lock.` — a plain key such as `lock.jobs` is not a
  *    session lock and routes by itself (plain memcached use still works). An empty `sessionPrefix`

@@ -1,5 +1,5 @@
 /**
- * Cluster-minted session ids (DESIGN.md, "Placement", case 1; issue 4): an id that names its
+ * Cluster-minted session ids (docs/architecture.md, "Placement"): an id that names its
  * master and backup node, so any node reads the owners from the id itself — no table, no lookup —
  * and carries a tag, so a daemon can tell an id the cluster minted from any other id (strict mode)
  * and nobody without the cluster secret can forge one. This module is only the codec: who the
