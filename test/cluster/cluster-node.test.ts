@@ -8,7 +8,6 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ClusterNode, type DrainOutcome } from '../../src/cluster/cluster-node.js';
 import { ClusterView } from '../../src/cluster/cluster-view.js';
-import type { MembershipClock } from '../../src/cluster/membership/clock.js';
 import { Membership } from '../../src/cluster/membership/membership.js';
 import { MemoryHub } from '../../src/cluster/membership/memory-transport.js';
 import { MemoryPeerNetwork } from '../../src/cluster/memory-peers.js';
@@ -19,17 +18,11 @@ import { MemberState, type NodeId } from '../../src/cluster/types.js';
 import { Executor } from '../../src/command/executor.js';
 import { type Command, type Reply, Status, StoreMode } from '../../src/protocol/types.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { fakeClock } from '../support/fake-clock.js';
 
 const log = pino({ level: 'silent' });
 const HEARTBEAT = 200;
 const FAILURE_TIMEOUT = 800;
-
-/** The hub's clock: the fake timers (globals looked up per call). */
-const fakeClock: MembershipClock = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 
 const addressOf = (id: NodeId) => `${id}.test:7000`;
 const set = (key: string, value: string): Command => ({ kind: 'store', mode: StoreMode.Set, key, flags: 0, exptime: 0, value: Buffer.from(value), cas: 0 });
@@ -93,6 +86,17 @@ async function settle<T>(promise: Promise<T> | T, limitMs = 10_000): Promise<T> 
   return result;
 }
 
+/** n1 started alone, n2 joined through it, both caught up and alive in each other's view. */
+async function twoNodes(n1Options: { drainTimeoutMs?: number } = {}) {
+  const farm = new Farm();
+  const n1 = farm.build('n1', [], n1Options);
+  await settle(n1.node.start());
+  const n2 = farm.build('n2', ['n1']);
+  await settle(n2.node.start());
+  await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+  return { farm, n1, n2 };
+}
+
 beforeEach(() => { vi.useFakeTimers(); });
 afterEach(() => { vi.useRealTimers(); });
 
@@ -142,12 +146,7 @@ describe('ClusterNode lifecycle', () => {
   });
 
   it('a drain whose copies are not acknowledged ends at the drain timeout; the node leaves anyway, naming its replacement', async () => {
-    const farm = new Farm();
-    const n1 = farm.build('n1', [], { drainTimeoutMs: 150 });
-    await settle(n1.node.start());
-    const n2 = farm.build('n2', ['n1']);
-    await settle(n2.node.start());
-    await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+    const { farm, n1, n2 } = await twoNodes({ drainTimeoutMs: 150 });
     for (let i = 0; i < 20; i++) await settle(n1.node.execute(set(`memc.sess.key.d${i}`, 'v')));
 
     farm.network.hold(addressOf('n2'));
@@ -163,12 +162,7 @@ describe('ClusterNode lifecycle', () => {
   });
 
   it('a drain that completes: every session on its new owner before the node leaves', async () => {
-    const farm = new Farm();
-    const n1 = farm.build('n1', []);
-    await settle(n1.node.start());
-    const n2 = farm.build('n2', ['n1']);
-    await settle(n2.node.start());
-    await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+    const { n1, n2 } = await twoNodes();
     for (let i = 0; i < 20; i++) await settle(n1.node.execute(set(`memc.sess.key.d${i}`, `v${i}`)));
     await settle(n1.node.stop());
     expect(n1.drained).toEqual([['complete', 'n2']]);
@@ -176,12 +170,7 @@ describe('ClusterNode lifecycle', () => {
   });
 
   it('a stall past the failure timeout: the node drops its copies and takes the current ones back before serving again', async () => {
-    const farm = new Farm();
-    const n1 = farm.build('n1', []);
-    await settle(n1.node.start());
-    const n2 = farm.build('n2', ['n1']);
-    await settle(n2.node.start());
-    await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+    const { farm, n1, n2 } = await twoNodes();
     const key = farm.keyMasteredBy('n1', 'n2');
     expect(await settle(n1.node.execute(set(key, 'before')))).toMatchObject({ status: Status.Stored });
     expect(n2.store.peek(key, Date.now())?.value.toString()).toBe('before');

@@ -1,16 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { MembershipClock } from '../../src/cluster/membership/clock.js';
 import { MemoryHub, type MemoryTransport } from '../../src/cluster/membership/memory-transport.js';
 import { MemberState, UNKNOWN_NODE_ID, type MembershipMessage, type NodeId } from '../../src/cluster/types.js';
+import { fakeClock } from '../support/fake-clock.js';
 
 // The in-memory network the membership tests run on: it must route like the TCP transport
 // (by address, checking the id), and break the network exactly as asked.
-
-const fakeClock: MembershipClock = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 
 const join = (id: string): MembershipMessage => ({ kind: 'join', member: { id, peerAddress: `${id}:1`, state: MemberState.Alive, incarnation: 1 } });
 

@@ -1,9 +1,9 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { MembershipClock } from '../../src/cluster/membership/clock.js';
 import { Membership, type MembershipOptions } from '../../src/cluster/membership/membership.js';
 import { MemoryHub, type MemoryTransport } from '../../src/cluster/membership/memory-transport.js';
 import { MemberState, type MemberInfo, type MembershipMessage, type MembershipTransport } from '../../src/cluster/types.js';
+import { fakeClock } from '../support/fake-clock.js';
 
 // Membership over the in-memory hub, on vitest's fake timers: every scenario runs in virtual time,
 // deterministically, in a few milliseconds. Defaults as in the daemon: heartbeat 200 ms, suspect
@@ -12,13 +12,6 @@ import { MemberState, type MemberInfo, type MembershipMessage, type MembershipTr
 const HEARTBEAT = 200;
 const SUSPECT_AFTER = 500;
 const TIMEOUT = 1000;
-
-/** The hub's base clock: fake timers (globals looked up per call, so they are the faked ones). */
-const fakeClock: MembershipClock = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 
 const address = (id: string): string => `${id}.test:7000`;
 

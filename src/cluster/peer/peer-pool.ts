@@ -1,8 +1,8 @@
 /**
  * One PeerLink per peer address, created on first use and reused by every caller (forwarding,
  * replication, membership), so each pair of nodes holds one outgoing connection per direction.
- * Links keep reconnecting until removed: membership removes the links of members that are dead
- * or have left.
+ * Links keep reconnecting, with backoff, until the pool closes: membership still probes dead
+ * members (a healed partition must find its way back), so their links stay.
  */
 import { EventEmitter } from 'node:events';
 import type { Refusal, PeerIdentity } from './handshake.js';
