@@ -498,7 +498,7 @@ function checkCluster(settings: Settings): void {
   if (settings.peerListen !== null && settings.peerAdvertise === null && isWildcardHost(settings.peerListen.host)) {
     const { host, port } = settings.peerListen;
     throw new ConfigError(
-      `--peer-listen (peerListen): ${host.includes(':') ? `[${host}]` : host}:${port} listens on every address, which other nodes cannot dial; set --peer-advertise (peerAdvertise) to the address they reach this node on, e.g. 10.0.0.1:${port || 11212}`,
+      `--peer-listen (peerListen): ${formatEndpoint(host, port)} listens on every address, which other nodes cannot dial; set --peer-advertise (peerAdvertise) to the address they reach this node on, e.g. 10.0.0.1:${port || 11212}`,
     );
   }
   if (settings.failureTimeoutMs < HEARTBEATS_PER_FAILURE_TIMEOUT * settings.heartbeatMs) {
