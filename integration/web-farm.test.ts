@@ -25,8 +25,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawValue, sessionOwners, startLiveCluster, stopCluster, sumStats, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { sessionOwners, startLiveCluster, stopCluster, sumStats, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { freePort, repoRoot } from './harness.js';
+import { rawGet } from './raw-client.js';
 
 const WEB = path.join(repoRoot, 'integration', 'web');
 const SERVERS = ['php1', 'php2', 'php3'] as const;
@@ -385,7 +386,7 @@ describe('a real web farm: nginx + three php-fpm servers + a three-node cluster'
       // A stock PHP id: the cluster places it by hashing; every node reads the same data.
       for (const node of cluster!.nodes) {
         expect(await sessionOwners(node, id), `owners via ${node.id}`).toMatchObject({ id_kind: 'hashed' });
-        expect(await rawValue(node, sessionKey[pool](id)), `session data via ${node.id}`).toBe('visits|i:30;');
+        expect((await rawGet(node, sessionKey[pool](id)))?.value, `session data via ${node.id}`).toBe('visits|i:30;');
       }
     });
   }
@@ -458,7 +459,7 @@ describe('a real web farm: nginx + three php-fpm servers + a three-node cluster'
     expect(browser.sessionId).toBe(id);
     expect(end.session_ids_minted! - after.session_ids_minted!).toBe(0);
     expect(end.cluster_forwarded_reads! - after.cluster_forwarded_reads!).toBeGreaterThan(0);
-    for (const node of cluster!.nodes) expect(await rawValue(node, `memc.sess.key.${id}`), `via ${node.id}`).toBe('visits|i:19;');
+    for (const node of cluster!.nodes) expect((await rawGet(node, `memc.sess.key.${id}`))?.value, `via ${node.id}`).toBe('visits|i:19;');
   });
 
   it('no PHP warning or error, no nginx error, in any server log', () => {
