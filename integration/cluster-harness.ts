@@ -8,7 +8,7 @@
  * left behind, so no SIGSTOPped daemon outlives the test run.
  */
 import net from 'node:net';
-import { freePort, startDaemon, type RunningServer } from './harness.js';
+import { freePort, sleep, startDaemon, type RunningServer } from './harness.js';
 import { RawClient, rawGet, rawStats } from './raw-client.js';
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
@@ -341,8 +341,6 @@ export async function waitForSettled<T>(read: () => Promise<T>, opts: { quietMs:
     if (Date.now() > deadline) throw new Error(`did not settle within ${opts.timeoutMs} ms; last ${JSON.stringify(value)}`);
   }
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * A TCP relay on 127.0.0.1 that forwards each connection to 127.0.0.1:`target` and keeps every

@@ -19,10 +19,10 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  TcpRelay, allAlive, members, sleep, startCluster, startExtraNode, stats, stopCluster, waitForMembers, writeThroughFirstReadThroughOthers,
+  TcpRelay, allAlive, members, startCluster, startExtraNode, stats, stopCluster, waitForMembers, writeThroughFirstReadThroughOthers,
   type Cluster, type ClusterNode,
 } from './cluster-harness.js';
-import { daemonBin, startDaemon, type RunningServer } from './harness.js';
+import { daemonBin, sleep, startDaemon, type RunningServer } from './harness.js';
 import { RawClient } from './raw-client.js';
 import { TestCertificates } from '../test/cluster/test-certificates.js';
 

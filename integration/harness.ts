@@ -22,6 +22,8 @@ export interface RunningServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 /** A port nobody listens on right now (the kernel picks it, then we release it). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
