@@ -8,7 +8,7 @@
  * left behind, so no SIGSTOPped daemon outlives the test run.
  */
 import net from 'node:net';
-import { freePort, sleep, startDaemon, type RunningServer } from './harness.js';
+import { freePort, freePorts, sleep, startDaemon, type RunningServer } from './harness.js';
 import { RawClient, rawGet, rawStats } from './raw-client.js';
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
@@ -193,11 +193,7 @@ function nodeArgs(id: string, peerPort: number, peers: string[], o: ClusterOptio
 export async function startCluster(n: number, opts: ClusterOptions = {}): Promise<Cluster> {
   const secret = opts.secret ?? DEFAULT_SECRET;
   const prefix = opts.idPrefix ?? 'node';
-  const peerPorts: number[] = [];
-  while (peerPorts.length < n) {
-    const p = await freePort();
-    if (!peerPorts.includes(p)) peerPorts.push(p);
-  }
+  const peerPorts = await freePorts(n);
   const nodes = peerPorts.map((peerPort, i) => {
     const id = `${prefix}${i + 1}`;
     const viaEnv = opts.secretViaEnv?.includes(id) ?? false;
