@@ -25,6 +25,33 @@ export interface RunningServer {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+export interface PollOptions {
+  timeoutMs: number;
+  /** pause between two checks; default 20 ms */
+  intervalMs?: number;
+}
+
+/**
+ * Checks `condition` until it holds or `timeoutMs` has passed; whether it held. For a test that
+ * waited a fixed time before its expectations: it now goes on as soon as what it waited for has
+ * happened, and when it has not, the expectations that follow say what is missing.
+ */
+export async function pollUntil(condition: () => boolean | Promise<boolean>, opts: PollOptions): Promise<boolean> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    if (await condition()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(Math.min(opts.intervalMs ?? 20, Math.max(1, deadline - Date.now())));
+  }
+}
+
+/** pollUntil that throws, naming `what` (called at the time, to show the last state), when the time runs out. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, opts: PollOptions & { what: string | (() => string) }): Promise<void> {
+  if (await pollUntil(condition, opts)) return;
+  const what = typeof opts.what === 'function' ? opts.what() : opts.what;
+  throw new Error(`waited ${opts.timeoutMs} ms for ${what}`);
+}
+
 /** A port nobody listens on right now (the kernel picks it, then we release it). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -102,7 +102,7 @@ describe('session expiry', () => {
       return created.id;
     }));
     // The read above refreshed the TTL to 2 s (touch / rewrite); memcached's clock ticks in whole
-    // seconds, so 4 s is past any rounding.
+    // seconds, so 4 s is past any rounding. A fixed wait: expiry is what is tested, so the time has to pass.
     await sleep(4000);
     for (const [i, setup] of SETUPS.entries()) {
       expect(await rawGet(server, setup.key(ids[i]!)), setup.name).toBeNull();
