@@ -739,6 +739,8 @@ describe(`bad input (${TARGET})`, () => {
       expect(show((await c.request(`set ${key} 0 0 ${value.length}\r\n${value}\r\n`, '\r\n')).data)).toBe(show('STORED\r\n'));
       const before = serverRss();
 
+      // A plain socket, not a RawClient: it must never read, and give up on a write that does not
+      // drain within a second (RawClient always reads, and its stream() waits out its deadline).
       const flood = net.connect({ host: server.host, port: server.port });
       flood.on('error', () => undefined);
       await new Promise<void>((resolve, reject) => { flood.once('connect', resolve); flood.once('error', reject); });
@@ -774,6 +776,8 @@ describe(`bad input (${TARGET})`, () => {
       const N = 200;
       const partialBin = bin({ opcode: Opcode.SET, key: 'drop', extras: storageExtras(0, 0), value: 'v'.repeat(64) }).subarray(0, 40);
       const open = await stat('curr_connections');
+      // Plain sockets, not RawClients: some are dropped before they finish connecting, some
+      // right after a write, with a FIN or a RST.
       await Promise.all(Array.from({ length: N }, (_, i) => new Promise<void>((resolve) => {
         const s = net.connect({ host: server.host, port: server.port });
         s.on('error', () => resolve());
