@@ -13,9 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, startMemcached, type RunningServer } from './harness.js';
+import { pollUntil, startDaemon, startMemcached, type RunningServer } from './harness.js';
 import {
-  RawClient, Opcode, Status, buildPacket, counterExtras, describePacket, show, storageExtras,
+  RawClient, Opcode, Status, buildPacket, counterExtras, describePacket, rawStats, show, storageExtras,
   type BinaryPacket,
 } from './raw-client.js';
 
@@ -128,6 +128,36 @@ function serverRss(): number {
   const pid = server.process.pid;
   if (!pid) throw new Error('server has no pid');
   return treeRss(pid);
+}
+
+/**
+ * A `stats` figure, over a connection of its own: the server counts that connection in
+ * curr_connections and its "stats\r\n" (7 bytes) in bytes_read, as it does every one of these.
+ */
+async function stat(name: string): Promise<number> {
+  return Number((await rawStats(server))[name]);
+}
+
+/**
+ * Waits until the server has read `n` bytes more than it had when stat('bytes_read') said
+ * `before` (or `stop()` holds), at most `timeoutMs`; then the case goes on, as it did after a
+ * fixed pause: so that input still in the socket buffers has reached the server.
+ */
+async function untilServerRead(before: number, n: number, opts: { timeoutMs?: number; stop?: () => boolean } = {}): Promise<void> {
+  let statRequests = 0;
+  await pollUntil(async () => {
+    if (opts.stop?.()) return true;
+    statRequests++;
+    return (await stat('bytes_read')) - before - 7 * statRequests >= n;
+  }, { timeoutMs: opts.timeoutMs ?? 5000 });
+}
+
+/**
+ * Waits until the server's open connections are down to `count` (a stat('curr_connections')
+ * figure) again, at most 5 s: it has seen the case's dropped connections go.
+ */
+async function untilConnections(count: number): Promise<void> {
+  await pollUntil(async () => (await stat('curr_connections')) <= count, { timeoutMs: 5000 });
 }
 
 async function checkWitnesses(timeoutMs = 3000): Promise<void> {
@@ -301,13 +331,16 @@ describe(`bad input (${TARGET})`, () => {
     it('length 2147483645 (largest memcached accepts) -> too large, swallowed without buffering', async () => {
       const c = await conn();
       const before = serverRss();
-      await c.send('set huge 0 0 2147483645\r\n');
+      const readBefore = await stat('bytes_read');
+      const command = 'set huge 0 0 2147483645\r\n';
+      await c.send(command);
       // The "value" is command lines: if the server parsed them instead of discarding, we would see replies
       // (and the witness value: a leak).
       const piece = Buffer.from(`get ${W_KEY}\r\n`.repeat(Math.floor(MiB / (W_KEY.length + 6))), 'latin1');
       const total = 256 * MiB;
       const sent = await c.stream(total, () => piece, 20000);
-      await new Promise((r) => setTimeout(r, 300));
+      // RSS once the server has read everything sent (some was still in the socket buffers).
+      await untilServerRead(readBefore, command.length + sent);
       const after = serverRss();
       const got = await c.readFor(200);
       expect(sent, 'the server stopped reading').toBe(total);
@@ -411,18 +444,25 @@ describe(`bad input (${TARGET})`, () => {
       const key = `mid-${rand()}`;
       const c = await conn();
       expect(show((await c.request(`set ${key} 0 0 3\r\nold\r\n`, '\r\n')).data)).toBe(show('STORED\r\n'));
+      // The half value reaches the server before the close does, and the get waits until the
+      // server has seen the connection go.
+      const open = await stat('curr_connections');
       const d = await conn();
-      await d.send(`set ${key} 0 0 100\r\n${'x'.repeat(50)}`);
-      await new Promise((r) => setTimeout(r, 50));
+      const halfX = `set ${key} 0 0 100\r\n${'x'.repeat(50)}`;
+      let readBefore = await stat('bytes_read');
+      await d.send(halfX);
+      await untilServerRead(readBefore, halfX.length);
       d.destroy();
-      await new Promise((r) => setTimeout(r, 100));
+      await untilConnections(open);
       expect(show((await c.request(`get ${key}\r\n`, 'END\r\n')).data)).toBe(show(`VALUE ${key} 0 3\r\nold\r\nEND\r\n`));
       // and with a RST instead of a FIN
       const e = await conn();
-      await e.send(`set ${key} 0 0 100\r\n${'y'.repeat(50)}`);
-      await new Promise((r) => setTimeout(r, 50));
+      const halfY = `set ${key} 0 0 100\r\n${'y'.repeat(50)}`;
+      readBefore = await stat('bytes_read');
+      await e.send(halfY);
+      await untilServerRead(readBefore, halfY.length);
       e.reset();
-      await new Promise((r) => setTimeout(r, 100));
+      await untilConnections(open);
       expect(show((await c.request(`get ${key}\r\n`, 'END\r\n')).data)).toBe(show(`VALUE ${key} 0 3\r\nold\r\nEND\r\n`));
     });
   });
@@ -582,10 +622,12 @@ describe(`bad input (${TARGET})`, () => {
       const c = await conn('binary');
       const before = serverRss();
       const head = bin({ opcode: Opcode.SET, key: 'bighead', extras: storageExtras(0, 0), bodyLength: 0xffffffff });
+      const readBefore = await stat('bytes_read');
       await c.send(head);
       const total = 128 * MiB;
       const sent = await c.stream(total, () => Buffer.alloc(MiB, 0x61), 15000);
-      await new Promise((r) => setTimeout(r, 300));
+      // RSS once the server has read everything sent (some was still in the socket buffers), or closed.
+      await untilServerRead(readBefore, head.length + sent, { stop: () => c.closed });
       const after = serverRss();
       const replies = await c.readPackets(1, 300);
       if (!c.closed) await c.readFor(100);
@@ -615,13 +657,17 @@ describe(`bad input (${TARGET})`, () => {
       const c = await conn('binary');
       await c.send(bin({ opcode: Opcode.SET, key, extras: storageExtras(0, 0), value: 'old' }));
       expect((await c.readPacket())?.status).toBe(Status.SUCCESS);
+      // Each truncated packet reaches the server before its connection's close does, and the get
+      // waits until the server has seen all of them go.
+      const open = await stat('curr_connections');
       for (const cut of [10, 24 + 8 + 2, 24 + 8 + key.length + 50]) {
         const d = await conn('binary');
+        const readBefore = await stat('bytes_read');
         await d.send(bin({ opcode: Opcode.SET, key, extras: storageExtras(0, 0), value: 'v'.repeat(100) }).subarray(0, cut));
-        await new Promise((r) => setTimeout(r, 30));
+        await untilServerRead(readBefore, cut);
         if (cut === 10) d.reset(); else d.destroy();
       }
-      await new Promise((r) => setTimeout(r, 150));
+      await untilConnections(open);
       const get = bin({ opcode: Opcode.GET, key });
       await c.send(get);
       const p = await c.readPacket();
@@ -693,6 +739,8 @@ describe(`bad input (${TARGET})`, () => {
       expect(show((await c.request(`set ${key} 0 0 ${value.length}\r\n${value}\r\n`, '\r\n')).data)).toBe(show('STORED\r\n'));
       const before = serverRss();
 
+      // A plain socket, not a RawClient: it must never read, and give up on a write that does not
+      // drain within a second (RawClient always reads, and its stream() waits out its deadline).
       const flood = net.connect({ host: server.host, port: server.port });
       flood.on('error', () => undefined);
       await new Promise<void>((resolve, reject) => { flood.once('connect', resolve); flood.once('error', reject); });
@@ -727,6 +775,9 @@ describe(`bad input (${TARGET})`, () => {
     it('many connections opened and dropped at once', async () => {
       const N = 200;
       const partialBin = bin({ opcode: Opcode.SET, key: 'drop', extras: storageExtras(0, 0), value: 'v'.repeat(64) }).subarray(0, 40);
+      const open = await stat('curr_connections');
+      // Plain sockets, not RawClients: some are dropped before they finish connecting, some
+      // right after a write, with a FIN or a RST.
       await Promise.all(Array.from({ length: N }, (_, i) => new Promise<void>((resolve) => {
         const s = net.connect({ host: server.host, port: server.port });
         s.on('error', () => resolve());
@@ -742,8 +793,8 @@ describe(`bad input (${TARGET})`, () => {
         });
         if (i % 7 === 0) setImmediate(() => s.destroy()); // some never even finish connecting
       })));
-      await new Promise((r) => setTimeout(r, 200));
-      // a brand-new connection works, and nothing half-written was stored
+      // once the server has seen them all go, a brand-new connection works, and nothing half-written was stored
+      await untilConnections(open);
       const c = await conn();
       const r = await withSentinel(c, 'get drop1 drop6 drop11\r\n');
       expect({ reply: show(r.reply), synced: r.synced }).toEqual({ reply: show('END\r\n'), synced: true });

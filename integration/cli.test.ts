@@ -10,22 +10,12 @@ import net from 'node:net';
 import { mkdtempSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { daemonBin, repoRoot, startDaemon, type RunningServer } from './harness.js';
+import { daemonBin, repoRoot, startDaemon, waitFor, type RunningServer } from './harness.js';
+import { RawClient, exchange as rawExchange, type RawTarget } from './raw-client.js';
 
 /** Sends `request` and collects the reply until `until` matches or the server closes. */
-function exchange(target: net.NetConnectOpts, request: string, until: RegExp): Promise<{ reply: string; closed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(target);
-    let reply = '';
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no reply matching ${until}: ${JSON.stringify(reply)}`)); }, 5000);
-    socket.on('connect', () => socket.write(request));
-    socket.on('data', (chunk) => {
-      reply += chunk.toString('latin1');
-      if (until.test(reply)) { clearTimeout(timer); socket.destroy(); resolve({ reply, closed: false }); }
-    });
-    socket.on('end', () => { clearTimeout(timer); resolve({ reply, closed: true }); });
-    socket.on('error', reject);
-  });
+function exchange(target: RawTarget, request: string, until: RegExp): Promise<{ reply: string; closed: boolean }> {
+  return rawExchange(target, request, until, { closeIsAnswer: true });
 }
 
 const running: RunningServer[] = [];
@@ -152,12 +142,13 @@ describe('session-cluster start', () => {
 
   it.each(['SIGTERM', 'SIGINT'] as const)('stops cleanly on %s, closing client connections', async (signal) => {
     const server = await startDaemon();
-    const client = net.connect({ host: server.host, port: server.port });
-    await new Promise((resolve) => client.on('connect', resolve));
-    const clientClosed = new Promise((resolve) => client.on('close', resolve));
+    const client = await RawClient.connect(server.host, server.port);
     server.process.kill(signal);
     const result = await server.process;
-    await clientClosed;
+    // The process is gone, so its close of our connection has arrived or is on its way.
+    const clientClosed = await client.readUntilClosed(5000);
+    client.destroy();
+    expect(clientClosed.closed, 'the daemon closed the client connection').toBe(true);
     expect(result.exitCode).toBe(0);
     const messages = server.logs.map((entry) => entry.msg);
     expect(messages).toContain('stopping');
@@ -170,8 +161,10 @@ describe('session-cluster start', () => {
     const child = spawn(daemonBin, ['start', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     await new Promise((resolve) => child.stdout!.once('data', resolve));
+    // Our end of the pipe is closed once the stream says so: from then on the daemon's writes fail.
+    const pipeClosed = new Promise((resolve) => child.stdout!.once('close', resolve));
     child.stdout!.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await pipeClosed;
     child.kill('SIGTERM');
     const killer = setTimeout(() => child.kill('SIGKILL'), 8000);
     const code = await exited;
@@ -196,19 +189,20 @@ describe('session-cluster start', () => {
   });
 
   it('refuses connections beyond --max-connections with memcached\'s error line', async () => {
-    const server = await start(['--max-connections', '2']);
-    const held = await Promise.all([0, 1].map(() => new Promise<net.Socket>((resolve) => {
-      const socket = net.connect({ host: server.host, port: server.port }, () => resolve(socket));
-    })));
+    // The metrics listener shows the open connections without taking a slot (a stats client would).
+    const server = await start(['--max-connections', '2', '--metrics-listen', '127.0.0.1:0']);
+    const metricsPort = Number(server.logs.find((l) => l.msg === 'listening' && l.transport === 'metrics')!.port);
+    const openConnections = async () => /^session_cluster_curr_connections (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1];
+    const held = await Promise.all([0, 1].map(() => RawClient.connect(server.host, server.port)));
     try {
       const { reply, closed } = await exchange({ host: server.host, port: server.port }, '', /Too many open connections\r\n/);
       expect(reply).toBe('ERROR Too many open connections\r\n');
       expect(closed || reply.length > 0).toBe(true);
     } finally {
-      held.forEach((socket) => socket.destroy());
+      held.forEach((client) => client.destroy());
     }
     // Once a slot frees up, a new client is served again.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor(async () => (await openConnections()) === '0', { timeoutMs: 5000, what: 'the daemon to let go of the two connections' });
     const { reply } = await exchange({ host: server.host, port: server.port }, 'stats\r\n', /END\r\n$/);
     expect(reply).toMatch(/STAT rejected_connections 1\r\n/);
   });

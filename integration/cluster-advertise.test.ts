@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   TcpRelay, allAlive, startCluster, stats, stopCluster, waitForMembers, writeThroughFirstReadThroughOthers, type Cluster,
 } from './cluster-harness.js';
-import { daemonBin } from './harness.js';
+import { daemonBin, pollUntil } from './harness.js';
 
 describe('--peer-advertise refusals at start', () => {
   // A secret in the environment of whoever runs the tests must not decide these cases.
@@ -76,7 +76,8 @@ describe('nodes listening on 0.0.0.0 are dialed at their advertised address', ()
       expect(new Set(dialers), node.id).toEqual(new Set(cluster.nodes.filter((other) => other !== node).map((other) => other.id)));
     }
     const before = cluster.nodes.map((node) => relays.get(node.id)!.bytesCarried);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // At most 500 ms (five heartbeats), and on as soon as every relay has carried more.
+    await pollUntil(() => cluster.nodes.every((node, i) => relays.get(node.id)!.bytesCarried > before[i]!), { timeoutMs: 500 });
     // heartbeats keep flowing through the relays (every 100 ms in the harness)
     cluster.nodes.forEach((node, i) => expect(relays.get(node.id)!.bytesCarried, node.id).toBeGreaterThan(before[i]!));
   });

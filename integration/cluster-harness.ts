@@ -8,8 +8,8 @@
  * left behind, so no SIGSTOPped daemon outlives the test run.
  */
 import net from 'node:net';
-import { freePort, startDaemon, type RunningServer } from './harness.js';
-import { RawClient } from './raw-client.js';
+import { freePort, freePorts, sleep, startDaemon, type RunningServer } from './harness.js';
+import { RawClient, rawGet, rawStats } from './raw-client.js';
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
 
@@ -193,11 +193,7 @@ function nodeArgs(id: string, peerPort: number, peers: string[], o: ClusterOptio
 export async function startCluster(n: number, opts: ClusterOptions = {}): Promise<Cluster> {
   const secret = opts.secret ?? DEFAULT_SECRET;
   const prefix = opts.idPrefix ?? 'node';
-  const peerPorts: number[] = [];
-  while (peerPorts.length < n) {
-    const p = await freePort();
-    if (!peerPorts.includes(p)) peerPorts.push(p);
-  }
+  const peerPorts = await freePorts(n);
   const nodes = peerPorts.map((peerPort, i) => {
     const id = `${prefix}${i + 1}`;
     const viaEnv = opts.secretViaEnv?.includes(id) ?? false;
@@ -256,32 +252,7 @@ export async function stopCluster(cluster?: Cluster): Promise<void> {
 /** `stats` over a fresh raw ascii connection: the STAT lines as a map. */
 export function stats(node: { host: string; port: number; id?: string; running?: boolean }, timeoutMs = 2000): Promise<Record<string, string>> {
   const who = `${node.id ?? ''}@${node.host}:${node.port}${node.running === false ? ' (process has exited)' : ''}`;
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: node.host, port: node.port });
-    let buf = '';
-    const timer = setTimeout(() => finish(new Error(`stats on ${who}: no END within ${timeoutMs} ms; got ${JSON.stringify(buf)}`)), timeoutMs);
-    let done = false;
-    function finish(err: Error | null, value?: Record<string, string>) {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.destroy();
-      if (err) reject(err); else resolve(value!);
-    }
-    sock.on('connect', () => sock.write('stats\r\n'));
-    sock.on('error', (e) => finish(new Error(`stats on ${who}: ${String(e)}`)));
-    sock.on('close', () => finish(new Error(`stats on ${who}: connection closed; got ${JSON.stringify(buf)}`)));
-    sock.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('latin1');
-      if (!buf.endsWith('END\r\n')) return;
-      const map: Record<string, string> = {};
-      for (const line of buf.split('\r\n')) {
-        const m = /^STAT (\S+) ?(.*)$/.exec(line);
-        if (m) map[m[1]!] = m[2]!;
-      }
-      finish(null, map);
-    });
-  });
+  return rawStats(node, { timeoutMs, label: `stats on ${who}` });
 }
 
 /** "node1:alive,node2:dead" -> { node1: 'alive', node2: 'dead' } */
@@ -367,8 +338,6 @@ export async function waitForSettled<T>(read: () => Promise<T>, opts: { quietMs:
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * A TCP relay on 127.0.0.1 that forwards each connection to 127.0.0.1:`target` and keeps every
  * byte it carries, one stream per connection and direction: a node that advertises the relay's
@@ -428,28 +397,9 @@ export class TcpRelay {
   }
 }
 
-/** One key's value over a fresh raw ascii connection to a daemon; null on a miss. */
-export function rawValue(node: { host: string; port: number; id?: string }, key: string): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: node.host, port: node.port });
-    let buf = '';
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`get ${key} via ${node.id ?? node.port}: no answer; got ${JSON.stringify(buf)}`)); }, 5000);
-    sock.on('connect', () => sock.write(`get ${key}\r\n`));
-    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
-    sock.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('latin1');
-      if (!buf.endsWith('END\r\n')) return;
-      clearTimeout(timer);
-      sock.destroy();
-      const m = /^VALUE \S+ \d+ \d+\r\n(.*)\r\nEND\r\n$/s.exec(buf);
-      resolve(m ? m[1]! : null);
-    });
-  });
-}
-
 /** A reserved key (`__session_cluster__.<name>`), answered by the node itself; null on a miss. */
-export function reservedValue(node: { host: string; port: number; id?: string }, name: string): Promise<string | null> {
-  return rawValue(node, `__session_cluster__.${name}`);
+export async function reservedValue(node: { host: string; port: number; id?: string }, name: string): Promise<string | null> {
+  return (await rawGet(node, `__session_cluster__.${name}`))?.value ?? null;
 }
 
 /** `__session_cluster__.owners.<id>`, parsed: id_kind, master, backup, self, named_master, … */

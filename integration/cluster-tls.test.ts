@@ -19,10 +19,10 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  TcpRelay, allAlive, members, sleep, startCluster, startExtraNode, stats, stopCluster, waitForMembers, writeThroughFirstReadThroughOthers,
+  TcpRelay, allAlive, members, startCluster, startExtraNode, stats, stopCluster, waitForMembers, writeThroughFirstReadThroughOthers,
   type Cluster, type ClusterNode,
 } from './cluster-harness.js';
-import { daemonBin, startDaemon, type RunningServer } from './harness.js';
+import { daemonBin, sleep, startDaemon, waitFor, type RunningServer } from './harness.js';
 import { RawClient } from './raw-client.js';
 import { TestCertificates } from '../test/cluster/test-certificates.js';
 
@@ -158,6 +158,7 @@ describe('a cluster with TLS on its peer links', () => {
     }
     const ownSide = await waitForLog(outsider, /^peer refused: TLS/);
     expect(ownSide.detail).toMatch(/does not trust this node's certificate|certificate was refused/);
+    // A fixed wait: what is checked is that the outsider does NOT become a member in that time.
     await sleep(500);
     for (const node of cluster.nodes) expect(Object.keys(await members(node)), node.id).not.toContain('outsider');
     expect(Object.keys(await members(outsider))).toEqual(['outsider']);
@@ -168,6 +169,7 @@ describe('a cluster with TLS on its peer links', () => {
     extraNodes.push(plain);
     const told = await waitForLog(plain, 'peer refused our handshake');
     expect(told.detail).toMatch(new RegExp(`^code ${TLS_REQUIRED}: this node requires TLS on peer links; TLS is on on one side only`));
+    // A fixed wait: what is checked is that the plain node does NOT become a member in that time.
     await sleep(500);
     for (const node of cluster.nodes) expect(Object.keys(await members(node)), node.id).not.toContain('plain');
     expect(Object.keys(await members(plain))).toEqual(['plain']);
@@ -215,11 +217,8 @@ describe('unusable TLS settings stop the daemon at start (exit 2)', () => {
 
 /** The first log line of `node` whose msg matches, waiting up to `timeoutMs`. */
 async function waitForLog(node: ClusterNode, msg: string | RegExp, timeoutMs = 10_000): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = node.logsMatching(msg)[0];
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`${node.id} logged no ${String(msg)} within ${timeoutMs} ms; ${node.describeExit()}`);
-    await sleep(50);
-  }
+  await waitFor(() => node.logsMatching(msg).length > 0, {
+    timeoutMs, intervalMs: 50, what: () => `${node.id} to log ${String(msg)}; ${node.describeExit()}`,
+  });
+  return node.logsMatching(msg)[0]!;
 }

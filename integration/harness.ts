@@ -7,6 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RawClient } from './raw-client.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const daemonBin = path.join(repoRoot, 'bin', 'session-cluster');
@@ -20,6 +21,35 @@ export interface RunningServer {
   /** every log line the process printed so far, parsed when it was JSON */
   logs: Array<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface PollOptions {
+  timeoutMs: number;
+  /** pause between two checks; default 20 ms */
+  intervalMs?: number;
+}
+
+/**
+ * Checks `condition` until it holds or `timeoutMs` has passed; whether it held. For a test that
+ * waited a fixed time before its expectations: it now goes on as soon as what it waited for has
+ * happened, and when it has not, the expectations that follow say what is missing.
+ */
+export async function pollUntil(condition: () => boolean | Promise<boolean>, opts: PollOptions): Promise<boolean> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    if (await condition()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(Math.min(opts.intervalMs ?? 20, Math.max(1, deadline - Date.now())));
+  }
+}
+
+/** pollUntil that throws, naming `what` (called at the time, to show the last state), when the time runs out. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, opts: PollOptions & { what: string | (() => string) }): Promise<void> {
+  if (await pollUntil(condition, opts)) return;
+  const what = typeof opts.what === 'function' ? opts.what() : opts.what;
+  throw new Error(`waited ${opts.timeoutMs} ms for ${what}`);
 }
 
 /** A port nobody listens on right now (the kernel picks it, then we release it). */
@@ -88,17 +118,39 @@ export async function startDaemon(args: string[] = [], opts: { timeoutMs?: numbe
   return server;
 }
 
+/** `n` different free ports (see freePort). */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < n) {
+    const p = await freePort();
+    if (!ports.includes(p)) ports.push(p);
+  }
+  return ports;
+}
+
+export interface WaitForPortOptions {
+  /** default 10 s */
+  timeoutMs?: number;
+  /** names the process that should listen, in failure messages */
+  who?: string;
+  /** false once that process has exited: waiting stops there, and fails */
+  running?: () => boolean;
+  /** more about that process for a failure message (its output, say) */
+  describe?: () => string;
+}
+
 /** Waits until something accepts TCP connections on host:port. */
-export async function waitForPort(host: string, port: number, timeoutMs = 10000): Promise<void> {
+export async function waitForPort(host: string, port: number, opts: WaitForPortOptions = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
   const deadline = Date.now() + timeoutMs;
+  const who = opts.who ?? 'the server';
+  const more = () => (opts.describe ? `: ${opts.describe()}` : '');
   for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host, port }, () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port}`);
-    await new Promise((r) => setTimeout(r, 50));
+    if (opts.running && !opts.running()) throw new Error(`${who} exited before listening on ${host}:${port}${more()}`);
+    const accepted = await RawClient.connect(host, port).then((c) => { c.destroy(); return true; }, () => false);
+    if (accepted) return;
+    if (Date.now() > deadline) throw new Error(`${who}: nothing listens on ${host}:${port} after ${timeoutMs} ms${more()}`);
+    await sleep(50);
   }
 }
 

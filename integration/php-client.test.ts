@@ -1,5 +1,5 @@
 /**
- * The PHP library (php-client/, issue 4) against real daemons: its PHPUnit suite runs once per
+ * The PHP library (php-client/) against real daemons: its PHPUnit suite runs once per
  * transport — php-memcached over binary and over ascii, pecl memcache, and the library's own
  * ascii socket client — with a single-node daemon (TCP and unix socket) and a 3-node cluster.
  * The environment tells the suite where they are (php-client/phpunit.xml.dist lists the variables).
@@ -14,8 +14,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLiveCluster, stopCluster, type Cluster } from './cluster-harness.js';
 import { repoRoot, startDaemon, type RunningServer } from './harness.js';
+import { PHP } from './php-harness.js';
 
-const PHP = 'php8.2';
 const PHPUNIT = '/usr/bin/phpunit';
 const CONFIG = path.join(repoRoot, 'php-client', 'phpunit.xml.dist');
 const TRANSPORTS = ['memcached', 'memcached-ascii', 'memcache', 'socket'] as const;

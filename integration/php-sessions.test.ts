@@ -9,169 +9,14 @@
  *
  * SESSION_TEST_TARGET=memcached runs the same file against real memcached (reference run).
  */
-import { execa } from 'execa';
-import net from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, startDaemon, startMemcached, type RunningServer } from './harness.js';
+import { sleep, startDaemon, startMemcached, type RunningServer } from './harness.js';
+import { clientSetups, php, phpOk, phpSessionEncode, type ClientSetup, type PhpRun } from './php-harness.js';
+import { rawGet } from './raw-client.js';
 
-const PHP = 'php8.2';
-const SCRIPT = path.join(repoRoot, 'integration', 'php', 'session.php');
 const TARGET = process.env.SESSION_TEST_TARGET === 'memcached' ? 'memcached' : 'session-cluster';
 
-interface ClientSetup {
-  name: string;
-  ini(server: RunningServer): string[];
-  /** ini that turns session locking on with waits generous enough for N contenders */
-  lockingIni: string[];
-  /** the memcached key holding session `id` */
-  key(id: string): string;
-  lockKey(id: string): string;
-  /** what the lock key holds once the lock is released (null: deleted) */
-  releasedLock: { flags: number; value: string } | null;
-  /** php-memcached validates ids with an exist check; pecl memcache has no validate_sid */
-  strictRejectsUnknownId: boolean;
-}
-
-// php-memcached: lock key is ADDed (empty wait list = fail), then DELETEd on release. Waits go
-// 5 ms, 10 ms, ... up to 50 ms, 1000 times: ~50 s before it gives up, far beyond what 20
-// contenders need, so a give-up means a lock was never released.
-const memcachedLocking = [
-  'memcached.sess_locking=1', 'memcached.sess_lock_wait_min=5', 'memcached.sess_lock_wait_max=50',
-  'memcached.sess_lock_retries=1000', 'memcached.sess_lock_expire=30',
-];
-
-const SETUPS: ClientSetup[] = [
-  {
-    name: 'php-memcached binary',
-    ini: (s) => ['session.save_handler=memcached', `session.save_path=${s.host}:${s.port}`, 'memcached.sess_binary_protocol=1'],
-    lockingIni: memcachedLocking,
-    key: (id) => `memc.sess.key.${id}`,
-    lockKey: (id) => `memc.sess.key.lock.${id}`,
-    releasedLock: null,
-    strictRejectsUnknownId: true,
-  },
-  {
-    name: 'php-memcached ascii',
-    ini: (s) => ['session.save_handler=memcached', `session.save_path=${s.host}:${s.port}`, 'memcached.sess_binary_protocol=0'],
-    lockingIni: memcachedLocking,
-    key: (id) => `memc.sess.key.${id}`,
-    lockKey: (id) => `memc.sess.key.lock.${id}`,
-    releasedLock: null,
-    strictRejectsUnknownId: true,
-  },
-  {
-    name: 'pecl memcache',
-    ini: (s) => ['session.save_handler=memcache', `session.save_path=tcp://${s.host}:${s.port}`],
-    // pecl memcache always locks (`php -i`: no switch; memcache.lock_timeout=15 is both the lock's
-    // TTL and half the wait budget). Lock = `incr <id>.lock` must answer 1 (or `add` succeeds);
-    // release = `set <id>.lock 768 15 1` with "0". Its back-off doubles from 5 ms to 1 s.
-    lockingIni: ['memcache.lock_timeout=15'],
-    key: (id) => id,
-    lockKey: (id) => `${id}.lock`,
-    releasedLock: { flags: 768, value: '0' },
-    // pecl memcache 4.0 registers no validate_sid, so PHP's fallback accepts any id whose read
-    // succeeds (a miss reads as ""): it adopts unknown ids even with real memcached.
-    strictRejectsUnknownId: false,
-  },
-];
-
-/** Settings every PHP run gets, so the machine's php.ini can't change the outcome. */
-const BASE_INI = [
-  'display_errors=stderr', 'log_errors=0', 'error_reporting=-1',
-  'session.use_strict_mode=0', 'session.use_cookies=0', 'session.cache_limiter=',
-  'session.serialize_handler=php', 'session.lazy_write=1', 'session.gc_probability=0',
-  'session.gc_maxlifetime=1440', 'session.sid_length=32', 'session.sid_bits_per_character=5',
-];
-
-interface PhpResult {
-  ok: boolean;
-  id: string;
-  action: string;
-  data: Record<string, unknown>;
-  read?: number;
-  status: number;
-  errors: string[];
-}
-
-interface PhpRun { exitCode: number | undefined; result: PhpResult | null; details: string }
-
-function spawnPhp(server: RunningServer, setup: ClientSetup, args: string[], ini: string[] = [], env: Record<string, string> = {}) {
-  const settings = [...BASE_INI, ...setup.ini(server), ...ini].flatMap((s) => ['-d', s]);
-  return execa(PHP, [...settings, SCRIPT, ...args], { reject: false, timeout: 55_000, env, stdin: 'ignore' });
-}
-
-async function php(server: RunningServer, setup: ClientSetup, args: string[], ini: string[] = [], env: Record<string, string> = {}): Promise<PhpRun> {
-  const r = await spawnPhp(server, setup, args, ini, env);
-  let result: PhpResult | null = null;
-  try {
-    result = JSON.parse(String(r.stdout).trim().split('\n').pop() ?? '') as PhpResult;
-    // PHP encodes an empty $_SESSION as [], a filled one as {...}.
-    if (Array.isArray(result.data)) result.data = {};
-  } catch { /* reported through details */ }
-  const details = `[${setup.name}] php ${args.join(' ')} -> exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-  return { exitCode: r.exitCode, result, details };
-}
-
-/** Runs a request that must succeed cleanly (exit 0, session started and written, no warning). */
-async function phpOk(server: RunningServer, setup: ClientSetup, args: string[], ini: string[] = [], env: Record<string, string> = {}): Promise<PhpResult> {
-  const run = await php(server, setup, args, ini, env);
-  expect(run.exitCode, run.details).toBe(0);
-  expect(run.result, run.details).not.toBeNull();
-  expect(run.result!.ok, run.details).toBe(true);
-  expect(run.result!.errors, run.details).toEqual([]);
-  return run.result!;
-}
-
-interface RawItem { flags: number; value: string }
-
-/** `get KEY` over a fresh raw ascii connection; null on a miss. Shows the bytes on anything odd. */
-function rawGet(server: RunningServer, key: string): Promise<RawItem | null> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: server.host, port: server.port });
-    let buf = Buffer.alloc(0);
-    const fail = (why: string) => {
-      sock.destroy();
-      reject(new Error(`raw get ${key}: ${why}; sent ${JSON.stringify(`get ${key}\r\n`)}, received ${JSON.stringify(buf.toString('latin1'))}`));
-    };
-    const timer = setTimeout(() => fail('no complete answer within 5 s'), 5000);
-    const done = (item: RawItem | null) => { clearTimeout(timer); sock.destroy(); resolve(item); };
-    sock.on('connect', () => sock.write(`get ${key}\r\n`));
-    sock.on('error', (e) => { clearTimeout(timer); fail(String(e)); });
-    sock.on('close', () => { clearTimeout(timer); fail('connection closed'); });
-    sock.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      const eol = buf.indexOf('\r\n');
-      if (eol < 0) return;
-      const line = buf.subarray(0, eol).toString('latin1');
-      if (line === 'END') {
-        if (buf.length > eol + 2) { clearTimeout(timer); fail('bytes after END'); return; }
-        sock.removeAllListeners('close');
-        done(null);
-        return;
-      }
-      const m = /^VALUE (\S+) (\d+) (\d+)(?: \d+)?$/.exec(line);
-      if (!m) { clearTimeout(timer); fail('unexpected header line'); return; }
-      if (m[1] !== key) { clearTimeout(timer); fail('VALUE for another key'); return; }
-      const len = Number(m[3]);
-      const end = eol + 2 + len;
-      if (buf.length < end + 7) return; // value + "\r\nEND\r\n"
-      if (buf.subarray(end, end + 7).toString('latin1') !== '\r\nEND\r\n' || buf.length !== end + 7) {
-        clearTimeout(timer); fail('value not followed by exactly \\r\\nEND\\r\\n'); return;
-      }
-      sock.removeAllListeners('close');
-      done({ flags: Number(m[2]), value: buf.subarray(eol + 2, end).toString('latin1') });
-    });
-  });
-}
-
-/** PHP's "php" session serializer, for the flat data these tests store. */
-function phpSessionEncode(data: Record<string, string | number>): string {
-  return Object.entries(data).map(([k, v]) =>
-    typeof v === 'number' ? `${k}|i:${v};` : `${k}|s:${Buffer.byteLength(v)}:"${v}";`).join('');
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const SETUPS = clientSetups();
 
 let server: RunningServer;
 
@@ -257,7 +102,7 @@ describe('session expiry', () => {
       return created.id;
     }));
     // The read above refreshed the TTL to 2 s (touch / rewrite); memcached's clock ticks in whole
-    // seconds, so 4 s is past any rounding.
+    // seconds, so 4 s is past any rounding. A fixed wait: expiry is what is tested, so the time has to pass.
     await sleep(4000);
     for (const [i, setup] of SETUPS.entries()) {
       expect(await rawGet(server, setup.key(ids[i]!)), setup.name).toBeNull();

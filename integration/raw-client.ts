@@ -1,10 +1,12 @@
 /**
- * A small raw-socket client for protocol tests: connect, send exact bytes, read until a
- * given reply (string, bytes, RegExp or predicate) or until the server closes, always with
- * a timeout, and tell whether the server closed the connection. Plus a builder/decoder for
- * the memcached binary protocol's 24-byte header (see /usr/include/memcached/protocol_binary.h).
+ * A small raw-socket client for protocol tests: connect (TCP or unix socket), send exact bytes,
+ * read until a given reply (string, bytes, RegExp or predicate) or until the server closes, always
+ * with a timeout, and tell whether the server closed the connection. Plus a builder/decoder for
+ * the memcached binary protocol's 24-byte header, and one-shot ascii helpers (exchange, rawGet,
+ * rawStats) for tests that only want an answer.
  *
- * Nothing here throws on a closed or reset connection: a test asks `closed` and decides.
+ * RawClient never throws on a closed or reset connection: a test asks `closed` and decides. The
+ * one-shot helpers do throw, naming the target, when no complete answer comes.
  */
 import net from 'node:net';
 
@@ -31,6 +33,18 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Where to connect: a TCP host and port, or a unix socket path. `id` (a cluster node's name) only
+ * labels the target in error messages.
+ */
+export type RawTarget = { host: string; port: number; id?: string } | { path: string; id?: string };
+
+/** "node1@127.0.0.1:4242", "127.0.0.1:4242" or the socket path, for messages. */
+export function describeTarget(target: RawTarget): string {
+  const where = 'path' in target ? target.path : `${target.host}:${target.port}`;
+  return target.id ? `${target.id}@${where}` : where;
+}
+
 export class RawClient {
   readonly socket: net.Socket;
   private buf: Buffer = Buffer.alloc(0);
@@ -54,13 +68,17 @@ export class RawClient {
   }
 
   static connect(host: string, port: number, opts: ConnectOptions = {}): Promise<RawClient> {
+    return RawClient.connectTo({ host, port }, opts);
+  }
+
+  static connectTo(target: RawTarget, opts: ConnectOptions = {}): Promise<RawClient> {
     const timeoutMs = opts.timeoutMs ?? 3000;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port });
-      socket.setNoDelay(true);
+      const socket = 'path' in target ? net.connect({ path: target.path }) : net.connect({ host: target.host, port: target.port });
+      if (!('path' in target)) socket.setNoDelay(true);
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
+        reject(new Error(`connect to ${describeTarget(target)} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
       const onError = (err: Error) => { clearTimeout(timer); reject(err); };
       socket.once('error', onError);
@@ -236,6 +254,119 @@ export class RawClient {
     if (typeof this.socket.resetAndDestroy === 'function' && !this.socket.destroyed) this.socket.resetAndDestroy();
     else this.socket.destroy();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-shot ascii exchanges
+// ---------------------------------------------------------------------------------------------
+
+export interface ExchangeOptions {
+  /** for connecting and the whole answer; default 5 s */
+  timeoutMs?: number;
+  /** a clean close (FIN) before `until` matched is an answer (closed: true), not an error */
+  closeIsAnswer?: boolean;
+  /** how error messages name this exchange; default the request's first 80 bytes and the target */
+  label?: string;
+}
+
+export interface ExchangeResult {
+  /** what arrived up to and including the match (everything, when the server closed first), as latin1 */
+  reply: string;
+  /** the server had closed by the time the read ended */
+  closed: boolean;
+  /** bytes that had arrived after the match when the read ended */
+  after: Buffer;
+}
+
+/**
+ * Sends `request` on a fresh connection and reads until `until` (see RawClient.readUntil), then
+ * closes. Throws, with what came back, when the connection fails, the time runs out or the server
+ * closes first (unless closeIsAnswer).
+ */
+export async function exchange(target: RawTarget, request: string | Buffer, until: Until, opts: ExchangeOptions = {}): Promise<ExchangeResult> {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const label = opts.label ?? `raw ${JSON.stringify(String(request).slice(0, 80))} via ${describeTarget(target)}`;
+  const deadline = Date.now() + timeoutMs;
+  let client: RawClient;
+  try {
+    client = await RawClient.connectTo(target, { timeoutMs });
+  } catch (e) {
+    throw new Error(`${label}: ${String(e)}`);
+  }
+  try {
+    await client.send(request);
+    const r = await client.readUntil(until, Math.max(1, deadline - Date.now()));
+    const reply = r.data.toString('latin1');
+    if (r.matched) return { reply, closed: r.closed, after: client.buffered };
+    if (r.closed && opts.closeIsAnswer && client.closeReason === 'end') return { reply, closed: true, after: Buffer.alloc(0) };
+    const wanted = typeof until === 'function' ? 'no complete answer' : `no answer matching ${JSON.stringify(String(until))}`;
+    const why = r.timedOut ? `${wanted} within ${timeoutMs} ms`
+      : client.closeReason === 'end' || client.closeReason === 'close' ? 'connection closed' : `connection failed (${client.closeReason})`;
+    throw new Error(`${label}: ${why}; got ${received(reply)}`);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** An answer for a failure message: all of a short one, the start and the length of a long one. */
+function received(text: string, max = 2000): string {
+  return text.length > max ? `${JSON.stringify(text.slice(0, max))}... (${text.length} bytes)` : JSON.stringify(text);
+}
+
+/**
+ * Length of a complete answer to `get key` at the start of `buf` (END, or one VALUE block and
+ * END), or -1 while incomplete. A header line that is neither, or a VALUE for another key, counts
+ * as complete, so that the caller sees it at once.
+ */
+function getAnswerLength(buf: Buffer, key: string): number {
+  const eol = buf.indexOf('\r\n');
+  if (eol < 0) return -1;
+  const m = /^VALUE (\S+) \d+ (\d+)(?: \d+)?$/.exec(buf.subarray(0, eol).toString('latin1'));
+  if (!m || m[1] !== key) return eol + 2;
+  const total = eol + 2 + Number(m[2]) + '\r\nEND\r\n'.length;
+  return buf.length >= total ? total : -1;
+}
+
+export interface RawItem { flags: number; value: string }
+
+/**
+ * `get KEY` over a fresh ascii connection: {flags, value} (latin1), null on a miss. Strict: throws,
+ * showing the bytes, on a VALUE for another key, a value not followed by exactly \r\nEND\r\n, bytes
+ * after END, a close or no complete answer within `timeoutMs`.
+ */
+export async function rawGet(target: RawTarget, key: string, timeoutMs = 5000): Promise<RawItem | null> {
+  const request = `get ${key}\r\n`;
+  const label = `raw get ${key} via ${describeTarget(target)}`;
+  const { reply, after } = await exchange(target, request, (buf) => getAnswerLength(buf, key), { timeoutMs, label });
+  const fail = (why: string): never => {
+    throw new Error(`${label}: ${why}; sent ${JSON.stringify(request)}, received ${JSON.stringify(reply + after.toString('latin1'))}`);
+  };
+  const eol = reply.indexOf('\r\n');
+  const line = reply.slice(0, eol);
+  if (line === 'END') {
+    if (after.length > 0) fail('bytes after END');
+    return null;
+  }
+  const m = /^VALUE (\S+) (\d+) (\d+)(?: \d+)?$/.exec(line);
+  if (!m) return fail('unexpected header line');
+  if (m[1] !== key) return fail('VALUE for another key');
+  const end = eol + 2 + Number(m[3]);
+  if (reply.slice(end) !== '\r\nEND\r\n' || after.length > 0) fail('value not followed by exactly \\r\\nEND\\r\\n');
+  return { flags: Number(m[2]), value: reply.slice(eol + 2, end) };
+}
+
+/** `stats [ARGS]` over a fresh ascii connection: the STAT lines as a map. */
+export async function rawStats(target: RawTarget, opts: { args?: string; timeoutMs?: number; label?: string } = {}): Promise<Record<string, string>> {
+  const command = opts.args ? `stats ${opts.args}` : 'stats';
+  const { reply } = await exchange(target, `${command}\r\n`, /END\r\n$/, {
+    timeoutMs: opts.timeoutMs, label: opts.label ?? `${command} on ${describeTarget(target)}`,
+  });
+  const map: Record<string, string> = {};
+  for (const line of reply.split('\r\n')) {
+    const m = /^STAT (\S+) ?(.*)$/.exec(line);
+    if (m) map[m[1]!] = m[2]!;
+  }
+  return map;
 }
 
 // ---------------------------------------------------------------------------------------------

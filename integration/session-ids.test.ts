@@ -1,5 +1,5 @@
 /**
- * Cluster-minted session ids with the php-client, end to end (issue 4): three real daemons, real
+ * Cluster-minted session ids with the php-client, end to end: three real daemons, real
  * php8.2-cli processes loading php-client/bootstrap.php, each pointed at one node as PHP on a web
  * server points at its local daemon.
  *
@@ -12,14 +12,12 @@
  *    (the cluster's current owner) with the data carried over; 0 lost; a request still carrying the
  *    old cookie follows it to the same new id.
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allAlive, reservedValue, sessionOwners, startLiveCluster, stopCluster, sumStats, waitForMembers, waitForSettled, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { repoRoot } from './harness.js';
+import { iniArgs, runPhpLines } from './php-harness.js';
 
-const PHP = 'php8.2';
 const SCRIPT = path.join(repoRoot, 'integration', 'php', 'client-requests.php');
 const BOOTSTRAP = path.join(repoRoot, 'php-client', 'bootstrap.php');
 
@@ -37,36 +35,29 @@ interface RequestResult { ok: boolean; cookie: string; after: string; n: number;
  * Runs one PHP process through `node` that sends the requests `cookies` one by one ("-" = no
  * cookie yet) and reports each.
  */
-function requests(node: ClusterNode, transport: Transport, cookies: string[]): Promise<RequestResult[]> {
+async function requests(node: ClusterNode, transport: Transport, cookies: string[]): Promise<RequestResult[]> {
   const ini = [
     `auto_prepend_file=${BOOTSTRAP}`, `session.save_path=${node.host}:${node.port}`,
     'display_errors=stderr', 'log_errors=0', 'error_reporting=-1', 'session.use_cookies=0', 'session.cache_limiter=',
     'session.serialize_handler=php', 'session.gc_probability=0', 'session.gc_maxlifetime=1440',
   ];
-  const child = spawn(PHP, [...ini.flatMap((s) => ['-d', s]), SCRIPT], {
-    stdio: ['pipe', 'pipe', 'pipe'],
+  const run = await runPhpLines([...iniArgs(ini), SCRIPT], {
+    stdin: cookies.map((c) => `${c}\n`).join(''),
     env: transport === 'auto' ? process.env : { ...process.env, SESSION_CLUSTER_TRANSPORT: transport, SESSION_CLUSTER_NO_AUTOREGISTER: '1' },
+    timeoutMs: 60_000,
   });
   const results: RequestResult[] = [];
-  let stderr = '';
   let done = false;
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  for (const line of run.lines) {
     const [kind, cookie, ...rest] = line.split(' ');
-    if (kind === 'DONE') { done = true; return; }
+    if (kind === 'DONE') { done = true; continue; }
     if (kind === 'OK') results.push({ ok: true, cookie: cookie!, after: rest[0]!, n: Number(rest[1]), reason: '' });
-    else results.push({ ok: false, cookie: cookie ?? '', after: '', n: NaN, reason: `${line} (stderr: ${stderr.slice(0, 500)})` });
-  });
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  child.stdin!.end(cookies.map((c) => `${c}\n`).join(''));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve, reject) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (!done || results.length !== cookies.length) {
-        reject(new Error(`php via ${node.id} (${transport}): exit ${code ?? signal}, ${results.length} of ${cookies.length} requests reported, done=${done}\nstderr: ${stderr.slice(0, 2000)}`));
-      } else resolve(results);
-    });
-  });
+    else results.push({ ok: false, cookie: cookie ?? '', after: '', n: NaN, reason: `${line} (stderr: ${run.stderr.slice(0, 500)})` });
+  }
+  if (!done || results.length !== cookies.length) {
+    throw new Error(`php via ${node.id} (${transport}): exit ${run.exitCode ?? run.signal}, ${results.length} of ${cookies.length} requests reported, done=${done}\nstderr: ${run.stderr.slice(0, 2000)}`);
+  }
+  return results;
 }
 
 function failures(results: RequestResult[]): string[] {

@@ -21,12 +21,12 @@
 import { execa, type ResultPromise } from 'execa';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawValue, sessionOwners, startLiveCluster, stopCluster, sumStats, type Cluster, type ClusterNode } from './cluster-harness.js';
-import { freePort, repoRoot } from './harness.js';
+import { sessionOwners, startLiveCluster, stopCluster, sumStats, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { freePorts, repoRoot, waitForPort } from './harness.js';
+import { rawGet } from './raw-client.js';
 
 const WEB = path.join(repoRoot, 'integration', 'web');
 const SERVERS = ['php1', 'php2', 'php3'] as const;
@@ -118,16 +118,7 @@ async function waitForPorts(proc: Proc, ports: number[], logFile: string, timeou
   const why = () => `${proc.name} (${proc.running() ? 'running' : `exited ${proc.child.exitCode ?? proc.child.signalCode}`}); ` +
     `output:\n  ${proc.output.slice(-20).join('\n  ')}\n${logFile}:\n  ${tail(logFile, 20).join('\n  ')}`;
   for (const port of ports) {
-    for (;;) {
-      if (!proc.running()) throw new Error(`${proc.name} exited before listening on ${port}: ${why()}`);
-      const open = await new Promise<boolean>((resolve) => {
-        const s = net.connect({ host: '127.0.0.1', port }, () => { s.destroy(); resolve(true); });
-        s.on('error', () => resolve(false));
-      });
-      if (open) break;
-      if (Date.now() > deadline) throw new Error(`${proc.name}: nothing listens on 127.0.0.1:${port}: ${why()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitForPort('127.0.0.1', port, { timeoutMs: Math.max(0, deadline - Date.now()), who: proc.name, running: proc.running, describe: why });
   }
 }
 
@@ -157,15 +148,6 @@ function openUp(p: string): void {
   } else {
     fs.chmodSync(p, 0o644);
   }
-}
-
-async function distinctFreePorts(n: number): Promise<number[]> {
-  const ports: number[] = [];
-  while (ports.length < n) {
-    const p = await freePort();
-    if (!ports.includes(p)) ports.push(p);
-  }
-  return ports;
 }
 
 interface Farm {
@@ -205,7 +187,7 @@ async function startFarm(): Promise<Farm> {
   cluster = await startLiveCluster(3);
   const daemonOf = Object.fromEntries(SERVERS.map((s, i) => [s, cluster!.nodes[i]!])) as Record<Server, ClusterNode>;
 
-  const ports = await distinctFreePorts(SERVERS.length * POOLS.length + 1);
+  const ports = await freePorts(SERVERS.length * POOLS.length + 1);
   const poolPort = (s: Server, p: Pool) => ports[SERVERS.indexOf(s) * POOLS.length + POOLS.indexOf(p)]!;
   const nginxPort = ports[ports.length - 1]!;
 
@@ -385,7 +367,7 @@ describe('a real web farm: nginx + three php-fpm servers + a three-node cluster'
       // A stock PHP id: the cluster places it by hashing; every node reads the same data.
       for (const node of cluster!.nodes) {
         expect(await sessionOwners(node, id), `owners via ${node.id}`).toMatchObject({ id_kind: 'hashed' });
-        expect(await rawValue(node, sessionKey[pool](id)), `session data via ${node.id}`).toBe('visits|i:30;');
+        expect((await rawGet(node, sessionKey[pool](id)))?.value, `session data via ${node.id}`).toBe('visits|i:30;');
       }
     });
   }
@@ -458,7 +440,7 @@ describe('a real web farm: nginx + three php-fpm servers + a three-node cluster'
     expect(browser.sessionId).toBe(id);
     expect(end.session_ids_minted! - after.session_ids_minted!).toBe(0);
     expect(end.cluster_forwarded_reads! - after.cluster_forwarded_reads!).toBeGreaterThan(0);
-    for (const node of cluster!.nodes) expect(await rawValue(node, `memc.sess.key.${id}`), `via ${node.id}`).toBe('visits|i:19;');
+    for (const node of cluster!.nodes) expect((await rawGet(node, `memc.sess.key.${id}`))?.value, `via ${node.id}`).toBe('visits|i:19;');
   });
 
   it('no PHP warning or error, no nginx error, in any server log', () => {
