@@ -59,7 +59,11 @@ export class Deletion {
   }
 }
 
-/** What one write changed. Append-only: new kinds (a flush, say) join the union. */
+/**
+ * What one write changed. Append-only: new kinds (a flush, say) join the union. A consumer takes
+ * what it needs (toRecord) when it is handed the change: the Item stays the store's, and a later
+ * touch of the same key moves its expiry and version in place.
+ */
 export type Change = Item | Deletion;
 
 /** What a write operation answered, and what it changed (null: nothing). */
