@@ -1,7 +1,7 @@
 /**
  * The composition root: the only place that builds and wires the daemon's parts. Nothing here
  * decides anything: the cluster's lifecycle is ClusterNode's, each statistic is declared where it
- * is counted (stats/catalog.ts orders them), each setting in config.ts's table.
+ * is counted (stats-catalog.ts orders them), each setting in config.ts's table.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -31,7 +31,7 @@ import { ReservedKeys } from './reserved-keys.js';
 import { ClientListeners } from './server/listeners.js';
 import { MetricsServer } from './server/metrics.js';
 import { ServerCounters } from './server/server-counters.js';
-import { SETTINGS_SECTIONS, STATS_SECTIONS, type StatSources, bindSections } from './stats/catalog.js';
+import { SETTINGS_SECTIONS, STATS_SECTIONS, type StatSources, bindSections } from './stats-catalog.js';
 import { StatsRegistry } from './stats/registry.js';
 import { MemoryStore } from './store/memory-store.js';
 import { ThrottledWarning } from './throttled-log.js';

@@ -1,11 +1,11 @@
 /**
  * The reference parts of the docs, rendered from the declarations they describe: the settings
- * table (config.ts) into docs/configuration.md, the statistics catalog (stats/catalog.ts) into
+ * table (config.ts) into docs/configuration.md, the statistics catalog (stats-catalog.ts) into
  * docs/stats.md. `npm run docs` writes them between their markers; a test fails when a file
  * holds anything else there, so a setting or a statistic cannot be added without its docs.
  */
 import { SETTING_KEYS, SETTINGS, settingStatName } from './config.js';
-import { SETTINGS_SECTIONS, STATS_SECTIONS, type StatSection } from './stats/catalog.js';
+import { SETTINGS_SECTIONS, STATS_SECTIONS, type StatSection } from './stats-catalog.js';
 import type { StatDef } from './stats/registry.js';
 
 /** The generated blocks, by name: what sits between `<!-- BEGIN GENERATED: name ... -->` and its END. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETTING_KEYS, SETTINGS } from '../src/config.js';
 import { GENERATED_BLOCKS, type GeneratedBlock, generatedContent, replaceGenerated } from '../src/docs-reference.js';
-import { SETTINGS_SECTIONS, STATS_SECTIONS } from '../src/stats/catalog.js';
+import { SETTINGS_SECTIONS, STATS_SECTIONS } from '../src/stats-catalog.js';
 
 const root = join(import.meta.dirname, '..');
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { renderMetrics } from '../src/server/metrics.js';
-import { STATS_SECTIONS } from '../src/stats/catalog.js';
+import { STATS_SECTIONS } from '../src/stats-catalog.js';
 import type { Sample } from '../src/stats/registry.js';
 
 /** The catalog's definitions, by name. */

@@ -10,7 +10,7 @@ import { DEFAULTS, type Settings } from '../src/config.js';
 import { type Daemon, startDaemon } from '../src/daemon.js';
 import { MEMBERSHIP_STATS, MembershipStats } from '../src/cluster/membership/membership-stats.js';
 import { PEER_STATS, PeerCounters } from '../src/cluster/peer/peer-counters.js';
-import { SETTINGS_SECTIONS, STATS_SECTIONS } from '../src/stats/catalog.js';
+import { SETTINGS_SECTIONS, STATS_SECTIONS } from '../src/stats-catalog.js';
 
 const log = pino({ level: 'silent' });
 

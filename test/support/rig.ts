@@ -4,7 +4,7 @@
  */
 import { Executor } from '../../src/command/executor.js';
 import { ServerCounters } from '../../src/server/server-counters.js';
-import { SETTINGS_SECTIONS, STATS_SECTIONS, bindSections } from '../../src/stats/catalog.js';
+import { SETTINGS_SECTIONS, STATS_SECTIONS, bindSections } from '../../src/stats-catalog.js';
 import { StatsRegistry } from '../../src/stats/registry.js';
 import { AsciiProtocol } from '../../src/protocol/ascii/ascii-protocol.js';
 import { BinaryProtocol } from '../../src/protocol/binary/binary-protocol.js';

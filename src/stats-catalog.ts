@@ -5,18 +5,18 @@
  * that counts them; this list only orders them and names what each section is read from, so the
  * composition root binds every section the same way, and docs/stats.md is rendered from it.
  */
-import { CLUSTER_STATS, type ClusterStatsSource } from '../cluster/cluster-node.js';
-import { MEMBERSHIP_STATS, type MembershipStats } from '../cluster/membership/membership-stats.js';
-import { PEER_STATS, type PeerCounters } from '../cluster/peer/peer-counters.js';
-import { REPLICATION_STATS, type ReplicationCounters } from '../cluster/replication/replicator.js';
-import { ROUTER_STATS, type RouterCounters } from '../cluster/router.js';
-import { SESSION_ID_STATS, type SessionIdCounters } from '../cluster/session-ids.js';
-import { COMMAND_STATS, type CommandCounters } from '../command/executor.js';
-import { MEMCACHED_SETTINGS, type MemcachedSettingsSource, PROCESS_STATS, type ProcessStatsSource } from '../command/stats.js';
-import { SETTING_STATS, type Settings } from '../config.js';
-import { SERVER_STATS, type ServerStatsSource } from '../server/server-counters.js';
-import { STORE_COUNTER_STATS, STORE_STATS, type MemoryStore, type StoreCounters } from '../store/memory-store.js';
-import { countersToStats, type Stat, type StatDef, type StatsRegistry } from './registry.js';
+import { CLUSTER_STATS, type ClusterStatsSource } from './cluster/cluster-node.js';
+import { MEMBERSHIP_STATS, type MembershipStats } from './cluster/membership/membership-stats.js';
+import { PEER_STATS, type PeerCounters } from './cluster/peer/peer-counters.js';
+import { REPLICATION_STATS, type ReplicationCounters } from './cluster/replication/replicator.js';
+import { ROUTER_STATS, type RouterCounters } from './cluster/router.js';
+import { SESSION_ID_STATS, type SessionIdCounters } from './cluster/session-ids.js';
+import { COMMAND_STATS, type CommandCounters } from './command/executor.js';
+import { MEMCACHED_SETTINGS, type MemcachedSettingsSource, PROCESS_STATS, type ProcessStatsSource } from './command/stats.js';
+import { SETTING_STATS, type Settings } from './config.js';
+import { SERVER_STATS, type ServerStatsSource } from './server/server-counters.js';
+import { STORE_COUNTER_STATS, STORE_STATS, type MemoryStore, type StoreCounters } from './store/memory-store.js';
+import { countersToStats, type Stat, type StatDef, type StatsRegistry } from './stats/registry.js';
 
 /** What each section of `stats` is read from. */
 export interface StatSources {
