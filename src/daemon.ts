@@ -184,12 +184,6 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
   log.info({ transport: 'peer', host: bound.address, port: bound.port, node: nodeId, advertised: peerAddress, tls: tls !== null }, 'listening');
 
   const peers = new PeerLinks(pool, server);
-  const view = new ClusterView(nodeId, { secret, sessionPrefix: settings.sessionPrefix });
-  const replicator = new Replicator({ store, view, peers, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
-  // A forwarded command may wait for a busy master longer than one heartbeat round; a crashed
-  // master fails it at once (the connection resets), a stopped one after this long.
-  const forwardTimeoutMs = Math.max(settings.failureTimeoutMs * 2, 2000);
-  const router = new Router({ executor, view, peers, replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs });
   const membership = new Membership({
     self: { id: nodeId, peerAddress, incarnation: clockIncarnation() },
     seeds: settings.peers,
@@ -199,6 +193,14 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
     failureTimeoutMs: settings.failureTimeoutMs,
     load: () => store.itemCount,
   });
+  // Deadlines of forwards and copies are judged by their sender's clock, as heartbeats measure it.
+  const clocks = membership.clocks;
+  const view = new ClusterView(nodeId, { secret, sessionPrefix: settings.sessionPrefix });
+  const replicator = new Replicator({ store, view, peers, clocks, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
+  // A forwarded command may wait for a busy master longer than one heartbeat round; a crashed
+  // master fails it at once (the connection resets), a stopped one after this long.
+  const forwardTimeoutMs = Math.max(settings.failureTimeoutMs * 2, 2000);
+  const router = new Router({ executor, view, peers, clocks, replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs });
   const sessionIds = new SessionIds({ view, secret, loadOf: (member) => membership.loadOf(member) });
   const node = new ClusterNode({
     peerAddress, seeds: settings.peers, store, view, membership, replicator, router, sessionIds, log: clusterLog,
@@ -216,6 +218,7 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
       router: router.counters,
       replication: replicator.counters,
       membership: membership.stats,
+      clocks,
       peers: peerCounters,
     },
   };

@@ -33,6 +33,8 @@ export class ListenError extends SessionClusterError {
  *   ERR_PEER_TOO_LARGE (frame above the peer's announced limit);
  * - sent, outcome unknown: ERR_PEER_DISCONNECTED (link dropped before the reply),
  *   ERR_PEER_TIMEOUT (no reply in time);
+ * - refused, certainly not run, safe to send elsewhere: ERR_PEER_REFUSED (its deadline passed
+ *   before it could run, or the peer may not acknowledge writes now);
  * - answered: ERR_PEER_REMOTE (the peer replied with an Error frame; see remoteCode);
  * - ERR_PEER_PAYLOAD: a payload that cannot be decoded.
  */
@@ -44,6 +46,7 @@ export type PeerErrorCode =
   | 'ERR_PEER_DISCONNECTED'
   | 'ERR_PEER_TIMEOUT'
   | 'ERR_PEER_REMOTE'
+  | 'ERR_PEER_REFUSED'
   | 'ERR_PEER_PAYLOAD';
 
 export class PeerError extends SessionClusterError {

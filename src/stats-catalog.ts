@@ -6,7 +6,8 @@
  * composition root binds every section the same way, and docs/stats.md is rendered from it.
  */
 import { CLUSTER_STATS, type ClusterStatsSource } from './cluster/cluster-node.js';
-import { MEMBERSHIP_STATS, type MembershipStats } from './cluster/membership/membership-stats.js';
+import type { ClockOffsets } from './cluster/membership/clock-offsets.js';
+import { CLOCK_STATS, MEMBERSHIP_STATS, type MembershipStats } from './cluster/membership/membership-stats.js';
 import { PEER_STATS, type PeerCounters } from './cluster/peer/peer-counters.js';
 import { REPLICATION_STATS, type ReplicationCounters } from './cluster/replication/replicator.js';
 import { ROUTER_STATS, type RouterCounters } from './cluster/router.js';
@@ -30,6 +31,7 @@ export interface StatSources {
   router: RouterCounters;
   replication: ReplicationCounters;
   membership: MembershipStats;
+  clocks: ClockOffsets;
   peers: PeerCounters;
 }
 
@@ -75,6 +77,7 @@ export const STATS_SECTIONS: ReadonlyArray<StatSection<StatSources>> = [
   section<StatSources, 'router'>('Forwarding', 'cluster', 'router', countersToStats(ROUTER_STATS)),
   section<StatSources, 'replication'>('Replication', 'cluster', 'replication', countersToStats(REPLICATION_STATS)),
   section<StatSources, 'membership'>('Membership', 'cluster', 'membership', countersToStats(MEMBERSHIP_STATS)),
+  section<StatSources, 'clocks'>('Clocks', 'cluster', 'clocks', CLOCK_STATS),
   section<StatSources, 'peers'>('Peer links', 'cluster', 'peers', countersToStats(PEER_STATS)),
 ];
 

@@ -7,19 +7,22 @@
  *
  * A test watches and breaks the network: every request is logged (`requests`); an address can
  * be made to fail each request with a chosen PeerError code (`fail`), or to hold requests until
- * released (`hold`), which a request's timeout cuts short with ERR_PEER_TIMEOUT.
+ * released (`hold`), which a request's timeout cuts short with ERR_PEER_TIMEOUT for the sender,
+ * while the request itself stays held: release() still delivers it, late, as a stalled link
+ * would. A handler refuses a request by throwing PeerError('ERR_PEER_REFUSED'), which its sender
+ * receives as is.
  */
 import { PeerError, type PeerErrorCode } from '../errors.js';
 import type { Command, Reply } from '../protocol/types.js';
 import type { ItemRecord } from '../store/types.js';
-import { decodeCommand, decodeItemBatch, decodeReply, encodeCommand, encodeItemBatch, encodeReply } from './peer/command-codec.js';
-import type { ForwardHandler, HandoffHandler, Peers, ReplicateHandler } from './peers.js';
+import { decodeReply, decodeTimedBatch, decodeTimedCommand, encodeReply, encodeTimedBatch, encodeTimedCommand } from './peer/command-codec.js';
+import type { Deadline, ForwardHandler, HandoffHandler, Peers, ReplicateHandler, RequestLimits } from './peers.js';
 import type { NodeId, Owner } from './types.js';
 
 /** One request as the network saw it. */
 export type PeerRequest =
-  | { kind: 'forward'; from: NodeId; to: string; command: Command }
-  | { kind: 'replicate'; from: NodeId; to: string; records: ItemRecord[] }
+  | { kind: 'forward'; from: NodeId; to: string; command: Command; limits: RequestLimits }
+  | { kind: 'replicate'; from: NodeId; to: string; records: ItemRecord[]; limits: RequestLimits }
   | { kind: 'handoff'; from: NodeId; to: string };
 
 export class MemoryPeerNetwork {
@@ -74,27 +77,40 @@ export class MemoryPeerNetwork {
   }
 
   /**
-   * Carries one request to the node at `to`: fails it as the network says, waits while the
-   * address is held, then runs `deliver` on the receiving node in a later turn.
+   * Carries one request to the node at `to`: fails it as the network says, or, while the address
+   * is held, keeps it until release() (its sender gives up at `timeoutMs`, but the request is
+   * still delivered on release, its answer then going nowhere); then runs `deliver` on the
+   * receiving node in a later turn.
    */
-  async carry<T>(to: string, timeoutMs: number, deliver: (node: MemoryPeers) => T | Promise<T>): Promise<T> {
+  carry<T>(to: string, timeoutMs: number, deliver: (node: MemoryPeers) => T | Promise<T>): Promise<T> {
     const code = this.failing.get(to);
-    if (code !== undefined) throw new PeerError(code, `${to}: ${code} (memory network)`);
-    const queue = this.held.get(to);
-    if (queue !== undefined) {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new PeerError('ERR_PEER_TIMEOUT', `${to}: no reply within ${timeoutMs} ms (held)`)), timeoutMs);
-        queue.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
+    if (code !== undefined) return Promise.reject(new PeerError(code, `${to}: ${code} (memory network)`));
+    return new Promise<T>((resolve, reject) => {
+      let answered = false;
+      const settle = (outcome: () => void) => {
+        if (answered) return;
+        answered = true;
+        outcome();
+      };
+      const arrive = () => {
+        const node = this.nodes.get(to);
+        if (node === undefined) {
+          settle(() => reject(new PeerError('ERR_PEER_UNAVAILABLE', `${to}: nobody listens there (memory network)`)));
+          return;
+        }
+        Promise.resolve().then(() => deliver(node)).then((value) => settle(() => resolve(value)), (error: unknown) => settle(() => reject(error)));
+      };
+      const queue = this.held.get(to);
+      if (queue === undefined) {
+        void Promise.resolve().then(arrive);
+        return;
+      }
+      const timer = setTimeout(() => settle(() => reject(new PeerError('ERR_PEER_TIMEOUT', `${to}: no reply within ${timeoutMs} ms (held)`))), timeoutMs);
+      queue.push(() => {
+        clearTimeout(timer);
+        arrive();
       });
-    } else {
-      await Promise.resolve();
-    }
-    const node = this.nodes.get(to);
-    if (node === undefined) throw new PeerError('ERR_PEER_UNAVAILABLE', `${to}: nobody listens there (memory network)`);
-    return deliver(node);
+    });
   }
 }
 
@@ -105,17 +121,23 @@ export class MemoryPeers implements Peers {
 
   constructor(private readonly network: MemoryPeerNetwork, readonly self: Owner) {}
 
-  async forward(owner: Owner, command: Command, timeoutMs: number): Promise<Reply> {
-    this.network.requests.push({ kind: 'forward', from: this.self.id, to: owner.address, command });
-    const payload = encodeCommand(command);
-    const answer = await this.network.carry(owner.address, timeoutMs, async (node) => encodeReply(await node.receiveForward(decodeCommand(payload))));
+  async forward(owner: Owner, command: Command, limits: RequestLimits): Promise<Reply> {
+    this.network.requests.push({ kind: 'forward', from: this.self.id, to: owner.address, command, limits });
+    const payload = encodeTimedCommand({ sentAt: Date.now(), validForMs: limits.validForMs }, command);
+    const answer = await this.network.carry(owner.address, limits.timeoutMs, async (node) => {
+      const { timed, command: received } = decodeTimedCommand(payload);
+      return encodeReply(await node.receiveForward(received, this.deadline(timed)));
+    });
     return decodeReply(answer);
   }
 
-  async replicate(owner: Owner, records: readonly ItemRecord[], timeoutMs: number): Promise<void> {
-    this.network.requests.push({ kind: 'replicate', from: this.self.id, to: owner.address, records: [...records] });
-    const payload = encodeItemBatch(records);
-    await this.network.carry(owner.address, timeoutMs, (node) => node.receiveReplicate(decodeItemBatch(payload)));
+  async replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
+    this.network.requests.push({ kind: 'replicate', from: this.self.id, to: owner.address, records: [...records], limits });
+    const payload = encodeTimedBatch({ sentAt: Date.now(), validForMs: limits.validForMs }, records);
+    await this.network.carry(owner.address, limits.timeoutMs, (node) => {
+      const { timed, records: received } = decodeTimedBatch(payload, Date.now());
+      node.receiveReplicate(received, this.deadline(timed));
+    });
   }
 
   async requestHandoff(address: string, self: Owner, timeoutMs: number): Promise<void> {
@@ -139,14 +161,19 @@ export class MemoryPeers implements Peers {
     this.handoffHandler = handler;
   }
 
-  private receiveForward(command: Command): Reply | Promise<Reply> {
+  private receiveForward(command: Command, deadline: Deadline | null): Reply | Promise<Reply> {
     if (this.forwardHandler === null) throw this.unhandled('Forward');
-    return this.forwardHandler(command);
+    return this.forwardHandler(command, deadline);
   }
 
-  private receiveReplicate(records: ItemRecord[]): void {
+  private receiveReplicate(records: ItemRecord[], deadline: Deadline | null): void {
     if (this.replicateHandler === null) throw this.unhandled('Replicate');
-    this.replicateHandler(records);
+    this.replicateHandler(records, deadline);
+  }
+
+  /** The deadline a request from this node carries, as its receiver reads it. */
+  private deadline(timed: { sentAt: number; validForMs: number }): Deadline | null {
+    return timed.validForMs === 0 ? null : { from: this.self.id, sentAt: timed.sentAt, validForMs: timed.validForMs };
   }
 
   private receiveHandoff(requester: Owner): Promise<boolean> {

@@ -6,17 +6,58 @@
  *
  * Requests fail with a PeerError whose code says what the caller may assume (errors.ts): never
  * sent (ERR_PEER_UNAVAILABLE, ERR_PEER_BUSY, ERR_PEER_CLOSED, ERR_PEER_TOO_LARGE), sent with an
- * unknown outcome (ERR_PEER_DISCONNECTED, ERR_PEER_TIMEOUT), or answered with an error
- * (ERR_PEER_REMOTE).
+ * unknown outcome (ERR_PEER_DISCONNECTED, ERR_PEER_TIMEOUT), refused without running
+ * (ERR_PEER_REFUSED: a handler throws a PeerError with that code to refuse), or answered with an
+ * error (ERR_PEER_REMOTE).
  */
+
+/** What a handler throws to refuse a request without running it: the sender may send it elsewhere. */
+export function refusal(message: string): PeerError {
+  return new PeerError('ERR_PEER_REFUSED', message);
+}
+
+/** The sender's clock as this node estimates it, to judge a Deadline. */
+export interface PeerClocks {
+  /** `member`'s wall clock now (ms since the epoch), as this node estimates it */
+  nowAt(member: NodeId): number;
+}
+
+/** Clocks taken to agree: for tests, and for a node that has not measured its peers yet. */
+export const SAME_CLOCKS: PeerClocks = { nowAt: () => Date.now() };
+
+/** Whether `deadline` has passed, by its sender's clock as estimated here. */
+export function isPast(deadline: Deadline, clocks: PeerClocks): boolean {
+  return deadline.validForMs > 0 && clocks.nowAt(deadline.from) > deadline.sentAt + deadline.validForMs;
+}
+import { PeerError } from '../errors.js';
 import type { Command, Reply } from '../protocol/types.js';
 import type { ItemRecord } from '../store/types.js';
-import type { Owner } from './types.js';
+import type { NodeId, Owner } from './types.js';
+
+/**
+ * When a request was sent, by whom, and how long the sender waits for its answer. The receiver
+ * refuses (Refused) a request it could only run after that: its sender has told its client the
+ * request failed, and a write that ran then could replace a newer one (docs/architecture.md,
+ * "Replication").
+ */
+export interface Deadline {
+  from: NodeId;
+  /** the sender's wall clock when it sent the request, ms since the epoch */
+  sentAt: number;
+  /** how long after sentAt the request may still run */
+  validForMs: number;
+}
+
+/** How long a request may take, and how long after it was sent it may still run (0: no deadline). */
+export interface RequestLimits {
+  timeoutMs: number;
+  validForMs: number;
+}
 
 /** Runs a command forwarded by another node here, where its session is mastered. */
-export type ForwardHandler = (command: Command) => Reply | Promise<Reply>;
+export type ForwardHandler = (command: Command, deadline: Deadline | null) => Reply | Promise<Reply>;
 /** Applies records another node copied here; the copy is acknowledged once this returns. */
-export type ReplicateHandler = (records: ItemRecord[]) => void;
+export type ReplicateHandler = (records: ItemRecord[], deadline: Deadline | null) => void;
 /**
  * A (re)joining node asks for the sessions it will own: push them to it, and settle with
  * whether every one was acknowledged.
@@ -28,9 +69,9 @@ export interface Peers {
    * Runs `command` on `owner`, which runs it as the session's owner and never forwards it
    * again, and settles with its reply.
    */
-  forward(owner: Owner, command: Command, timeoutMs: number): Promise<Reply>;
+  forward(owner: Owner, command: Command, limits: RequestLimits): Promise<Reply>;
   /** Copies `records` to `owner`; settles once it has applied them. */
-  replicate(owner: Owner, records: readonly ItemRecord[], timeoutMs: number): Promise<void>;
+  replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void>;
   /**
    * Asks the node at `address` for the sessions this node owns; settles once it pushed them all
    * (as replicate calls to `self`), rejects with ERR_PEER_REMOTE when it could not.

@@ -11,11 +11,13 @@ import type { ReplicationMode } from '../config.js';
 import type { Logger } from '../log.js';
 import { type Command, type Reply, StoreMode, type ValueEntry } from '../protocol/types.js';
 import type { Change } from '../store/change.js';
+import { relativeExptime } from '../store/expiry.js';
+import { PeerError } from '../errors.js';
 import type { CounterDefs } from '../stats/registry.js';
 import { ThrottledWarning } from '../throttled-log.js';
 import type { ClusterView } from './cluster-view.js';
-import type { Peers } from './peers.js';
-import type { Replicator } from './replication/replicator.js';
+import { type Deadline, type PeerClocks, type Peers, refusal, SAME_CLOCKS } from './peers.js';
+import { guardOf, type Replicator } from './replication/replicator.js';
 import type { KeyOwners, Owner } from './types.js';
 
 export class RouterCounters {
@@ -23,6 +25,8 @@ export class RouterCounters {
   forwardedReads = 0;
   forwardRetries = 0;
   forwardFailures = 0;
+  forwardsRefusedLate = 0;
+  writesNotCopied = 0;
 }
 
 export const ROUTER_STATS: CounterDefs<RouterCounters> = {
@@ -30,6 +34,8 @@ export const ROUTER_STATS: CounterDefs<RouterCounters> = {
   forwardedReads: { name: 'cluster_forwarded_reads', type: 'counter', help: 'of those, reads (get, gets, gat): what a sticky load balancer with minted ids brings to zero' },
   forwardRetries: { name: 'cluster_forward_retries', type: 'counter', help: 'forwards sent again because the master could not be reached (a failover, a link coming back)' },
   forwardFailures: { name: 'cluster_forward_failures', type: 'counter', help: 'forwards that got no answer in time: the client got SERVER_ERROR' },
+  forwardsRefusedLate: { name: 'cluster_forwards_refused_late', type: 'counter', help: 'commands forwarded here and refused, not run, because they could only have run after their sender gave up on them (a pause, a held link)' },
+  writesNotCopied: { name: 'cluster_writes_not_copied', type: 'counter', help: 'writes answered SERVER_ERROR because their copy to the other owner could not be made in time (undone here)' },
 };
 
 export interface RouterOptions {
@@ -39,8 +45,10 @@ export interface RouterOptions {
   replicator: Replicator;
   replication: ReplicationMode;
   log: Logger;
-  /** how long a forwarded command may wait for the master */
+  /** how long a forwarded command may wait for the master, and a write for its copies */
   forwardTimeoutMs: number;
+  /** the other nodes' clocks as this node estimates them, to judge a forward's deadline (default: the same as ours) */
+  clocks?: PeerClocks;
 }
 
 export class Router {
@@ -50,13 +58,15 @@ export class Router {
   private lastForwardFailure: Record<string, unknown> = {};
   /** while this node catches up, the commands it owns wait here (docs/architecture.md, "Graceful startup": no ownership before that) */
   private gate: Promise<void> | null = null;
+  private readonly clocks: PeerClocks;
 
   constructor(private readonly options: RouterOptions) {
     this.forwardFailures = new ThrottledWarning(options.log, 'forwarded commands failed: session owner unreachable',
       () => ({ ...this.lastForwardFailure, totalFailures: this.counters.forwardFailures }), 5000);
+    this.clocks = options.clocks ?? SAME_CLOCKS;
     // A command forwarded here runs here, and is never forwarded again: views that disagree for
     // a moment cannot make it loop.
-    options.peers.serveForward((command) => this.executeHere(command));
+    options.peers.serveForward((command, deadline) => this.handleForward(command, deadline));
   }
 
   /** Holds every command until `catchUp` settles, then lets them through in arrival order. */
@@ -92,29 +102,59 @@ export class Router {
   }
 
   /**
+   * A command another node forwarded here, to run here as its session's owner. It carries its
+   * sender's deadline: a command that could only run after it (it waited in a paused process or
+   * a held link, or behind a catch-up) is refused, not run, since its sender has told its client
+   * it failed; run then, it could replace a newer write (docs/architecture.md, "Replication").
+   * What it may still take is what its copies get.
+   */
+  private handleForward(command: Command, deadline: Deadline | null): Reply | Promise<Reply> {
+    if (this.gate !== null) {
+      const gate = this.gate;
+      return gate.then(() => this.handleForward(command, deadline));
+    }
+    if (deadline === null) return this.executeHere(command);
+    const senderNow = this.clocks.nowAt(deadline.from);
+    const left = deadline.sentAt + deadline.validForMs - senderNow;
+    if (left <= 0) {
+      this.counters.forwardsRefusedLate++;
+      throw refusal(`refused: forwarded by ${deadline.from} ${senderNow - deadline.sentAt} ms ago, past its ${deadline.validForMs} ms`);
+    }
+    return this.executeHere(command, undefined, Date.now() + left);
+  }
+
+  /**
    * Runs a command as its session's owner: here, with no further forwarding. What it changed goes
    * to the replicator with the key's owners: `owners` when the caller placed the key already (a
-   * function for a multi-key command), else placement is asked now, once per changed key.
+   * function for a multi-key command), else placement is asked now, once per changed key. In
+   * sync mode the answer waits for the copies, until `deadlineAt` at the latest; a write whose
+   * copy could not be made by then is undone and answered SERVER_ERROR.
    */
-  executeHere(command: Command, owners?: KeyOwners | ((key: string) => KeyOwners)): Reply | Promise<Reply> {
+  executeHere(command: Command, owners?: KeyOwners | ((key: string) => KeyOwners), deadlineAt?: number): Reply | Promise<Reply> {
     if (this.gate !== null) {
       // Placement may differ once caught up: whoever runs the command then places it again.
       const gate = this.gate;
-      return gate.then(() => this.executeHere(command));
+      return gate.then(() => this.executeHere(command, undefined, deadlineAt));
     }
     const { executor, replicator, view } = this.options;
     if (command.kind === 'get') return executor.execute(command);
     const changes: Change[] = [];
     const reply = executor.execute(command, changes);
     if (changes.length === 0) return reply;
-    const copies: Array<Promise<void>> = [];
+    const sync = this.options.replication === 'sync';
+    const copyBy = sync ? (deadlineAt ?? Date.now() + this.options.forwardTimeoutMs) : undefined;
+    const copies: Array<Promise<boolean>> = [];
     for (const change of changes) {
       const placed = owners === undefined ? view.owners(change.key) : typeof owners === 'function' ? owners(change.key) : owners;
-      const copy = replicator.replicate(change, placed);
+      const copy = replicator.replicate(change, placed, copyBy);
       if (copy !== null) copies.push(copy);
     }
-    if (copies.length === 0 || this.options.replication === 'async') return reply;
-    return (copies.length === 1 ? copies[0]! : Promise.all(copies)).then(() => reply);
+    if (copies.length === 0 || !sync) return reply;
+    return (copies.length === 1 ? copies[0]! : Promise.all(copies).then((all) => all.every(Boolean))).then((copied) => {
+      if (copied) return reply;
+      this.counters.writesNotCopied++;
+      return { kind: 'serverError', message: 'temporary failure: the write could not be copied to the session\'s other owner in time; not stored' };
+    });
   }
 
   private route(key: string, command: Command): Reply | Promise<Reply> {
@@ -137,11 +177,17 @@ export class Router {
   private async forward(key: string, master: Owner, command: Command): Promise<Reply> {
     this.counters.forwarded++;
     if (command.kind === 'get' || command.kind === 'touchGet') this.counters.forwardedReads++;
+    command = withRelativeExptime(command, Date.now());
     const deadline = Date.now() + this.options.forwardTimeoutMs;
     let target = master;
     for (;;) {
       try {
-        return await this.options.peers.forward(target, command, Math.max(1, deadline - Date.now()));
+        // The master may run it only while this node still waits for the answer, less the time
+        // the answer takes to come back: after that, this node has answered SERVER_ERROR.
+        const left = deadline - Date.now();
+        const validForMs = left - guardOf(left);
+        if (validForMs < 1) throw new PeerError('ERR_PEER_TIMEOUT', `no time left to forward to ${target.id}`);
+        return await this.options.peers.forward(target, command, { timeoutMs: left, validForMs });
       } catch (error) {
         if (!mayRetry(error, command) || Date.now() + FORWARD_RETRY_MS >= deadline) {
           this.counters.forwardFailures++;
@@ -210,7 +256,7 @@ export class Router {
     if (peers.length === 0) return local;
     return Promise.all(peers.map(async (peer) => {
       try {
-        await links.forward({ id: peer, address: view.addressOf(peer) }, command, forwardTimeoutMs);
+        await links.forward({ id: peer, address: view.addressOf(peer) }, command, { timeoutMs: forwardTimeoutMs, validForMs: forwardTimeoutMs - guardOf(forwardTimeoutMs) });
         return null;
       } catch (error) {
         return { peer, err: (error as Error).message };
@@ -234,7 +280,7 @@ const FORWARD_RETRY_MS = 20;
  */
 function mayRetry(error: unknown, command: Command): boolean {
   const code = (error as { code?: string }).code;
-  if (code === 'ERR_PEER_UNAVAILABLE' || code === 'ERR_PEER_CLOSED' || code === 'ERR_PEER_BUSY') return true;
+  if (code === 'ERR_PEER_UNAVAILABLE' || code === 'ERR_PEER_CLOSED' || code === 'ERR_PEER_BUSY' || code === 'ERR_PEER_REFUSED') return true;
   return code === 'ERR_PEER_DISCONNECTED' && isIdempotent(command);
 }
 
@@ -261,4 +307,23 @@ function isIdempotent(command: Command): boolean {
 /** Commands on keys wait for catch-up; version, stats and the like answer at once. */
 function isSessionCommand(command: Command): boolean {
   return 'key' in command || 'keys' in command;
+}
+
+/**
+ * `command` with an absolute exptime (pecl memcache sends one) turned into the seconds left, read
+ * by this node's clock: the one PHP beside it used. The master's may differ (docs/architecture.md,
+ * "Replication": clocks).
+ */
+function withRelativeExptime(command: Command, nowMs: number): Command {
+  switch (command.kind) {
+    case 'store':
+    case 'touchGet':
+    case 'touch':
+    case 'arith': {
+      const exptime = relativeExptime(command.exptime, nowMs);
+      return exptime === command.exptime ? command : { ...command, exptime };
+    }
+    default:
+      return command;
+  }
 }

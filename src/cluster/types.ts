@@ -81,7 +81,9 @@ export type MembershipMessage =
   | { kind: 'join'; member: MemberInfo }
   /**
    * `load`: how many items the sender holds (added after the first release: absent from older
-   * nodes, ignored by them). Minting reads it to pick the least-loaded backup.
+   * nodes, ignored by them). Minting reads it to pick the least-loaded backup. `sentAt`: the
+   * sender's wall clock when it sent the heartbeat, ms since the epoch (added later, like load):
+   * how peers measure each other's clocks (clock-offsets.ts).
    */
-  | { kind: 'heartbeat'; member: MemberInfo; members: MemberInfo[]; load?: number }
+  | { kind: 'heartbeat'; member: MemberInfo; members: MemberInfo[]; load?: number; sentAt?: number }
   | { kind: 'leave'; member: MemberInfo };

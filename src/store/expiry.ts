@@ -23,3 +23,18 @@ export function expiresAtFromExptime(exptime: number, nowMs: number): number {
 export function isExpired(expiresAt: number, nowMs: number): boolean {
   return expiresAt !== 0 && expiresAt <= nowMs;
 }
+
+/**
+ * The same expiry as an exptime that does not depend on whose clock reads it: an absolute unix
+ * time becomes the seconds left until it (negative when it has passed), as long as that is
+ * within the 30 days a relative exptime may say; anything else is returned as it is. A node
+ * that forwards a command converts with its own clock, the one PHP beside it used to compute
+ * the absolute time, so a master whose clock differs keeps the session exactly as long.
+ */
+export function relativeExptime(exptime: number, nowMs: number): number {
+  if (exptime <= RELATIVE_EXPTIME_LIMIT) return exptime;
+  const leftMs = exptime * 1000 - nowMs;
+  if (leftMs <= 0) return -1;
+  const seconds = Math.max(1, Math.round(leftMs / 1000));
+  return seconds <= RELATIVE_EXPTIME_LIMIT ? seconds : exptime;
+}

@@ -4,7 +4,7 @@
  * write returns a WriteResult, its status (memcached's store result enum) and the change it made
  * (change.ts), and the layers above turn the status into a reply and pass the change on.
  */
-import { type ArithResult, Deletion, Item, UNCHANGED, type WriteResult } from './change.js';
+import { type ArithResult, type Change, Deletion, Item, UNCHANGED, type WriteResult } from './change.js';
 import { expiresAtFromExptime, isExpired } from './expiry.js';
 import { type ItemRecord, isNewer, StoreMode, WriteStatus } from './types.js';
 import type { CounterDefs, Stat } from '../stats/registry.js';
@@ -257,9 +257,20 @@ export class MemoryStore {
     return true;
   }
 
-  /** Drops a copy this node no longer owns (no version: nothing is replicated). */
+  /**
+   * Drops what this node holds of `key`, item or remembered deletion, with no version: nothing
+   * is replicated. For a copy this node no longer owns, and for a write undone here (whose other
+   * owner keeps the state before it).
+   */
   forget(key: string): void {
     this.remove(key);
+    this.dropTombstone(key);
+  }
+
+  /** Whether `change` is still what this node holds of its key: no later write replaced it. */
+  holds(change: Change): boolean {
+    if (change instanceof Item) return this.items.get(change.key) === change;
+    return !this.items.has(change.key) && this.tombstones.get(change.key) === change;
   }
 
   /** Every item, expired or not, for re-replication scans. */

@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
-  decodeCommand, decodeItemBatch, decodeItemRecord, decodeReply, encodeCommand, encodeItemBatch, encodeItemRecord, encodeReply, type ItemRecord,
+  decodeCommand, decodeItemBatch, decodeItemRecord, decodeReply, decodeTimedBatch, decodeTimedCommand, encodeCommand, encodeItemBatch,
+  encodeItemRecord, encodeReply, encodeTimedBatch, encodeTimedCommand, type ItemRecord,
 } from '../../src/cluster/peer/command-codec.js';
 import { PeerError } from '../../src/errors.js';
 import { Status, StoreMode, type Command, type Reply } from '../../src/protocol/types.js';
@@ -345,5 +346,41 @@ describe('item records', () => {
     expect(() => encodeItemRecord({ ...record, version: 2 ** 53 })).toThrow(RangeError);
     expect(() => encodeItemRecord({ ...record, expiresAt: -1 })).toThrow(RangeError);
     expect(() => encodeItemRecord({ ...record, key: 'κ' })).toThrow(RangeError);
+  });
+});
+
+describe('timed requests', () => {
+  const SENT = 1_700_000_000_000;
+
+  it('a timed command carries its send time and validity, then the command as Forward has it', () => {
+    const command: Command = { kind: 'delete', key: 'sess_abc', cas: 7 };
+    const payload = encodeTimedCommand({ sentAt: SENT, validForMs: 1750 }, command);
+    expect(payload.readBigUInt64BE(0)).toBe(BigInt(SENT));
+    expect(payload.readUInt32BE(8)).toBe(1750);
+    expect(payload.subarray(12)).toEqual(encodeCommand(command));
+    expect(decodeTimedCommand(payload)).toEqual({ timed: { sentAt: SENT, validForMs: 1750 }, command });
+    expectMalformedVariants(payload, decodeTimedCommand);
+  });
+
+  it('a timed batch carries expiries relative to its send time: a receiver keeps each as long, whatever its clock', () => {
+    const records: ItemRecord[] = [
+      { key: 'session', value: Buffer.from('v'), flags: 2, expiresAt: SENT + 1_440_000, version: 3, origin: 'n1' },
+      { key: 'forever', value: Buffer.from('w'), flags: 0, expiresAt: 0, version: 4, origin: 'n1' },
+      { key: 'gone', value: null, flags: 0, expiresAt: SENT + 60_000, version: 5, origin: 'n1' },
+      { key: 'just expired', value: Buffer.from('x'), flags: 0, expiresAt: SENT - 5, version: 6, origin: 'n1' },
+    ];
+    const payload = encodeTimedBatch({ sentAt: SENT, validForMs: 0 }, records);
+    // a receiver an hour behind the sender, which got the batch 3 ms after it was sent
+    const receivedAt = SENT - 3_600_000 + 3;
+    const { timed, records: decoded } = decodeTimedBatch(payload, receivedAt);
+    expect(timed).toEqual({ sentAt: SENT, validForMs: 0 });
+    expect(decoded.map((record) => record.expiresAt)).toEqual([receivedAt + 1_440_000, 0, receivedAt + 60_000, receivedAt - 5]);
+    expect(decoded.map(({ expiresAt: _, ...rest }) => rest)).toEqual(records.map(({ expiresAt: _, ...rest }) => rest));
+    expectMalformedVariants(payload, (bytes) => decodeTimedBatch(bytes, receivedAt));
+  });
+
+  it('an expiry that would land on 0 (never) is kept as expired', () => {
+    const payload = encodeTimedBatch({ sentAt: SENT, validForMs: 0 }, [{ key: 'k', value: Buffer.from('v'), flags: 0, expiresAt: SENT - 10, version: 1, origin: 'a' }]);
+    expect(decodeTimedBatch(payload, 10).records[0]!.expiresAt).toBe(1);
   });
 });

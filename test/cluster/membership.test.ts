@@ -535,3 +535,23 @@ describe('robustness', () => {
     expect(() => new Membership({ ...base, self: { ...base.self, incarnation: 1.5 } })).toThrow(RangeError);
   });
 });
+
+describe('clocks', () => {
+  it('heartbeats carry their send time: each node measures the others\' clocks, and warns of one far off', () => {
+    const hourAhead = () => Date.now() + 3_600_000;
+    cluster.start('a');
+    cluster.start('b', { seeds: [address('a')], wallClock: hourAhead });
+    cluster.start('c', { seeds: [address('a')], wallClock: () => Date.now() - 40 });
+    cluster.advanceUntil(() => cluster.allAlive(), 2000);
+    cluster.advance(3 * HEARTBEAT);
+    const a = cluster.node('a');
+    // each estimate is the true offset less the time a heartbeat took (a timer tick on the hub)
+    const near = (value: number | undefined, offset: number) => value !== undefined && value <= offset && value >= offset - 5;
+    expect(near(a.clocks.offsetOf('b'), 3_600_000), String(a.clocks.offsetOf('b'))).toBe(true);
+    expect(near(a.clocks.offsetOf('c'), -40), String(a.clocks.offsetOf('c'))).toBe(true);
+    expect(near(cluster.node('b').clocks.offsetOf('a'), -3_600_000), String(cluster.node('b').clocks.offsetOf('a'))).toBe(true);
+    const warnings = cluster.logs.filter((line) => line.node === 'a' && /clock of/.test(line.msg));
+    expect(warnings.map((line) => line.peer)).toEqual(['b']);
+    expect(warnings[0]!.msg).toContain('ahead of');
+  });
+});

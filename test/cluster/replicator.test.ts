@@ -37,7 +37,7 @@ function network(ids: string[], address: (id: string) => string, failing: Set<st
 }
 
 /** Copies what `store` holds of `key` to its other owners, as the router would after a write. */
-function replicateKey(replicator: Replicator, store: MemoryStore, view: ClusterView, key: string): Promise<void> | null {
+function replicateKey(replicator: Replicator, store: MemoryStore, view: ClusterView, key: string): Promise<boolean> | null {
   return replicator.replicate(store.peek(key, Date.now())!, view.owners(key));
 }
 
@@ -229,6 +229,30 @@ describe('Replicator scans copy only what moved', () => {
     expect(all.length).toBe(2 * keys.length);
     expect([...copies].sort()).toEqual(all);
     expect(replicator.counters.rereplicated).toBe(keys.length + all.length);
+    replicator.stop();
+  });
+});
+
+describe('a write\'s copy and its deadline', () => {
+  it('applies a copy on time; refuses, and does not apply, one that comes after its writer gave up on it', async () => {
+    vi.useRealTimers();
+    const net = new MemoryPeerNetwork();
+    const address = (id: string) => `${id}.test:1`;
+    const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: 'node1' });
+    const view = new ClusterView('node1');
+    view.update(['node1', 'node2'].map((id) => ({ id, peerAddress: address(id), state: MemberState.Alive, incarnation: 1 })));
+    // node1 reads node2's clock as 10 s ahead of its own
+    const replicator = new Replicator({ store, view, peers: net.connect({ id: 'node1', address: address('node1') }), log, requestTimeoutMs: 100, giveUpAfterMs: 300, clocks: { nowAt: (member) => Date.now() + (member === 'node2' ? 10_000 : 0) } });
+    const node2 = net.connect({ id: 'node2', address: address('node2') });
+    const record = (key: string) => ({ key, value: Buffer.from('v'), flags: 0, expiresAt: 0, version: 1, origin: 'node2' });
+    // valid for 20 s: on time even read as 10 s late
+    await node2.replicate({ id: 'node1', address: address('node1') }, [record('on-time')], { timeoutMs: 1000, validForMs: 20_000 });
+    await expect(node2.replicate({ id: 'node1', address: address('node1') }, [record('late')], { timeoutMs: 1000, validForMs: 5_000 }))
+      .rejects.toMatchObject({ code: 'ERR_PEER_REFUSED' });
+    // no deadline (a re-replication scan, a handoff): always applied
+    await node2.replicate({ id: 'node1', address: address('node1') }, [record('state')], { timeoutMs: 1000, validForMs: 0 });
+    expect(['on-time', 'late', 'state'].map((key) => store.peek(key, Date.now())?.value.toString() ?? null)).toEqual(['v', null, 'v']);
+    expect(replicator.counters.refusedLate).toBe(1);
     replicator.stop();
   });
 });

@@ -8,10 +8,11 @@ import { pino } from 'pino';
 import { Executor } from '../../src/command/executor.js';
 import { ClusterView } from '../../src/cluster/cluster-view.js';
 import { MemoryPeerNetwork } from '../../src/cluster/memory-peers.js';
+import type { PeerClocks } from '../../src/cluster/peers.js';
 import { Replicator } from '../../src/cluster/replication/replicator.js';
 import { Router } from '../../src/cluster/router.js';
 import { MemberState } from '../../src/cluster/types.js';
-import type { PeerErrorCode } from '../../src/errors.js';
+import { PeerError, type PeerErrorCode } from '../../src/errors.js';
 import { type Command, type Reply, Status, StoreMode } from '../../src/protocol/types.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 
@@ -24,14 +25,14 @@ const members = (dead: string[] = []) => NODES.map((id) => ({ id, peerAddress: a
  * Node `self` with its router, and the other nodes on the same network: they answer a forward
  * with `answer(command)` (an Error is thrown back) and acknowledge copies.
  */
-function setup(self: string, replication: 'sync' | 'async', answer: (command: Command) => Reply | Error = () => new Error('unreachable'), store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: self })) {
+function setup(self: string, replication: 'sync' | 'async', answer: (command: Command) => Reply | Error = () => new Error('unreachable'), store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: self }), clocks?: PeerClocks) {
   const network = new MemoryPeerNetwork();
   const executor = new Executor({ store, version: 'v' });
   const view = new ClusterView(self);
   view.update(members());
   const peers = network.connect({ id: self, address: addressOf(self) });
   const replicator = new Replicator({ store, view, peers, log, requestTimeoutMs: 100, giveUpAfterMs: 300 });
-  const router = new Router({ executor, view, peers, replicator, replication, log, forwardTimeoutMs: 100 });
+  const router = new Router({ executor, view, peers, replicator, replication, log, forwardTimeoutMs: 100, ...(clocks ? { clocks } : {}) });
   const others = new Map(NODES.filter((id) => id !== self).map((id) => {
     const remote = network.connect({ id, address: addressOf(id) });
     remote.serveForward((command) => {
@@ -302,9 +303,86 @@ describe('Router', () => {
     const { view, network, others } = setup('node1', 'async');
     const key = keyOwnedBy(view, 'node2', 'node3');
     // node2 forwards it to node1 (its view of the moment says node1 masters it)
-    expect(await others.get('node2')!.forward({ id: 'node1', address: addressOf('node1') }, set(key, 'v'), 1000)).toMatchObject({ kind: 'status', status: Status.Stored });
+    expect(await others.get('node2')!.forward({ id: 'node1', address: addressOf('node1') }, set(key, 'v'), { timeoutMs: 1000, validForMs: 900 })).toMatchObject({ kind: 'status', status: Status.Stored });
     // copied to both owners it knows of, but no Forward
     expect(network.requests.filter((r) => r.from === 'node1').map((r) => r.kind)).toEqual(['replicate', 'replicate']);
+  });
+
+  describe('deadlines: nothing runs after its sender gave up on it', () => {
+    const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    it('a forward held on the way past its deadline is refused when it arrives, not run', async () => {
+      const { view, network, others, store, router } = setup('node1', 'async');
+      const key = keyOwnedBy(view, 'node1', 'node2');
+      network.hold(addressOf('node1'));
+      const sent = others.get('node2')!.forward({ id: 'node1', address: addressOf('node1') }, set(key, 'late'), { timeoutMs: 60, validForMs: 50 });
+      await expect(sent).rejects.toMatchObject({ code: 'ERR_PEER_TIMEOUT' });
+      await wait(20);
+      network.release(addressOf('node1'));
+      await wait(20);
+      expect(store.peek(key, Date.now()), 'the held forward did not run').toBeUndefined();
+      expect(router.counters.forwardsRefusedLate).toBe(1);
+    });
+
+    it('a forward on time runs; the refusal of a late one reaches its sender as ERR_PEER_REFUSED', async () => {
+      const { view, others, store } = setup('node1', 'async');
+      const key = keyOwnedBy(view, 'node1', 'node2');
+      const node2 = others.get('node2')!;
+      expect(await node2.forward({ id: 'node1', address: addressOf('node1') }, set(key, 'on time'), { timeoutMs: 1000, validForMs: 900 })).toMatchObject({ status: Status.Stored });
+      expect(store.peek(key, Date.now())?.value.toString()).toBe('on time');
+      // node1 reads node2's clock as an hour ahead: a forward sent just now is long past its deadline there
+      const skewed = setup('node1', 'async', undefined, undefined, { nowAt: (member) => Date.now() + (member === 'node2' ? 3_600_000 : 0) });
+      await expect(skewed.others.get('node2')!.forward({ id: 'node1', address: addressOf('node1') }, set(key, 'x'), { timeoutMs: 1000, validForMs: 900 }))
+        .rejects.toMatchObject({ code: 'ERR_PEER_REFUSED' });
+      expect(skewed.store.peek(key, Date.now())).toBeUndefined();
+    });
+
+    it('the sender sends it again elsewhere when refused: a refusal means it did not run', async () => {
+      const refusedOnce = new Set<string>();
+      const { router, view, network } = setup('node1', 'sync', (command) => {
+        if (command.kind !== 'store') return new Error('unexpected');
+        if (!refusedOnce.has(command.key)) {
+          refusedOnce.add(command.key);
+          throw new PeerError('ERR_PEER_REFUSED', 'not now');
+        }
+        return { kind: 'status', status: Status.Stored, cas: 1 };
+      });
+      const key = keyOwnedBy(view, 'node2', 'node3');
+      expect(await router.execute(set(key, 'v'))).toMatchObject({ status: Status.Stored });
+      expect(network.requestsOf('forward').map((r) => r.to)).toEqual([addressOf('node2'), addressOf('node2')]);
+      expect(router.counters.forwardRetries).toBe(1);
+    });
+
+    it('every forward carries how long it may still run: less than the sender waits', async () => {
+      const { router, view, network } = setup('node1', 'sync', () => ({ kind: 'values', entries: [], missing: [] }));
+      await router.execute({ kind: 'get', keys: [keyOwnedBy(view, 'node2', 'node3')], withCas: false });
+      const { limits } = network.requestsOf('forward')[0]!;
+      expect(limits.validForMs).toBeGreaterThan(0);
+      expect(limits.validForMs).toBeLessThan(limits.timeoutMs);
+      expect(limits.timeoutMs).toBeLessThanOrEqual(100);
+    });
+
+    it('a write whose copy cannot be made in time is answered SERVER_ERROR and undone here', async () => {
+      const { router, view, network, store } = setup('node1', 'sync');
+      const key = keyOwnedBy(view, 'node1', 'node3');
+      expect(await router.execute(set(key, 'acknowledged'))).toMatchObject({ status: Status.Stored });
+      network.hold(addressOf('node3'));
+      expect(await router.execute(set(key, 'not copied'))).toEqual({ kind: 'serverError', message: 'temporary failure: the write could not be copied to the session\'s other owner in time; not stored' });
+      expect(store.peek(key, Date.now()), 'undone: node3 still has the acknowledged value').toBeUndefined();
+      expect(router.counters.writesNotCopied).toBe(1);
+      const copies = network.requestsOf('replicate');
+      expect(copies.at(-1)!.limits.validForMs, 'each copy says how long it may be applied').toBeGreaterThan(0);
+      network.release(addressOf('node3'));
+    });
+
+    it('an absolute exptime is sent as the seconds left, by this node\'s clock', async () => {
+      const { router, view, network } = setup('node1', 'async', () => ({ kind: 'status', status: Status.Stored, cas: 1 }));
+      const key = keyOwnedBy(view, 'node2', 'node3');
+      const absolute = Math.floor(Date.now() / 1000) + 1440;
+      await router.execute({ kind: 'store', mode: StoreMode.Set, key, flags: 0, exptime: absolute, value: Buffer.from('v'), cas: 0 });
+      const sent = network.requestsOf('forward')[0]!.command as Extract<Command, { kind: 'store' }>;
+      expect(Math.abs(sent.exptime - 1440)).toBeLessThanOrEqual(1);
+    });
   });
 
   it('holds session commands until catch-up settles, in arrival order; stats answer at once', async () => {

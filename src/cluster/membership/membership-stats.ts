@@ -1,5 +1,6 @@
 /** Membership's counters, read by `stats`. Background failures are counted here, never thrown. */
-import type { CounterDefs } from '../../stats/registry.js';
+import type { CounterDefs, Stat } from '../../stats/registry.js';
+import type { ClockOffsets } from './clock-offsets.js';
 
 export class MembershipStats {
   heartbeatsSent = 0;
@@ -32,3 +33,17 @@ export const MEMBERSHIP_STATS: CounterDefs<MembershipStats> = {
   sendErrors: { name: 'cluster_membership_send_errors', type: 'counter', help: 'membership sends the transport threw on (a bug: sends never throw)' },
   listenerErrors: { name: 'cluster_membership_listener_errors', type: 'counter', help: 'membership event listeners that threw (a bug)' },
 };
+
+/** The members' clocks as this node measures them. */
+export const CLOCK_STATS: ReadonlyArray<Stat<ClockOffsets>> = [
+  {
+    name: 'cluster_clock_offset_max_ms', type: 'gauge',
+    help: 'how far the member whose clock is furthest from this node\'s is from it, either way, ms (measured from heartbeats; a warning is logged above 1 s)',
+    read: (clocks) => clocks.offsets().reduce((max, [, offset]) => Math.max(max, Math.abs(offset)), 0),
+  },
+  {
+    name: 'cluster_clock_offsets', type: 'text',
+    help: 'each member\'s clock against this node\'s, as id:ms (positive: ahead), comma-separated',
+    read: (clocks) => clocks.offsets().map(([member, offset]) => `${member}:${offset > 0 ? '+' : ''}${offset}`).join(','),
+  },
+];

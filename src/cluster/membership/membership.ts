@@ -21,6 +21,7 @@ import {
   MemberState, UNKNOWN_NODE_ID, type MemberInfo, type MembershipMessage, type MembershipTransport, type NodeId,
 } from '../types.js';
 import { systemClock, type MembershipClock } from './clock.js';
+import { ClockOffsets } from './clock-offsets.js';
 import { MembershipStats } from './membership-stats.js';
 import { byId, copyMember, isLive, isMemberInfo, isMembershipMessage, isNodeId, supersedes } from './member-rules.js';
 
@@ -62,6 +63,13 @@ export interface MembershipOptions {
   clock?: MembershipClock;
   /** what this node reports as its load in heartbeats (the items it holds); none when absent */
   load?: () => number;
+  /**
+   * the wall clock heartbeats carry, by which members measure each other's clocks (default
+   * Date.now); never used for failure detection, which runs on `clock`
+   */
+  wallClock?: () => number;
+  /** a member whose clock is further than this from ours, either way, is warned about (default 1000 ms) */
+  clockWarnMs?: number;
 }
 
 export interface MembershipEvents {
@@ -108,6 +116,12 @@ type Via = 'direct' | 'gossip';
 
 export class Membership extends EventEmitter<MembershipEvents> {
   readonly stats = new MembershipStats();
+  /** how far each member's clock is from ours, from the heartbeats it sends */
+  readonly clocks: ClockOffsets;
+  private readonly wallClock: () => number;
+  private readonly clockWarnMs: number;
+  /** members whose clock offset was warned about, until it is back within half the threshold */
+  private readonly skewWarned = new Set<NodeId>();
   private selfInfo: MemberInfo;
   private readonly records = new Map<NodeId, MemberRecord>();
   /** the load each member last reported in a heartbeat of its own */
@@ -165,6 +179,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.seeds = [...new Set(options.seeds)].filter((address) => address !== self.peerAddress);
     this.transport = options.transport;
     this.clock = options.clock ?? systemClock;
+    this.wallClock = options.wallClock ?? Date.now;
+    this.clocks = new ClockOffsets(this.wallClock);
+    this.clockWarnMs = options.clockWarnMs ?? 1000;
     this.log = options.log.child({ component: 'membership', node: self.id });
     this.transport.onMessage((from, message) => this.handleMessage(from, message));
   }
@@ -345,6 +362,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       if (!isLive(record.info.state) && now - record.changedAt >= this.reapAfterMs) {
         this.records.delete(id);
         this.loads.delete(id);
+        this.clocks.forget(id);
+        this.skewWarned.delete(id);
         this.reaped.set(id, record.info.incarnation);
         this.log.debug({ peer: id, state: record.info.state, incarnation: record.info.incarnation }, 'forgot member');
         this.notify('forget', copyMember(record.info));
@@ -388,6 +407,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
         if (typeof message.load === 'number' && Number.isSafeInteger(message.load) && message.load >= 0) {
           this.loads.set(sender.id, message.load);
         }
+        if (typeof message.sentAt === 'number' && Number.isSafeInteger(message.sentAt) && message.sentAt > 0) {
+          this.clocks.observe(sender.id, message.sentAt);
+          this.checkSkew(sender.id);
+        }
         for (const entry of message.members) {
           if (!isMemberInfo(entry)) {
             this.stats.malformed++;
@@ -403,6 +426,22 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.stats.leavesReceived++;
         this.apply(sender, 'direct', now);
         break;
+    }
+  }
+
+  /**
+   * Clocks further apart than the threshold do not endanger sessions (expiries travel relative,
+   * deadlines are judged with the measured offset), but they say NTP is not running somewhere:
+   * warned once per member, again only after it came back within half the threshold.
+   */
+  private checkSkew(member: NodeId): void {
+    const offset = this.clocks.offsetOf(member)!;
+    if (Math.abs(offset) > this.clockWarnMs && !this.skewWarned.has(member)) {
+      this.skewWarned.add(member);
+      this.log.warn({ peer: member, offsetMs: Math.round(offset), thresholdMs: this.clockWarnMs },
+        `the clock of ${member} is ${Math.abs(Math.round(offset))} ms ${offset > 0 ? 'ahead of' : 'behind'} this node's: sessions expire correctly regardless, but check that NTP runs on both`);
+    } else if (Math.abs(offset) <= this.clockWarnMs / 2) {
+      this.skewWarned.delete(member);
     }
   }
 
@@ -558,7 +597,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   // ---- sending -------------------------------------------------------------------------------
 
   private heartbeatMessage(): MembershipMessage {
-    const message: MembershipMessage = { kind: 'heartbeat', member: copyMember(this.selfInfo), members: this.members() };
+    const message: MembershipMessage = { kind: 'heartbeat', member: copyMember(this.selfInfo), members: this.members(), sentAt: this.wallClock() };
     if (this.load !== undefined) message.load = this.load();
     return message;
   }

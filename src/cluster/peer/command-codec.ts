@@ -37,6 +37,17 @@
  *                  receiver then decides)
  *     ItemBatch  = count | ItemRecord…
  *
+ *     Timed      = u64 sentAt | u32 validForMs
+ *                  (the sender's wall clock when it sent the request, ms since the epoch, and how
+ *                  long after that the sender still waits for the answer; 0: no deadline)
+ *     TimedCommand = Timed | Command                                        (ForwardWithin)
+ *     TimedBatch   = Timed | count | TimedRecord…                           (ReplicateTimed)
+ *     TimedRecord  = bool hasValue | key | u32 flags | bool expires | i64 expiresInMs | u64 version
+ *                    | str16 origin | [bytes32 value]
+ *                  (expiresInMs: the expiry, or for a deletion until when it is remembered, as
+ *                  ms after sentAt: relative, so that a receiver whose clock differs keeps it
+ *                  exactly as long; it may be 0 or negative for what has just expired)
+ *
  * The tag numbers, and the wire numbers of StoreMode and Status (which are spelled out here
  * rather than taken from the enums' implicit values), are part of the peer protocol: never
  * renumber, only append. A layout that changes takes a new tag.
@@ -122,6 +133,8 @@ const MIN_STATS_ARG = 2;
 const MIN_STATS_ENTRY = 2 + 4;
 const MIN_KEY_DUMP_ENTRY = MIN_KEY + 4 + 8;
 const MIN_ITEM_RECORD = 1 + MIN_KEY + 4 + 8 + 8 + 2;
+const MIN_TIMED_RECORD = MIN_ITEM_RECORD + 1;
+const TIMED_SIZE = 8 + 4;
 
 // ---------------------------------------------------------------------------------------------
 // Commands
@@ -437,6 +450,71 @@ function readItemRecord(reader: PayloadReader): ItemRecord {
   const origin = reader.string16();
   const value = hasValue ? copyOf(reader.bytes32()) : null;
   return { key, value, flags, expiresAt, version, origin };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timed requests (a forward or a copy with its send time and deadline; expiries relative)
+
+/** When a request was sent (the sender's wall clock, ms) and how long it stays valid (0: no deadline). */
+export interface Timed {
+  sentAt: number;
+  validForMs: number;
+}
+
+export function encodeTimedCommand(timed: Timed, command: Command): Buffer {
+  const body = encodeCommand(command);
+  return writeTimed(new PayloadWriter(TIMED_SIZE + body.length), timed).raw(body).finish();
+}
+
+export function decodeTimedCommand(payload: Buffer): { timed: Timed; command: Command } {
+  const reader = new PayloadReader(payload);
+  const timed = readTimed(reader);
+  return { timed, command: decodeCommand(payload.subarray(TIMED_SIZE)) };
+}
+
+/** Records whose expiries travel relative to `timed.sentAt`. */
+export function encodeTimedBatch(timed: Timed, records: readonly ItemRecord[]): Buffer {
+  let size = TIMED_SIZE + 4;
+  for (const record of records) size += itemRecordSize(record) + 1;
+  const writer = writeTimed(new PayloadWriter(size), timed).u32(records.length);
+  for (const record of records) {
+    writer.u8(bool(record.value !== null));
+    writeKey(writer, record.key).u32(record.flags).u8(bool(record.expiresAt !== 0));
+    writeInt(writer, record.expiresAt === 0 ? 0 : record.expiresAt - timed.sentAt);
+    writer.u64(record.version).string16(record.origin);
+    if (record.value !== null) writer.bytes32(record.value);
+  }
+  return writer.finish();
+}
+
+/** The records, their expiries made absolute on this node's clock: `receivedAt` + what was left. */
+export function decodeTimedBatch(payload: Buffer, receivedAt: number): { timed: Timed; records: ItemRecord[] } {
+  const reader = new PayloadReader(payload);
+  const timed = readTimed(reader);
+  const count = readCount(reader, MIN_TIMED_RECORD, 'item records');
+  const records: ItemRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const hasValue = readBool(reader);
+    const key = readKey(reader);
+    const flags = reader.u32();
+    const expires = readBool(reader);
+    const expiresIn = readInt(reader);
+    const version = reader.u64Number();
+    const origin = reader.string16();
+    const value = hasValue ? copyOf(reader.bytes32()) : null;
+    // An expiry that lands on 0 would read as "never": one ms is as expired.
+    records.push({ key, value, flags, expiresAt: expires ? Math.max(1, receivedAt + expiresIn) : 0, version, origin });
+  }
+  reader.end();
+  return { timed, records };
+}
+
+function writeTimed(writer: PayloadWriter, timed: Timed): PayloadWriter {
+  return writer.u64(timed.sentAt).u32(timed.validForMs);
+}
+
+function readTimed(reader: PayloadReader): Timed {
+  return { sentAt: reader.u64Number(), validForMs: reader.u32() };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,16 @@ export enum Opcode {
   DigestReply = 12,
   /** {code: RemoteErrorCode, message}: a refused handshake, or the answer to a request that failed */
   Error = 13,
+  /**
+   * a client command forwarded to the session's master, with when it was sent and how long the
+   * sender waits: the master refuses it (Error(Refused)) rather than run it after that
+   */
+  ForwardWithin = 14,
+  /**
+   * item records for another owner, with when they were sent (their expiries relative to it) and,
+   * for a client's write, how long the writer waits: refused (Error(Refused)) after that
+   */
+  ReplicateTimed = 15,
 }
 
 /** Opcodes that belong to the handshake; never dispatched to handlers. */
@@ -63,6 +73,12 @@ export enum RemoteErrorCode {
    * sender can read why it is refused, then the connection is closed
    */
   TlsRequired = 10,
+  /**
+   * the request was not run, and will not be: its deadline passed before it could run, or this
+   * node may not acknowledge writes now (it does not reach a majority of the cluster). The sender
+   * may send it elsewhere.
+   */
+  Refused = 11,
 }
 
 export function opcodeName(opcode: number): string {

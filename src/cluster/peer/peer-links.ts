@@ -1,18 +1,29 @@
 /**
  * The Peers seam (../peers.ts) over the real peer links: each request is one frame on the pooled,
- * pipelined link to the owner's address (Forward, Replicate, Handoff), and each handler answers
- * the frames of its opcode on the peer listener. The command codec and the opcodes stay here:
- * the router and the replicator see commands, replies and records only.
+ * pipelined link to the owner's address, and each handler answers the frames of its opcodes on
+ * the peer listener. The command codec and the opcodes stay here: the router and the replicator
+ * see commands, replies, records and deadlines only.
+ *
+ * Forwards and copies travel timed (ForwardWithin, ReplicateTimed): with the sender's clock and
+ * how long the request stays valid, and with expiries relative to the send time, so that a
+ * receiver whose clock differs keeps them as long. A peer that does not know those opcodes yet
+ * (an older node, during a rolling upgrade) answers UnknownOpcode; it is then sent the untimed
+ * ones, and remembered.
  */
-import { Opcode, RemoteErrorCode } from './opcodes.js';
-import { decodeCommand, decodeItemBatch, decodeReply, encodeCommand, encodeItemBatch, encodeReply } from './command-codec.js';
-import { decodeJson, encodeError, encodeJson } from './payload.js';
-import type { PeerPool } from './peer-pool.js';
-import type { PeerServer } from './peer-server.js';
+import { PeerError } from '../../errors.js';
 import type { Command, Reply } from '../../protocol/types.js';
 import type { ItemRecord } from '../../store/types.js';
-import type { ForwardHandler, HandoffHandler, Peers, ReplicateHandler } from '../peers.js';
+import type { Deadline, ForwardHandler, HandoffHandler, Peers, ReplicateHandler, RequestLimits } from '../peers.js';
 import type { Owner } from '../types.js';
+import {
+  decodeCommand, decodeItemBatch, decodeReply, decodeTimedBatch, decodeTimedCommand, encodeCommand, encodeItemBatch,
+  encodeReply, encodeTimedBatch, encodeTimedCommand, type Timed,
+} from './command-codec.js';
+import type { PeerIdentity } from './handshake.js';
+import { Opcode, RemoteErrorCode } from './opcodes.js';
+import { decodeJson, encodeError, encodeJson } from './payload.js';
+import type { PeerPool } from './peer-pool.js';
+import type { PeerReplyFn, PeerServer } from './peer-server.js';
 
 /** The Handoff request's payload: where the requester is dialed. Its id is the link's own. */
 interface HandoffRequest {
@@ -20,15 +31,38 @@ interface HandoffRequest {
 }
 
 export class PeerLinks implements Peers {
-  constructor(private readonly pool: PeerPool, private readonly server: PeerServer) {}
+  /** addresses of peers that answered UnknownOpcode to a timed request: sent untimed ones */
+  private readonly untimed = new Set<string>();
 
-  async forward(owner: Owner, command: Command, timeoutMs: number): Promise<Reply> {
-    const answer = await this.pool.get(owner.address).request(Opcode.Forward, encodeCommand(command), { timeoutMs });
+  constructor(private readonly pool: PeerPool, private readonly server: PeerServer, private readonly now: () => number = Date.now) {}
+
+  async forward(owner: Owner, command: Command, limits: RequestLimits): Promise<Reply> {
+    const link = this.pool.get(owner.address);
+    if (!this.untimed.has(owner.address)) {
+      const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
+      try {
+        const answer = await link.request(Opcode.ForwardWithin, encodeTimedCommand(timed, command), { timeoutMs: limits.timeoutMs });
+        return decodeReply(answer.payload);
+      } catch (error) {
+        if (!this.olderPeer(owner.address, error)) throw refusedOrAsIs(error);
+      }
+    }
+    const answer = await link.request(Opcode.Forward, encodeCommand(command), { timeoutMs: limits.timeoutMs });
     return decodeReply(answer.payload);
   }
 
-  async replicate(owner: Owner, records: readonly ItemRecord[], timeoutMs: number): Promise<void> {
-    await this.pool.get(owner.address).request(Opcode.Replicate, encodeItemBatch(records), { timeoutMs });
+  async replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
+    const link = this.pool.get(owner.address);
+    if (!this.untimed.has(owner.address)) {
+      const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
+      try {
+        await link.request(Opcode.ReplicateTimed, encodeTimedBatch(timed, records), { timeoutMs: limits.timeoutMs });
+        return;
+      } catch (error) {
+        if (!this.olderPeer(owner.address, error)) throw refusedOrAsIs(error);
+      }
+    }
+    await link.request(Opcode.Replicate, encodeItemBatch(records), { timeoutMs: limits.timeoutMs });
   }
 
   async requestHandoff(address: string, self: Owner, timeoutMs: number): Promise<void> {
@@ -37,17 +71,25 @@ export class PeerLinks implements Peers {
   }
 
   serveForward(handler: ForwardHandler): void {
-    this.server.handle(Opcode.Forward, (frame, reply) => {
-      const answer = handler(decodeCommand(frame.payload));
-      if (answer instanceof Promise) void answer.then((settled) => reply(Opcode.ForwardReply, encodeReply(settled)));
-      else reply(Opcode.ForwardReply, encodeReply(answer));
+    const run = (command: Command, deadline: Deadline | null, reply: PeerReplyFn) => {
+      answer(() => handler(command, deadline), reply, (settled) => reply(Opcode.ForwardReply, encodeReply(settled)));
+    };
+    this.server.handle(Opcode.ForwardWithin, (frame, reply, peer) => {
+      const { timed, command } = decodeTimedCommand(frame.payload);
+      run(command, deadlineOf(timed, peer), reply);
     });
+    this.server.handle(Opcode.Forward, (frame, reply) => run(decodeCommand(frame.payload), null, reply));
   }
 
   serveReplicate(handler: ReplicateHandler): void {
+    const acknowledge = (reply: PeerReplyFn) => () => reply(Opcode.ReplicateAck);
+    this.server.handle(Opcode.ReplicateTimed, (frame, reply, peer) => {
+      const { timed, records } = decodeTimedBatch(frame.payload, this.now());
+      answer(() => handler(records, deadlineOf(timed, peer)), reply, acknowledge(reply));
+    });
     this.server.handle(Opcode.Replicate, (frame, reply) => {
-      handler(decodeItemBatch(frame.payload));
-      reply(Opcode.ReplicateAck);
+      const records = decodeItemBatch(frame.payload);
+      answer(() => handler(records, null), reply, acknowledge(reply));
     });
   }
 
@@ -61,4 +103,51 @@ export class PeerLinks implements Peers {
       });
     });
   }
+
+  /** Whether `error` says the peer does not know the timed opcodes; it is remembered if so. */
+  private olderPeer(address: string, error: unknown): boolean {
+    if (!(error instanceof PeerError) || error.code !== 'ERR_PEER_REMOTE' || error.remoteCode !== RemoteErrorCode.UnknownOpcode) return false;
+    this.untimed.add(address);
+    return true;
+  }
+}
+
+function deadlineOf(timed: Timed, peer: PeerIdentity): Deadline | null {
+  return timed.validForMs === 0 ? null : { from: peer.nodeId, sentAt: timed.sentAt, validForMs: timed.validForMs };
+}
+
+/**
+ * Runs a handler and answers with its result; a refusal it throws or rejects with is answered
+ * Error(Refused), so the sender knows the request did not run. Anything else thrown synchronously
+ * is the peer server's to answer (a bug, or a malformed payload).
+ */
+function answer<T>(run: () => T | Promise<T>, reply: PeerReplyFn, done: (result: T) => void): void {
+  let result: T | Promise<T>;
+  try {
+    result = run();
+  } catch (error) {
+    if (!isRefusal(error)) throw error;
+    reply(Opcode.Error, encodeError(RemoteErrorCode.Refused, error.message));
+    return;
+  }
+  if (!(result instanceof Promise)) {
+    done(result);
+    return;
+  }
+  result.then(done, (error: unknown) => {
+    if (isRefusal(error)) reply(Opcode.Error, encodeError(RemoteErrorCode.Refused, error.message));
+    else reply(Opcode.Error, encodeError(RemoteErrorCode.Internal, error instanceof Error ? error.message : String(error)));
+  });
+}
+
+function isRefusal(error: unknown): error is PeerError {
+  return error instanceof PeerError && error.code === 'ERR_PEER_REFUSED';
+}
+
+/** The peer's Error(Refused) as ERR_PEER_REFUSED: certainly not run. */
+function refusedOrAsIs(error: unknown): unknown {
+  if (error instanceof PeerError && error.code === 'ERR_PEER_REMOTE' && error.remoteCode === RemoteErrorCode.Refused) {
+    return new PeerError('ERR_PEER_REFUSED', error.message);
+  }
+  return error;
 }

@@ -12,7 +12,7 @@ import type { Change } from '../../store/change.js';
 import type { MemoryStore } from '../../store/memory-store.js';
 import type { ItemRecord } from '../../store/types.js';
 import { onlyRemovesMembers, type ClusterView, type Placement } from '../cluster-view.js';
-import type { Peers } from '../peers.js';
+import { type Deadline, isPast, type PeerClocks, type Peers, refusal, SAME_CLOCKS } from '../peers.js';
 import type { KeyOwners, Owner } from '../types.js';
 
 /** How long a (re)joining node waits for one peer to hand its sessions over. */
@@ -26,6 +26,20 @@ const REPAIR_SCAN_DELAY_MS = 10_000;
 const RETRY_DELAY_MS = 50;
 /** Placements remembered between scans; past this many changes without a scan, the next scan copies everything. */
 const MAX_PLACEMENTS = 16;
+/** After a write was undone here: how long until this node takes back its copies from its peers. */
+const REPAIR_DELAY_MS = 1000;
+
+/**
+ * Of a copy's time, what the receiver does not get to apply it in: its answer must travel back,
+ * and the receiver reads the sender's clock with an error of a few ms (docs/architecture.md,
+ * "Replication"). Never less than a fifth of the time.
+ */
+export function guardOf(ms: number): number {
+  return Math.min(250, Math.ceil(ms / 5));
+}
+
+/** How one copy to one owner ended. */
+type CopyOutcome = 'acknowledged' | 'owner dead' | 'refused' | 'out of time';
 
 export class ReplicationCounters {
   replicated = 0;
@@ -35,6 +49,9 @@ export class ReplicationCounters {
   failed = 0;
   handedOver = 0;
   caughtUp = 0;
+  undone = 0;
+  refusedLate = 0;
+  repairs = 0;
 }
 
 export const REPLICATION_STATS: CounterDefs<ReplicationCounters> = {
@@ -45,12 +62,17 @@ export const REPLICATION_STATS: CounterDefs<ReplicationCounters> = {
   failed: { name: 'cluster_replication_failures', type: 'counter', help: 'copies given up on: the target stayed unreachable yet was never declared dead' },
   handedOver: { name: 'cluster_handoff_batches', type: 'counter', help: 'batches of sessions pushed to (re)joining nodes' },
   caughtUp: { name: 'cluster_catch_ups', type: 'counter', help: 'catch-ups this node completed (at start, and after a stall)' },
+  undone: { name: 'cluster_writes_undone', type: 'counter', help: 'writes undone here because their copy could not be made in time: the client got SERVER_ERROR, the other owner keeps the previous state' },
+  refusedLate: { name: 'cluster_copies_refused_late', type: 'counter', help: 'copies of a write refused here because they arrived after their writer gave up on them' },
+  repairs: { name: 'cluster_repairs', type: 'counter', help: 'times this node took its copies back from its peers after undoing a write' },
 };
 
 export interface ReplicatorOptions {
   store: MemoryStore;
   view: ClusterView;
   peers: Peers;
+  /** the other nodes' clocks as this node estimates them, to judge a copy's deadline (default: the same as ours) */
+  clocks?: PeerClocks;
   log: Logger;
   /** how long one copy may take before it is retried */
   requestTimeoutMs: number;
@@ -66,8 +88,12 @@ export class Replicator {
   /** when the running scan ends: scan again at this time (a change or a give-up came meanwhile) */
   private scanAgainAt: number | null = null;
   private scanDueAt = 0;
+  /** this node's peer address, known once it has caught up: what repairs ask peers to push to */
+  private selfAddress: string | null = null;
   private stopped = false;
+  private repairTimer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
+  private readonly clocks: PeerClocks;
   /**
    * The placements in effect since the start of the last scan whose every copy was acknowledged
    * (the first is the one it ran under); null when no such scan vouches for the owners' copies:
@@ -79,39 +105,81 @@ export class Replicator {
 
   constructor(private readonly options: ReplicatorOptions) {
     this.now = options.now ?? Date.now;
+    this.clocks = options.clocks ?? SAME_CLOCKS;
     options.view.onPlacementChange((placement) => {
       this.vouched = appendPlacement(this.vouched, placement);
       this.sinceScanStart = appendPlacement(this.sinceScanStart, placement);
     });
-    options.peers.serveReplicate((records) => this.handleReplicate(records));
+    options.peers.serveReplicate((records, deadline) => this.handleReplicate(records, deadline));
     options.peers.serveHandoff((requester) => this.handOver(requester));
   }
 
   /**
-   * Copies what a write changed to the key's owners other than this node; settles once they have
-   * it or are declared dead. null when there is nobody to copy to.
+   * Copies what a write changed to the key's owners other than this node. null when there is
+   * nobody to copy to; else settles with whether every such owner has it, or was declared dead.
+   *
+   * With `deadlineAt` (a client waits for the answer: sync replication) the copy must be made by
+   * then, and each owner refuses it after that. When it is not, the write is undone here (the
+   * other owner keeps the state before it), so that a write its client was told failed is not
+   * served, nor copied on later; this node then takes its copies back from its peers. Without
+   * (async), copies are retried as long as the owner lives.
    */
-  replicate(change: Change, owners: KeyOwners): Promise<void> | null {
+  replicate(change: Change, owners: KeyOwners, deadlineAt?: number): Promise<boolean> | null {
     const self = this.options.view.self;
-    const { master, backup } = owners;
-    const toMaster = master !== null && master.id !== self;
-    const toBackup = backup !== null && backup.id !== self;
-    if (!toMaster && !toBackup) return null;
+    const targets = [owners.master, owners.backup].filter((owner): owner is Owner => owner !== null && owner.id !== self);
+    if (targets.length === 0) return null;
     const records = [change.toRecord()];
-    if (toMaster && toBackup) {
-      this.counters.replicated += 2;
-      return Promise.all([this.send(master, records), this.send(backup, records)]).then(() => undefined);
+    this.counters.replicated += targets.length;
+    if (deadlineAt === undefined) {
+      return Promise.all(targets.map((target) => this.send(target, records))).then(() => true);
     }
-    this.counters.replicated++;
-    return this.send(toMaster ? master! : backup!, records).then(() => undefined);
+    return Promise.all(targets.map((target) => this.sendBy(target, records, deadlineAt))).then((outcomes) => {
+      if (outcomes.every((outcome) => outcome === 'acknowledged' || outcome === 'owner dead')) return true;
+      this.undo(change, targets, outcomes);
+      return false;
+    });
   }
 
-  /** Another node's copies: applies the records that are newer than what is here. */
-  private handleReplicate(records: ItemRecord[]): void {
+  /**
+   * Another node's copies: applies the records that are newer than what is here. A write's copy
+   * that comes after its writer gave up on it is refused, not applied: the writer undid it.
+   */
+  private handleReplicate(records: ItemRecord[], deadline: Deadline | null): void {
+    if (deadline !== null && isPast(deadline, this.clocks)) {
+      this.counters.refusedLate++;
+      throw refusal(`a copy from ${deadline.from} arrived ${Math.max(0, this.clocks.nowAt(deadline.from) - deadline.sentAt)} ms after it was sent, past its ${deadline.validForMs} ms`);
+    }
     const now = this.now();
     for (const record of records) {
       if (this.options.store.apply(record, now)) this.counters.applied++;
     }
+  }
+
+  /**
+   * A write that could not be copied in time: this node forgets the key, unless a later write
+   * changed it meanwhile (that write answers for itself), and takes its copies back from its
+   * peers a little later, which returns the other owner's state of the key.
+   */
+  private undo(change: Change, targets: Owner[], outcomes: CopyOutcome[]): void {
+    const { store, log } = this.options;
+    this.counters.undone++;
+    if (store.holds(change)) store.forget(change.key);
+    log.warn({ key: change.key.slice(0, 24), owners: targets.map((t, i) => `${t.id}:${outcomes[i]}`) }, 'a write was not copied in time: undone here, the client was answered SERVER_ERROR');
+    this.scheduleRepair();
+  }
+
+  /** Takes this node's copies back from its live peers, soon (coalesced). */
+  private scheduleRepair(): void {
+    if (this.repairTimer !== null || this.stopped) return;
+    this.repairTimer = setTimeout(() => {
+      this.repairTimer = null;
+      const { view } = this.options;
+      const peers = view.liveOthers().map((id) => view.addressOf(id));
+      if (this.selfAddress === null || peers.length === 0) return;
+      this.counters.repairs++;
+      void this.catchUp(peers, this.selfAddress, 'repair');
+    }, REPAIR_DELAY_MS);
+    this.repairTimer.unref();
   }
 
   /**
@@ -144,8 +212,9 @@ export class Replicator {
    * answers has handed them over. A peer that cannot be reached is skipped (logged): when the
    * whole cluster starts together, nobody has anything to hand over yet.
    */
-  async catchUp(peerAddresses: readonly string[], selfAddress: string): Promise<void> {
+  async catchUp(peerAddresses: readonly string[], selfAddress: string, reason: 'start' | 'repair' = 'start'): Promise<void> {
     const { peers, log, view } = this.options;
+    this.selfAddress = selfAddress;
     const self: Owner = { id: view.self, address: selfAddress };
     await Promise.all(peerAddresses.map(async (address) => {
       try {
@@ -156,7 +225,7 @@ export class Replicator {
         log[unreachable ? 'info' : 'warn']({ peerAddress: address, err: (error as Error).message }, 'catch-up: peer did not hand over (unreachable, starting, or incomplete)');
       }
     }));
-    this.counters.caughtUp++;
+    if (reason === 'start') this.counters.caughtUp++;
   }
 
   /**
@@ -201,7 +270,9 @@ export class Replicator {
   stop(): void {
     this.stopped = true;
     if (this.scanTimer !== null) clearTimeout(this.scanTimer);
+    if (this.repairTimer !== null) clearTimeout(this.repairTimer);
     this.scanTimer = null;
+    this.repairTimer = null;
   }
 
   private runScan(): Promise<boolean> {
@@ -298,7 +369,7 @@ export class Replicator {
     const deadline = Date.now() + (handoff ? HANDOFF_TIMEOUT_MS : giveUpAfterMs);
     for (let attempt = 1; ; attempt++) {
       try {
-        await peers.replicate(target, records, requestTimeoutMs);
+        await peers.replicate(target, records, { timeoutMs: requestTimeoutMs, validForMs: 0 });
         return true;
       } catch (error) {
         if (!handoff && !view.isLive(target.id)) return false;
@@ -313,6 +384,29 @@ export class Replicator {
           if (!handoff) this.scheduleScan(REPAIR_SCAN_DELAY_MS);
           return false;
         }
+        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+      }
+    }
+  }
+
+  /**
+   * A write's copy to one owner, to be made by `deadlineAt`: tried until the owner acknowledges
+   * it, is declared dead, refuses it (it came too late), or the time is up. Each attempt tells
+   * the owner how long it may still apply it.
+   */
+  private async sendBy(target: Owner, records: ItemRecord[], deadlineAt: number): Promise<CopyOutcome> {
+    const { peers, view, requestTimeoutMs } = this.options;
+    for (;;) {
+      const left = deadlineAt - Date.now();
+      const validForMs = left - guardOf(left);
+      if (validForMs < 1 || this.stopped) return 'out of time';
+      try {
+        await peers.replicate(target, records, { timeoutMs: Math.min(requestTimeoutMs, left), validForMs });
+        return 'acknowledged';
+      } catch (error) {
+        if (!view.isLive(target.id)) return 'owner dead';
+        if ((error as { code?: string }).code === 'ERR_PEER_REFUSED') return 'refused';
+        if (deadlineAt - Date.now() <= RETRY_DELAY_MS) return 'out of time';
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }
     }
