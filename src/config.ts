@@ -56,6 +56,8 @@ export interface Settings {
   nodeId: string | null;
   /** sync: a write is acknowledged once the backup has it; async: once the master has it */
   replication: ReplicationMode;
+  /** in a cluster of two, whether a node alone keeps serving (available) or waits for the other (consistent) */
+  twoNodes: TwoNodeMode;
   /**
    * shared secret peers prove to each other (never sent); required with peerListen.
    * NEVER log it, nor any object that holds it (log chosen fields, as daemon.ts does), nor put it
@@ -83,6 +85,9 @@ export interface Settings {
 }
 
 export const REPLICATION_MODES = ['sync', 'async'] as const;
+/** What a node of a two-member cluster does alone (cluster/quorum.ts). */
+export const TWO_NODE_MODES = ['available', 'consistent'] as const;
+export type TwoNodeMode = (typeof TWO_NODE_MODES)[number];
 export type ReplicationMode = (typeof REPLICATION_MODES)[number];
 
 /** The environment variable that gives the cluster secret when neither the file nor a flag does. */
@@ -246,6 +251,11 @@ function parsePrivateKey(value: unknown, name: string): PemFile | null {
   return file;
 }
 
+function parseTwoNodes(value: unknown, name: string): TwoNodeMode {
+  if (typeof value === 'string' && (TWO_NODE_MODES as readonly string[]).includes(value)) return value as TwoNodeMode;
+  throw new ConfigError(`${name}: "${String(value)}" is not a two-node mode; use one of ${TWO_NODE_MODES.join(', ')}`);
+}
+
 function parseReplication(value: unknown, name: string): ReplicationMode {
   if (typeof value === 'string' && (REPLICATION_MODES as readonly string[]).includes(value)) return value as ReplicationMode;
   throw new ConfigError(`${name}: "${String(value)}" is not a replication mode; use one of ${REPLICATION_MODES.join(', ')}`);
@@ -340,6 +350,10 @@ export const SETTINGS: SettingsTable = {
   replication: {
     flag: '--replication', arg: '<mode>', default: 'sync', parse: parseReplication,
     help: `${REPLICATION_MODES.join(' or ')}: sync acknowledges a write once the backup has it; async once the master has it.`,
+  },
+  twoNodes: {
+    flag: '--two-nodes', arg: '<mode>', default: 'available', parse: parseTwoNodes,
+    help: 'What a node does in a cluster of two when the other is gone, which it cannot tell from a partition between them: available keeps serving alone (a partition then loses the writes made on one side), consistent stops until both are back. Three or more nodes always need a majority.',
   },
   clusterSecret: {
     flag: '--cluster-secret', arg: '<secret>', env: CLUSTER_SECRET_ENV, default: null, parse: parseSecret,

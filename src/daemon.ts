@@ -18,6 +18,7 @@ import { PeerPool } from './cluster/peer/peer-pool.js';
 import { PeerServer } from './cluster/peer/peer-server.js';
 import { PeerTls } from './cluster/peer/peer-tls.js';
 import { Replicator } from './cluster/replication/replicator.js';
+import { Quorum } from './cluster/quorum.js';
 import { Router } from './cluster/router.js';
 import { SessionIds } from './cluster/session-ids.js';
 import { MemberState } from './cluster/types.js';
@@ -117,7 +118,8 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   // (docs/architecture.md, "Graceful startup"): PHP gets a refused connection rather than a
   // request held past its timeout.
   if (cluster !== null) await cluster.node.start();
-  const metrics = settings.metricsListen === null ? null : new MetricsServer(() => stats.samples(), log);
+  const readiness = () => cluster === null ? { ready: true, why: '' } : { ready: cluster.node.ready, why: cluster.node.notReadyBecause() };
+  const metrics = settings.metricsListen === null ? null : new MetricsServer(() => stats.samples(), log, readiness);
   try {
     await listeners.listenTcp(settings.listen.host, settings.listen.port);
     if (settings.socket !== null) await listeners.listenUnix(settings.socket, settings.socketMode);
@@ -195,15 +197,16 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
   });
   // Deadlines of forwards and copies are judged by their sender's clock, as heartbeats measure it.
   const clocks = membership.clocks;
+  const quorum = new Quorum(nodeId, settings.twoNodes);
   const view = new ClusterView(nodeId, { secret, sessionPrefix: settings.sessionPrefix });
-  const replicator = new Replicator({ store, view, peers, clocks, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
+  const replicator = new Replicator({ store, view, peers, clocks, quorum, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
   // A forwarded command may wait for a busy master longer than one heartbeat round; a crashed
   // master fails it at once (the connection resets), a stopped one after this long.
   const forwardTimeoutMs = Math.max(settings.failureTimeoutMs * 2, 2000);
-  const router = new Router({ executor, view, peers, clocks, replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs });
+  const router = new Router({ executor, view, peers, clocks, quorum, replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs });
   const sessionIds = new SessionIds({ view, secret, loadOf: (member) => membership.loadOf(member) });
   const node = new ClusterNode({
-    peerAddress, seeds: settings.peers, store, view, membership, replicator, router, sessionIds, log: clusterLog,
+    peerAddress, seeds: settings.peers, store, view, membership, replicator, router, sessionIds, quorum, log: clusterLog,
     failureTimeoutMs: settings.failureTimeoutMs, heartbeatMs: settings.heartbeatMs, drainTimeoutMs: settings.drainTimeoutMs,
     closeLinks: async () => {
       pool.close();
@@ -214,7 +217,7 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
     node,
     sessionIds,
     statSources: {
-      cluster: { nodeId, replication: settings.replication, peerTls: tls !== null, members: () => membership.members(), counters: node.counters },
+      cluster: { nodeId, replication: settings.replication, peerTls: tls !== null, members: () => membership.members(), node, quorum },
       router: router.counters,
       replication: replicator.counters,
       membership: membership.stats,

@@ -27,7 +27,7 @@ const GiB = 1024 * MiB;
 
 /** The cluster settings' defaults: a single node, not in a cluster. */
 const SINGLE_NODE = {
-  peerListen: null, peerAdvertise: null, peers: [], nodeId: null, replication: 'sync', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
+  peerListen: null, peerAdvertise: null, peers: [], nodeId: null, replication: 'sync', twoNodes: 'available', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
   drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.', peerTlsCert: null, peerTlsKey: null, peerTlsCa: null,
   metricsListen: null,
 };
@@ -146,6 +146,7 @@ describe('resolveSettings', () => {
       ['nodeId', 'wëb', '--node-id: "wëb" is not a node id'],
       ['replication', 'quorum', '--replication: "quorum" is not a replication mode; use one of sync, async'],
       ['replication', 'SYNC', '--replication: "SYNC" is not a replication mode'],
+      ['twoNodes', 'maybe', '--two-nodes: "maybe" is not a two-node mode; use one of available, consistent'],
       ['clusterSecret', 'short', '--cluster-secret: the cluster secret has 5 characters; use at least 16'],
       ['clusterSecret', '', '--cluster-secret: the cluster secret has 0 characters; use at least 16'],
       ['heartbeatMs', '9', '--heartbeat-ms: "9" is not a whole number of at least 10'],
@@ -259,7 +260,7 @@ describe('cluster settings', () => {
     const settings = resolveSettings({}, cluster, 'config file', {});
     expect(settings).toMatchObject({
       peerListen: { host: '127.0.0.1', port: 11212 }, peers: [], nodeId: defaultNodeId(hostname(), 11212),
-      replication: 'sync', clusterSecret: SECRET, heartbeatMs: 200, failureTimeoutMs: 800, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
+      replication: 'sync', twoNodes: 'available', clusterSecret: SECRET, heartbeatMs: 200, failureTimeoutMs: 800, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
     });
     // the same host and port give the same id on every start
     expect(resolveSettings({}, cluster, 'config file', {}).nodeId).toBe(settings.nodeId);
@@ -277,7 +278,7 @@ describe('cluster settings', () => {
       clusterSecret: SECRET, heartbeatMs: '50', failureTimeoutMs: '150',
     }, 'config file', {})).toMatchObject({
       peerListen: { host: '0.0.0.0', port: 11212 }, peerAdvertise: { host: '10.0.0.1', port: 11212 }, peers: ['10.0.0.2:11212', '10.0.0.3:11212'], nodeId: 'web-1.a_b',
-      replication: 'async', clusterSecret: SECRET, heartbeatMs: 50, failureTimeoutMs: 150, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
+      replication: 'async', twoNodes: 'available', clusterSecret: SECRET, heartbeatMs: 50, failureTimeoutMs: 150, drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.',
     });
     const file: RawSettings = {
       peerListen: '10.0.0.1:11212', peers: ['10.0.0.2:11212'], nodeId: 'file-node', replication: 'async',
@@ -414,7 +415,7 @@ describe('readConfigFile', () => {
     const path = file('unknown.json', JSON.stringify({ listen: ':1', maxItemSzie: '1m' }));
     expect(configError(() => readConfigFile(path)).message).toBe(
       `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, `
-      + 'peerListen, peerAdvertise, peers, nodeId, replication, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
+      + 'peerListen, peerAdvertise, peers, nodeId, replication, twoNodes, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
       + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen',
     );
   });

@@ -14,11 +14,13 @@ import type { Command, Reply } from '../protocol/types.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { Stat } from '../stats/registry.js';
 import type { ClusterView } from './cluster-view.js';
+import { connectedSet } from './membership/connectivity.js';
 import type { Membership } from './membership/membership.js';
+import type { Quorum } from './quorum.js';
 import type { Replicator } from './replication/replicator.js';
 import type { Router } from './router.js';
 import type { SessionIds } from './session-ids.js';
-import type { MemberInfo, NodeId } from './types.js';
+import { MemberState, type MemberInfo, type NodeId } from './types.js';
 
 export interface ClusterNodeOptions {
   /** this node's peer address, as the other nodes dial it */
@@ -31,6 +33,8 @@ export interface ClusterNodeOptions {
   replicator: Replicator;
   router: Router;
   sessionIds: SessionIds;
+  /** whether this node may acknowledge writes; fed the serving members on every change */
+  quorum: Quorum;
   log: Logger;
   /** silence after which a member is declared dead (--failure-timeout-ms) */
   failureTimeoutMs: number;
@@ -50,10 +54,13 @@ export interface ClusterNodeEvents {
   caughtUp: [reason: string];
   /** the node handed its sessions over (or could not), naming its replacement */
   drained: [outcome: DrainOutcome, replacement: NodeId | null];
+  /** the node has a majority (again) */
+  majority: [];
 }
 
 export class ClusterNodeCounters {
   failovers = 0;
+  majorityLost = 0;
 }
 
 /** What `stats` reads of the cluster as this node sees it. */
@@ -62,7 +69,8 @@ export interface ClusterStatsSource {
   readonly replication: string;
   readonly peerTls: boolean;
   members(): MemberInfo[];
-  readonly counters: ClusterNodeCounters;
+  readonly node: ClusterNode;
+  readonly quorum: Quorum;
 }
 
 export const CLUSTER_STATS: ReadonlyArray<Stat<ClusterStatsSource>> = [
@@ -74,39 +82,98 @@ export const CLUSTER_STATS: ReadonlyArray<Stat<ClusterStatsSource>> = [
   },
   { name: 'cluster_replication', type: 'text', help: 'sync or async (--replication)', metric: 'replication', read: (s) => s.replication },
   { name: 'cluster_peer_tls', type: 'text', help: 'on when peer links use TLS (--peer-tls-cert), else off', metric: 'peer_tls', read: (s) => (s.peerTls ? 'on' : 'off') },
-  { name: 'cluster_failovers', type: 'counter', help: 'members this node saw declared dead: each a failover of the sessions they mastered', read: (s) => s.counters.failovers },
+  { name: 'cluster_failovers', type: 'counter', help: 'members this node saw declared dead: each a failover of the sessions they mastered', read: (s) => s.node.counters.failovers },
+  {
+    name: 'cluster_serving', type: 'text',
+    help: 'the members that serve, as this node decides from who hears whom: those that all reach each other (an asymmetric partition leaves one side out)',
+    read: (s) => s.node.servingIds().join(','),
+  },
+  { name: 'cluster_voters', type: 'gauge', help: 'the members a majority is counted of: those that served, less those that stopped while a majority remained', read: (s) => s.quorum.voterIds.length },
+  { name: 'cluster_serving_voters', type: 'gauge', help: 'of those, how many serve now', read: (s) => s.quorum.servingVoters },
+  { name: 'cluster_majority', type: 'gauge', help: '1 while this node serves with a majority of the voters and so acknowledges session writes, else 0', read: (s) => (s.quorum.ok ? 1 : 0) },
+  { name: 'cluster_majority_lost', type: 'counter', help: 'times this node lost the majority and stopped serving sessions', read: (s) => s.node.counters.majorityLost },
+  { name: 'cluster_ready', type: 'gauge', help: '1 while this node serves sessions (caught up, with a majority), else 0: what GET /ready says', read: (s) => (s.node.ready ? 1 : 0) },
 ];
 
 export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   readonly counters = new ClusterNodeCounters();
   private readonly log: Logger;
   private stopping: Promise<void> | null = null;
+  /** catch-ups under way: session commands wait meanwhile */
+  private catchingUp = 0;
+  /** start() has run */
+  private started = false;
+  /**
+   * the start's catch-up completed: from then on, losing the majority is news, and regaining it
+   * is followed by a catch-up (before, a joining node's view settles, and its start catch-up
+   * follows anyway)
+   */
+  private servedOnce = false;
+  private serving: ReadonlySet<NodeId> = new Set();
 
   constructor(private readonly options: ClusterNodeOptions) {
     super();
     this.log = options.log;
     const { membership, view, replicator } = options;
-    view.update(membership.members());
-    const refresh = () => {
-      view.update(membership.members());
-      replicator.scheduleScan();
-    };
-    // Membership logs each change itself (joined, suspected, declared dead, left); here the view
-    // follows. A join, death or leave changes who owns what: every item goes to its owners again.
-    // An update (alive <-> suspect, or a refutation raising the incarnation) does not: suspects
-    // keep their sessions, so a member that flaps under load costs no copying. A member that
-    // restarted without being declared dead took its sessions back itself (catch-up), and a copy
-    // that could not be delivered meanwhile schedules its own repair (the replicator's give-up).
-    membership.on('join', refresh);
-    membership.on('update', () => view.update(membership.members()));
+    // Who owns what changes when the serving members do (a join, a death, a leave, one side of an
+    // asymmetric partition left out) or a departed member's replacement is forgotten (24 h on):
+    // every item then goes to its owners again. A member that flaps between alive and suspect, or
+    // refutes, changes nothing that placement reads, so it costs no copying. A member that
+    // restarted without being left out took its sessions back itself (catch-up), and a copy that
+    // could not be delivered meanwhile schedules its own repair (the replicator's give-up).
+    view.onPlacementChange(() => replicator.scheduleScan());
+    this.refresh();
+    // Membership logs each change itself (joined, suspected, declared dead, left); here the view follows.
+    for (const event of ['join', 'update', 'leave', 'forget', 'reach'] as const) membership.on(event, () => this.refresh());
     membership.on('dead', () => {
       this.counters.failovers++;
-      refresh();
+      this.refresh();
     });
-    membership.on('leave', refresh);
-    // A departed member's replacement is forgotten with it (24 h on): the sessions it named move.
-    membership.on('forget', refresh);
     membership.on('stall', (gapMs) => this.onStall(gapMs));
+  }
+
+  /** Serving sessions: caught up, and with a majority (GET /ready). */
+  get ready(): boolean {
+    return this.started && this.catchingUp === 0 && this.options.quorum.ok;
+  }
+
+  /** Why this node does not serve sessions now ('' when it does). */
+  notReadyBecause(): string {
+    if (!this.started) return 'starting';
+    if (this.catchingUp > 0) return 'catching up: taking back this node\'s sessions from its peers';
+    if (!this.options.quorum.ok) return this.options.quorum.describe();
+    return '';
+  }
+
+  /** The members that serve, in id order. */
+  servingIds(): NodeId[] {
+    return [...this.serving].sort();
+  }
+
+  /**
+   * After every membership change: which members serve (those that all reach each other, as every
+   * node decides alike from the reported links), who owns what, and whether this node still has a
+   * majority. A node that regains it takes back its sessions before serving them again: the
+   * majority may have changed them meanwhile.
+   */
+  private refresh(): void {
+    const { membership, view, quorum } = this.options;
+    const members = membership.members();
+    const candidates = members.filter((m) => m.state !== MemberState.Left).map((m) => m.id);
+    this.serving = connectedSet(candidates, membership.reachability());
+    view.update(members, this.serving);
+    const had = quorum.ok;
+    const has = quorum.update(this.serving, members.filter((m) => m.state === MemberState.Left).map((m) => m.id));
+    if (has && !had) this.emit('majority');
+    if (!this.servedOnce) return;
+    if (had && !has) {
+      this.counters.majorityLost++;
+      this.log.warn({ serving: this.servingIds(), voters: quorum.voterIds }, `lost the majority: refusing session commands (${quorum.describe()})`);
+    } else if (!had && has) {
+      // The majority may have served this node's sessions meanwhile: take them back first.
+      this.log.info({ serving: this.servingIds(), voters: quorum.voterIds }, 'a majority again');
+      void this.catchUp('back with a majority');
+    }
   }
 
   /** Where PHP's commands go: the router, which holds them while the node catches up. */
@@ -115,7 +182,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   /** Joins the cluster and settles once caught up; until then session commands wait. */
   start(): Promise<void> {
     this.options.membership.start();
-    return this.catchUp('start');
+    this.started = true;
+    return this.catchUp('start').then(() => {
+      this.servedOnce = true;
+    });
   }
 
   /**
@@ -140,6 +210,25 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   }
 
   /**
+   * Settles once this node has a majority, or after `timeoutMs` (it then serves what it may:
+   * nothing, without a majority). Members that join together learn who hears whom within a
+   * heartbeat or two; commands wait that long rather than meet a refusal.
+   */
+  private majority(timeoutMs: number): Promise<void> {
+    if (this.options.quorum.ok) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off('majority', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      timer.unref();
+      this.on('majority', done);
+    });
+  }
+
+  /**
    * Takes back what this node owns before it serves sessions again: first it learns the members
    * (joined, or the join timed out: it is alone), then every known peer hands over. Session
    * commands wait meanwhile (the router's gate), in arrival order.
@@ -148,12 +237,15 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     const { membership, replicator, router, store, seeds, peerAddress, failureTimeoutMs } = this.options;
     this.log.info({ reason }, 'catching up: holding session requests until peers hand over this node\'s sessions');
     const started = Date.now();
+    this.catchingUp++;
     const done = this.join(failureTimeoutMs * 2).then(() => {
       const addresses = [...new Set([...seeds, ...membership.members().map((m) => m.peerAddress)])].filter((address) => address !== peerAddress);
       return replicator.catchUp(addresses, peerAddress);
-    }).then(() => {
+    }).then(() => this.majority(failureTimeoutMs * 2)).then(() => {
       this.log.info({ reason, items: store.itemCount, ms: Date.now() - started }, 'caught up: serving');
       this.emit('caughtUp', reason);
+    }).finally(() => {
+      this.catchingUp--;
     });
     router.holdUntil(done);
     return done;

@@ -58,6 +58,8 @@ export class ClusterView {
   /** ownedBy's member lists counting a candidate that is not live yet; rebuilt after update() */
   private withCandidate: { candidate: NodeId; ids: string[]; live: ReadonlySet<NodeId> } | null = null;
   private readonly live = new Set<NodeId>();
+  /** the members that serve, as last given to update(); null: alive and suspect ones */
+  private serving: ReadonlySet<NodeId> | null = null;
   private readonly addresses = new Map<NodeId, string>();
   /** nodes that left gracefully -> the node each named to take its sessions (membership keeps them until reaped, 24 h) */
   private readonly replacements = new Map<NodeId, NodeId>();
@@ -74,12 +76,18 @@ export class ClusterView {
     this.secret = options.secret;
   }
 
-  /** Takes the member list (membership's snapshot) after every change. */
-  update(members: readonly MemberInfo[]): void {
+  /**
+   * Takes the member list (membership's snapshot) after every change, and the members that serve:
+   * those that reach each other (connectivity.ts). Without that set, the alive and suspect
+   * members serve: suspect members still own their sessions until declared dead
+   * (docs/architecture.md, "Membership").
+   */
+  update(members: readonly MemberInfo[], serving?: ReadonlySet<NodeId>): void {
     this.members = members;
-    // Suspect members still own their sessions until declared dead (docs/architecture.md, "Membership").
+    this.serving = serving ?? null;
     this.liveIds = members
-      .filter((m) => (m.state === MemberState.Alive || m.state === MemberState.Suspect) && !(m.id === this.self && this.drain !== null))
+      .filter((m) => (this.serving !== null ? this.serving.has(m.id) : m.state === MemberState.Alive || m.state === MemberState.Suspect))
+      .filter((m) => !(m.id === this.self && this.drain !== null))
       .map((m) => m.id);
     this.live.clear();
     for (const id of this.liveIds) this.live.add(id);
@@ -126,7 +134,7 @@ export class ClusterView {
    */
   leave(replacement: NodeId | null): void {
     this.drain = { replacement };
-    this.update(this.members);
+    this.update(this.members, this.serving ?? undefined);
   }
 
   get leaving(): boolean {

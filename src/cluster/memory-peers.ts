@@ -31,6 +31,7 @@ export class MemoryPeerNetwork {
   private readonly nodes = new Map<string, MemoryPeers>();
   private readonly failing = new Map<string, PeerErrorCode>();
   private readonly held = new Map<string, Array<() => void>>();
+  private dropRule: ((from: NodeId, to: string) => boolean) | null = null;
 
   /** A node joins the network at `self.address`; whoever was there before is gone. */
   connect(self: Owner): MemoryPeers {
@@ -47,6 +48,14 @@ export class MemoryPeerNetwork {
   /** Every request to `address` fails with `code` from now on, without reaching it. */
   fail(address: string, code: PeerErrorCode = 'ERR_PEER_UNAVAILABLE'): void {
     this.failing.set(address, code);
+  }
+
+  /**
+   * Requests from a node to an address that the rule picks fail as to an unreachable peer (a
+   * partition between chosen pairs, one way or both); null lets everything through again.
+   */
+  dropIf(rule: ((from: NodeId, to: string) => boolean) | null): void {
+    this.dropRule = rule;
   }
 
   /** Requests to `address` get through again. */
@@ -82,7 +91,8 @@ export class MemoryPeerNetwork {
    * still delivered on release, its answer then going nowhere); then runs `deliver` on the
    * receiving node in a later turn.
    */
-  carry<T>(to: string, timeoutMs: number, deliver: (node: MemoryPeers) => T | Promise<T>): Promise<T> {
+  carry<T>(from: NodeId, to: string, timeoutMs: number, deliver: (node: MemoryPeers) => T | Promise<T>): Promise<T> {
+    if (this.dropRule?.(from, to) === true) return Promise.reject(new PeerError('ERR_PEER_UNAVAILABLE', `${from} -> ${to}: cut (memory network)`));
     const code = this.failing.get(to);
     if (code !== undefined) return Promise.reject(new PeerError(code, `${to}: ${code} (memory network)`));
     return new Promise<T>((resolve, reject) => {
@@ -124,7 +134,7 @@ export class MemoryPeers implements Peers {
   async forward(owner: Owner, command: Command, limits: RequestLimits): Promise<Reply> {
     this.network.requests.push({ kind: 'forward', from: this.self.id, to: owner.address, command, limits });
     const payload = encodeTimedCommand({ sentAt: Date.now(), validForMs: limits.validForMs }, command);
-    const answer = await this.network.carry(owner.address, limits.timeoutMs, async (node) => {
+    const answer = await this.network.carry(this.self.id, owner.address, limits.timeoutMs, async (node) => {
       const { timed, command: received } = decodeTimedCommand(payload);
       return encodeReply(await node.receiveForward(received, this.deadline(timed)));
     });
@@ -134,7 +144,7 @@ export class MemoryPeers implements Peers {
   async replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
     this.network.requests.push({ kind: 'replicate', from: this.self.id, to: owner.address, records: [...records], limits });
     const payload = encodeTimedBatch({ sentAt: Date.now(), validForMs: limits.validForMs }, records);
-    await this.network.carry(owner.address, limits.timeoutMs, (node) => {
+    await this.network.carry(this.self.id, owner.address, limits.timeoutMs, (node) => {
       const { timed, records: received } = decodeTimedBatch(payload, Date.now());
       node.receiveReplicate(received, this.deadline(timed));
     });
@@ -142,7 +152,7 @@ export class MemoryPeers implements Peers {
 
   async requestHandoff(address: string, self: Owner, timeoutMs: number): Promise<void> {
     this.network.requests.push({ kind: 'handoff', from: this.self.id, to: address });
-    const complete = await this.network.carry(address, timeoutMs, (node) => node.receiveHandoff({ ...self }));
+    const complete = await this.network.carry(this.self.id, address, timeoutMs, (node) => node.receiveHandoff({ ...self }));
     if (!complete) throw new PeerError('ERR_PEER_REMOTE', `${address}: handoff incomplete: some sessions could not be pushed`);
   }
 

@@ -17,6 +17,7 @@ import type { CounterDefs } from '../stats/registry.js';
 import { ThrottledWarning } from '../throttled-log.js';
 import type { ClusterView } from './cluster-view.js';
 import { type Deadline, type PeerClocks, type Peers, refusal, SAME_CLOCKS } from './peers.js';
+import { ALWAYS_QUORUM, type QuorumCheck } from './quorum.js';
 import { guardOf, type Replicator } from './replication/replicator.js';
 import type { KeyOwners, Owner } from './types.js';
 
@@ -27,6 +28,7 @@ export class RouterCounters {
   forwardFailures = 0;
   forwardsRefusedLate = 0;
   writesNotCopied = 0;
+  refusedNoMajority = 0;
 }
 
 export const ROUTER_STATS: CounterDefs<RouterCounters> = {
@@ -36,6 +38,7 @@ export const ROUTER_STATS: CounterDefs<RouterCounters> = {
   forwardFailures: { name: 'cluster_forward_failures', type: 'counter', help: 'forwards that got no answer in time: the client got SERVER_ERROR' },
   forwardsRefusedLate: { name: 'cluster_forwards_refused_late', type: 'counter', help: 'commands forwarded here and refused, not run, because they could only have run after their sender gave up on them (a pause, a held link)' },
   writesNotCopied: { name: 'cluster_writes_not_copied', type: 'counter', help: 'writes answered SERVER_ERROR because their copy to the other owner could not be made in time (undone here)' },
+  refusedNoMajority: { name: 'cluster_refused_no_majority', type: 'counter', help: 'session commands this node refused to run because it did not have a majority (answered SERVER_ERROR, or refused to the forwarding node)' },
 };
 
 export interface RouterOptions {
@@ -49,6 +52,8 @@ export interface RouterOptions {
   forwardTimeoutMs: number;
   /** the other nodes' clocks as this node estimates them, to judge a forward's deadline (default: the same as ours) */
   clocks?: PeerClocks;
+  /** whether this node may serve sessions now (default: always) */
+  quorum?: QuorumCheck;
 }
 
 export class Router {
@@ -59,19 +64,25 @@ export class Router {
   /** while this node catches up, the commands it owns wait here (docs/architecture.md, "Graceful startup": no ownership before that) */
   private gate: Promise<void> | null = null;
   private readonly clocks: PeerClocks;
+  private readonly quorum: QuorumCheck;
 
   constructor(private readonly options: RouterOptions) {
     this.forwardFailures = new ThrottledWarning(options.log, 'forwarded commands failed: session owner unreachable',
       () => ({ ...this.lastForwardFailure, totalFailures: this.counters.forwardFailures }), 5000);
     this.clocks = options.clocks ?? SAME_CLOCKS;
+    this.quorum = options.quorum ?? ALWAYS_QUORUM;
     // A command forwarded here runs here, and is never forwarded again: views that disagree for
     // a moment cannot make it loop.
     options.peers.serveForward((command, deadline) => this.handleForward(command, deadline));
   }
 
-  /** Holds every command until `catchUp` settles, then lets them through in arrival order. */
+  /**
+   * Holds every command until `catchUp` settles, then lets them through in arrival order. A
+   * catch-up that starts while another runs holds commands until both have settled.
+   */
   holdUntil(catchUp: Promise<void>): void {
-    const gate: Promise<void> = catchUp.finally(() => {
+    const previous = this.gate;
+    const gate: Promise<void> = (previous === null ? catchUp : Promise.all([previous, catchUp]).then(() => undefined)).finally(() => {
       if (this.gate === gate) this.gate = null;
     });
     this.gate = gate;
@@ -113,6 +124,10 @@ export class Router {
       const gate = this.gate;
       return gate.then(() => this.handleForward(command, deadline));
     }
+    if (!this.quorum.ok) {
+      this.counters.refusedNoMajority++;
+      throw refusal(`refused: ${this.quorum.describe()}`);
+    }
     if (deadline === null) return this.executeHere(command);
     const senderNow = this.clocks.nowAt(deadline.from);
     const left = deadline.sentAt + deadline.validForMs - senderNow;
@@ -137,6 +152,12 @@ export class Router {
       return gate.then(() => this.executeHere(command, undefined, deadlineAt));
     }
     const { executor, replicator, view } = this.options;
+    if (!this.quorum.ok) {
+      // Without a majority this node may be on the small side of a partition, whose sessions the
+      // majority takes over: neither a read (perhaps stale) nor a write (perhaps lost) is served.
+      this.counters.refusedNoMajority++;
+      return { kind: 'serverError', message: `temporary failure: not serving sessions: ${this.quorum.describe()}` };
+    }
     if (command.kind === 'get') return executor.execute(command);
     const changes: Change[] = [];
     const reply = executor.execute(command, changes);

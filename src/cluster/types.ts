@@ -85,5 +85,9 @@ export type MembershipMessage =
    * sender's wall clock when it sent the heartbeat, ms since the epoch (added later, like load):
    * how peers measure each other's clocks (clock-offsets.ts).
    */
-  | { kind: 'heartbeat'; member: MemberInfo; members: MemberInfo[]; load?: number; sentAt?: number }
+  | {
+    kind: 'heartbeat'; member: MemberInfo; members: MemberInfo[]; load?: number; sentAt?: number;
+    /** whom each member hears, as reported (added later: older nodes neither send nor read it) */
+    reach?: Array<{ id: NodeId; incarnation: number; seq: number; hears: NodeId[] }>;
+  }
   | { kind: 'leave'; member: MemberInfo };

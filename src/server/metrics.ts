@@ -75,7 +75,15 @@ function escapeHelp(value: string): string {
 export class MetricsServer {
   private readonly server: http.Server;
 
-  constructor(private readonly samples: () => readonly Sample[], private readonly log: Logger) {
+  /**
+   * `readiness`: whether the node serves sessions now, and why not; GET /ready answers 200 or 503
+   * with it, for a load balancer's health check.
+   */
+  constructor(
+    private readonly samples: () => readonly Sample[],
+    private readonly log: Logger,
+    private readonly readiness: () => { ready: boolean; why: string } = () => ({ ready: true, why: '' }),
+  ) {
     this.server = http.createServer((request, response) => this.answer(request, response));
     // A scraper holds no connection open for long; these bound what an idle or slow client costs.
     this.server.headersTimeout = 10_000;
@@ -108,12 +116,21 @@ export class MetricsServer {
 
   private answer(request: http.IncomingMessage, response: http.ServerResponse): void {
     const path = (request.url ?? '').split('?')[0];
-    if (path !== '/metrics') {
-      response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: the metrics are at /metrics\n');
+    if (path !== '/metrics' && path !== '/ready') {
+      response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: the metrics are at /metrics, readiness at /ready\n');
       return;
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+      return;
+    }
+    if (path === '/ready') {
+      // 503 while the node does not serve sessions (catching up, or without a majority): a load
+      // balancer moves the users to nodes that do.
+      const { ready, why } = this.readiness();
+      const text = ready ? 'ready\n' : `not ready: ${why}\n`;
+      response.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+      response.end(request.method === 'HEAD' ? undefined : text);
       return;
     }
     const body = renderMetrics(this.samples());

@@ -278,6 +278,11 @@ export class MemoryStore {
     return this.items.values();
   }
 
+  /** Every deletion remembered, forgotten or not yet, for handoffs. */
+  allDeletions(): IterableIterator<Deletion> {
+    return this.tombstones.values();
+  }
+
   /**
    * A value over the item size limit. memcached (proto_text.c, process_update_command): a failed
    * set must not leave the old value behind, or a reader would see data the client replaced. So

@@ -12,7 +12,9 @@ import { Membership } from '../../src/cluster/membership/membership.js';
 import { MemoryHub } from '../../src/cluster/membership/memory-transport.js';
 import { MemoryPeerNetwork } from '../../src/cluster/memory-peers.js';
 import { Replicator } from '../../src/cluster/replication/replicator.js';
+import { Quorum } from '../../src/cluster/quorum.js';
 import { Router } from '../../src/cluster/router.js';
+import type { TwoNodeMode } from '../../src/config.js';
 import { SessionIds } from '../../src/cluster/session-ids.js';
 import { MemberState, type NodeId } from '../../src/cluster/types.js';
 import { Executor } from '../../src/command/executor.js';
@@ -35,7 +37,7 @@ class Farm {
   readonly nodes = new Map<NodeId, ReturnType<Farm['build']>>();
 
   /** One node, built as the composition root builds it, over the in-memory transports. */
-  build(id: NodeId, seeds: NodeId[], options: { drainTimeoutMs?: number } = {}) {
+  build(id: NodeId, seeds: NodeId[], options: { drainTimeoutMs?: number; twoNodes?: TwoNodeMode } = {}) {
     const peerAddress = addressOf(id);
     const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: id });
     const executor = new Executor({ store, version: 'v' });
@@ -46,12 +48,14 @@ class Farm {
     });
     const peers = this.network.connect({ id, address: peerAddress });
     const view = new ClusterView(id);
-    const replicator = new Replicator({ store, view, peers, log, requestTimeoutMs: 100, giveUpAfterMs: 300 });
-    const router = new Router({ executor, view, peers, replicator, replication: 'sync', log, forwardTimeoutMs: 2000 });
+    const quorum = new Quorum(id, options.twoNodes ?? 'available');
+    const clocks = membership.clocks;
+    const replicator = new Replicator({ store, view, peers, clocks, quorum, log, requestTimeoutMs: 100, giveUpAfterMs: 300 });
+    const router = new Router({ executor, view, peers, clocks, quorum, replicator, replication: 'sync', log, forwardTimeoutMs: 2000 });
     const sessionIds = new SessionIds({ view, secret: 'a-secret-for-these-tests', loadOf: (member) => membership.loadOf(member) });
     const closed = { links: false };
     const node = new ClusterNode({
-      peerAddress, seeds: seeds.map(addressOf), store, view, membership, replicator, router, sessionIds, log,
+      peerAddress, seeds: seeds.map(addressOf), store, view, membership, replicator, router, sessionIds, quorum, log,
       failureTimeoutMs: FAILURE_TIMEOUT, heartbeatMs: HEARTBEAT, drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
       closeLinks: async () => {
         this.network.disconnect(peerAddress);
@@ -62,7 +66,7 @@ class Farm {
     const drained: Array<[DrainOutcome, NodeId | null]> = [];
     node.on('caughtUp', (reason) => caughtUp.push(reason));
     node.on('drained', (outcome, replacement) => drained.push([outcome, replacement]));
-    const built = { id, node, store, view, membership, closed, caughtUp, drained };
+    const built = { id, node, store, view, membership, quorum, router, closed, caughtUp, drained };
     this.nodes.set(id, built);
     return built;
   }
@@ -187,8 +191,89 @@ describe('ClusterNode lifecycle', () => {
     const read = n2.node.execute(get(key));
     expect(read, 'held until caught up again').toBeInstanceOf(Promise);
     await settle(read);
-    expect(n2.caughtUp).toEqual(['start', 'stalled past the failure timeout']);
+    // It caught up for the stall; and, since n1 had left it out meanwhile, which its view then
+    // learned, once more on getting the majority back: commands waited for both.
+    expect(n2.caughtUp[0]).toBe('start');
+    expect(new Set(n2.caughtUp.slice(1)), n2.caughtUp.join()).toEqual(new Set(['stalled past the failure timeout', 'back with a majority']));
     expect(valueOf(await read)).toBe('after');
     expect(n2.store.peek(key, Date.now())?.value.toString()).toBe('after');
+  });
+
+  describe('partitions: the members that serve are the same everywhere, and a node without a majority stops', () => {
+    /** Three nodes, all serving. */
+    async function threeNodes() {
+      const farm = new Farm();
+      const n0 = farm.build('n0', []);
+      await settle(n0.node.start());
+      const n1 = farm.build('n1', ['n0']);
+      const n2 = farm.build('n2', ['n0']);
+      await settle(Promise.all([n1.node.start(), n2.node.start()]));
+      await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+      for (const n of [n0, n1, n2]) expect(n.node.servingIds(), n.id).toEqual(['n0', 'n1', 'n2']);
+      return { farm, n0, n1, n2 };
+    }
+
+    /** Cuts the pairs `cut` picks, on the membership hub and on the peer network alike. */
+    function cutBetween(farm: Farm, cut: ((a: NodeId, b: NodeId) => boolean) | null): void {
+      farm.hub.dropIf(cut === null ? null : (from, to) => cut(from, to));
+      const idOf = (address: string) => address.split('.')[0]!;
+      farm.network.dropIf(cut === null ? null : (from, to) => cut(from, idOf(to)));
+    }
+
+    it('an asymmetric cut (n0 and n2 cannot reach each other, both reach n1) settles: all three serve n0 and n1, stably', async () => {
+      const { farm, n0, n1, n2 } = await threeNodes();
+      const across = (a: NodeId, b: NodeId) => (a === 'n0' && b === 'n2') || (a === 'n2' && b === 'n0');
+      cutBetween(farm, across);
+      await vi.advanceTimersByTimeAsync(3 * FAILURE_TIMEOUT);
+      for (const n of [n0, n1, n2]) expect(n.node.servingIds(), `${n.id} serves`).toEqual(['n0', 'n1']);
+      expect([n0.node.ready, n1.node.ready, n2.node.ready]).toEqual([true, true, false]);
+      // and it stays so, while membership underneath keeps arguing about n0 and n2
+      for (let i = 0; i < 10; i++) {
+        await vi.advanceTimersByTimeAsync(FAILURE_TIMEOUT / 2);
+        for (const n of [n0, n1, n2]) expect(n.node.servingIds(), `${n.id} serves, round ${i}`).toEqual(['n0', 'n1']);
+      }
+      // sessions n2 mastered are served by n0 and n1: written through n1, read through n0
+      const key = farm.keyMasteredBy('n1', 'n1', 'asym');
+      expect(await settle(n1.node.execute(set(key, 'written across the cut')))).toMatchObject({ status: Status.Stored });
+      expect(valueOf(await settle(n0.node.execute(get(key))))).toBe('written across the cut');
+      // n2, left out, serves nothing itself
+      const refused = await settle(n2.router.executeHere(set('memc.sess.key.anything', 'x')));
+      expect(refused).toEqual({ kind: 'serverError', message: 'temporary failure: not serving sessions: this node is cut off from the members that reach each other' });
+
+      cutBetween(farm, null);
+      await vi.advanceTimersByTimeAsync(3 * FAILURE_TIMEOUT);
+      for (const n of [n0, n1, n2]) expect(n.node.servingIds(), `${n.id} serves after the heal`).toEqual(['n0', 'n1', 'n2']);
+      expect(n2.node.ready).toBe(true);
+      expect(n2.caughtUp).toContain('back with a majority');
+      expect(valueOf(await settle(n2.node.execute(get(key))))).toBe('written across the cut');
+    });
+
+    it('a node cut off from the others stops (no majority); they take its sessions over; back, it serves their writes, not its old copies', async () => {
+      const { farm, n0, n1, n2 } = await threeNodes();
+      const key = farm.keyMasteredBy('n1', 'n0', 'iso');
+      expect(await settle(n1.node.execute(set(key, 'before')))).toMatchObject({ status: Status.Stored });
+      const gone = 'memc.sess.key.iso-deleted';
+      await settle(n1.node.execute(set(gone, 'logged in')));
+
+      cutBetween(farm, (a, b) => a === 'n0' || b === 'n0');
+      await vi.advanceTimersByTimeAsync(3 * FAILURE_TIMEOUT);
+      expect(n0.quorum.ok).toBe(false);
+      expect(n0.node.ready).toBe(false);
+      expect(n0.node.notReadyBecause()).toBe('this node is cut off from the members that reach each other');
+      expect(await settle(n0.node.execute(get(key)))).toMatchObject({ kind: 'serverError' });
+      for (const n of [n1, n2]) expect([n.quorum.ok, n.node.servingIds()], n.id).toEqual([true, ['n1', 'n2']]);
+      // the majority writes the session n0 mastered, and logs a user out
+      expect(await settle(n1.node.execute(set(key, 'after')))).toMatchObject({ status: Status.Stored });
+      expect(await settle(n2.node.execute({ kind: 'delete', key: gone, cas: 0 }))).toMatchObject({ status: Status.Deleted });
+
+      cutBetween(farm, null);
+      await vi.advanceTimersByTimeAsync(3 * FAILURE_TIMEOUT);
+      expect(n0.node.ready).toBe(true);
+      expect(n0.caughtUp).toContain('back with a majority');
+      for (const via of [n0, n1, n2]) {
+        expect(valueOf(await settle(via.node.execute(get(key)))), `${key} via ${via.id}`).toBe('after');
+        expect(valueOf(await settle(via.node.execute(get(gone)))), `${gone} via ${via.id}`).toBeNull();
+      }
+    });
   });
 });

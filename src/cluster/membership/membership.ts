@@ -97,12 +97,19 @@ export interface MembershipEvents {
    * named for its minted sessions is forgotten with it, so their owners change
    */
   forget: [member: MemberInfo];
+  /** who hears whom changed: this node's own report, or one from another member (reachability()) */
+  reach: [];
 }
 
 interface MemberRecord {
   info: MemberInfo;
   /** when a message last came from the member itself (the failure detector's only input) */
   lastHeardAt: number;
+  /**
+   * when a message last came from the member itself, and only then (lastHeardAt is also moved by
+   * news of a new life, and by a stall's fresh window): what this node reports hearing
+   */
+  lastDirectAt: number;
   /** when `info` last changed (reaping) */
   changedAt: number;
   /** when a dead member was last probed */
@@ -122,6 +129,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly clockWarnMs: number;
   /** members whose clock offset was warned about, until it is back within half the threshold */
   private readonly skewWarned = new Set<NodeId>();
+  /** each member's latest report of whom it hears (this node's own included), by member */
+  private readonly reports = new Map<NodeId, ReachReport>();
   private selfInfo: MemberInfo;
   private readonly records = new Map<NodeId, MemberRecord>();
   /** the load each member last reported in a heartbeat of its own */
@@ -236,6 +245,16 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.joinedFlag;
   }
 
+  /**
+   * Whom each member hears, as it last reported (this node's own report is always current): what
+   * connectivity.ts decides the serving members from. A member with no report hears nobody.
+   */
+  reachability(): Map<NodeId, ReadonlySet<NodeId>> {
+    const reach = new Map<NodeId, ReadonlySet<NodeId>>();
+    for (const [id, report] of this.reports) reach.set(id, new Set(report.hears));
+    return reach;
+  }
+
   /** The load `id` last reported in its own heartbeat; undefined before its first one. */
   loadOf(id: NodeId): number | undefined {
     return this.loads.get(id);
@@ -331,6 +350,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** SWIM's suspicion: silence first makes a member suspect, and only a longer one dead. */
   private detectFailures(now: number): void {
+    this.updateOwnReach(now);
     for (const record of this.records.values()) {
       const silence = now - record.lastHeardAt;
       if (record.info.state === MemberState.Alive && silence >= this.suspectAfterMs) {
@@ -362,6 +382,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       if (!isLive(record.info.state) && now - record.changedAt >= this.reapAfterMs) {
         this.records.delete(id);
         this.loads.delete(id);
+        if (this.reports.delete(id)) this.notify('reach');
         this.clocks.forget(id);
         this.skewWarned.delete(id);
         this.reaped.set(id, record.info.incarnation);
@@ -411,6 +432,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
           this.clocks.observe(sender.id, message.sentAt);
           this.checkSkew(sender.id);
         }
+        if (Array.isArray(message.reach)) this.mergeReports(message.reach, from);
         for (const entry of message.members) {
           if (!isMemberInfo(entry)) {
             this.stats.malformed++;
@@ -448,7 +470,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** Any message from a member proves it alive: the failure detector's clock restarts. */
   private heard(id: NodeId, now: number): void {
     const record = this.records.get(id);
-    if (record !== undefined) record.lastHeardAt = now;
+    if (record === undefined) return;
+    record.lastHeardAt = now;
+    record.lastDirectAt = now;
   }
 
   /**
@@ -500,7 +524,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.reaped.delete(news.id);
       // Dead and left members are learned too (tombstones), so that every list converges and stale
       // news about them cannot resurrect them.
-      this.records.set(news.id, { info: incoming, lastHeardAt: now, changedAt: now, lastProbeAt: now, lastReplyAt: -Infinity });
+      this.records.set(news.id, { info: incoming, lastHeardAt: now, lastDirectAt: -Infinity, changedAt: now, lastProbeAt: now, lastReplyAt: -Infinity });
       if (incoming.state === MemberState.Suspect) this.stats.suspicions++;
       if (isLive(incoming.state)) {
         this.log.info({ peer: incoming.id, peerAddress: incoming.peerAddress, incarnation: incoming.incarnation, state: incoming.state, via }, 'member joined');
@@ -594,10 +618,50 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
   }
 
+  // ---- who hears whom ------------------------------------------------------------------------
+
+  /**
+   * This node's report: the members it heard from directly within the failure timeout. A new
+   * report (a higher seq) goes out with the next heartbeats.
+   */
+  private updateOwnReach(now: number): void {
+    const hears: NodeId[] = [];
+    for (const [id, record] of this.records) {
+      if (record.info.state !== MemberState.Left && now - record.lastDirectAt < this.failureTimeoutMs) hears.push(id);
+    }
+    hears.sort();
+    const self = this.selfInfo;
+    const previous = this.reports.get(self.id);
+    if (previous !== undefined && previous.incarnation === self.incarnation && sameIds(previous.hears, hears)) return;
+    this.reports.set(self.id, { id: self.id, incarnation: self.incarnation, seq: (previous?.seq ?? 0) + 1, hears });
+    this.notify('reach');
+  }
+
+  /** Reports relayed in a heartbeat: each replaces what is known of its member if it is newer. */
+  private mergeReports(reports: unknown[], from: NodeId): void {
+    let changed = false;
+    for (const report of reports) {
+      if (!isReachReport(report)) {
+        this.stats.malformed++;
+        this.log.warn({ peer: from }, 'dropped a malformed reachability report');
+        continue;
+      }
+      // Our own report is ours to make; a reaped member's is stale.
+      if (report.id === this.selfInfo.id || (this.reaped.get(report.id) ?? -1) >= report.incarnation) continue;
+      const known = this.reports.get(report.id);
+      if (known !== undefined && (known.incarnation > report.incarnation || (known.incarnation === report.incarnation && known.seq >= report.seq))) continue;
+      this.reports.set(report.id, { id: report.id, incarnation: report.incarnation, seq: report.seq, hears: [...report.hears].sort() });
+      changed = true;
+    }
+    if (changed) this.notify('reach');
+  }
+
   // ---- sending -------------------------------------------------------------------------------
 
   private heartbeatMessage(): MembershipMessage {
-    const message: MembershipMessage = { kind: 'heartbeat', member: copyMember(this.selfInfo), members: this.members(), sentAt: this.wallClock() };
+    const message: MembershipMessage = {
+      kind: 'heartbeat', member: copyMember(this.selfInfo), members: this.members(), sentAt: this.wallClock(), reach: [...this.reports.values()],
+    };
     if (this.load !== undefined) message.load = this.load();
     return message;
   }
@@ -638,4 +702,23 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.tickTimer = null;
     this.joinTimer = null;
   }
+}
+
+/** One member's report of whom it hears, newest by (incarnation, seq). */
+interface ReachReport {
+  id: NodeId;
+  incarnation: number;
+  seq: number;
+  hears: NodeId[];
+}
+
+function isReachReport(value: unknown): value is ReachReport {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  return isNodeId(r.id) && Number.isSafeInteger(r.incarnation) && Number.isSafeInteger(r.seq)
+    && Array.isArray(r.hears) && r.hears.length <= 1024 && r.hears.every(isNodeId);
+}
+
+function sameIds(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
 }

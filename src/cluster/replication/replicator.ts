@@ -8,11 +8,12 @@
  */
 import type { Logger } from '../../log.js';
 import type { CounterDefs } from '../../stats/registry.js';
-import type { Change } from '../../store/change.js';
+import { type Change, Deletion } from '../../store/change.js';
 import type { MemoryStore } from '../../store/memory-store.js';
 import type { ItemRecord } from '../../store/types.js';
 import { onlyRemovesMembers, type ClusterView, type Placement } from '../cluster-view.js';
 import { type Deadline, isPast, type PeerClocks, type Peers, refusal, SAME_CLOCKS } from '../peers.js';
+import { ALWAYS_QUORUM, type QuorumCheck } from '../quorum.js';
 import type { KeyOwners, Owner } from '../types.js';
 
 /** How long a (re)joining node waits for one peer to hand its sessions over. */
@@ -73,6 +74,11 @@ export interface ReplicatorOptions {
   peers: Peers;
   /** the other nodes' clocks as this node estimates them, to judge a copy's deadline (default: the same as ours) */
   clocks?: PeerClocks;
+  /**
+   * whether this node has a majority (default: always): an owner declared dead excuses its copy
+   * only then; otherwise this node may be the one cut off, and the owner alive and serving
+   */
+  quorum?: QuorumCheck;
   log: Logger;
   /** how long one copy may take before it is retried */
   requestTimeoutMs: number;
@@ -134,7 +140,8 @@ export class Replicator {
       return Promise.all(targets.map((target) => this.send(target, records))).then(() => true);
     }
     return Promise.all(targets.map((target) => this.sendBy(target, records, deadlineAt))).then((outcomes) => {
-      if (outcomes.every((outcome) => outcome === 'acknowledged' || outcome === 'owner dead')) return true;
+      const quorum = this.options.quorum ?? ALWAYS_QUORUM;
+      if (outcomes.every((outcome) => outcome === 'acknowledged' || (outcome === 'owner dead' && quorum.ok))) return true;
       this.undo(change, targets, outcomes);
       return false;
     });
@@ -237,10 +244,13 @@ export class Replicator {
     const now = this.now();
     let records: ItemRecord[] = [];
     const sends: Array<Promise<boolean>> = [];
-    for (const item of store.allItems()) {
-      if (item.expiresAt !== 0 && item.expiresAt <= now) continue;
-      if (!view.ownedBy(item.key, target.id)) continue;
-      records.push(item.toRecord());
+    // Deletions too: a node that comes back after others took its sessions over must learn what
+    // was deleted meanwhile (a logout), or its old copy would be served again.
+    for (const held of [...store.allItems(), ...store.allDeletions()]) {
+      const until = held instanceof Deletion ? held.until : held.expiresAt;
+      if (until !== 0 && until <= now) continue;
+      if (!view.ownedBy(held.key, target.id)) continue;
+      records.push(held.toRecord());
       if (records.length >= BATCH_RECORDS) {
         sends.push(this.send(target, records, true));
         records = [];
@@ -309,6 +319,14 @@ export class Replicator {
       const batches = new Map<string, { target: Owner; records: ItemRecord[] }>();
       const handedOver: string[] = [];
       const sends: Array<Promise<boolean>> = [];
+      /** the keys of each send, in order, to know which copies did not arrive */
+      const sentKeys: string[][] = [];
+      const flush = (batch: { target: Owner; records: ItemRecord[] }) => {
+        sends.push(this.send(batch.target, batch.records));
+        sentKeys.push(batch.records.map((record) => record.key));
+        copied += batch.records.length;
+        batch.records = [];
+      };
       for (const item of store.allItems()) {
         if (item.expiresAt !== 0 && item.expiresAt <= now) continue;
         const { master, backup } = view.owners(item.key);
@@ -323,28 +341,26 @@ export class Replicator {
           let batch = batches.get(target.id);
           if (batch === undefined) batches.set(target.id, (batch = { target, records: [] }));
           batch.records.push(item.toRecord());
-          if (batch.records.length >= BATCH_RECORDS) {
-            sends.push(this.send(batch.target, batch.records));
-            copied += batch.records.length;
-            batch.records = [];
-          }
+          if (batch.records.length >= BATCH_RECORDS) flush(batch);
         }
         if (!owned) handedOver.push(item.key);
       }
-      for (const batch of batches.values()) {
-        if (batch.records.length === 0) continue;
-        sends.push(this.send(batch.target, batch.records));
-        copied += batch.records.length;
-      }
+      for (const batch of batches.values()) if (batch.records.length > 0) flush(batch);
       this.counters.rereplicated += copied;
       this.counters.rereplicationSkipped += skipped;
       const delivered = await Promise.all(sends);
       const complete = delivered.every(Boolean);
       this.vouched = complete ? this.sinceScanStart : null;
       this.options.log.info({ copied, skipped, complete, everything: vouched === null }, 're-replication scan done');
-      // A draining node keeps its copies until it exits: a peer may still read through it meanwhile.
-      if (!view.leaving) {
+      // A copy this node no longer owns is dropped once its owners have it: a draining node keeps
+      // its copies until it exits (a peer may still read through it meanwhile), and a node left out
+      // of the serving members keeps all of them: if no side of a partition has a majority, nobody
+      // took its sessions over, and its copies may be the only ones.
+      if (!view.leaving && view.isLive(view.self)) {
+        const undelivered = new Set<string>();
+        delivered.forEach((ok, i) => { if (!ok) for (const key of sentKeys[i]!) undelivered.add(key); });
         for (const key of handedOver) {
+          if (undelivered.has(key)) continue;
           // Only if it still is not ours: the view may have changed during the scan.
           const { master, backup } = view.owners(key);
           if (master?.id !== view.self && backup?.id !== view.self) store.forget(key);
