@@ -281,7 +281,8 @@ export function describeProblems(a: Analysis, max = 5): string {
   const out: string[] = [];
   for (const l of a.lost.slice(0, max)) {
     const got = l.got.map((g) => `${g.node}=${g.error ?? JSON.stringify(g.value)}`).join(' ');
-    const how = l.foundWrite ? ` (that value was a ${l.foundWrite.outcome} ${l.foundWrite.kind} via ${l.foundWrite.node}: ${l.foundWrite.reply})` : '';
+    const outcome = { ok: 'acknowledged', failed: 'failed', unknown: 'unknown' }[l.foundWrite?.outcome ?? 'ok'];
+    const how = l.foundWrite ? ` (the ${l.foundWrite.kind} of that value via ${l.foundWrite.node} was ${outcome}: ${l.foundWrite.reply})` : '';
     out.push(`lost ${l.key}: expected ${JSON.stringify(l.expected)}, got ${got}${how}`);
   }
   for (const s of a.stale.slice(0, max)) {
