@@ -127,3 +127,11 @@ describe('figures', () => {
     expect(summaryLine(all)).toMatch(/^acknowledged 80, lost 0, stale reads 0, failed 20, unknown 0, p99 1\.00 s/);
   });
 });
+
+describe('the default window', () => {
+  it('holds every operation, also one sent and answered in the last millisecond', () => {
+    const f = figures([set('a', '1', 0, 10), set('b', '2', 10, 10)]);
+    expect(f.writes).toBe(2);
+    expect(f.acknowledged).toBe(2);
+  });
+});

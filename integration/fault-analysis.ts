@@ -218,9 +218,11 @@ export function findFailedButApplied(ops: OpRecord[], finals: FinalRead[]): OpRe
  * writes answered in it. Default window: the whole history.
  */
 export function figures(ops: OpRecord[], window?: { from: number; to: number }): Figures {
-  // reduce, not Math.min(...): a long history would overflow the argument list
+  // reduce, not Math.min(...): a long history would overflow the argument list. The default window
+  // ends 1 ms after the last answer, so that an operation sent and answered in that last
+  // millisecond is inside it.
   const from = window?.from ?? ops.reduce((m, o) => Math.min(m, o.start), Infinity);
-  const to = window?.to ?? ops.reduce((m, o) => Math.max(m, o.end), -Infinity);
+  const to = window?.to ?? ops.reduce((m, o) => Math.max(m, o.end), -Infinity) + 1;
   const inWindow = ops.filter((o) => o.start >= from && o.start < to);
   const writes = inWindow.filter(isWrite);
   const reads = inWindow.filter((o) => o.kind === 'get');
