@@ -3,6 +3,9 @@
  * beforehand, so every node can name the others in --peers), reads their `stats` over a raw
  * socket, waits for membership to converge, and kills / stops / continues / restarts single nodes.
  *
+ * Nodes can run behind fault proxies on their peer links (ClusterOptions.behindProxies,
+ * integration/fault-proxy.ts) and under a wrapping command such as faketime (ClusterOptions.wrap).
+ *
  * Every cluster must be stopped with stopCluster() (afterAll/afterEach). It continues stopped
  * nodes before killing them; a process-exit hook does the same for whatever a crashed test run
  * left behind, so no SIGSTOPped daemon outlives the test run.
@@ -57,7 +60,7 @@ export class ClusterNode {
   readonly host = '127.0.0.1';
   /** SIGSTOPped and not continued yet */
   stopped = false;
-  /** every log line of every incarnation of this node (a restart appends) */
+  /** every log line of every start of this node (a restart appends), tagged harnessStart: 1, 2, … */
   readonly allLogs: Array<Record<string, unknown>> = [];
   private starts = 0;
 
@@ -87,12 +90,13 @@ export class ClusterNode {
     this.server = server;
     this.port = server.port;
     this.stopped = false;
-    const incarnation = ++this.starts;
-    // Mirror the logs into allLogs, tagged with the incarnation (startDaemon keeps appending).
+    const harnessStart = ++this.starts;
+    // Mirror the logs into allLogs, tagged with the start they belong to (startDaemon keeps
+    // appending). Not named "incarnation": the daemon's membership lines have a field of that name.
     const own = server.logs;
-    for (const l of own) this.allLogs.push({ ...l, incarnation });
+    for (const l of own) this.allLogs.push({ ...l, harnessStart });
     const push = own.push.bind(own);
-    own.push = (...items) => { for (const l of items) this.allLogs.push({ ...l, incarnation }); return push(...items); };
+    own.push = (...items) => { for (const l of items) this.allLogs.push({ ...l, harnessStart }); return push(...items); };
     live.add(server);
     void server.process.finally(() => live.delete(server));
   }

@@ -26,6 +26,9 @@
  * Frames are the unit of every rule: a frame is judged when its last byte reaches the proxy.
  * Within one direction of one connection frames leave in the order they arrived: a frame that may
  * pass waits behind held or delayed ones, as on a real stalled TCP connection.
+ *
+ * The proxy keeps reading while it holds: a held link buffers without limit in the test process
+ * and the sender never feels backpressure. Tests hold links for seconds, not gigabytes.
  */
 import net from 'node:net';
 
