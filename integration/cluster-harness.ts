@@ -3,12 +3,16 @@
  * beforehand, so every node can name the others in --peers), reads their `stats` over a raw
  * socket, waits for membership to converge, and kills / stops / continues / restarts single nodes.
  *
+ * Nodes can run behind fault proxies on their peer links (ClusterOptions.behindProxies,
+ * integration/fault-proxy.ts) and under a wrapping command such as faketime (ClusterOptions.wrap).
+ *
  * Every cluster must be stopped with stopCluster() (afterAll/afterEach). It continues stopped
  * nodes before killing them; a process-exit hook does the same for whatever a crashed test run
  * left behind, so no SIGSTOPped daemon outlives the test run.
  */
 import net from 'node:net';
-import { freePort, freePorts, sleep, startDaemon, type RunningServer } from './harness.js';
+import { FaultNetwork } from './fault-proxy.js';
+import { freePort, freePorts, signalDaemon, sleep, startDaemon, type RunningServer } from './harness.js';
 import { RawClient, rawGet, rawStats } from './raw-client.js';
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
@@ -23,6 +27,19 @@ export interface ClusterOptions {
   replication?: 'sync' | 'async';
   /** node ids are `${idPrefix}${i}`, i from 1; default "node" */
   idPrefix?: string;
+  /** the node ids, in order (instead of idPrefix numbering); their count must be n */
+  ids?: string[];
+  /**
+   * Put a fault proxy (integration/fault-proxy.ts) in front of every node: each node announces
+   * its proxy (--peer-advertise) and names the others' proxies in --peers, so every peer
+   * connection passes through the proxy of the node it dials. The proxies are cluster.faults.
+   */
+  behindProxies?: boolean;
+  /**
+   * Runs a node's daemon under a command (`prefix`, e.g. ['faketime', '-f', '+1h']) with more
+   * environment variables; also on restart.
+   */
+  wrap?: (node: { id: string; peerPort: number }) => { prefix?: string[]; env?: Record<string, string> } | undefined;
   /** more flags for every node */
   extraArgs?: string[];
   /** more flags for one node (its certificate, say), after extraArgs; also for startExtraNode */
@@ -43,7 +60,7 @@ export class ClusterNode {
   readonly host = '127.0.0.1';
   /** SIGSTOPped and not continued yet */
   stopped = false;
-  /** every log line of every incarnation of this node (a restart appends) */
+  /** every log line of every start of this node (a restart appends), tagged harnessStart: 1, 2, … */
   readonly allLogs: Array<Record<string, unknown>> = [];
   private starts = 0;
 
@@ -52,9 +69,12 @@ export class ClusterNode {
     readonly peerPort: number,
     private readonly args: () => string[],
     private readonly env: Record<string, string> | undefined,
+    /** a command the daemon runs under (faketime), or none */
+    readonly prefix: string[] = [],
   ) {}
 
-  get pid(): number | undefined { return this.server?.process.pid; }
+  /** the daemon's pid (not a wrapper's, when it runs under one) */
+  get pid(): number | undefined { return this.server?.daemonPid ?? this.server?.process.pid; }
   get peerAddress(): string { return `127.0.0.1:${this.peerPort}`; }
   /** the process runs (possibly stopped) */
   get running(): boolean {
@@ -66,16 +86,17 @@ export class ClusterNode {
 
   async start(): Promise<void> {
     const listen = `127.0.0.1:${this.port}`;
-    const server = await startDaemon(['--listen', listen, ...this.args()], { env: this.env });
+    const server = await startDaemon(['--listen', listen, ...this.args()], { env: this.env, prefix: this.prefix });
     this.server = server;
     this.port = server.port;
     this.stopped = false;
-    const incarnation = ++this.starts;
-    // Mirror the logs into allLogs, tagged with the incarnation (startDaemon keeps appending).
+    const harnessStart = ++this.starts;
+    // Mirror the logs into allLogs, tagged with the start they belong to (startDaemon keeps
+    // appending). Not named "incarnation": the daemon's membership lines have a field of that name.
     const own = server.logs;
-    for (const l of own) this.allLogs.push({ ...l, incarnation });
+    for (const l of own) this.allLogs.push({ ...l, harnessStart });
     const push = own.push.bind(own);
-    own.push = (...items) => { for (const l of items) this.allLogs.push({ ...l, incarnation }); return push(...items); };
+    own.push = (...items) => { for (const l of items) this.allLogs.push({ ...l, harnessStart }); return push(...items); };
     live.add(server);
     void server.process.finally(() => live.delete(server));
   }
@@ -83,7 +104,7 @@ export class ClusterNode {
   /** Sends a signal; SIGSTOP/SIGCONT are tracked so cleanup always continues the process. */
   signal(sig: NodeJS.Signals): void {
     if (!this.running) return;
-    this.server.process.kill(sig);
+    signalDaemon(this.server, sig);
     if (sig === 'SIGSTOP') this.stopped = true;
     if (sig === 'SIGCONT') this.stopped = false;
   }
@@ -91,7 +112,7 @@ export class ClusterNode {
   /** kill -9, and wait until the process is gone. */
   async kill(): Promise<void> {
     if (!this.running) return;
-    this.server.process.kill('SIGKILL');
+    signalDaemon(this.server, 'SIGKILL');
     this.stopped = false;
     await this.server.process.catch(() => undefined);
   }
@@ -100,8 +121,8 @@ export class ClusterNode {
   async terminate(timeoutMs = 40_000): Promise<number | null> {
     if (!this.running) return this.server?.process.exitCode ?? null;
     const p = this.server.process;
-    p.kill('SIGTERM');
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    signalDaemon(this.server, 'SIGTERM');
+    const timer = setTimeout(() => signalDaemon(this.server, 'SIGKILL'), timeoutMs);
     await p.catch(() => undefined);
     clearTimeout(timer);
     return p.exitCode ?? null;
@@ -121,9 +142,7 @@ export class ClusterNode {
   /** Continue if stopped, then kill -9 (graceful drain is not what cleanup is for). */
   async cleanup(): Promise<void> {
     if (!this.server) return;
-    if (this.running) {
-      try { this.server.process.kill('SIGCONT'); } catch { /* gone */ }
-    }
+    if (this.running) signalDaemon(this.server, 'SIGCONT');
     this.stopped = false;
     await this.kill();
   }
@@ -158,22 +177,27 @@ export class ClusterNode {
 const live = new Set<RunningServer>();
 process.once('exit', () => {
   for (const s of live) {
-    try { s.process.kill('SIGCONT'); s.process.kill('SIGKILL'); } catch { /* gone */ }
+    signalDaemon(s, 'SIGCONT');
+    signalDaemon(s, 'SIGKILL');
+    try { s.process.kill('SIGKILL'); } catch { /* gone */ }
   }
 });
 
 export interface Cluster {
   nodes: ClusterNode[];
   secret: string;
+  /** the fault proxies in front of the nodes (ClusterOptions.behindProxies), closed by stopCluster */
+  faults?: FaultNetwork;
   /** node by id */
   node(id: string): ClusterNode;
 }
 
 const started = new Set<Cluster>();
 
-function nodeArgs(id: string, peerPort: number, peers: string[], o: ClusterOptions, secret: string, viaEnv: boolean): string[] {
+function nodeArgs(id: string, peerPort: number, peers: string[], o: ClusterOptions, secret: string, viaEnv: boolean, advertise?: string): string[] {
   return [
     '--peer-listen', `${o.peerListenHost ?? '127.0.0.1'}:${peerPort}`,
+    ...(advertise ? ['--peer-advertise', advertise] : []),
     ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
     '--node-id', id,
     ...(viaEnv ? [] : ['--cluster-secret', secret]),
@@ -193,16 +217,23 @@ function nodeArgs(id: string, peerPort: number, peers: string[], o: ClusterOptio
 export async function startCluster(n: number, opts: ClusterOptions = {}): Promise<Cluster> {
   const secret = opts.secret ?? DEFAULT_SECRET;
   const prefix = opts.idPrefix ?? 'node';
+  if (opts.ids && opts.ids.length !== n) throw new Error(`${opts.ids.length} ids for ${n} nodes`);
+  const ids = opts.ids ?? Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
   const peerPorts = await freePorts(n);
+  const faults = opts.behindProxies ? await FaultNetwork.start(Object.fromEntries(ids.map((id, i) => [id, peerPorts[i]!]))) : undefined;
+  // Behind proxies a node is dialed, and named as a seed, at its proxy's address only.
+  const dialed = (i: number) => (faults ? faults.addressOf(ids[i]!) : `127.0.0.1:${peerPorts[i]}`);
   const nodes = peerPorts.map((peerPort, i) => {
-    const id = `${prefix}${i + 1}`;
+    const id = ids[i]!;
     const viaEnv = opts.secretViaEnv?.includes(id) ?? false;
-    const peers = peerPorts.filter((p) => p !== peerPort).map((p) => `127.0.0.1:${p}`);
-    return new ClusterNode(id, peerPort, () => nodeArgs(id, peerPort, peers, opts, secret, viaEnv),
-      viaEnv ? { SESSION_CLUSTER_SECRET: secret } : undefined);
+    const peers = peerPorts.flatMap((_, j) => (j === i ? [] : [dialed(j)]));
+    const wrap = opts.wrap?.({ id, peerPort });
+    const env = { ...(viaEnv ? { SESSION_CLUSTER_SECRET: secret } : {}), ...(wrap?.env ?? {}) };
+    return new ClusterNode(id, peerPort, () => nodeArgs(id, peerPort, peers, opts, secret, viaEnv, faults?.addressOf(id)),
+      Object.keys(env).length ? env : undefined, wrap?.prefix);
   });
   const cluster: Cluster = {
-    nodes, secret,
+    nodes, secret, ...(faults ? { faults } : {}),
     node(id) {
       const found = nodes.find((x) => x.id === id);
       if (!found) throw new Error(`no node ${id}`);
@@ -245,6 +276,7 @@ export async function stopCluster(cluster?: Cluster): Promise<void> {
   for (const c of clusters) {
     for (const x of c.nodes) if (x.stopped && x.running) x.signal('SIGCONT');
     await Promise.all(c.nodes.map((x) => x.cleanup()));
+    await c.faults?.close();
     started.delete(c);
   }
 }

@@ -20,7 +20,25 @@ export interface RunningServer {
   process: ResultPromise;
   /** every log line the process printed so far, parsed when it was JSON */
   logs: Array<Record<string, unknown>>;
+  /**
+   * The daemon's own pid, from its first log line. It differs from process.pid when the daemon
+   * runs under a wrapper that forks (faketime does, and does not pass signals on), so signals
+   * meant for the daemon go here.
+   */
+  daemonPid?: number;
   stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Sends `signal` to the daemon itself (not to a wrapper around it); false if it is gone. */
+export function signalDaemon(server: RunningServer, signal: NodeJS.Signals): boolean {
+  const pid = server.daemonPid ?? server.process.pid;
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -78,11 +96,12 @@ function collectLines(stream: NodeJS.ReadableStream | null, sink: (line: string)
   });
 }
 
-function stopper(child: ResultPromise): (signal?: NodeJS.Signals) => Promise<void> {
+function stopper(child: ResultPromise, server?: () => RunningServer): (signal?: NodeJS.Signals) => Promise<void> {
+  const send = (sig: NodeJS.Signals) => { if (server) signalDaemon(server(), sig); else child.kill(sig); };
   return async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill(signal);
-    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    send(signal);
+    const killer = setTimeout(() => send('SIGKILL'), 5000);
     await child.catch(() => undefined);
     clearTimeout(killer);
   };
@@ -90,20 +109,23 @@ function stopper(child: ResultPromise): (signal?: NodeJS.Signals) => Promise<voi
 
 /**
  * Starts bin/session-cluster with `start --listen 127.0.0.1:0` plus `args`, and resolves
- * once it logged the port it bound ("listening") and that it is "ready".
+ * once it logged the port it bound ("listening") and that it is "ready". `prefix` runs the
+ * daemon under another command (e.g. `faketime -f +1h`).
  */
-export async function startDaemon(args: string[] = [], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunningServer> {
+export async function startDaemon(args: string[] = [], opts: { timeoutMs?: number; env?: Record<string, string>; prefix?: string[] } = {}): Promise<RunningServer> {
   const hasListen = args.includes('--listen');
   const fullArgs = ['start', ...(hasListen ? [] : ['--listen', '127.0.0.1:0']), ...args];
-  const child = execa(daemonBin, fullArgs, { reject: false, buffer: false, env: opts.env, stdin: 'ignore' });
+  const [file, ...before] = [...(opts.prefix ?? []), daemonBin];
+  const child = execa(file!, [...before, ...fullArgs], { reject: false, buffer: false, env: opts.env, stdin: 'ignore' });
   const logs: Array<Record<string, unknown>> = [];
-  const server: RunningServer = { host: '127.0.0.1', port: 0, process: child, logs, stop: stopper(child) };
+  const server: RunningServer = { host: '127.0.0.1', port: 0, process: child, logs, stop: stopper(child, () => server) };
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`daemon did not become ready: ${JSON.stringify(logs)}`)), opts.timeoutMs ?? 15000);
     const onLine = (line: string) => {
       let entry: Record<string, unknown>;
       try { entry = JSON.parse(line); } catch { entry = { raw: line }; }
       logs.push(entry);
+      if (server.daemonPid === undefined && typeof entry.pid === 'number') server.daemonPid = entry.pid;
       if (entry.msg === 'listening' && entry.transport === 'tcp') {
         server.host = String(entry.host);
         server.port = Number(entry.port);

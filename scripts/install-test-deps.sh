@@ -2,14 +2,15 @@
 # Makes sure the system programs the integration tests drive are installed: PHP 8.2 CLI with the
 # pecl `memcache` and `memcached` extensions (the stock session handlers we must serve), real
 # memcached (reference server), memccapable/memcaslap (protocol conformance and load), nginx +
-# php-fpm (end-to-end web tests), phpunit (php-client tests) and openssl (throwaway CAs and
-# certificates for the peer TLS tests).
+# php-fpm (end-to-end web tests), phpunit (php-client tests), openssl (throwaway CAs and
+# certificates for the peer TLS tests) and faketime (nodes whose wall clock is off, for the
+# clock-skew fault scenario).
 #
 # `npm test` runs this first. When everything is present it only probes (no apt, well under a
 # second). Otherwise it installs the Debian packages as root, or through sudo when not root.
 set -euo pipefail
 
-PACKAGES=(php8.2-cli php8.2-memcache php8.2-memcached memcached libmemcached-tools nginx php8.2-fpm phpunit openssl)
+PACKAGES=(php8.2-cli php8.2-memcache php8.2-memcached memcached libmemcached-tools nginx php8.2-fpm phpunit openssl faketime)
 
 # Programs in sbin (nginx, php-fpm8.2) are not on a normal user's PATH on Debian, so look there too.
 have() {
@@ -36,7 +37,7 @@ check_all() {
     done
   fi
   local prog
-  for prog in memcached memccapable memcaslap nginx php-fpm8.2 phpunit openssl; do
+  for prog in memcached memccapable memcaslap nginx php-fpm8.2 phpunit openssl faketime; do
     have "$prog" || missing+=("$prog")
   done
 }
