@@ -94,13 +94,16 @@ export class RecordingClient {
     }
     const text = r.data.toString('latin1');
     const line = text.slice(0, text.indexOf('\r\n'));
+    // A node that forwarded a write and got no answer in time says so: the write may have been
+    // applied (before its deadline) or not. Its outcome is unknown, not failed.
+    const writeFailure = /^SERVER_ERROR .*may have been applied/.test(line) ? 'unknown' : 'failed';
     switch (kind) {
       case 'set':
       case 'add':
-        return record(line === 'STORED' ? 'ok' : 'failed', line);
+        return record(line === 'STORED' ? 'ok' : writeFailure, line);
       case 'delete':
         // NOT_FOUND leaves the key absent, as asked.
-        return record(line === 'DELETED' || line === 'NOT_FOUND' ? 'ok' : 'failed', line);
+        return record(line === 'DELETED' || line === 'NOT_FOUND' ? 'ok' : writeFailure, line);
       case 'get': {
         if (line === 'END') return record('ok', line, null);
         if (line.startsWith('VALUE ')) {

@@ -71,12 +71,12 @@ function warnings(nodes: ClusterNode[], since: number, max = 6): string {
 describe('delayed forward', () => {
   let cluster: Cluster;
   let faults: FaultNetwork;
-  let n0: ClusterNode, n1: ClusterNode;
+  let n0: ClusterNode, n1: ClusterNode, n2: ClusterNode;
 
   beforeAll(async () => {
     cluster = await startLiveCluster(3, { ...BASE, behindProxies: true });
     faults = cluster.faults!;
-    [n0, n1] = nodesOf(cluster);
+    [n0, n1, n2] = nodesOf(cluster);
   });
 
   afterAll(async () => { await stopCluster(cluster); });
@@ -87,10 +87,14 @@ describe('delayed forward', () => {
   });
 
   type Stall = 'pause' | 'hold';
-  /** kill -STOP n0 for 8 s, or hold the link n1→n0 (both directions) for 6 s. */
+  /**
+   * kill -STOP n0 for 8 s, or partition n0 off for 6 s by holding every link to and from it (both
+   * directions): what it is sent waits, and arrives when the partition heals.
+   */
   const STALL_MS: Record<Stall, number> = { pause: 8000, hold: 6000 };
-  const begin = (stall: Stall) => (stall === 'pause' ? n0.pause() : faults.hold(n1.id, n0.id));
-  const end = (stall: Stall) => (stall === 'pause' ? n0.resume() : faults.release(n1.id, n0.id));
+  const n0Links = () => [n1, n2].flatMap((other) => [[n0.id, other.id], [other.id, n0.id]] as Array<[string, string]>);
+  const begin = (stall: Stall) => (stall === 'pause' ? n0.pause() : n0Links().forEach(([from, to]) => faults.hold(from, to)));
+  const end = (stall: Stall) => (stall === 'pause' ? n0.resume() : n0Links().forEach(([from, to]) => faults.release(from, to)));
 
   async function afterStall(stall: Stall, startedAt: number): Promise<number> {
     await sleep(Math.max(0, startedAt + STALL_MS[stall] - Date.now()));
@@ -151,7 +155,8 @@ describe('delayed forward', () => {
         `lock ${lock} (master n0): add during the stall ${during.reply} after ${during.end - during.start} ms; `
         + `all alive ${rejoinMs} ms after the stall ended; next add ${next.reply}; lock on every node now: ${reads.map((r) => `${r.node}=${r.error ?? JSON.stringify(r.value)}`).join(' ')}`,
         warnings(cluster.nodes, startedAt));
-      expect(during.outcome, `the add during the stall failed (${during.reply}): the case needs a failed add`).toBe('failed');
+      // PHP saw an error either way: a definite failure, or a forward with no answer in time
+      expect(['failed', 'unknown'], `the add during the stall failed (${during.reply}): the case needs a failed add`).toContain(during.outcome);
       expect.soft(next.reply, 'the next add of the lock after the heal: a failed add left no lock behind').toBe('STORED');
       await client.delete(lock);
     } finally {
@@ -164,16 +169,16 @@ describe('delayed forward', () => {
     await writesThroughStall('pause', 'delayed forward (a) paused master');
   });
 
-  it('(b) link n1→n0 held for 6 s: v2 fails after the forward deadline, v3 is stored, every node ends with v3', async () => {
-    await writesThroughStall('hold', 'delayed forward (b) held link');
+  it('(b) n0 partitioned off for 6 s, its links held (the bytes arrive late on the heal): v2 fails after the forward deadline, v3 is stored, every node ends with v3', async () => {
+    await writesThroughStall('hold', 'delayed forward (b) held links');
   });
 
   it('(c) lock add that failed while the master was paused leaves no lock: the next add after the heal succeeds', async () => {
     await lockAddThroughStall('pause', 'delayed forward (c) lock, paused master');
   });
 
-  it('(c) lock add that failed while the link n1→n0 was held leaves no lock: the next add after the heal succeeds', async () => {
-    await lockAddThroughStall('hold', 'delayed forward (c) lock, held link');
+  it('(c) lock add that failed while n0\'s links were held leaves no lock: the next add after the heal succeeds', async () => {
+    await lockAddThroughStall('hold', 'delayed forward (c) lock, held links');
   });
 });
 

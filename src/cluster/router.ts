@@ -201,21 +201,34 @@ export class Router {
     command = withRelativeExptime(command, Date.now());
     const deadline = Date.now() + this.options.forwardTimeoutMs;
     let target = master;
+    /** whether an attempt went out and got no answer: the command may have run */
+    let mayHaveRun = false;
     for (;;) {
-      try {
-        // The master may run it only while this node still waits for the answer, less the time
-        // the answer takes to come back: after that, this node has answered SERVER_ERROR.
-        const left = deadline - Date.now();
-        const validForMs = left - guardOf(left);
-        if (validForMs < 1) throw new PeerError('ERR_PEER_TIMEOUT', `no time left to forward to ${target.id}`);
-        return await this.options.peers.forward(target, command, { timeoutMs: left, validForMs });
-      } catch (error) {
-        if (!mayRetry(error, command) || Date.now() + FORWARD_RETRY_MS >= deadline) {
-          this.counters.forwardFailures++;
-          this.forwardFailures.add();
-          this.lastForwardFailure = { peer: target.id, err: (error as Error).message };
-          return { kind: 'serverError', message: `temporary failure: session owner ${target.id} unreachable` };
+      // The master may run it only while this node still waits for the answer, less the time the
+      // answer takes to come back: after that, this node has answered SERVER_ERROR.
+      const left = deadline - Date.now();
+      const validForMs = left - guardOf(left);
+      let error: unknown = new PeerError('ERR_PEER_TIMEOUT', `no time left to forward to ${target.id}`);
+      if (validForMs >= 1) {
+        try {
+          return await this.options.peers.forward(target, command, { timeoutMs: left, validForMs });
+        } catch (failure) {
+          error = failure;
+          if (!certainlyNotRun(failure)) mayHaveRun = true;
         }
+      }
+      if (validForMs < 1 || !mayRetry(error, command) || Date.now() + FORWARD_RETRY_MS >= deadline) {
+        this.counters.forwardFailures++;
+        this.forwardFailures.add();
+        this.lastForwardFailure = { peer: target.id, err: (error as Error).message };
+        // The client is told what this node knows: a command that went out and got no answer
+        // may have run (before its deadline); one that never went out, or was refused, did not.
+        return {
+          kind: 'serverError',
+          message: mayHaveRun
+            ? `temporary failure: no answer in time from session owner ${target.id}; it may have been applied`
+            : `temporary failure: session owner ${target.id} unreachable; not applied`,
+        };
       }
       await new Promise((resolve) => setTimeout(resolve, FORWARD_RETRY_MS));
       this.counters.forwardRetries++;
@@ -300,9 +313,14 @@ const FORWARD_RETRY_MS = 20;
  * twice does what running it once does. A timeout is final: the forward timeout is spent.
  */
 function mayRetry(error: unknown, command: Command): boolean {
+  if (certainlyNotRun(error)) return true;
+  return (error as { code?: string }).code === 'ERR_PEER_DISCONNECTED' && isIdempotent(command);
+}
+
+/** Whether a forward that failed so certainly did not run: it never left, or was refused. */
+function certainlyNotRun(error: unknown): boolean {
   const code = (error as { code?: string }).code;
-  if (code === 'ERR_PEER_UNAVAILABLE' || code === 'ERR_PEER_CLOSED' || code === 'ERR_PEER_BUSY' || code === 'ERR_PEER_REFUSED') return true;
-  return code === 'ERR_PEER_DISCONNECTED' && isIdempotent(command);
+  return code === 'ERR_PEER_UNAVAILABLE' || code === 'ERR_PEER_CLOSED' || code === 'ERR_PEER_BUSY' || code === 'ERR_PEER_TOO_LARGE' || code === 'ERR_PEER_REFUSED';
 }
 
 /**
