@@ -19,7 +19,7 @@ import type { ClusterView } from './cluster-view.js';
 import { type Deadline, type PeerClocks, type Peers, refusal, SAME_CLOCKS } from './peers.js';
 import { ALWAYS_QUORUM, type QuorumCheck } from './quorum.js';
 import { guardOf, type Replicator } from './replication/replicator.js';
-import type { KeyOwners, Owner } from './types.js';
+import type { KeyOwners, NodeId, Owner } from './types.js';
 
 export class RouterCounters {
   forwarded = 0;
@@ -278,29 +278,42 @@ export class Router {
   /**
    * flush_all empties the cluster, not one node: an operator's `memcflush` (or a logout-everyone)
    * must not leave the other copies of every session behind, to be served again after a failover.
-   * Every live node applies it with the same delay (protocol.txt, "flush_all"), through the
-   * Forward opcode, which runs a command on the receiving node without forwarding it again. The
-   * answer is OK once every live node has applied it; if one could not be reached the client is
-   * told (SERVER_ERROR), though every reachable node did flush.
+   * Every serving node applies it with the same delay (protocol.txt, "flush_all"), through the
+   * Forward opcode, which runs a command on the receiving node without forwarding it again. A node
+   * that cannot be reached is tried again until it answers or leaves the serving members (it
+   * crashed: its copies went with it), within the forward timeout, as a forward waits for a
+   * failover. The answer is OK once every serving node has applied it; if one could still not be
+   * reached the client is told (SERVER_ERROR), though every reachable node did flush.
    */
   private flushEverywhere(command: Extract<Command, { kind: 'flush' }>): Reply | Promise<Reply> {
-    const { executor, view, peers: links, forwardTimeoutMs } = this.options;
+    const { executor, view, forwardTimeoutMs } = this.options;
     const local = executor.execute(command);
     const peers = view.liveOthers();
     if (peers.length === 0) return local;
-    return Promise.all(peers.map(async (peer) => {
-      try {
-        await links.forward({ id: peer, address: view.addressOf(peer) }, command, { timeoutMs: forwardTimeoutMs, validForMs: forwardTimeoutMs - guardOf(forwardTimeoutMs) });
-        return null;
-      } catch (error) {
-        return { peer, err: (error as Error).message };
-      }
-    })).then((results) => {
+    const deadline = Date.now() + forwardTimeoutMs;
+    return Promise.all(peers.map((peer) => this.flushOn(peer, command, deadline))).then((results) => {
       const failed = results.filter((result) => result !== null);
       if (failed.length === 0) return local;
       this.options.log.warn({ failed, delaySeconds: command.delaySeconds }, 'flush_all did not reach every node: the unreached keep their copies');
       return { kind: 'serverError', message: `flush_all applied on ${peers.length + 1 - failed.length} of ${peers.length + 1} nodes; unreachable: ${failed.map((f) => f.peer).join(',')}` };
     });
+  }
+
+  /** flush_all on one peer, by `deadline`: null once applied, or once the peer no longer serves. */
+  private async flushOn(peer: NodeId, command: Command, deadline: number): Promise<{ peer: NodeId; err: string } | null> {
+    const { view, peers: links } = this.options;
+    for (;;) {
+      const left = deadline - Date.now();
+      try {
+        await links.forward({ id: peer, address: view.addressOf(peer) }, command, { timeoutMs: Math.max(1, left), validForMs: Math.max(1, left - guardOf(left)) });
+        return null;
+      } catch (error) {
+        if (!view.isLive(peer)) return null;
+        // Running flush_all twice does what running it once does: any failure may be tried again.
+        if (Date.now() + FORWARD_RETRY_MS >= deadline) return { peer, err: (error as Error).message };
+      }
+      await new Promise((resolve) => setTimeout(resolve, FORWARD_RETRY_MS));
+    }
   }
 }
 

@@ -293,6 +293,16 @@ describe('Router', () => {
     expect(flushed).toEqual(['0', '0', '5']);
   });
 
+  it('flush_all waits for a node that cannot be reached to be declared dead, as a forward waits for a failover', async () => {
+    const { router, network, view } = setup('node1', 'sync', (command) => (command.kind === 'flush' ? { kind: 'status', status: Status.Ok, cas: 0 } : new Error('unexpected')));
+    network.fail(addressOf('node3'), 'ERR_PEER_UNAVAILABLE');
+    const reply = router.execute({ kind: 'flush', delaySeconds: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    view.update(members(['node3']));
+    expect(await reply).toMatchObject({ kind: 'status', status: Status.Ok });
+    expect(network.requestsOf('forward').filter((r) => r.to === addressOf('node3')).length, 'tried again meanwhile').toBeGreaterThan(1);
+  });
+
   it('flush_all that cannot reach a live node says so (SERVER_ERROR), after flushing every node it reached', async () => {
     const { router, store } = setup('node1', 'sync', () => new Error('connection refused'));
     store.store(StoreMode.Set, 'k', 0, 0, Buffer.from('x'), 0, Date.now());
