@@ -220,6 +220,31 @@ describe('ClusterNode lifecycle', () => {
       farm.network.dropIf(cut === null ? null : (from, to) => cut(from, idOf(to)));
     }
 
+    it('two nodes, one gone: available keeps serving on the other; consistent stops until it is back', async () => {
+      for (const twoNodes of ['available', 'consistent'] as const) {
+        const farm = new Farm();
+        const n1 = farm.build('n1', [], { twoNodes });
+        await settle(n1.node.start());
+        const n2 = farm.build('n2', ['n1'], { twoNodes });
+        await settle(n2.node.start());
+        await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+        expect(await settle(n1.node.execute(set('memc.sess.key.two', 'both')))).toMatchObject({ status: Status.Stored });
+        farm.hub.kill('n2');
+        farm.network.disconnect(addressOf('n2'));
+        await vi.advanceTimersByTimeAsync(3 * FAILURE_TIMEOUT);
+        expect(n1.node.servingIds(), twoNodes).toEqual(['n1']);
+        if (twoNodes === 'available') {
+          expect(n1.node.ready).toBe(true);
+          expect(valueOf(await settle(n1.node.execute(get('memc.sess.key.two'))))).toBe('both');
+          expect(await settle(n1.node.execute(set('memc.sess.key.two', 'alone')))).toMatchObject({ status: Status.Stored });
+        } else {
+          expect(n1.node.ready).toBe(false);
+          expect(n1.node.notReadyBecause()).toBe('this node reaches 1 of the cluster\'s 2 members, not a majority');
+          expect(await settle(n1.node.execute(get('memc.sess.key.two')))).toMatchObject({ kind: 'serverError' });
+        }
+      }
+    });
+
     it('an asymmetric cut (n0 and n2 cannot reach each other, both reach n1) settles: all three serve n0 and n1, stably', async () => {
       const { farm, n0, n1, n2 } = await threeNodes();
       const across = (a: NodeId, b: NodeId) => (a === 'n0' && b === 'n2') || (a === 'n2' && b === 'n0');
