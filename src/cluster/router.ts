@@ -18,7 +18,7 @@ import { ThrottledWarning } from '../throttled-log.js';
 import type { ClusterView } from './cluster-view.js';
 import { type Deadline, type PeerClocks, type Peers, refusal, SAME_CLOCKS } from './peers.js';
 import { ALWAYS_QUORUM, type QuorumCheck } from './quorum.js';
-import { guardOf, type Replicator } from './replication/replicator.js';
+import { type CopyResult, guardOf, type Replicator } from './replication/replicator.js';
 import type { KeyOwners, NodeId, Owner } from './types.js';
 
 export class RouterCounters {
@@ -164,17 +164,20 @@ export class Router {
     if (changes.length === 0) return reply;
     const sync = this.options.replication === 'sync';
     const copyBy = sync ? (deadlineAt ?? Date.now() + this.options.forwardTimeoutMs) : undefined;
-    const copies: Array<Promise<boolean>> = [];
+    const copies: Array<Promise<CopyResult>> = [];
     for (const change of changes) {
       const placed = owners === undefined ? view.owners(change.key) : typeof owners === 'function' ? owners(change.key) : owners;
       const copy = replicator.replicate(change, placed, copyBy);
       if (copy !== null) copies.push(copy);
     }
     if (copies.length === 0 || !sync) return reply;
-    return (copies.length === 1 ? copies[0]! : Promise.all(copies).then((all) => all.every(Boolean))).then((copied) => {
-      if (copied) return reply;
+    return Promise.all(copies).then((results): Reply => {
+      if (results.every((result) => result === 'copied')) return reply;
       this.counters.writesNotCopied++;
-      return { kind: 'serverError', message: 'temporary failure: the write could not be copied to the session\'s other owner in time; not stored' };
+      // Undone here; the other owner has it only if the copy arrived and just its answer was lost.
+      return results.includes('maybe copied')
+        ? { kind: 'serverError', message: 'temporary failure: no answer in time from the session\'s other owner; the write may have been applied' }
+        : { kind: 'serverError', message: 'temporary failure: the write could not be copied to the session\'s other owner in time; not stored' };
     });
   }
 

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ClusterView } from '../../src/cluster/cluster-view.js';
 import { MemoryPeerNetwork } from '../../src/cluster/memory-peers.js';
-import { Replicator } from '../../src/cluster/replication/replicator.js';
+import { type CopyResult, Replicator } from '../../src/cluster/replication/replicator.js';
 import { MemberState, type Owner } from '../../src/cluster/types.js';
 import { PeerError } from '../../src/errors.js';
 import { StoreMode } from '../../src/protocol/types.js';
@@ -37,7 +37,7 @@ function network(ids: string[], address: (id: string) => string, failing: Set<st
 }
 
 /** Copies what `store` holds of `key` to its other owners, as the router would after a write. */
-function replicateKey(replicator: Replicator, store: MemoryStore, view: ClusterView, key: string): Promise<boolean> | null {
+function replicateKey(replicator: Replicator, store: MemoryStore, view: ClusterView, key: string): Promise<CopyResult> | null {
   return replicator.replicate(store.peek(key, Date.now())!, view.owners(key));
 }
 

@@ -377,10 +377,17 @@ describe('Router', () => {
       const { router, view, network, store } = setup('node1', 'sync');
       const key = keyOwnedBy(view, 'node1', 'node3');
       expect(await router.execute(set(key, 'acknowledged'))).toMatchObject({ status: Status.Stored });
-      network.hold(addressOf('node3'));
+      // node3 cannot be reached at all: the copy certainly did not arrive
+      network.fail(addressOf('node3'), 'ERR_PEER_UNAVAILABLE');
       expect(await router.execute(set(key, 'not copied'))).toEqual({ kind: 'serverError', message: 'temporary failure: the write could not be copied to the session\'s other owner in time; not stored' });
       expect(store.peek(key, Date.now()), 'undone: node3 still has the acknowledged value').toBeUndefined();
       expect(router.counters.writesNotCopied).toBe(1);
+      // node3's link holds what it is sent: the copy went out, and may have arrived
+      network.heal(addressOf('node3'));
+      expect(await router.execute(set(key, 'acknowledged again'))).toMatchObject({ status: Status.Stored });
+      network.hold(addressOf('node3'));
+      expect(await router.execute(set(key, 'unanswered'))).toEqual({ kind: 'serverError', message: 'temporary failure: no answer in time from the session\'s other owner; the write may have been applied' });
+      expect(store.peek(key, Date.now()), 'undone here too').toBeUndefined();
       const copies = network.requestsOf('replicate');
       expect(copies.at(-1)!.limits.validForMs, 'each copy says how long it may be applied').toBeGreaterThan(0);
       network.release(addressOf('node3'));

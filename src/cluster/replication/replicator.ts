@@ -39,8 +39,15 @@ export function guardOf(ms: number): number {
   return Math.min(250, Math.ceil(ms / 5));
 }
 
-/** How one copy to one owner ended. */
-type CopyOutcome = 'acknowledged' | 'owner dead' | 'refused' | 'out of time';
+/**
+ * How one copy to one owner ended: acknowledged; excused (the owner was declared dead); refused
+ * or never sent in time (certainly not applied there); or unanswered (sent, no answer in time:
+ * it may have been applied there).
+ */
+type CopyOutcome = 'acknowledged' | 'owner dead' | 'refused' | 'out of time' | 'unanswered';
+
+/** What a write's copies came to: made; certainly not made; or perhaps made somewhere. */
+export type CopyResult = 'copied' | 'not copied' | 'maybe copied';
 
 export class ReplicationCounters {
   replicated = 0;
@@ -122,28 +129,30 @@ export class Replicator {
 
   /**
    * Copies what a write changed to the key's owners other than this node. null when there is
-   * nobody to copy to; else settles with whether every such owner has it, or was declared dead.
+   * nobody to copy to; else settles with what came of it: copied (every such owner has it, or was
+   * declared dead while this node had a majority), not copied, or maybe copied.
    *
    * With `deadlineAt` (a client waits for the answer: sync replication) the copy must be made by
    * then, and each owner refuses it after that. When it is not, the write is undone here (the
-   * other owner keeps the state before it), so that a write its client was told failed is not
-   * served, nor copied on later; this node then takes its copies back from its peers. Without
-   * (async), copies are retried as long as the owner lives.
+   * other owner keeps the state before it, unless the copy did reach it and only its answer was
+   * lost: maybe copied), so that a write its client was told failed is not served, nor copied on
+   * later; this node then takes its copies back from its peers. Without (async), copies are
+   * retried as long as the owner lives, and count as copied.
    */
-  replicate(change: Change, owners: KeyOwners, deadlineAt?: number): Promise<boolean> | null {
+  replicate(change: Change, owners: KeyOwners, deadlineAt?: number): Promise<CopyResult> | null {
     const self = this.options.view.self;
     const targets = [owners.master, owners.backup].filter((owner): owner is Owner => owner !== null && owner.id !== self);
     if (targets.length === 0) return null;
     const records = [change.toRecord()];
     this.counters.replicated += targets.length;
     if (deadlineAt === undefined) {
-      return Promise.all(targets.map((target) => this.send(target, records))).then(() => true);
+      return Promise.all(targets.map((target) => this.send(target, records))).then(() => 'copied');
     }
-    return Promise.all(targets.map((target) => this.sendBy(target, records, deadlineAt))).then((outcomes) => {
+    return Promise.all(targets.map((target) => this.sendBy(target, records, deadlineAt))).then((outcomes): CopyResult => {
       const quorum = this.options.quorum ?? ALWAYS_QUORUM;
-      if (outcomes.every((outcome) => outcome === 'acknowledged' || (outcome === 'owner dead' && quorum.ok))) return true;
+      if (outcomes.every((outcome) => outcome === 'acknowledged' || (outcome === 'owner dead' && quorum.ok))) return 'copied';
       this.undo(change, targets, outcomes);
-      return false;
+      return outcomes.includes('unanswered') ? 'maybe copied' : 'not copied';
     });
   }
 
@@ -412,17 +421,21 @@ export class Replicator {
    */
   private async sendBy(target: Owner, records: ItemRecord[], deadlineAt: number): Promise<CopyOutcome> {
     const { peers, view, requestTimeoutMs } = this.options;
+    /** an attempt went out and got no answer: it may have been applied */
+    let unanswered = false;
     for (;;) {
       const left = deadlineAt - Date.now();
       const validForMs = left - guardOf(left);
-      if (validForMs < 1 || this.stopped) return 'out of time';
+      if (validForMs < 1 || this.stopped) return unanswered ? 'unanswered' : 'out of time';
       try {
         await peers.replicate(target, records, { timeoutMs: Math.min(requestTimeoutMs, left), validForMs });
         return 'acknowledged';
       } catch (error) {
         if (!view.isLive(target.id)) return 'owner dead';
-        if ((error as { code?: string }).code === 'ERR_PEER_REFUSED') return 'refused';
-        if (deadlineAt - Date.now() <= RETRY_DELAY_MS) return 'out of time';
+        const code = (error as { code?: string }).code;
+        if (code === 'ERR_PEER_REFUSED') return unanswered ? 'unanswered' : 'refused';
+        if (code !== 'ERR_PEER_UNAVAILABLE' && code !== 'ERR_PEER_CLOSED' && code !== 'ERR_PEER_BUSY') unanswered = true;
+        if (deadlineAt - Date.now() <= RETRY_DELAY_MS) return unanswered ? 'unanswered' : 'out of time';
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }
     }
