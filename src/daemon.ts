@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { formatEndpoint } from './address.js';
-import { ClusterNode } from './cluster/cluster-node.js';
+import { ClusterNode, pathsOf } from './cluster/cluster-node.js';
 import { ClusterView } from './cluster/cluster-view.js';
 import { clockIncarnation } from './cluster/membership/clock.js';
 import { Membership } from './cluster/membership/membership.js';
@@ -203,7 +203,9 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
   // A forwarded command may wait for a busy master longer than one heartbeat round; a crashed
   // master fails it at once (the connection resets), a stopped one after this long.
   const forwardTimeoutMs = Math.max(settings.failureTimeoutMs * 2, 2000);
-  const router = new Router({ executor, view, peers, clocks, quorum, replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs });
+  const router = new Router({
+    executor, view, peers, clocks, quorum, paths: pathsOf(membership, view), replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs,
+  });
   const sessionIds = new SessionIds({ view, secret, loadOf: (member) => membership.loadOf(member) });
   const node = new ClusterNode({
     peerAddress, seeds: settings.peers, store, view, membership, replicator, router, sessionIds, quorum, log: clusterLog,

@@ -18,7 +18,7 @@ import { connectedSet } from './membership/connectivity.js';
 import type { Membership } from './membership/membership.js';
 import type { Quorum } from './quorum.js';
 import type { Replicator } from './replication/replicator.js';
-import type { Router } from './router.js';
+import type { Paths, Router } from './router.js';
 import type { SessionIds } from './session-ids.js';
 import { MemberState, type MemberInfo, type NodeId } from './types.js';
 
@@ -56,6 +56,21 @@ export interface ClusterNodeEvents {
   drained: [outcome: DrainOutcome, replacement: NodeId | null];
   /** the node has a majority (again) */
   majority: [];
+}
+
+/**
+ * The router's paths from membership: a member this node heard within the failure timeout is
+ * reached directly; another, through the first serving member that this node hears and that
+ * reports hearing it.
+ */
+export function pathsOf(membership: Membership, view: ClusterView): Paths {
+  return {
+    reaches: (member) => membership.hears(member),
+    relayTo: (member) => {
+      const reach = membership.reachability();
+      return view.liveOthers().find((id) => id !== member && membership.hears(id) && (reach.get(id)?.has(member) ?? false)) ?? null;
+    },
+  };
 }
 
 export class ClusterNodeCounters {
@@ -234,12 +249,18 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
    * commands wait meanwhile (the router's gate), in arrival order.
    */
   catchUp(reason: string): Promise<void> {
-    const { membership, replicator, router, store, seeds, peerAddress, failureTimeoutMs } = this.options;
+    const { membership, replicator, router, store, seeds, peerAddress, failureTimeoutMs, view } = this.options;
     this.log.info({ reason }, 'catching up: holding session requests until peers hand over this node\'s sessions');
     const started = Date.now();
     this.catchingUp++;
     const done = this.join(failureTimeoutMs * 2).then(() => {
-      const addresses = [...new Set([...seeds, ...membership.members().map((m) => m.peerAddress)])].filter((address) => address !== peerAddress);
+      // Every peer it knows of, and every seed at start; back with a majority, the members that
+      // serve: the others have nothing newer (they were out, or are gone). A peer that stops
+      // serving meanwhile is not waited for (the replicator's catch-up).
+      const others = reason === 'back with a majority'
+        ? view.liveOthers().map((id) => view.addressOf(id))
+        : [...seeds, ...membership.members().filter((m) => m.state !== MemberState.Left).map((m) => m.peerAddress)];
+      const addresses = [...new Set(others)].filter((address) => address !== peerAddress);
       return replicator.catchUp(addresses, peerAddress);
     }).then(() => this.majority(failureTimeoutMs * 2)).then(() => {
       this.log.info({ reason, items: store.itemCount, ms: Date.now() - started }, 'caught up: serving');

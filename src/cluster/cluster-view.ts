@@ -145,6 +145,12 @@ export class ClusterView {
     return this.live.has(id);
   }
 
+  /** The member whose peer address is `address`, or null. */
+  memberAt(address: string): NodeId | null {
+    for (const [id, at] of this.addresses) if (at === address) return id;
+    return null;
+  }
+
   /** The peer address of a member ('' when unknown). */
   addressOf(id: NodeId): string {
     return this.addresses.get(id) ?? '';

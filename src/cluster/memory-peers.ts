@@ -21,7 +21,7 @@ import type { NodeId, Owner } from './types.js';
 
 /** One request as the network saw it. */
 export type PeerRequest =
-  | { kind: 'forward'; from: NodeId; to: string; command: Command; limits: RequestLimits }
+  | { kind: 'forward'; from: NodeId; to: string; command: Command; limits: RequestLimits & { relay?: boolean } }
   | { kind: 'replicate'; from: NodeId; to: string; records: ItemRecord[]; limits: RequestLimits }
   | { kind: 'handoff'; from: NodeId; to: string };
 
@@ -131,12 +131,12 @@ export class MemoryPeers implements Peers {
 
   constructor(private readonly network: MemoryPeerNetwork, readonly self: Owner) {}
 
-  async forward(owner: Owner, command: Command, limits: RequestLimits): Promise<Reply> {
+  async forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply> {
     this.network.requests.push({ kind: 'forward', from: this.self.id, to: owner.address, command, limits });
     const payload = encodeTimedCommand({ sentAt: Date.now(), validForMs: limits.validForMs }, command);
     const answer = await this.network.carry(this.self.id, owner.address, limits.timeoutMs, async (node) => {
       const { timed, command: received } = decodeTimedCommand(payload);
-      return encodeReply(await node.receiveForward(received, this.deadline(timed)));
+      return encodeReply(await node.receiveForward(received, this.deadline(timed), limits.relay === true));
     });
     return decodeReply(answer);
   }
@@ -171,9 +171,9 @@ export class MemoryPeers implements Peers {
     this.handoffHandler = handler;
   }
 
-  private receiveForward(command: Command, deadline: Deadline | null): Reply | Promise<Reply> {
+  private receiveForward(command: Command, deadline: Deadline | null, relay: boolean): Reply | Promise<Reply> {
     if (this.forwardHandler === null) throw this.unhandled('Forward');
-    return this.forwardHandler(command, deadline);
+    return this.forwardHandler(command, deadline, relay);
   }
 
   private receiveReplicate(records: ItemRecord[], deadline: Deadline | null): void {

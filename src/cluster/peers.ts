@@ -18,16 +18,29 @@ export function refusal(message: string): PeerError {
 
 /** The sender's clock as this node estimates it, to judge a Deadline. */
 export interface PeerClocks {
-  /** `member`'s wall clock now (ms since the epoch), as this node estimates it */
-  nowAt(member: NodeId): number;
+  /**
+   * `member`'s wall clock now (ms since the epoch), as this node estimates it; undefined before
+   * this node has measured it (its first heartbeat has not arrived)
+   */
+  nowAt(member: NodeId): number | undefined;
 }
 
-/** Clocks taken to agree: for tests, and for a node that has not measured its peers yet. */
+/** Clocks taken to agree: for tests. */
 export const SAME_CLOCKS: PeerClocks = { nowAt: () => Date.now() };
+
+/**
+ * How long `deadline` still leaves, by its sender's clock as estimated here (0 or less: past).
+ * A sender whose clock is not measured yet (moments after it joined) cannot be judged: its
+ * request gets its whole time, as if it had come at once.
+ */
+export function timeLeft(deadline: Deadline, clocks: PeerClocks): number {
+  const senderNow = clocks.nowAt(deadline.from);
+  return senderNow === undefined ? deadline.validForMs : deadline.sentAt + deadline.validForMs - senderNow;
+}
 
 /** Whether `deadline` has passed, by its sender's clock as estimated here. */
 export function isPast(deadline: Deadline, clocks: PeerClocks): boolean {
-  return deadline.validForMs > 0 && clocks.nowAt(deadline.from) > deadline.sentAt + deadline.validForMs;
+  return deadline.validForMs > 0 && timeLeft(deadline, clocks) <= 0;
 }
 import { PeerError } from '../errors.js';
 import type { Command, Reply } from '../protocol/types.js';
@@ -54,8 +67,11 @@ export interface RequestLimits {
   validForMs: number;
 }
 
-/** Runs a command forwarded by another node here, where its session is mastered. */
-export type ForwardHandler = (command: Command, deadline: Deadline | null) => Reply | Promise<Reply>;
+/**
+ * Runs a command forwarded by another node here, where its session is mastered; `relay`: the
+ * sender could not reach the master itself, and asks this node to forward it there, once.
+ */
+export type ForwardHandler = (command: Command, deadline: Deadline | null, relay: boolean) => Reply | Promise<Reply>;
 /** Applies records another node copied here; the copy is acknowledged once this returns. */
 export type ReplicateHandler = (records: ItemRecord[], deadline: Deadline | null) => void;
 /**
@@ -69,7 +85,7 @@ export interface Peers {
    * Runs `command` on `owner`, which runs it as the session's owner and never forwards it
    * again, and settles with its reply.
    */
-  forward(owner: Owner, command: Command, limits: RequestLimits): Promise<Reply>;
+  forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply>;
   /** Copies `records` to `owner`; settles once it has applied them. */
   replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void>;
   /**

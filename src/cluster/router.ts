@@ -16,7 +16,7 @@ import { PeerError } from '../errors.js';
 import type { CounterDefs } from '../stats/registry.js';
 import { ThrottledWarning } from '../throttled-log.js';
 import type { ClusterView } from './cluster-view.js';
-import { type Deadline, type PeerClocks, type Peers, refusal, SAME_CLOCKS } from './peers.js';
+import { type Deadline, type PeerClocks, type Peers, refusal, SAME_CLOCKS, timeLeft } from './peers.js';
 import { ALWAYS_QUORUM, type QuorumCheck } from './quorum.js';
 import { type CopyResult, guardOf, type Replicator } from './replication/replicator.js';
 import type { KeyOwners, NodeId, Owner } from './types.js';
@@ -29,6 +29,8 @@ export class RouterCounters {
   forwardsRefusedLate = 0;
   writesNotCopied = 0;
   refusedNoMajority = 0;
+  sentThroughRelay = 0;
+  relayed = 0;
 }
 
 export const ROUTER_STATS: CounterDefs<RouterCounters> = {
@@ -39,6 +41,8 @@ export const ROUTER_STATS: CounterDefs<RouterCounters> = {
   forwardsRefusedLate: { name: 'cluster_forwards_refused_late', type: 'counter', help: 'commands forwarded here and refused, not run, because they could only have run after their sender gave up on them (a pause, a held link)' },
   writesNotCopied: { name: 'cluster_writes_not_copied', type: 'counter', help: 'writes answered SERVER_ERROR because their copy to the other owner could not be made in time (undone here)' },
   refusedNoMajority: { name: 'cluster_refused_no_majority', type: 'counter', help: 'session commands this node refused to run because it did not have a majority (answered SERVER_ERROR, or refused to the forwarding node)' },
+  sentThroughRelay: { name: 'cluster_forwards_relayed_out', type: 'counter', help: 'forwards sent through another node because this node does not reach the master itself (an asymmetric partition)' },
+  relayed: { name: 'cluster_forwards_relayed', type: 'counter', help: 'forwards this node passed on to the master for a node that does not reach it' },
 };
 
 export interface RouterOptions {
@@ -54,7 +58,22 @@ export interface RouterOptions {
   clocks?: PeerClocks;
   /** whether this node may serve sessions now (default: always) */
   quorum?: QuorumCheck;
+  /** which members this node reaches, and through whom the others (default: every member, directly) */
+  paths?: Paths;
 }
+
+/**
+ * Who this node reaches: directly (it hears them), or through a serving member that does. In an
+ * asymmetric partition the node left out still reaches some of the others; its users are served
+ * through them, as far as they reach.
+ */
+export interface Paths {
+  reaches(member: NodeId): boolean;
+  /** a serving member this node reaches that reaches `member`, or null */
+  relayTo(member: NodeId): NodeId | null;
+}
+
+const DIRECT_PATHS: Paths = { reaches: () => true, relayTo: () => null };
 
 export class Router {
   readonly counters = new RouterCounters();
@@ -65,15 +84,17 @@ export class Router {
   private gate: Promise<void> | null = null;
   private readonly clocks: PeerClocks;
   private readonly quorum: QuorumCheck;
+  private readonly paths: Paths;
 
   constructor(private readonly options: RouterOptions) {
     this.forwardFailures = new ThrottledWarning(options.log, 'forwarded commands failed: session owner unreachable',
       () => ({ ...this.lastForwardFailure, totalFailures: this.counters.forwardFailures }), 5000);
     this.clocks = options.clocks ?? SAME_CLOCKS;
     this.quorum = options.quorum ?? ALWAYS_QUORUM;
+    this.paths = options.paths ?? DIRECT_PATHS;
     // A command forwarded here runs here, and is never forwarded again: views that disagree for
     // a moment cannot make it loop.
-    options.peers.serveForward((command, deadline) => this.handleForward(command, deadline));
+    options.peers.serveForward((command, deadline, relay) => this.handleForward(command, deadline, relay));
   }
 
   /**
@@ -93,6 +114,7 @@ export class Router {
       const gate = this.gate;
       return gate.then(() => this.execute(command));
     }
+
     switch (command.kind) {
       case 'store':
       case 'refuseOversized':
@@ -112,6 +134,11 @@ export class Router {
     }
   }
 
+  private notServing(): Reply {
+    this.counters.refusedNoMajority++;
+    return { kind: 'serverError', message: `temporary failure: not serving sessions: ${this.quorum.describe()}` };
+  }
+
   /**
    * A command another node forwarded here, to run here as its session's owner. It carries its
    * sender's deadline: a command that could only run after it (it waited in a paused process or
@@ -119,21 +146,31 @@ export class Router {
    * it failed; run then, it could replace a newer write (docs/architecture.md, "Replication").
    * What it may still take is what its copies get.
    */
-  private handleForward(command: Command, deadline: Deadline | null): Reply | Promise<Reply> {
+  private handleForward(command: Command, deadline: Deadline | null, relay: boolean): Reply | Promise<Reply> {
     if (this.gate !== null) {
       const gate = this.gate;
-      return gate.then(() => this.handleForward(command, deadline));
+      return gate.then(() => this.handleForward(command, deadline, relay));
     }
     if (!this.quorum.ok) {
       this.counters.refusedNoMajority++;
       throw refusal(`refused: ${this.quorum.describe()}`);
     }
-    if (deadline === null) return this.executeHere(command);
-    const senderNow = this.clocks.nowAt(deadline.from);
-    const left = deadline.sentAt + deadline.validForMs - senderNow;
-    if (left <= 0) {
-      this.counters.forwardsRefusedLate++;
-      throw refusal(`refused: forwarded by ${deadline.from} ${senderNow - deadline.sentAt} ms ago, past its ${deadline.validForMs} ms`);
+    let left = this.options.forwardTimeoutMs;
+    if (deadline !== null) {
+      left = timeLeft(deadline, this.clocks);
+      if (left <= 0) {
+        this.counters.forwardsRefusedLate++;
+        throw refusal(`refused: forwarded by ${deadline.from} ${deadline.validForMs - left} ms ago, past its ${deadline.validForMs} ms`);
+      }
+    }
+    // Relayed by a node that cannot reach the master: forward it there, once, in the time left.
+    const key = relay ? keyOf(command) : null;
+    if (key !== null) {
+      const master = this.options.view.owners(key).master;
+      if (master !== null && master.id !== this.options.view.self) {
+        this.counters.relayed++;
+        return this.forward(key, master, command, { budgetMs: left, mayRelay: false });
+      }
     }
     return this.executeHere(command, undefined, Date.now() + left);
   }
@@ -152,12 +189,9 @@ export class Router {
       return gate.then(() => this.executeHere(command, undefined, deadlineAt));
     }
     const { executor, replicator, view } = this.options;
-    if (!this.quorum.ok) {
-      // Without a majority this node may be on the small side of a partition, whose sessions the
-      // majority takes over: neither a read (perhaps stale) nor a write (perhaps lost) is served.
-      this.counters.refusedNoMajority++;
-      return { kind: 'serverError', message: `temporary failure: not serving sessions: ${this.quorum.describe()}` };
-    }
+    // Without a majority this node may be on the small side of a partition, whose sessions the
+    // majority takes over: neither a read (perhaps stale) nor a write (perhaps lost) is served.
+    if (!this.quorum.ok) return this.notServing();
     if (command.kind === 'get') return executor.execute(command);
     const changes: Change[] = [];
     const reply = executor.execute(command, changes);
@@ -185,6 +219,10 @@ export class Router {
     const owners = this.options.view.owners(key);
     const { master } = owners;
     if (master === null || master.id === this.options.view.self) return this.executeHere(command, owners);
+    // Without a majority this node still forwards to a master it reaches (one side of an
+    // asymmetric partition keeps serving its users through the rest); to one it cannot reach at
+    // all, it fails fast: PHP had better learn it now than after the forward timeout.
+    if (!this.quorum.ok && !this.paths.reaches(master.id) && this.paths.relayTo(master.id) === null) return this.notServing();
     return this.forward(key, master, command);
   }
 
@@ -198,11 +236,12 @@ export class Router {
    * did not run is sent again, or one that may have run but does the same when run twice (see
    * isIdempotent).
    */
-  private async forward(key: string, master: Owner, command: Command): Promise<Reply> {
+  private async forward(key: string, master: Owner, command: Command, options: { budgetMs?: number; mayRelay?: boolean } = {}): Promise<Reply> {
     this.counters.forwarded++;
     if (command.kind === 'get' || command.kind === 'touchGet') this.counters.forwardedReads++;
     command = withRelativeExptime(command, Date.now());
-    const deadline = Date.now() + this.options.forwardTimeoutMs;
+    const deadline = Date.now() + (options.budgetMs ?? this.options.forwardTimeoutMs);
+    const mayRelay = options.mayRelay ?? true;
     let target = master;
     /** whether an attempt went out and got no answer: the command may have run */
     let mayHaveRun = false;
@@ -212,8 +251,15 @@ export class Router {
       const left = deadline - Date.now();
       const validForMs = left - guardOf(left);
       let error: unknown = new PeerError('ERR_PEER_TIMEOUT', `no time left to forward to ${target.id}`);
+      // A master this node does not hear (an asymmetric partition) is reached through a serving
+      // member that hears it, when there is one.
+      const via = mayRelay && !this.paths.reaches(target.id) ? this.paths.relayTo(target.id) : null;
       if (validForMs >= 1) {
         try {
+          if (via !== null) {
+            this.counters.sentThroughRelay++;
+            return await this.options.peers.forward({ id: via, address: this.options.view.addressOf(via) }, command, { timeoutMs: left, validForMs, relay: true });
+          }
           return await this.options.peers.forward(target, command, { timeoutMs: left, validForMs });
         } catch (failure) {
           error = failure;
@@ -381,4 +427,11 @@ function withRelativeExptime(command: Command, nowMs: number): Command {
     default:
       return command;
   }
+}
+
+/** The key a forwarded command routes by: its key, or the first of its keys (grouped by master). */
+function keyOf(command: Command): string | null {
+  if ('key' in command) return command.key;
+  if ('keys' in command) return command.keys[0] ?? null;
+  return null;
 }

@@ -6,7 +6,7 @@
  */
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ClusterNode, type DrainOutcome } from '../../src/cluster/cluster-node.js';
+import { ClusterNode, type DrainOutcome, pathsOf } from '../../src/cluster/cluster-node.js';
 import { ClusterView } from '../../src/cluster/cluster-view.js';
 import { Membership } from '../../src/cluster/membership/membership.js';
 import { MemoryHub } from '../../src/cluster/membership/memory-transport.js';
@@ -51,7 +51,7 @@ class Farm {
     const quorum = new Quorum(id, options.twoNodes ?? 'available');
     const clocks = membership.clocks;
     const replicator = new Replicator({ store, view, peers, clocks, quorum, log, requestTimeoutMs: 100, giveUpAfterMs: 300 });
-    const router = new Router({ executor, view, peers, clocks, quorum, replicator, replication: 'sync', log, forwardTimeoutMs: 2000 });
+    const router = new Router({ executor, view, peers, clocks, quorum, paths: pathsOf(membership, view), replicator, replication: 'sync', log, forwardTimeoutMs: 2000 });
     const sessionIds = new SessionIds({ view, secret: 'a-secret-for-these-tests', loadOf: (member) => membership.loadOf(member) });
     const closed = { links: false };
     const node = new ClusterNode({
@@ -261,6 +261,11 @@ describe('ClusterNode lifecycle', () => {
       const key = farm.keyMasteredBy('n1', 'n1', 'asym');
       expect(await settle(n1.node.execute(set(key, 'written across the cut')))).toMatchObject({ status: Status.Stored });
       expect(valueOf(await settle(n0.node.execute(get(key))))).toBe('written across the cut');
+      // n2's users are served still: through n1 for the sessions of n0, which n2 cannot reach
+      const farKey = farm.keyMasteredBy('n1', 'n0', 'relay');
+      expect(await settle(n2.node.execute(set(farKey, 'through n1')))).toMatchObject({ status: Status.Stored });
+      expect(n0.store.peek(farKey, Date.now())?.value.toString()).toBe('through n1');
+      expect([n2.router.counters.sentThroughRelay, n1.router.counters.relayed]).toEqual([1, 1]);
       // n2, left out, serves nothing itself
       const refused = await settle(n2.router.executeHere(set('memc.sess.key.anything', 'x')));
       expect(refused).toEqual({ kind: 'serverError', message: 'temporary failure: not serving sessions: this node is cut off from the members that reach each other' });

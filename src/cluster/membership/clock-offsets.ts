@@ -47,9 +47,10 @@ export class ClockOffsets {
     return best;
   }
 
-  /** `member`'s wall clock now, as estimated here: this node's, when it has not been measured. */
-  nowAt(member: NodeId): number {
-    return this.wallClock() + (this.offsetOf(member) ?? 0);
+  /** `member`'s wall clock now, as estimated here; undefined before its first heartbeat. */
+  nowAt(member: NodeId): number | undefined {
+    const offset = this.offsetOf(member);
+    return offset === undefined ? undefined : this.wallClock() + offset;
   }
 
   forget(member: NodeId): void {

@@ -255,6 +255,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return reach;
   }
 
+  /** Whether this node heard from `id` directly within the failure timeout (its own report). */
+  hears(id: NodeId): boolean {
+    return this.reports.get(this.selfInfo.id)?.hears.includes(id) ?? false;
+  }
+
   /** The load `id` last reported in its own heartbeat; undefined before its first one. */
   loadOf(id: NodeId): number | undefined {
     return this.loads.get(id);

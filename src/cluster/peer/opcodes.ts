@@ -43,6 +43,11 @@ export enum Opcode {
    * for a client's write, how long the writer waits: refused (Error(Refused)) after that
    */
   ReplicateTimed = 15,
+  /**
+   * a ForwardWithin that its sender could not deliver to the session's master itself: the receiver
+   * forwards it there, once, if it is not the master (an asymmetric partition)
+   */
+  ForwardVia = 16,
 }
 
 /** Opcodes that belong to the handshake; never dispatched to handlers. */

@@ -36,17 +36,19 @@ export class PeerLinks implements Peers {
 
   constructor(private readonly pool: PeerPool, private readonly server: PeerServer, private readonly now: () => number = Date.now) {}
 
-  async forward(owner: Owner, command: Command, limits: RequestLimits): Promise<Reply> {
+  async forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply> {
     const link = this.pool.get(owner.address);
     if (!this.untimed.has(owner.address)) {
       const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
       try {
-        const answer = await link.request(Opcode.ForwardWithin, encodeTimedCommand(timed, command), { timeoutMs: limits.timeoutMs });
+        const answer = await link.request(limits.relay === true ? Opcode.ForwardVia : Opcode.ForwardWithin, encodeTimedCommand(timed, command), { timeoutMs: limits.timeoutMs });
         return decodeReply(answer.payload);
       } catch (error) {
         if (!this.olderPeer(owner.address, error)) throw refusedOrAsIs(error);
       }
     }
+    // An older peer relays nothing: refused, so the caller tries elsewhere.
+    if (limits.relay === true) throw new PeerError('ERR_PEER_REFUSED', `${owner.address} does not relay forwards`);
     const answer = await link.request(Opcode.Forward, encodeCommand(command), { timeoutMs: limits.timeoutMs });
     return decodeReply(answer.payload);
   }
@@ -71,14 +73,16 @@ export class PeerLinks implements Peers {
   }
 
   serveForward(handler: ForwardHandler): void {
-    const run = (command: Command, deadline: Deadline | null, reply: PeerReplyFn) => {
-      answer(() => handler(command, deadline), reply, (settled) => reply(Opcode.ForwardReply, encodeReply(settled)));
+    const run = (command: Command, deadline: Deadline | null, relay: boolean, reply: PeerReplyFn) => {
+      answer(() => handler(command, deadline, relay), reply, (settled) => reply(Opcode.ForwardReply, encodeReply(settled)));
     };
-    this.server.handle(Opcode.ForwardWithin, (frame, reply, peer) => {
-      const { timed, command } = decodeTimedCommand(frame.payload);
-      run(command, deadlineOf(timed, peer), reply);
-    });
-    this.server.handle(Opcode.Forward, (frame, reply) => run(decodeCommand(frame.payload), null, reply));
+    for (const [opcode, relay] of [[Opcode.ForwardWithin, false], [Opcode.ForwardVia, true]] as const) {
+      this.server.handle(opcode, (frame, reply, peer) => {
+        const { timed, command } = decodeTimedCommand(frame.payload);
+        run(command, deadlineOf(timed, peer), relay, reply);
+      });
+    }
+    this.server.handle(Opcode.Forward, (frame, reply) => run(decodeCommand(frame.payload), null, false, reply));
   }
 
   serveReplicate(handler: ReplicateHandler): void {

@@ -12,7 +12,7 @@ import { type Change, Deletion } from '../../store/change.js';
 import type { MemoryStore } from '../../store/memory-store.js';
 import type { ItemRecord } from '../../store/types.js';
 import { onlyRemovesMembers, type ClusterView, type Placement } from '../cluster-view.js';
-import { type Deadline, isPast, type PeerClocks, type Peers, refusal, SAME_CLOCKS } from '../peers.js';
+import { type Deadline, isPast, type PeerClocks, type Peers, refusal, SAME_CLOCKS, timeLeft } from '../peers.js';
 import { ALWAYS_QUORUM, type QuorumCheck } from '../quorum.js';
 import type { KeyOwners, Owner } from '../types.js';
 
@@ -27,6 +27,8 @@ const REPAIR_SCAN_DELAY_MS = 10_000;
 const RETRY_DELAY_MS = 50;
 /** Placements remembered between scans; past this many changes without a scan, the next scan copies everything. */
 const MAX_PLACEMENTS = 16;
+/** How often a catch-up checks that the peers it waits for still serve. */
+const GONE_CHECK_MS = 100;
 /** After a write was undone here: how long until this node takes back its copies from its peers. */
 const REPAIR_DELAY_MS = 1000;
 
@@ -163,7 +165,7 @@ export class Replicator {
   private handleReplicate(records: ItemRecord[], deadline: Deadline | null): void {
     if (deadline !== null && isPast(deadline, this.clocks)) {
       this.counters.refusedLate++;
-      throw refusal(`a copy from ${deadline.from} arrived ${Math.max(0, this.clocks.nowAt(deadline.from) - deadline.sentAt)} ms after it was sent, past its ${deadline.validForMs} ms`);
+      throw refusal(`a copy from ${deadline.from} arrived ${deadline.validForMs - timeLeft(deadline, this.clocks)} ms after it was sent, past its ${deadline.validForMs} ms`);
     }
     const now = this.now();
     for (const record of records) {
@@ -234,7 +236,7 @@ export class Replicator {
     const self: Owner = { id: view.self, address: selfAddress };
     await Promise.all(peerAddresses.map(async (address) => {
       try {
-        await peers.requestHandoff(address, self, HANDOFF_TIMEOUT_MS);
+        await this.unlessGone(address, peers.requestHandoff(address, self, HANDOFF_TIMEOUT_MS));
       } catch (error) {
         // Unreachable is normal when the cluster starts together; anything else means copies may be missing.
         const unreachable = (error as { code?: string }).code === 'ERR_PEER_UNAVAILABLE';
@@ -242,6 +244,28 @@ export class Replicator {
       }
     }));
     if (reason === 'start') this.counters.caughtUp++;
+  }
+
+  /**
+   * `request`, given up on once the member at `address` has not been serving for the give-up time
+   * (it crashed, or was left out): a catch-up must not wait the whole handoff time for a dead peer
+   * while session commands wait for the catch-up. A peer not known as a member yet (a seed) is
+   * waited for.
+   */
+  private unlessGone<T>(address: string, request: Promise<T>): Promise<T> {
+    const { view, giveUpAfterMs } = this.options;
+    const member = view.memberAt(address);
+    if (member === null) return request;
+    let watch: NodeJS.Timeout | undefined;
+    const gone = new Promise<never>((_, reject) => {
+      let lastServing = Date.now();
+      watch = setInterval(() => {
+        if (view.isLive(member)) lastServing = Date.now();
+        else if (Date.now() - lastServing >= giveUpAfterMs) reject(new Error(`${member} has not been serving for ${giveUpAfterMs} ms`));
+      }, GONE_CHECK_MS);
+      watch.unref();
+    });
+    return Promise.race([request, gone]).finally(() => clearInterval(watch));
   }
 
   /**
