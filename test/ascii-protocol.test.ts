@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MAX_GET_LINE_LENGTH, MAX_LINE_LENGTH } from '../src/protocol/ascii/ascii-protocol.js';
 import { FeedResult, OUTPUT_HIGH_WATER } from '../src/protocol/handler.js';
 import { StoreMode } from '../src/protocol/types.js';
+import { ITEM_OVERHEAD_BYTES } from '../src/store/change.js';
 import { FEED_MODES, feedChunks, feedLent } from './support/feed.js';
 import { START_MS, START_SECONDS, VERSION, createRig, type Rig } from './support/rig.js';
 
@@ -301,7 +302,7 @@ describe.each(FEED_MODES)('ascii protocol, fed %s', (mode) => {
         incr_misses: '0', incr_hits: '0', decr_misses: '0', decr_hits: '0', cas_misses: '0', cas_hits: '0',
         cas_badval: '0', touch_hits: '0', touch_misses: '0', auth_cmds: '0', auth_errors: '0',
         bytes_read: '100', bytes_written: '200', limit_maxbytes: String(64 * 1024 * 1024), accepting_conns: '1',
-        threads: '1', bytes: String(1 + 1 + 160), curr_items: '1', total_items: '1', expired_unfetched: '0',
+        threads: '1', bytes: String(1 + 1 + ITEM_OVERHEAD_BYTES), curr_items: '1', total_items: '1', expired_unfetched: '0',
         evictions: '0', reclaimed: '0', tombstones: '0', tombstone_bytes: '0', evicted_tombstones: '0',
       });
       expect(stats.get('pid')).toBe(String(process.pid));
