@@ -38,6 +38,11 @@ export interface Settings {
   memoryLimit: number;
   /** connections beyond this get "ERROR Too many open connections" and are closed, like memcached -c */
   maxConnections: number;
+  /**
+   * a client connection stuck this long in the middle of a request part (a command line or binary
+   * header, or a value) is closed; 0: never. Idle connections between requests are never closed.
+   */
+  commandTimeoutMs: number;
   logLevel: LogLevel;
   /** the address the peer listener binds; set, it turns cluster mode on (port 0 picks a free port) */
   peerListen: Endpoint | null;
@@ -95,6 +100,11 @@ export const CLUSTER_SECRET_ENV = 'SESSION_CLUSTER_SECRET';
 /** Below this a secret is guessable; 16 characters is a short random password. */
 export const MIN_SECRET_LENGTH = 16;
 export const MIN_HEARTBEAT_MS = 10;
+/**
+ * Below this a client whose request merely spans two reads could be cut off: the sweep that
+ * enforces --command-timeout-ms looks at most every quarter of it (server/command-timeout.ts).
+ */
+export const MIN_COMMAND_TIMEOUT_MS = 100;
 /** A peer must miss this many heartbeats in a row before it is declared dead: one lost or late heartbeat is not a failure. */
 export const HEARTBEATS_PER_FAILURE_TIMEOUT = 3;
 
@@ -173,6 +183,15 @@ function wholeNumber(min: number): (value: unknown, name: string) => number {
     if (!Number.isSafeInteger(number) || number < min) throw new ConfigError(`${name}: "${String(value)}" is not a whole number of at least ${min}`);
     return number;
   };
+}
+
+/** --command-timeout-ms: 0 (off), or at least MIN_COMMAND_TIMEOUT_MS. */
+export function parseCommandTimeout(value: unknown, name: string): number {
+  const number = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(String(value)) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(number) || number < 0 || (number > 0 && number < MIN_COMMAND_TIMEOUT_MS)) {
+    throw new ConfigError(`${name}: "${String(value)}" is neither 0 (off) nor a whole number of milliseconds of at least ${MIN_COMMAND_TIMEOUT_MS}`);
+  }
+  return number;
 }
 
 function parseMode(value: unknown, name: string): number {
@@ -325,6 +344,14 @@ export const SETTINGS: SettingsTable = {
   maxConnections: {
     flag: '--max-connections', arg: '<n>', default: 1024, parse: wholeNumber(1),
     help: 'Client connections accepted at once, like memcached -c; more are answered "ERROR Too many open connections" and closed.',
+  },
+  commandTimeoutMs: {
+    // PHP writes a whole request at once, so on a LAN it arrives in milliseconds; 5 s covers
+    // several TCP retransmissions of a lost segment, and is libmemcached's own I/O timeout
+    // (MEMCACHED_DEFAULT_TIMEOUT, 5000 ms): a php-memcached client stalled that long mid-request
+    // has given up on it already. Much longer would let slow senders hold --max-connections.
+    flag: '--command-timeout-ms', arg: '<ms>', default: 5000, parse: parseCommandTimeout,
+    help: `A client connection stuck this long in the middle of a request (part of a command line or binary header, or a value whose bytes stopped coming) is closed, counted in command_timeouts and logged; 0 = never, else at least ${MIN_COMMAND_TIMEOUT_MS}. Idle connections between requests are never closed.`,
   },
   logLevel: {
     flag: '--log-level', arg: '<level>', default: 'info', parse: parseLogLevel,

@@ -109,6 +109,9 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
       log,
       refused: new ThrottledWarning(log, 'connections refused: --max-connections reached',
         () => ({ maxConnections: settings.maxConnections, totalRefused: counters.rejectedConnections }), WARNING_INTERVAL_MS),
+      commandTimeoutMs: settings.commandTimeoutMs,
+      timedOut: new ThrottledWarning(log, 'closed client connections stuck in the middle of a request: --command-timeout-ms passed',
+        () => ({ commandTimeoutMs: settings.commandTimeoutMs, totalClosed: counters.commandTimeouts }), WARNING_INTERVAL_MS),
     },
   );
   const sweeper = setInterval(() => store.sweepExpired(Date.now(), SWEEP_BUDGET), SWEEP_INTERVAL_MS);

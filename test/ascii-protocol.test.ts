@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MAX_GET_LINE_LENGTH, MAX_LINE_LENGTH } from '../src/protocol/ascii/ascii-protocol.js';
 import { FeedResult, OUTPUT_HIGH_WATER } from '../src/protocol/handler.js';
 import { StoreMode } from '../src/protocol/types.js';
+import { ITEM_OVERHEAD_BYTES } from '../src/store/change.js';
 import { FEED_MODES, feedChunks, feedLent } from './support/feed.js';
 import { START_MS, START_SECONDS, VERSION, createRig, type Rig } from './support/rig.js';
 
@@ -296,12 +297,12 @@ describe.each(FEED_MODES)('ascii protocol, fed %s', (mode) => {
       expect(Object.fromEntries([...stats].filter(([name]) => !/^(pid|rusage_user|rusage_system)$/.test(name)))).toEqual({
         uptime: '7', time: String(START_SECONDS + 2), version: VERSION, pointer_size: '64',
         max_connections: '1024', curr_connections: '3', total_connections: '7', rejected_connections: '0',
-        connection_structures: '3', cmd_get: '2', cmd_set: '1', cmd_flush: '0', cmd_touch: '0',
+        command_timeouts: '0', connection_structures: '3', cmd_get: '2', cmd_set: '1', cmd_flush: '0', cmd_touch: '0',
         get_hits: '1', get_misses: '1', get_expired: '0', get_flushed: '0', delete_misses: '0', delete_hits: '0',
         incr_misses: '0', incr_hits: '0', decr_misses: '0', decr_hits: '0', cas_misses: '0', cas_hits: '0',
         cas_badval: '0', touch_hits: '0', touch_misses: '0', auth_cmds: '0', auth_errors: '0',
         bytes_read: '100', bytes_written: '200', limit_maxbytes: String(64 * 1024 * 1024), accepting_conns: '1',
-        threads: '1', bytes: String(1 + 1 + 160), curr_items: '1', total_items: '1', expired_unfetched: '0',
+        threads: '1', bytes: String(1 + 1 + ITEM_OVERHEAD_BYTES), curr_items: '1', total_items: '1', expired_unfetched: '0',
         evictions: '0', reclaimed: '0', tombstones: '0', tombstone_bytes: '0', evicted_tombstones: '0',
       });
       expect(stats.get('pid')).toBe(String(process.pid));

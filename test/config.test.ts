@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isWildcardHost } from '../src/address.js';
 import {
-  DEFAULTS, FLAG_NAMES, parseEndpoint, parsePeers, parseSize, readConfigFile, resolveSettings, type RawSettings,
+  DEFAULTS, FLAG_NAMES, parseCommandTimeout, parseEndpoint, parsePeers, parseSize, readConfigFile, resolveSettings, type RawSettings,
 } from '../src/config.js';
 import { defaultNodeId } from '../src/node-id.js';
 import { ConfigError } from '../src/errors.js';
@@ -87,12 +87,26 @@ describe('parseEndpoint', () => {
   });
 });
 
+describe('parseCommandTimeout', () => {
+  it('reads 0 (off) and whole milliseconds from 100 up, from a flag\'s string or a JSON number', () => {
+    const cases: Array<[unknown, number]> = [['0', 0], [0, 0], ['100', 100], [' 5000 ', 5000], [30000, 30000], ['86400000', 86_400_000]];
+    for (const [value, expected] of cases) expect(parseCommandTimeout(value, '--command-timeout-ms'), String(value)).toBe(expected);
+  });
+
+  it('refuses timeouts so short that a request spanning two reads could be cut off, and anything not a whole number', () => {
+    for (const value of ['1', '99', 50, '-1', -100, '1.5', 2500.5, '5s', '', 'off', null, true, {}]) {
+      const error = configError(() => parseCommandTimeout(value, '--command-timeout-ms'));
+      expect(error.message, String(value)).toBe(`--command-timeout-ms: "${String(value)}" is neither 0 (off) nor a whole number of milliseconds of at least 100`);
+    }
+  });
+});
+
 describe('resolveSettings', () => {
   it('gives the defaults when nothing is set', () => {
     expect(resolveSettings({}, {})).toEqual(DEFAULTS);
     expect(DEFAULTS).toEqual({
       listen: { host: '127.0.0.1', port: 11211 }, socket: null, socketMode: 0o660, maxItemSize: MiB,
-      memoryLimit: 1024 * MiB, maxConnections: 1024, logLevel: 'info', ...SINGLE_NODE,
+      memoryLimit: 1024 * MiB, maxConnections: 1024, commandTimeoutMs: 5000, logLevel: 'info', ...SINGLE_NODE,
     });
   });
 
@@ -103,17 +117,17 @@ describe('resolveSettings', () => {
     const flags: RawSettings = { listen: '127.0.0.1:2', maxItemSize: '4m', maxConnections: '10', socketMode: undefined };
     expect(resolveSettings(file, flags)).toEqual({
       listen: { host: '127.0.0.1', port: 2 }, socket: '/run/sc.sock', socketMode: 0o600, maxItemSize: 4 * MiB,
-      memoryLimit: 512 * MiB, maxConnections: 10, logLevel: 'debug', ...SINGLE_NODE,
+      memoryLimit: 512 * MiB, maxConnections: 10, commandTimeoutMs: 5000, logLevel: 'debug', ...SINGLE_NODE,
     });
   });
 
   it('reads each setting from its flag\'s string', () => {
     expect(resolveSettings({}, {
       listen: '[::]:11311', socket: '/tmp/x.sock', socketMode: '640', maxItemSize: '128k', memoryLimit: '1g',
-      maxConnections: ' 50 ', logLevel: 'silent',
+      maxConnections: ' 50 ', commandTimeoutMs: '2500', logLevel: 'silent',
     })).toEqual({
       listen: { host: '::', port: 11311 }, socket: '/tmp/x.sock', socketMode: 0o640, maxItemSize: 128 * KiB,
-      memoryLimit: GiB, maxConnections: 50, logLevel: 'silent', ...SINGLE_NODE,
+      memoryLimit: GiB, maxConnections: 50, commandTimeoutMs: 2500, logLevel: 'silent', ...SINGLE_NODE,
     });
   });
 
@@ -414,7 +428,7 @@ describe('readConfigFile', () => {
   it('an unknown key names it and lists the known ones', () => {
     const path = file('unknown.json', JSON.stringify({ listen: ':1', maxItemSzie: '1m' }));
     expect(configError(() => readConfigFile(path)).message).toBe(
-      `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, logLevel, `
+      `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, commandTimeoutMs, logLevel, `
       + 'peerListen, peerAdvertise, peers, nodeId, replication, twoNodes, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
       + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen',
     );

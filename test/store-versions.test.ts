@@ -222,7 +222,8 @@ describe('tombstones under the memory cap', () => {
   });
 
   it('a deletion in a store full of items evicts the oldest item rather than forget itself', () => {
-    const s = capped(4096);
+    // exactly four items fit, so once one has been evicted the store is full to the byte
+    const s = capped(4 * itemCost('item0', 500));
     let i = 0;
     while (s.counters.evictions === 0) s.store(StoreMode.Set, `item${i++}`, 0, 0, Buffer.alloc(500), 0, NOW);
     const evictedBefore = s.counters.evictions;

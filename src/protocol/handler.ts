@@ -26,6 +26,18 @@ export interface ProtocolHandler {
   feed(chunk: Buffer | null): FeedResult;
   /** after Waiting: settles once the pending reply is known */
   readonly waiting: Promise<void> | null;
+  /**
+   * Part of a request has arrived and the rest has not: a command line without its newline, a
+   * binary header, key or extras cut short, or a value still coming. False between requests.
+   * Meaningful after NeedMore only: after Waiting or OutputFull the held input is this side's.
+   */
+  readonly midRequest: boolean;
+  /**
+   * Counts the parts of requests that have arrived whole (an ascii command line or data block, a
+   * binary header or body). While `midRequest` holds, an unchanged count means the client is
+   * still on the same part: what the command timeout (src/server/command-timeout.ts) watches.
+   */
+  readonly partsReceived: number;
 }
 
 /** Local commands answer at once; commands served by another node answer later. */
@@ -80,6 +92,7 @@ export abstract class PushProtocol implements ProtocolHandler {
   /** received bytes not yet consumed */
   protected input: Buffer | null = null;
   protected readonly pending = new PendingReply();
+  partsReceived = 0;
 
   constructor(
     protected readonly execute: Execute,
@@ -90,6 +103,8 @@ export abstract class PushProtocol implements ProtocolHandler {
   get waiting(): Promise<void> | null {
     return this.pending.waiting;
   }
+
+  abstract get midRequest(): boolean;
 
   feed(chunk: Buffer | null): FeedResult {
     if (!this.pending.release()) {

@@ -10,6 +10,7 @@ import { BinaryProtocol } from '../protocol/binary/binary-protocol.js';
 import { REQUEST_MAGIC } from '../protocol/binary/constants.js';
 import { type Execute, FeedResult, OUTPUT_HIGH_WATER, type ProtocolHandler, type ProtocolLimits } from '../protocol/handler.js';
 import type { Output } from '../protocol/output.js';
+import { NOT_MID_REQUEST, StallWatch } from './command-timeout.js';
 import type { ServerCounters } from './server-counters.js';
 
 export interface ConnectionContext {
@@ -32,6 +33,8 @@ export class Connection {
   /** bytes received while awaitingReply: past HELD_INPUT_LIMIT, reading pauses */
   private heldBytes = 0;
   private closing = false;
+  /** what the command-timeout sweep saw of this connection (command-timeout.ts) */
+  private readonly stall = new StallWatch();
 
   private readonly output: Output;
 
@@ -54,6 +57,23 @@ export class Connection {
       this.handler = chunk[0] === REQUEST_MAGIC ? new BinaryProtocol(execute, this.output, limits) : new AsciiProtocol(execute, this.output, limits);
     }
     this.process(this.handler.feed(chunk));
+  }
+
+  /**
+   * Called by the command-timeout sweep: closes the connection, and answers true, if the client
+   * has been stuck on the same part of a request for `timeoutMs`. Not while the connection waits
+   * on this daemon (a reply from another node, a client that must read its replies first): the
+   * input held then is not the client's delay.
+   */
+  closeIfStuck(now: number, timeoutMs: number): boolean {
+    const handler = this.handler;
+    const waitingOnUs = this.closing || this.awaitingReply || this.waitingForDrain;
+    const mark = handler === null || waitingOnUs || !handler.midRequest ? NOT_MID_REQUEST : handler.partsReceived;
+    if (!this.stall.stuck(mark, now, timeoutMs)) return false;
+    // No reply: the client is mid-request, and an answer would read as the answer to it.
+    this.closing = true;
+    this.socket.destroy();
+    return true;
   }
 
   private onDrain(): void {

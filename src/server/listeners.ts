@@ -1,6 +1,8 @@
 /**
  * The client listeners: TCP and, optionally, a unix socket. Both hand each accepted socket to
  * a Connection; connections over --max-connections get memcached's refusal line and are closed.
+ * Connections stuck mid-request for --command-timeout-ms are closed by one periodic sweep
+ * (command-timeout.ts), so the read path carries no timer.
  */
 import net from 'node:net';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
@@ -8,6 +10,7 @@ import type { Logger } from '../log.js';
 import type { ThrottledWarning } from '../throttled-log.js';
 import { ListenError } from '../errors.js';
 import { adoptAccepted } from './accept.js';
+import { sweepIntervalMs } from './command-timeout.js';
 import { Connection, type ConnectionContext } from './connection.js';
 
 export interface ListenerOptions {
@@ -15,15 +18,26 @@ export interface ListenerOptions {
   log: Logger;
   /** counts and logs connections refused for --max-connections */
   refused: ThrottledWarning;
+  /** --command-timeout-ms; 0: connections stuck mid-request are never closed */
+  commandTimeoutMs: number;
+  /** logs connections closed for --command-timeout-ms */
+  timedOut: ThrottledWarning;
 }
 
 export class ClientListeners {
   private readonly servers: net.Server[] = [];
-  private readonly sockets = new Set<net.Socket>();
+  private readonly connections = new Map<net.Socket, Connection>();
   private socketPath: string | null = null;
+  private readonly sweeper: NodeJS.Timeout | null = null;
   tcpPort = 0;
 
-  constructor(private readonly context: ConnectionContext, private readonly options: ListenerOptions) {}
+  constructor(private readonly context: ConnectionContext, private readonly options: ListenerOptions) {
+    const timeoutMs = options.commandTimeoutMs;
+    if (timeoutMs > 0) {
+      this.sweeper = setInterval(() => this.closeStuck(performance.now(), timeoutMs), sweepIntervalMs(timeoutMs));
+      this.sweeper.unref();
+    }
+  }
 
   async listenTcp(host: string, port: number): Promise<net.AddressInfo> {
     const server = this.createServer('tcp');
@@ -45,13 +59,26 @@ export class ClientListeners {
 
   /** Stops accepting, lets queued replies go out, and closes every connection. */
   async close(): Promise<void> {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
     const closed = this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
-    for (const socket of this.sockets) socket.end();
-    const deadline = setTimeout(() => { for (const socket of this.sockets) socket.destroy(); }, 2000);
+    for (const socket of this.connections.keys()) socket.end();
+    const deadline = setTimeout(() => { for (const socket of this.connections.keys()) socket.destroy(); }, 2000);
     await Promise.all(closed);
     clearTimeout(deadline);
     if (this.socketPath !== null && existsSync(this.socketPath)) unlinkSync(this.socketPath);
     this.options.refused.flush();
+    this.options.timedOut.flush();
+  }
+
+  /** The sweep: closes the connections stuck mid-request for the timeout, counts and logs them. */
+  private closeStuck(now: number, timeoutMs: number): void {
+    let closed = 0;
+    for (const connection of this.connections.values()) {
+      if (connection.closeIfStuck(now, timeoutMs)) closed++;
+    }
+    if (closed === 0) return;
+    this.context.counters.commandTimeouts += closed;
+    this.options.timedOut.add(closed);
   }
 
   private streamedReadsWarned = false;
@@ -81,16 +108,16 @@ export class ClientListeners {
       let connection: Connection | null = null;
       const socket = adoptAccepted(accepted, (chunk) => connection!.receive(chunk));
       if (socket === accepted) this.warnStreamedReads();
-      this.sockets.add(socket);
       socket.on('error', (error: NodeJS.ErrnoException) => {
         this.options.log.debug({ transport, err: error.code ?? error.message }, 'client connection error');
         socket.destroy();
       });
       socket.on('close', () => {
         counters.currConnections--;
-        this.sockets.delete(socket);
+        this.connections.delete(socket);
       });
       connection = new Connection(socket, this.context);
+      this.connections.set(socket, connection);
     });
     this.servers.push(server);
     return server;

@@ -7,10 +7,15 @@
 import { type ItemRecord, WriteStatus } from './types.js';
 
 /**
- * What one item costs beyond its key and value, for the memory cap: the Map entry, the Item
- * object and the Buffer's bookkeeping, measured as roughly this much on Node 20 x64.
+ * What one item costs beyond its key and value, for the memory cap: the Map entry (and the
+ * Map's growth), the Item object, the key string's header, the value's Uint8Array, ArrayBuffer
+ * and backing store (each its own malloc'd block: values are allocated with allocUnsafeSlow, never
+ * from Node's 8 KB pool slabs) and V8's heap headroom for them. bench/memory.sh measures it as the
+ * RSS one more item adds, less its key and value: 566 to 588 B with 0.5 to 8 KB values on Node 20
+ * x64 (bench/RESULTS.md, "Memory against --memory-limit"). It was 160, which let a daemon hold
+ * about 10 % more items than its limit meant.
  */
-export const ITEM_OVERHEAD_BYTES = 160;
+export const ITEM_OVERHEAD_BYTES = 576;
 
 export class Item {
   constructor(

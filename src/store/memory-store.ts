@@ -4,7 +4,7 @@
  * write returns a WriteResult, its status (memcached's store result enum) and the change it made
  * (change.ts), and the layers above turn the status into a reply and pass the change on.
  */
-import { type ArithResult, type Change, Deletion, Item, UNCHANGED, type WriteResult } from './change.js';
+import { type ArithResult, type Change, Deletion, ITEM_OVERHEAD_BYTES, Item, UNCHANGED, type WriteResult } from './change.js';
 import { expiresAtFromExptime, isExpired } from './expiry.js';
 import { type ItemRecord, isNewer, StoreMode, WriteStatus } from './types.js';
 import type { CounterDefs, Stat } from '../stats/registry.js';
@@ -89,7 +89,7 @@ export const STORE_COUNTER_STATS: CounterDefs<StoreCounters> = {
 /** What the store holds now. */
 export const STORE_STATS: ReadonlyArray<Stat<MemoryStore>> = [
   { name: 'limit_maxbytes', type: 'gauge', help: 'the memory limit for items, bytes (--memory-limit)', read: (s) => s.memoryLimit },
-  { name: 'bytes', type: 'gauge', help: 'memory the items take, bytes (key + value + about 160 B each); the limit holds bytes + tombstone_bytes', read: (s) => s.bytes },
+  { name: 'bytes', type: 'gauge', help: `memory the items take, bytes (key + value + ${ITEM_OVERHEAD_BYTES} B each); the limit holds bytes + tombstone_bytes`, read: (s) => s.bytes },
   { name: 'curr_items', type: 'gauge', help: 'items held now: sessions and their lock keys (in cluster mode, those this node masters or backs up)', read: (s) => s.itemCount },
   { name: 'tombstones', type: 'gauge', help: 'deletions remembered (cluster mode), so an older copy cannot bring a deleted item back', read: (s) => s.tombstoneCount },
   { name: 'tombstone_bytes', type: 'gauge', help: 'memory the remembered deletions take, bytes; they count against --memory-limit', read: (s) => s.tombstoneBytesUsed },

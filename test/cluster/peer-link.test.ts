@@ -257,7 +257,20 @@ describe('peer authentication', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(server.counters.handshakeTimeouts).toBe(1);
     expect(server.counters.authRefused).toBe(2);
-    expect(lines.filter((line) => line.msg === 'peer refused: handshake failed').map((line) => line.reason)).toEqual([Refusal.VersionMismatch, Refusal.Timeout]);
+    expect(lines.filter((line) => line.msg === 'peer refused: handshake failed').map((line) => line.reason)).toEqual([Refusal.VersionMismatch]);
+    // A connection that sent nothing is what a flood is made of: its timeout is logged throttled.
+    expect(lines.filter((line) => line.msg === 'peer connections closed: nothing received within the handshake timeout'))
+      .toEqual([expect.objectContaining({ level: 40, count: 1, handshakeTimeoutMs: 150 })]);
+  });
+
+  it('a connection that sent part of a handshake and stalled is refused for the timeout, one line each', async () => {
+    const { server, port, lines } = await startServer({ handshakeTimeoutMs: 150 });
+    const stalled = await RawPeer.connect(port);
+    stalled.send(Opcode.Hello, 0, new Handshake(HandshakeRole.Dialer, { nodeId: 'stalled', secret: Buffer.from('x'), maxFrameSize: DEFAULT_MAX_FRAME_SIZE }).hello().payload);
+    await stalled.whenClosed();
+    expect(server.counters.handshakeTimeouts).toBe(1);
+    expect(lines.filter((line) => line.msg === 'peer refused: handshake failed'))
+      .toEqual([expect.objectContaining({ reason: Refusal.Timeout, claimedNodeId: 'stalled' })]);
   });
 
   it('closes a connection to itself', async () => {
@@ -267,6 +280,75 @@ describe('peer authentication', () => {
     link.start();
     expect(await refused).toBe(Refusal.SelfConnection);
     await until(() => server.counters.selfConnections === 1);
+  });
+});
+
+describe('a flood of idle connections on the peer port', () => {
+  /** Opens `n` connections that never send anything; they stay open until the test ends. */
+  async function flood(port: number, n: number): Promise<RawPeer[]> {
+    return Promise.all(Array.from({ length: n }, () => RawPeer.connect(port)));
+  }
+
+  it('a real peer links at once while 300 idle connections stay open; each costs a bounded slot', async () => {
+    const { server, port, address, lines } = await startServer({ handshakeTimeoutMs: 60_000, maxHandshakes: 16 });
+    const idle = await flood(port, 300);
+    await until(() => server.counters.connectionsAccepted === 300 && server.handshakesUnderWay === 16);
+    // Only the newest 16 hold a slot; the others were closed to make room, and told nothing.
+    expect(server.counters.connectionsRejected).toBe(300 - 16);
+    await until(() => idle.filter((peer) => peer.closed).length === 300 - 16);
+    const started = performance.now();
+    const { link } = startLink(address);
+    const up = once(link, 'up');
+    link.start();
+    await up;
+    console.log(`peer link up ${(performance.now() - started).toFixed(1)} ms after dialling, with 300 idle connections to its peer port`);
+    await until(() => server.openConnections === 1);
+    // The link was admitted like any newcomer and holds no slot once authenticated; whether one
+    // idle connection made room for it depends on whether it authenticated before the trim.
+    expect([300 - 16, 300 - 16 + 1]).toContain(server.counters.connectionsRejected);
+    expect(server.handshakesUnderWay).toBe(300 - server.counters.connectionsRejected);
+    expect(server.counters.handshakeTimeouts).toBe(0);
+    // One line at once, with the count of the first batch closed; the rest go into the next (throttled).
+    expect(lines.filter((line) => line.msg.includes('to make room for new ones'))).toEqual([expect.objectContaining({ level: 40, maxHandshakes: 16 })]);
+    await server.close();
+    expect(lines.filter((line) => line.msg.includes('to make room for new ones')).reduce((sum, line) => sum + Number(line.count), 0))
+      .toBe(server.counters.connectionsRejected);
+  });
+
+  it('a peer that has sent its Hello keeps its slot while silent newcomers come and go', async () => {
+    const { server, port } = await startServer({ handshakeTimeoutMs: 60_000, maxHandshakes: 4 });
+    const slow = await RawPeer.connect(port);
+    const handshake = new Handshake(HandshakeRole.Dialer, { nodeId: 'slow', secret: Buffer.from(SECRET), maxFrameSize: DEFAULT_MAX_FRAME_SIZE });
+    slow.send(Opcode.Hello, 0, handshake.hello().payload);
+    // The server's Hello; once the server has read ours, the slow peer counts as talking.
+    const serverHello = await slow.next();
+    await until(() => server.counters.framesReceived === 1);
+    await flood(port, 100);
+    await until(() => server.counters.connectionsAccepted === 101 && server.handshakesUnderWay === 4);
+    expect(slow.closed).toBe(false);
+    expect(server.counters.connectionsRejected).toBe(100 - 3);
+    // It finishes its handshake afterwards, and leaves the slots.
+    let step = handshake.receive(serverHello.opcode, serverHello.payload);
+    while (step.done === undefined) {
+      expect(step.refused).toBeUndefined();
+      for (const out of step.send) slow.send(out.opcode, 0, out.payload);
+      const frame = await slow.next();
+      step = handshake.receive(frame.opcode, frame.payload);
+    }
+    for (const out of step.send) slow.send(out.opcode, 0, out.payload);
+    await until(() => server.openConnections === 1);
+    expect(server.handshakesUnderWay).toBe(3);
+  });
+
+  it('idle connections that never make room for anyone are closed after the handshake timeout, counted, logged once', async () => {
+    const { server, port, lines } = await startServer({ handshakeTimeoutMs: 150, maxHandshakes: 64 });
+    const idle = await flood(port, 20);
+    await until(() => idle.every((peer) => peer.closed), 2000);
+    expect(server.counters.handshakeTimeouts).toBe(20);
+    expect(server.counters.connectionsRejected).toBe(0);
+    expect(server.handshakesUnderWay).toBe(0);
+    expect(lines.filter((line) => line.msg === 'peer refused: handshake failed')).toEqual([]);
+    expect(lines.filter((line) => line.msg === 'peer connections closed: nothing received within the handshake timeout').map((line) => line.count)).toEqual([1]);
   });
 });
 

@@ -89,6 +89,16 @@ export enum Refusal {
   Tls = 'tls',
 }
 
+/** How far the other side has come in a handshake still under way. */
+export enum HandshakeProgress {
+  /** nothing readable yet */
+  None,
+  /** a well-formed Hello of this protocol version: it speaks the protocol, and has proven nothing */
+  Hello,
+  /** its proof of the cluster secret verified */
+  Proven,
+}
+
 export interface PeerIdentity {
   nodeId: NodeId;
   protocolVersion: number;
@@ -154,6 +164,12 @@ export class Handshake {
 
   get finished(): boolean {
     return this.state === State.Done || this.state === State.Refused;
+  }
+
+  get progress(): HandshakeProgress {
+    if (this.state === State.AwaitAuth) return HandshakeProgress.Hello;
+    if (this.state === State.AwaitAuthOk || this.state === State.Done) return HandshakeProgress.Proven;
+    return HandshakeProgress.None;
   }
 
   /** The first frame, sent by both sides as soon as the connection exists. */

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../log.js';
 import type { NodeId } from '../types.js';
 import { FRAME_HEADER_SIZE, FrameDecoder, FrameStatus, HANDSHAKE_MAX_FRAME_SIZE, encodeFrame, encodeFrameHeader, type Frame } from './frame.js';
-import { Handshake, HandshakeRole, Refusal, type HandshakeStep, type OutgoingFrame, type PeerIdentity } from './handshake.js';
+import { Handshake, HandshakeProgress, HandshakeRole, Refusal, type HandshakeStep, type OutgoingFrame, type PeerIdentity } from './handshake.js';
 import { Opcode, RemoteErrorCode } from './opcodes.js';
 import { encodeError } from './payload.js';
 import type { PeerCounters } from './peer-counters.js';
@@ -40,6 +40,11 @@ export interface PeerConnectionOptions {
   tls?: boolean;
   /** injected in tests */
   nonce?: Buffer;
+  /**
+   * Called instead of logging when the handshake times out before the other side sent a single
+   * byte (counted all the same): a listener flooded with idle connections logs those throttled.
+   */
+  onSilentTimeout?: () => void;
 }
 
 export interface CloseInfo {
@@ -52,6 +57,8 @@ export interface CloseInfo {
 
 export interface PeerConnectionHooks {
   onOpen(peer: PeerIdentity): void;
+  /** the other side got further in the handshake (a Hello, a verified proof); not yet open */
+  onProgress?(progress: HandshakeProgress): void;
   /** an authenticated frame; its payload is a view into the received bytes */
   onFrame(frame: Frame): void;
   /** the socket took what was queued (see isBackedUp) */
@@ -70,6 +77,7 @@ export class PeerConnection {
   private corked = false;
   private readPaused = false;
   private received = false;
+  private progress = HandshakeProgress.None;
   /** a TLS dialer, from its TCP connect until its peer handshake ends */
   private tlsDialing: { tcpConnected: boolean; verified: boolean } | null = null;
 
@@ -236,6 +244,9 @@ export class PeerConnection {
       this.decoder.maxFrameSize = this.options.maxFrameSize;
       this.identity = step.done;
       this.hooks.onOpen(step.done);
+    } else if (this.handshake.progress !== this.progress) {
+      this.progress = this.handshake.progress;
+      this.hooks.onProgress?.(this.progress);
     }
   }
 
@@ -263,7 +274,8 @@ export class PeerConnection {
     } else {
       counters.authRefused++;
       if (reason === Refusal.Timeout) counters.handshakeTimeouts++;
-      log.warn(fields, 'peer refused: handshake failed');
+      if (reason === Refusal.Timeout && !this.received && this.options.onSilentTimeout !== undefined) this.options.onSilentTimeout();
+      else log.warn(fields, 'peer refused: handshake failed');
     }
     this.endAndClose(`handshake refused: ${reason}`, reason);
   }

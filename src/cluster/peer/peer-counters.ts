@@ -39,7 +39,7 @@ export const PEER_STATS: CounterDefs<PeerCounters> = {
   linksUp: { name: 'cluster_peer_links_up', type: 'gauge', help: 'authenticated peer links this node dialled, now; N - 1 in a healthy cluster of N nodes' },
   connectionsUp: { name: 'cluster_peer_connections_up', type: 'gauge', help: 'authenticated peer connections other nodes dialled, now; N - 1 in a healthy cluster of N nodes' },
   connectionsAccepted: { name: 'cluster_peer_connections_accepted', type: 'counter', help: 'incoming peer connections accepted' },
-  connectionsRejected: { name: 'cluster_peer_connections_rejected', type: 'counter', help: 'incoming peer connections closed at once: too many handshakes under way' },
+  connectionsRejected: { name: 'cluster_peer_connections_rejected', type: 'counter', help: 'incoming peer connections closed before authenticating to make room for newer ones: too many handshakes under way (the oldest that sent nothing go first)' },
   authRefused: { name: 'cluster_peer_auth_refused', type: 'counter', help: 'handshakes this node refused: wrong cluster secret or protocol version, timeout, frames before authentication' },
   handshakeTimeouts: { name: 'cluster_peer_handshake_timeouts', type: 'counter', help: 'of those, handshakes that did not finish in time' },
   refusedByPeer: { name: 'cluster_peer_refused_by_peer', type: 'counter', help: 'handshakes the other node refused (it logs why)' },

@@ -53,6 +53,10 @@ export class AsciiProtocol extends PushProtocol {
   private pendingStore: PendingStore | null = null;
   private swallowRemaining = 0;
 
+  get midRequest(): boolean {
+    return this.phase !== Phase.Line || this.input !== null;
+  }
+
   protected consume(data: Buffer): FeedResult {
     let offset = 0;
     while (offset < data.length) {
@@ -66,7 +70,10 @@ export class AsciiProtocol extends PushProtocol {
           const take = Math.min(this.swallowRemaining, data.length - offset);
           this.swallowRemaining -= take;
           offset += take;
-          if (this.swallowRemaining === 0) this.phase = Phase.Line;
+          if (this.swallowRemaining === 0) {
+            this.phase = Phase.Line;
+            this.partsReceived++;
+          }
           break;
         }
         case Phase.Line: {
@@ -78,6 +85,7 @@ export class AsciiProtocol extends PushProtocol {
             return FeedResult.NeedMore;
           }
           const lineEnd = newline > offset && data[newline - 1] === 0x0d ? newline - 1 : newline;
+          this.partsReceived++;
           const result = this.handleLine(data, offset, lineEnd);
           offset = newline + 1;
           if (result === FeedResult.Close) return FeedResult.Close;
@@ -217,6 +225,7 @@ export class AsciiProtocol extends PushProtocol {
     if (pending.received < valueLength + 2) return offset;
     this.pendingStore = null;
     this.phase = Phase.Line;
+    this.partsReceived++;
     if (pending.terminator[0] !== 0x0d || pending.terminator[1] !== 0x0a) {
       if (!pending.noreply) this.output.writeLatin1(BAD_CHUNK);
       return offset;

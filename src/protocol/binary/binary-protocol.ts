@@ -79,6 +79,10 @@ export class BinaryProtocol extends PushProtocol {
   /** set by QUIT: the reply is queued, then the connection closes */
   private closeAfterReply = false;
 
+  get midRequest(): boolean {
+    return this.phase !== Phase.Header || this.input !== null;
+  }
+
   protected consume(data: Buffer): FeedResult {
     const result = this.consumePackets(data);
     // A value still arriving keeps its packet's extras and key: when they were read where they
@@ -102,6 +106,7 @@ export class BinaryProtocol extends PushProtocol {
             this.input = Buffer.from(data.subarray(offset));
             return FeedResult.NeedMore;
           }
+          this.partsReceived++;
           const result = this.readHeader(data, offset);
           offset += HEADER_LENGTH;
           if (result !== FeedResult.NeedMore) return result;
@@ -142,7 +147,10 @@ export class BinaryProtocol extends PushProtocol {
           const take = Math.min(this.swallowRemaining, data.length - offset);
           this.swallowRemaining -= take;
           offset += take;
-          if (this.swallowRemaining === 0) this.phase = Phase.Header;
+          if (this.swallowRemaining === 0) {
+            this.phase = Phase.Header;
+            this.partsReceived++;
+          }
           break;
         }
       }
@@ -230,6 +238,7 @@ export class BinaryProtocol extends PushProtocol {
   private dispatch(value: Buffer): void {
     const header = this.header;
     this.phase = Phase.Header;
+    this.partsReceived++;
     this.value = null;
     const op = header.opcode;
     let command: Command;
