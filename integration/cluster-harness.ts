@@ -348,6 +348,33 @@ export async function waitForMembers(nodes: ClusterNode[], expected: ExpectedMem
   }
 }
 
+/**
+ * Polls until every node given serves sessions (`cluster_ready` 1: caught up, with a majority),
+ * as after a fault it may still be catching up while every member already looks alive; returns
+ * how long that took.
+ */
+export async function waitForReady(nodes: ClusterNode[], timeoutMs = 10_000): Promise<number> {
+  const t0 = Date.now();
+  const last = new Map<string, string>();
+  for (;;) {
+    const ready = await Promise.all(nodes.map(async (x) => {
+      try {
+        const s = await stats(x, 1000);
+        last.set(x.id, `cluster_ready ${s.cluster_ready}, cluster_serving ${s.cluster_serving}, cluster_majority ${s.cluster_majority}`);
+        return s.cluster_ready === '1';
+      } catch (e) {
+        last.set(x.id, String(e));
+        return false;
+      }
+    }));
+    if (ready.every(Boolean)) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) {
+      throw new Error(`not every node serves within ${timeoutMs} ms; last seen:\n${nodes.map((x) => `  ${x.id}: ${last.get(x.id)}`).join('\n')}`);
+    }
+    await sleep(50);
+  }
+}
+
 /** Everyone alive, on every node given. */
 export function allAlive(nodes: ClusterNode[]): ExpectedMembers {
   return Object.fromEntries(nodes.map((x) => [x.id, 'alive' as const]));

@@ -9,7 +9,7 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allAlive, startLiveCluster, stopCluster, waitForMembers, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { allAlive, startLiveCluster, stopCluster, waitForMembers, waitForReady, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { sessionMasteredBy } from './fault-harness.js';
 import type { FaultNetwork } from './fault-proxy.js';
 import { sleep, waitFor } from './harness.js';
@@ -87,6 +87,8 @@ describe('fault proxy in front of three daemons', () => {
 
   it('hold keeps the bytes of a link and release delivers them, in order: a forwarded set completes after the hold', async () => {
     await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 15_000);
+    // the faults before may have left a node catching up: its sessions wait for that, not the hold
+    await waitForReady(cluster.nodes, 15_000);
     const { id } = await sessionMasteredBy(n1, n2.id, 'hold');
     const key = `memc.sess.key.${id}`;
     faults.hold(n1.id, n2.id);
@@ -106,6 +108,7 @@ describe('fault proxy in front of three daemons', () => {
   });
 
   it('delay delivers each frame N ms late: a forwarded set takes at least the delay both ways', async () => {
+    await waitForReady(cluster.nodes, 15_000);
     const { id } = await sessionMasteredBy(n1, n2.id, 'delay');
     faults.delay(n1.id, n2.id, 150);
     const { reply, ms } = await timedSet(n1, `memc.sess.key.${id}`, 'delayed-value');

@@ -9,7 +9,7 @@
  * be made to fail each request with a chosen PeerError code (`fail`), or to hold requests until
  * released (`hold`), which a request's timeout cuts short with ERR_PEER_TIMEOUT for the sender,
  * while the request itself stays held: release() still delivers it, late, as a stalled link
- * would. A handler refuses a request by throwing PeerError('ERR_PEER_REFUSED'), which its sender
+ * would; or requests run and their answers are lost (`loseAnswersIf`). A handler refuses a request by throwing PeerError('ERR_PEER_REFUSED'), which its sender
  * receives as is.
  */
 import { PeerError, type PeerErrorCode } from '../errors.js';
@@ -32,6 +32,7 @@ export class MemoryPeerNetwork {
   private readonly failing = new Map<string, PeerErrorCode>();
   private readonly held = new Map<string, Array<() => void>>();
   private dropRule: ((from: NodeId, to: string) => boolean) | null = null;
+  private loseAnswersRule: ((from: NodeId, to: string) => boolean) | null = null;
 
   /** A node joins the network at `self.address`; whoever was there before is gone. */
   connect(self: Owner): MemoryPeers {
@@ -56,6 +57,15 @@ export class MemoryPeerNetwork {
    */
   dropIf(rule: ((from: NodeId, to: string) => boolean) | null): void {
     this.dropRule = rule;
+  }
+
+  /**
+   * Requests from a node to an address that the rule picks are delivered and run, but their
+   * answers never come back: the sender gets ERR_PEER_TIMEOUT at its timeout (a link that went
+   * silent one way after the request had passed); null lets answers through again.
+   */
+  loseAnswersIf(rule: ((from: NodeId, to: string) => boolean) | null): void {
+    this.loseAnswersRule = rule;
   }
 
   /** Requests to `address` get through again. */
@@ -87,39 +97,42 @@ export class MemoryPeerNetwork {
 
   /**
    * Carries one request to the node at `to`: fails it as the network says, or, while the address
-   * is held, keeps it until release() (its sender gives up at `timeoutMs`, but the request is
-   * still delivered on release, its answer then going nowhere); then runs `deliver` on the
-   * receiving node in a later turn.
+   * is held, keeps it until release() (the request is still delivered on release, its answer then
+   * going nowhere if its sender gave up); then runs `deliver` on the receiving node in a later
+   * turn. As over a peer link, the sender gives up at `timeoutMs` with ERR_PEER_TIMEOUT, whether
+   * the request is held, its answer lost, or its handler slow.
    */
   carry<T>(from: NodeId, to: string, timeoutMs: number, deliver: (node: MemoryPeers) => T | Promise<T>): Promise<T> {
     if (this.dropRule?.(from, to) === true) return Promise.reject(new PeerError('ERR_PEER_UNAVAILABLE', `${from} -> ${to}: cut (memory network)`));
     const code = this.failing.get(to);
     if (code !== undefined) return Promise.reject(new PeerError(code, `${to}: ${code} (memory network)`));
+    const loseAnswer = this.loseAnswersRule?.(from, to) === true;
     return new Promise<T>((resolve, reject) => {
       let answered = false;
       const settle = (outcome: () => void) => {
         if (answered) return;
         answered = true;
+        clearTimeout(timer);
         outcome();
       };
+      const queue = this.held.get(to);
+      const why = queue !== undefined ? 'held' : loseAnswer ? 'answer lost' : 'slow handler';
+      const timer = setTimeout(() => settle(() => reject(new PeerError('ERR_PEER_TIMEOUT', `${to}: no reply within ${timeoutMs} ms (${why})`))), timeoutMs);
       const arrive = () => {
         const node = this.nodes.get(to);
         if (node === undefined) {
           settle(() => reject(new PeerError('ERR_PEER_UNAVAILABLE', `${to}: nobody listens there (memory network)`)));
           return;
         }
-        Promise.resolve().then(() => deliver(node)).then((value) => settle(() => resolve(value)), (error: unknown) => settle(() => reject(error)));
+        const ran = Promise.resolve().then(() => deliver(node));
+        if (loseAnswer) {
+          ran.catch(() => undefined);
+          return;
+        }
+        ran.then((value) => settle(() => resolve(value)), (error: unknown) => settle(() => reject(error)));
       };
-      const queue = this.held.get(to);
-      if (queue === undefined) {
-        void Promise.resolve().then(arrive);
-        return;
-      }
-      const timer = setTimeout(() => settle(() => reject(new PeerError('ERR_PEER_TIMEOUT', `${to}: no reply within ${timeoutMs} ms (held)`))), timeoutMs);
-      queue.push(() => {
-        clearTimeout(timer);
-        arrive();
-      });
+      if (queue === undefined) void Promise.resolve().then(arrive);
+      else queue.push(arrive);
     });
   }
 }

@@ -256,3 +256,60 @@ describe('a write\'s copy and its deadline', () => {
     replicator.stop();
   });
 });
+
+describe('catch-up', () => {
+  /** node1 catching up from node2, which holds one session node1 owns, on one network. */
+  function pair() {
+    const net = new MemoryPeerNetwork();
+    const address = (id: string) => `${id}.test:1`;
+    const members = ['node1', 'node2'].map((id) => ({ id, peerAddress: address(id), state: MemberState.Alive, incarnation: 1 }));
+    const make = (id: string) => {
+      const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: id });
+      const view = new ClusterView(id);
+      view.update(members);
+      const replicator = new Replicator({ store, view, peers: net.connect({ id, address: address(id) }), log, requestTimeoutMs: 400, giveUpAfterMs: 1200 });
+      return { store, view, replicator };
+    };
+    const node1 = make('node1');
+    const node2 = make('node2');
+    // with two members, both own every key
+    node2.store.store(StoreMode.Set, 'memc.sess.key.a', 0, 0, Buffer.from('kept'), 0, Date.now());
+    return { net, node1, node2, address };
+  }
+
+  it('asks again when a handoff\'s answer is lost, instead of holding sessions for the whole handoff time', async () => {
+    const { net, node1, node2, address } = pair();
+    // node2 runs the handoff and pushes the session, but its answer never reaches node1
+    net.loseAnswersIf((from, to) => from === 'node1' && to === address('node2'));
+    let done = false;
+    const catchUp = node1.replicator.catchUp([address('node2')], address('node1')).then(() => { done = true; });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(node1.store.peek('memc.sess.key.a', Date.now())?.value.toString()).toBe('kept');
+    expect(done).toBe(false);
+    net.loseAnswersIf(null);
+    // asked again after two request timeouts at the latest (at least 2 s), and answered then
+    await vi.advanceTimersByTimeAsync(2000);
+    await catchUp;
+    expect(done).toBe(true);
+    expect(net.requestsOf('handoff').filter((request) => request.from === 'node1')).toHaveLength(2);
+    node1.replicator.stop();
+    node2.replicator.stop();
+  });
+
+  it('a request repeated while the handoff is still pushing joins it: one handoff, however often asked', async () => {
+    const { net, node1, node2, address } = pair();
+    // node2's pushes to node1 wait (a slow link) longer than node1 waits for an answer
+    net.hold(address('node1'));
+    const catchUp = node1.replicator.catchUp([address('node2')], address('node1'));
+    await vi.advanceTimersByTimeAsync(2000 + 2000 + 100);
+    expect(net.requestsOf('handoff').filter((request) => request.from === 'node1')).toHaveLength(3);
+    net.release(address('node1'));
+    await vi.advanceTimersByTimeAsync(2000);
+    await catchUp;
+    // one handoff, one batch (retried while held), however often it was asked for
+    expect(node2.replicator.counters.handedOver).toBe(1);
+    expect(node1.store.peek('memc.sess.key.a', Date.now())?.value.toString()).toBe('kept');
+    node1.replicator.stop();
+    node2.replicator.stop();
+  });
+});

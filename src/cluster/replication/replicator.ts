@@ -18,6 +18,13 @@ import type { KeyOwners, Owner } from '../types.js';
 
 /** How long a (re)joining node waits for one peer to hand its sessions over. */
 const HANDOFF_TIMEOUT_MS = 60_000;
+/**
+ * How long one handoff request waits for its answer before it is asked again (at least this, or
+ * two request timeouts): an answer lost on a link that stayed open (a silent partition that
+ * healed) must not keep the node's sessions held for the whole handoff time. Asking again costs
+ * nothing while the peer is still pushing: it joins the handoff in progress.
+ */
+const HANDOFF_ASK_AGAIN_MS = 2000;
 
 /** Records per Replicate frame during re-replication. */
 const BATCH_RECORDS = 256;
@@ -117,6 +124,8 @@ export class Replicator {
   private vouched: Placement[] | null = null;
   /** the placements since the running scan started, which vouch once it completes */
   private sinceScanStart: Placement[] | null = null;
+  /** handoffs this node is pushing, by requester: a request repeated meanwhile joins its own */
+  private readonly handoffs = new Map<string, Promise<boolean>>();
 
   constructor(private readonly options: ReplicatorOptions) {
     this.now = options.now ?? Date.now;
@@ -126,7 +135,7 @@ export class Replicator {
       this.sinceScanStart = appendPlacement(this.sinceScanStart, placement);
     });
     options.peers.serveReplicate((records, deadline) => this.handleReplicate(records, deadline));
-    options.peers.serveHandoff((requester) => this.handOver(requester));
+    options.peers.serveHandoff((requester) => this.handOverOnce(requester));
   }
 
   /**
@@ -228,15 +237,16 @@ export class Replicator {
   /**
    * Catch-up: asks each peer for the sessions this node owns and waits until every peer that
    * answers has handed them over. A peer that cannot be reached is skipped (logged): when the
-   * whole cluster starts together, nobody has anything to hand over yet.
+   * whole cluster starts together, nobody has anything to hand over yet. A request left
+   * unanswered is asked again (HANDOFF_ASK_AGAIN_MS), within the handoff time.
    */
   async catchUp(peerAddresses: readonly string[], selfAddress: string, reason: 'start' | 'repair' = 'start'): Promise<void> {
-    const { peers, log, view } = this.options;
+    const { log, view } = this.options;
     this.selfAddress = selfAddress;
     const self: Owner = { id: view.self, address: selfAddress };
     await Promise.all(peerAddresses.map(async (address) => {
       try {
-        await this.unlessGone(address, peers.requestHandoff(address, self, HANDOFF_TIMEOUT_MS));
+        await this.unlessGone(address, this.askForHandoff(address, self));
       } catch (error) {
         // Unreachable is normal when the cluster starts together; anything else means copies may be missing.
         const unreachable = (error as { code?: string }).code === 'ERR_PEER_UNAVAILABLE';
@@ -244,6 +254,32 @@ export class Replicator {
       }
     }));
     if (reason === 'start') this.counters.caughtUp++;
+  }
+
+  /** One peer's handoff, asked again each time an answer does not come, until the handoff time is up. */
+  private async askForHandoff(address: string, self: Owner): Promise<void> {
+    const { peers, requestTimeoutMs } = this.options;
+    const deadline = Date.now() + HANDOFF_TIMEOUT_MS;
+    const askAgainMs = Math.max(HANDOFF_ASK_AGAIN_MS, 2 * requestTimeoutMs);
+    for (;;) {
+      const left = deadline - Date.now();
+      try {
+        await peers.requestHandoff(address, self, Math.min(askAgainMs, left));
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'ERR_PEER_TIMEOUT' || left <= askAgainMs || this.stopped) throw error;
+      }
+    }
+  }
+
+  /** A handoff to `target`, or the one already under way for it (the requester asked again). */
+  private handOverOnce(target: Owner): Promise<boolean> {
+    const requester = `${target.id}@${target.address}`;
+    const running = this.handoffs.get(requester);
+    if (running !== undefined) return running;
+    const handoff = this.handOver(target).finally(() => this.handoffs.delete(requester));
+    this.handoffs.set(requester, handoff);
+    return handoff;
   }
 
   /**
