@@ -112,6 +112,8 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
       commandTimeoutMs: settings.commandTimeoutMs,
       timedOut: new ThrottledWarning(log, 'closed client connections stuck in the middle of a request: --command-timeout-ms passed',
         () => ({ commandTimeoutMs: settings.commandTimeoutMs, totalClosed: counters.commandTimeouts }), WARNING_INTERVAL_MS),
+      reclaimed: new ThrottledWarning(log, 'closed client connections stuck in the middle of a request to admit new ones: --max-connections reached',
+        () => ({ maxConnections: settings.maxConnections, totalReclaimed: counters.reclaimedConnections }), WARNING_INTERVAL_MS),
     },
   );
   const sweeper = setInterval(() => store.sweepExpired(Date.now(), SWEEP_BUDGET), SWEEP_INTERVAL_MS);

@@ -12,7 +12,7 @@ import { Opcode } from '../src/protocol/binary/constants.js';
 import type { Execute, ProtocolHandler } from '../src/protocol/handler.js';
 import { Output } from '../src/protocol/output.js';
 import { type Command, type Reply, Status } from '../src/protocol/types.js';
-import { NOT_MID_REQUEST, StallWatch, sweepIntervalMs } from '../src/server/command-timeout.js';
+import { NOT_MID_REQUEST, StallWatch, reclaimAfterMs, sweepIntervalMs } from '../src/server/command-timeout.js';
 import { Connection } from '../src/server/connection.js';
 import { ServerCounters } from '../src/server/server-counters.js';
 import { MemoryStore } from '../src/store/memory-store.js';
@@ -22,12 +22,17 @@ import { START_MS } from './support/rig.js';
 
 const TIMEOUT = 5000;
 
-describe('sweepIntervalMs', () => {
-  it('sweeps four times per timeout, at most once a second', () => {
-    expect(sweepIntervalMs(5000)).toBe(1000);
-    expect(sweepIntervalMs(60_000)).toBe(1000);
+describe('sweepIntervalMs and reclaimAfterMs', () => {
+  it('sweeps four times per timeout, and at least every 250 ms', () => {
+    expect(sweepIntervalMs(5000)).toBe(250);
+    expect(sweepIntervalMs(60_000)).toBe(250);
     expect(sweepIntervalMs(1000)).toBe(250);
     expect(sweepIntervalMs(100)).toBe(25);
+  });
+
+  it('at the connection limit, a connection stuck a quarter of a second (or the timeout, if shorter) gives its slot away', () => {
+    expect(reclaimAfterMs(5000)).toBe(250);
+    expect(reclaimAfterMs(100)).toBe(100);
   });
 });
 
@@ -46,6 +51,18 @@ describe('StallWatch', () => {
     expect(watch.stuck(4, 4000, TIMEOUT)).toBe(false);
     expect(watch.stuck(4, 8999, TIMEOUT)).toBe(false);
     expect(watch.stuck(4, 9000, TIMEOUT)).toBe(true);
+  });
+
+  it('stuckSince: since when the sweeps have seen the same part pending; null once it moved on, or when idle', () => {
+    const watch = new StallWatch();
+    expect(watch.stuckSince(3)).toBeNull(); // never swept yet
+    watch.stuck(3, 1000, TIMEOUT);
+    watch.stuck(3, 2000, TIMEOUT);
+    expect(watch.stuckSince(3)).toBe(1000);
+    expect(watch.stuckSince(4)).toBeNull(); // progress since the last sweep
+    expect(watch.stuckSince(NOT_MID_REQUEST)).toBeNull();
+    watch.stuck(NOT_MID_REQUEST, 3000, TIMEOUT);
+    expect(watch.stuckSince(NOT_MID_REQUEST)).toBeNull();
   });
 
   it('never for a connection that is not mid-request, however long', () => {
@@ -218,5 +235,40 @@ describe('Connection.closeIfStuck', () => {
     expect(socket.written.length).toBeGreaterThan(0);
     expect(conn.closeIfStuck(4 * TIMEOUT, TIMEOUT)).toBe(false);
     expect(conn.closeIfStuck(5 * TIMEOUT, TIMEOUT)).toBe(true);
+  });
+});
+
+describe('Connection.stuckSince (the slot it gives away at --max-connections)', () => {
+  it('a connection that never sent a byte is silent since it was accepted', () => {
+    const before = performance.now();
+    const { conn } = connection();
+    const since = conn.stuckSince();
+    expect(since).not.toBeNull();
+    expect(since!).toBeGreaterThanOrEqual(before);
+    expect(since!).toBeLessThanOrEqual(performance.now());
+  });
+
+  it('mid-request: since the sweep first saw the part pending, and null once the part completes', () => {
+    const { conn, socket } = connection();
+    conn.receive(Buffer.from('set k 0 0 3\r\nab'));
+    expect(conn.stuckSince()).toBeNull(); // no sweep has seen it yet
+    conn.closeIfStuck(1000, TIMEOUT);
+    conn.closeIfStuck(1250, TIMEOUT);
+    expect(conn.stuckSince()).toBe(1000);
+    conn.receive(Buffer.from('c\r\n'));
+    expect(conn.stuckSince()).toBeNull(); // idle between requests: never given away
+    conn.reclaim();
+    expect(socket.destroyed).toBe(true);
+    expect(socket.written.map(String)).toEqual(['STORED\r\n']); // the reclaim itself says nothing
+    expect(conn.stuckSince()).toBeNull();
+  });
+
+  it('never while the connection waits on this daemon (a reply from another node)', () => {
+    const execute: Execute = (): Promise<Reply> => new Promise(() => undefined);
+    const { conn } = connection(execute);
+    conn.receive(Buffer.from('get remote\r\nset k 0'));
+    conn.closeIfStuck(0, TIMEOUT);
+    conn.closeIfStuck(TIMEOUT - 1, TIMEOUT);
+    expect(conn.stuckSince()).toBeNull();
   });
 });

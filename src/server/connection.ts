@@ -35,6 +35,8 @@ export class Connection {
   private closing = false;
   /** what the command-timeout sweep saw of this connection (command-timeout.ts) */
   private readonly stall = new StallWatch();
+  /** when the connection was accepted (performance.now()): a client that never sent a byte is silent since then */
+  private readonly acceptedAt = performance.now();
 
   private readonly output: Output;
 
@@ -74,6 +76,24 @@ export class Connection {
     this.closing = true;
     this.socket.destroy();
     return true;
+  }
+
+  /**
+   * For a new connection at --max-connections (listeners.ts): since when this one has been stuck
+   * in the middle of a request (as the sweeps saw it), or silent since it was accepted without
+   * sending a byte; null if it is idle between requests, waiting on this daemon, or closing.
+   */
+  stuckSince(): number | null {
+    if (this.closing || this.awaitingReply || this.waitingForDrain) return null;
+    const handler = this.handler;
+    if (handler === null) return this.acceptedAt;
+    return this.stall.stuckSince(handler.midRequest ? handler.partsReceived : NOT_MID_REQUEST);
+  }
+
+  /** Closes the connection to give its slot to a new one; no reply (it is mid-request or silent). */
+  reclaim(): void {
+    this.closing = true;
+    this.socket.destroy();
   }
 
   private onDrain(): void {

@@ -1,8 +1,10 @@
 /**
  * The client listeners: TCP and, optionally, a unix socket. Both hand each accepted socket to
- * a Connection; connections over --max-connections get memcached's refusal line and are closed.
- * Connections stuck mid-request for --command-timeout-ms are closed by one periodic sweep
- * (command-timeout.ts), so the read path carries no timer.
+ * a Connection. Connections stuck mid-request for --command-timeout-ms are closed by one periodic
+ * sweep (command-timeout.ts), so the read path carries no timer. At --max-connections a new
+ * connection takes the slot of the connection stuck the longest (mid-request, or silent since it
+ * connected) if one has been stuck for reclaimAfterMs; otherwise it gets memcached's refusal line
+ * and is closed.
  */
 import net from 'node:net';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
@@ -10,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { ThrottledWarning } from '../throttled-log.js';
 import { ListenError } from '../errors.js';
 import { adoptAccepted } from './accept.js';
-import { sweepIntervalMs } from './command-timeout.js';
+import { reclaimAfterMs, sweepIntervalMs } from './command-timeout.js';
 import { Connection, type ConnectionContext } from './connection.js';
 
 export interface ListenerOptions {
@@ -22,13 +24,20 @@ export interface ListenerOptions {
   commandTimeoutMs: number;
   /** logs connections closed for --command-timeout-ms */
   timedOut: ThrottledWarning;
+  /** logs stuck connections closed to admit a new one at --max-connections */
+  reclaimed: ThrottledWarning;
 }
+
+/** After a scan at the limit found no stuck connection, the next this much later at the soonest. */
+const RECLAIM_RESCAN_MS = 20;
 
 export class ClientListeners {
   private readonly servers: net.Server[] = [];
   private readonly connections = new Map<net.Socket, Connection>();
   private socketPath: string | null = null;
   private readonly sweeper: NodeJS.Timeout | null = null;
+  /** until when a connection at the limit is refused without a scan (the last one found nothing) */
+  private noneStuckUntil = -Infinity;
   tcpPort = 0;
 
   constructor(private readonly context: ConnectionContext, private readonly options: ListenerOptions) {
@@ -68,6 +77,36 @@ export class ClientListeners {
     if (this.socketPath !== null && existsSync(this.socketPath)) unlinkSync(this.socketPath);
     this.options.refused.flush();
     this.options.timedOut.flush();
+    this.options.reclaimed.flush();
+  }
+
+  /**
+   * At the limit: closes the connection stuck the longest, if it has been stuck for
+   * reclaimAfterMs, so the new one can have its slot. Off with --command-timeout-ms 0 (nothing
+   * stuck is ever closed then). A scan reads every connection; one that finds none stuck keeps
+   * the next at least RECLAIM_RESCAN_MS away, so a flood of refused connections costs no more.
+   */
+  private reclaimSlot(now: number): boolean {
+    const timeoutMs = this.options.commandTimeoutMs;
+    if (timeoutMs === 0 || now < this.noneStuckUntil) return false;
+    const latest = now - reclaimAfterMs(timeoutMs);
+    let victim: Connection | null = null;
+    let oldest = Infinity;
+    for (const connection of this.connections.values()) {
+      const since = connection.stuckSince();
+      if (since !== null && since <= latest && since < oldest) {
+        oldest = since;
+        victim = connection;
+      }
+    }
+    if (victim === null) {
+      this.noneStuckUntil = now + RECLAIM_RESCAN_MS;
+      return false;
+    }
+    victim.reclaim();
+    this.context.counters.reclaimedConnections++;
+    this.options.reclaimed.add();
+    return true;
   }
 
   /** The sweep: closes the connections stuck mid-request for the timeout, counts and logs them. */
@@ -93,7 +132,9 @@ export class ClientListeners {
     const counters = this.context.counters;
     // Paused until adoptAccepted has given the socket its reading path.
     const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
-      if (counters.currConnections >= this.options.maxConnections) {
+      // The reclaimed connection is counted until its close event: the count may pass the limit
+      // by the connections being closed at this moment, never more.
+      if (counters.currConnections >= this.options.maxConnections && !this.reclaimSlot(performance.now())) {
         counters.rejectedConnections++;
         // memcached's own words when it is over its connection limit (memcached.c, conn_new).
         // Reading resumes so the client's close is seen; what it sends is discarded.
