@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { connectedSet } from '../../src/cluster/membership/connectivity.js';
 import { Membership, type MembershipOptions } from '../../src/cluster/membership/membership.js';
 import { MemoryHub, type MemoryTransport } from '../../src/cluster/membership/memory-transport.js';
 import { MemberState, type MemberInfo, type MembershipMessage, type MembershipTransport } from '../../src/cluster/types.js';
@@ -553,5 +554,46 @@ describe('clocks', () => {
     const warnings = cluster.logs.filter((line) => line.node === 'a' && /clock of/.test(line.msg));
     expect(warnings.map((line) => line.peer)).toEqual(['b']);
     expect(warnings[0]!.msg).toContain('ahead of');
+  });
+});
+
+describe('reachability reports', () => {
+  it('a member whose heartbeats carry no reports (an older version) is taken to hear those that hear it, and serves; once silent it goes', () => {
+    cluster.startAll(['a', 'b']);
+    cluster.advance(HEARTBEAT * 3);
+    const old = rogue(cluster, 'old');
+    const beat = () => { for (const to of ['a', 'b']) old.gossip(to, cluster.node(to).members()); };
+    const timer = setInterval(beat, HEARTBEAT);
+    beat();
+    cluster.advance(HEARTBEAT * 5);
+    for (const on of ['a', 'b']) {
+      const reach = cluster.node(on).reachability();
+      expect([...(reach.get('old') ?? [])].sort()).toEqual(['a', 'b']);
+      expect([...connectedSet(['a', 'b', 'old'], reach)].sort()).toEqual(['a', 'b', 'old']);
+    }
+    expect(cluster.logs.filter((line) => line.node === 'a' && /no reachability reports/.test(line.msg))).toHaveLength(1);
+
+    clearInterval(timer);
+    cluster.advance(TIMEOUT + HEARTBEAT * 2);
+    for (const on of ['a', 'b']) {
+      const reach = cluster.node(on).reachability();
+      expect([...(reach.get('old') ?? [])]).toEqual([]);
+      expect([...connectedSet(['a', 'b', 'old'], reach)].sort()).toEqual(['a', 'b']);
+    }
+  });
+
+  it('a member that just joined and has not reported yet hears nobody until its first report arrives', () => {
+    cluster.startAll(['a', 'b']);
+    cluster.advance(HEARTBEAT * 3);
+    expect([...(cluster.node('a').reachability().get('b') ?? [])]).toEqual(['a']);
+    expect(cluster.node('a').reachability().has('c')).toBe(false);
+    cluster.start('c', { seeds: [address('a')] });
+    cluster.advance(1); // the join is delivered: a knows c, but c has sent no heartbeat, so no report
+    expect(cluster.node('a').member('c')?.state).toBe(MemberState.Alive);
+    expect(cluster.node('a').reachability().get('c')).toBeUndefined();
+    expect([...connectedSet(['a', 'b', 'c'], cluster.node('a').reachability())].sort()).toEqual(['a', 'b']);
+    cluster.advance(HEARTBEAT * 6);
+    expect([...(cluster.node('a').reachability().get('c') ?? [])].sort()).toEqual(['a', 'b']);
+    expect([...connectedSet(['a', 'b', 'c'], cluster.node('a').reachability())].sort()).toEqual(['a', 'b', 'c']);
   });
 });

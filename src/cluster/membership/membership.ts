@@ -131,6 +131,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly skewWarned = new Set<NodeId>();
   /** each member's latest report of whom it hears (this node's own included), by member */
   private readonly reports = new Map<NodeId, ReachReport>();
+  /**
+   * members whose heartbeats carry no reachability reports (an older version, during a rolling
+   * upgrade): reachability() assumes each hears those that hear it, so they keep serving
+   */
+  private readonly unreporting = new Set<NodeId>();
   private selfInfo: MemberInfo;
   private readonly records = new Map<NodeId, MemberRecord>();
   /** the load each member last reported in a heartbeat of its own */
@@ -247,11 +252,20 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /**
    * Whom each member hears, as it last reported (this node's own report is always current): what
-   * connectivity.ts decides the serving members from. A member with no report hears nobody.
+   * connectivity.ts decides the serving members from. A member with no report hears nobody (a
+   * crashed one, or one that just joined, until its first heartbeat), except one whose heartbeats
+   * carry no reports at all (an older version): it is taken to hear every member that hears it,
+   * which is what placement assumed before members reported, so a rolling upgrade keeps it serving.
    */
   reachability(): Map<NodeId, ReadonlySet<NodeId>> {
     const reach = new Map<NodeId, ReadonlySet<NodeId>>();
     for (const [id, report] of this.reports) reach.set(id, new Set(report.hears));
+    for (const id of this.unreporting) {
+      if (this.reports.has(id)) continue;
+      const hearers = new Set<NodeId>();
+      for (const [other, report] of this.reports) if (report.hears.includes(id)) hearers.add(other);
+      reach.set(id, hearers);
+    }
     return reach;
   }
 
@@ -388,6 +402,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.records.delete(id);
         this.loads.delete(id);
         if (this.reports.delete(id)) this.notify('reach');
+        this.unreporting.delete(id);
         this.clocks.forget(id);
         this.skewWarned.delete(id);
         this.reaped.set(id, record.info.incarnation);
@@ -437,7 +452,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
           this.clocks.observe(sender.id, message.sentAt);
           this.checkSkew(sender.id);
         }
-        if (Array.isArray(message.reach)) this.mergeReports(message.reach, from);
+        if (Array.isArray(message.reach)) {
+          if (this.unreporting.delete(sender.id)) this.notify('reach');
+          this.mergeReports(message.reach, from);
+        } else if (!this.unreporting.has(sender.id)) {
+          this.unreporting.add(sender.id);
+          this.log.info({ peer: sender.id }, 'member sends no reachability reports (an older version?): assuming it hears those that hear it');
+          this.notify('reach');
+        }
         for (const entry of message.members) {
           if (!isMemberInfo(entry)) {
             this.stats.malformed++;
