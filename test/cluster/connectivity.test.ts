@@ -53,8 +53,15 @@ describe('connectedSet', () => {
   });
 
   it('a member alone, or none', () => {
-    expect(serving('a', '')).toBe('a');
+    expect(serving('a', 'a:')).toBe('a');
     expect(connectedSet([], new Map()).size).toBe(0);
+  });
+
+  it('a member that has not reported yet does not serve, and costs the members that did nothing', () => {
+    // a just met b (it hears b), b has sent no report: b waits; a, which b does not hear yet, stays
+    expect(serving('a,b', 'a:b')).toBe('a');
+    expect(serving('a,b,c', 'a:b,c b:a,c')).toBe('a,b');
+    expect(serving('a', '')).toBe('');
   });
 });
 

@@ -597,3 +597,26 @@ describe('reachability reports', () => {
     expect([...connectedSet(['a', 'b', 'c'], cluster.node('a').reachability())].sort()).toEqual(['a', 'b', 'c']);
   });
 });
+
+describe('who serves while a cluster forms', () => {
+  it('three nodes started together: once a node counts itself among the serving members, it never drops out while all are up', () => {
+    // b and c know only a; each learns the third through a's list before it has heard it directly
+    for (const seeds of [['a', 'b', 'c'], ['c', 'b', 'a']]) {
+      cluster = new Cluster();
+      cluster.startAll(seeds);
+      const servedOnce = new Set<string>();
+      const drops: string[] = [];
+      for (let ms = 0; ms < 3000; ms += 10) {
+        cluster.advance(10);
+        for (const id of seeds) {
+          const node = cluster.node(id);
+          const serving = connectedSet(node.members().filter((m) => m.state !== MemberState.Left).map((m) => m.id), node.reachability());
+          if (serving.has(id)) servedOnce.add(id);
+          else if (servedOnce.has(id)) drops.push(`${id} at ${ms} ms: serving ${[...serving].sort().join(',')}`);
+        }
+      }
+      expect(drops).toEqual([]);
+      expect([...servedOnce].sort()).toEqual(['a', 'b', 'c']);
+    }
+  });
+});

@@ -16,7 +16,9 @@
  * and goes first; of two that cannot reach each other, one goes. Reports relayed from a third
  * member can be a heartbeat old: right after a crash, the crashed member's last report and
  * another's not yet updated one still link it. The second rule makes the member nobody fresh
- * hears go then, rather than one that still hears everyone but it.
+ * hears go then, rather than one that still hears everyone but it. A member with no report at all
+ * is left out before the rule runs: otherwise it would count as hearing nobody, and the member
+ * that just met it, which it does not report hearing yet, would go instead.
  * Pure: the reports in, the set out.
  */
 import type { NodeId } from '../types.js';
@@ -34,7 +36,9 @@ function linked(reach: Reachability, a: NodeId, b: NodeId): boolean {
  * each other. Every node that has the same reports finds the same set.
  */
 export function connectedSet(candidates: Iterable<NodeId>, reach: Reachability): Set<NodeId> {
-  const set = new Set(candidates);
+  // A member that has not reported yet (it just joined) cannot be judged: it does not serve until
+  // its first report arrives, and it does not count against the members that did report.
+  const set = new Set([...candidates].filter((member) => reach.has(member)));
   for (;;) {
     let worst: NodeId | null = null;
     let worstLinks = Infinity;

@@ -107,7 +107,8 @@ interface MemberRecord {
   lastHeardAt: number;
   /**
    * when a message last came from the member itself, and only then (lastHeardAt is also moved by
-   * news of a new life, and by a stall's fresh window): what this node reports hearing
+   * news of a new life, and by a stall's fresh window), or when a live member was first heard of
+   * through another: what this node reports hearing
    */
   lastDirectAt: number;
   /** when `info` last changed (reaping) */
@@ -205,6 +206,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (this.phase !== 'idle') return;
     this.phase = 'running';
     this.lastTickAt = this.clock.now();
+    // This node's own report exists from the start: a member without one does not serve.
+    this.updateOwnReach(this.lastTickAt);
     this.scheduleTick();
     if (this.seeds.length === 0) {
       // The first node of a cluster: others join through it.
@@ -498,8 +501,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private heard(id: NodeId, now: number): void {
     const record = this.records.get(id);
     if (record === undefined) return;
+    const wasHeard = now - record.lastDirectAt < this.failureTimeoutMs;
     record.lastHeardAt = now;
     record.lastDirectAt = now;
+    // A member heard again after a silence, or for the first time, is reported at once rather
+    // than at the next tick: the sooner every node has the same reports, the sooner they agree
+    // on who serves.
+    if (!wasHeard) this.updateOwnReach(now);
   }
 
   /**
@@ -551,7 +559,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.reaped.delete(news.id);
       // Dead and left members are learned too (tombstones), so that every list converges and stale
       // news about them cannot resurrect them.
-      this.records.set(news.id, { info: incoming, lastHeardAt: now, lastDirectAt: -Infinity, changedAt: now, lastProbeAt: now, lastReplyAt: -Infinity });
+      // A live member first heard of through another is reported as heard for one failure
+      // timeout, the grace the failure detector gives it too: a node that joins learns most
+      // members from its seed's list before they have reached it, and reporting them unheard
+      // meanwhile would make them look cut off from it (connectivity.ts).
+      const lastDirectAt = via === 'gossip' && isLive(incoming.state) ? now : -Infinity;
+      this.records.set(news.id, { info: incoming, lastHeardAt: now, lastDirectAt, changedAt: now, lastProbeAt: now, lastReplyAt: -Infinity });
+      if (lastDirectAt === now) this.updateOwnReach(now);
       if (incoming.state === MemberState.Suspect) this.stats.suspicions++;
       if (isLive(incoming.state)) {
         this.log.info({ peer: incoming.id, peerAddress: incoming.peerAddress, incarnation: incoming.incarnation, state: incoming.state, via }, 'member joined');
