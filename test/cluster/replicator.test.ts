@@ -296,6 +296,42 @@ describe('catch-up', () => {
     node2.replicator.stop();
   });
 
+  it('hands over once the requester serves in the giver\'s view, so writes made before that are in it too', async () => {
+    const { net, node1, node2, address } = pair();
+    // node2 does not count node1 among the serving members yet (no reachability report from it):
+    // its writes have node2 as their only owner, and are not copied to node1
+    const members = ['node1', 'node2'].map((id) => ({ id, peerAddress: address(id), state: MemberState.Alive, incarnation: 1 }));
+    node2.view.update(members, new Set(['node2']));
+    let done = false;
+    const catchUp = node1.replicator.catchUp([address('node2')], address('node1')).then(() => { done = true; });
+    await vi.advanceTimersByTimeAsync(300);
+    node2.store.store(StoreMode.Set, 'memc.sess.key.b', 0, 0, Buffer.from('meanwhile'), 0, Date.now());
+    expect([done, node1.store.peek('memc.sess.key.a', Date.now()) ?? null]).toEqual([false, null]);
+    // from now on node2 copies its writes to node1; the handoff brings everything before
+    node2.view.update(members, new Set(['node1', 'node2']));
+    await vi.advanceTimersByTimeAsync(10);
+    await catchUp;
+    expect(['a', 'b'].map((k) => node1.store.peek(`memc.sess.key.${k}`, Date.now())?.value.toString())).toEqual(['kept', 'meanwhile']);
+    expect(net.requestsOf('handoff')).toHaveLength(1);
+    node1.replicator.stop();
+    node2.replicator.stop();
+  });
+
+  it('a requester that never serves in the giver\'s view gets its share, as if it served, after the give-up time', async () => {
+    const { node1, node2, address } = pair();
+    const members = ['node1', 'node2'].map((id) => ({ id, peerAddress: address(id), state: MemberState.Alive, incarnation: 1 }));
+    node2.view.update(members, new Set(['node2']));
+    let done = false;
+    const catchUp = node1.replicator.catchUp([address('node2')], address('node1')).then(() => { done = true; });
+    await vi.advanceTimersByTimeAsync(1100);
+    expect([done, node1.store.peek('memc.sess.key.a', Date.now()) ?? null]).toEqual([false, null]);
+    await vi.advanceTimersByTimeAsync(200);
+    await catchUp;
+    expect(node1.store.peek('memc.sess.key.a', Date.now())?.value.toString()).toBe('kept');
+    node1.replicator.stop();
+    node2.replicator.stop();
+  });
+
   it('a request repeated while the handoff is still pushing joins it: one handoff, however often asked', async () => {
     const { net, node1, node2, address } = pair();
     // node2's pushes to node1 wait (a slow link) longer than node1 waits for an answer

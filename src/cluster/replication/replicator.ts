@@ -126,6 +126,8 @@ export class Replicator {
   private sinceScanStart: Placement[] | null = null;
   /** handoffs this node is pushing, by requester: a request repeated meanwhile joins its own */
   private readonly handoffs = new Map<string, Promise<boolean>>();
+  /** handoffs waiting for their requester to serve in this node's view, woken by placement changes */
+  private readonly awaitingServing = new Set<() => void>();
 
   constructor(private readonly options: ReplicatorOptions) {
     this.now = options.now ?? Date.now;
@@ -133,6 +135,7 @@ export class Replicator {
     options.view.onPlacementChange((placement) => {
       this.vouched = appendPlacement(this.vouched, placement);
       this.sinceScanStart = appendPlacement(this.sinceScanStart, placement);
+      for (const wake of [...this.awaitingServing]) wake();
     });
     options.peers.serveReplicate((records, deadline) => this.handleReplicate(records, deadline));
     options.peers.serveHandoff((requester) => this.handOverOnce(requester));
@@ -277,9 +280,30 @@ export class Replicator {
     const requester = `${target.id}@${target.address}`;
     const running = this.handoffs.get(requester);
     if (running !== undefined) return running;
-    const handoff = this.handOver(target).finally(() => this.handoffs.delete(requester));
+    const handoff = this.untilServing(target.id).then(() => this.handOver(target)).finally(() => this.handoffs.delete(requester));
     this.handoffs.set(requester, handoff);
     return handoff;
+  }
+
+  /**
+   * Settles once `id` serves in this node's view, or after the give-up time. A node that joins asks
+   * for its sessions as soon as it has joined, usually before this node counts it among the
+   * serving members (that takes its first reachability report): handed over then, its share would
+   * be empty, and it would serve sessions it lacks until a scan brought them.
+   */
+  private untilServing(id: string): Promise<void> {
+    const { view, giveUpAfterMs } = this.options;
+    if (view.isLive(id)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.awaitingServing.delete(check);
+        resolve();
+      };
+      const check = () => { if (view.isLive(id)) done(); };
+      const timer = setTimeout(done, giveUpAfterMs);
+      this.awaitingServing.add(check);
+    });
   }
 
   /**
