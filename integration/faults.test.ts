@@ -416,6 +416,16 @@ describe('clock skew', () => {
       return JSON.stringify(c);
     };
 
+    // Each node measured its peers' clocks from their heartbeats and warned about each skewed one.
+    for (const x of nodes) {
+      const peers = nodes.filter((y) => y !== x);
+      const furthestMs = Math.max(...peers.map((y) => Math.abs(SKEW_S[y.id]! - SKEW_S[x.id]!))) * 1000;
+      const measuredMs = Number((await stats(x)).cluster_clock_offset_max_ms);
+      expect.soft(Math.abs(measuredMs - furthestMs), `${x.id}'s cluster_clock_offset_max_ms ${measuredMs} against ${furthestMs}`).toBeLessThan(5000);
+      const warnedAbout = new Set(x.allLogs.filter((l) => Number(l.level) === 40 && String(l.msg).startsWith('the clock of')).map((l) => String(l.peer)));
+      expect.soft([...warnedAbout].sort(), `peers ${x.id} warned about`).toEqual(peers.filter((y) => SKEW_S[y.id] !== SKEW_S[x.id]).map((y) => y.id).sort());
+    }
+
     // Before any failure, every session is alive through every node.
     const before = await missing(nodes, acked);
     const beforeKeys = new Set(before.map((x) => x.s.key));
