@@ -16,6 +16,7 @@ import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { NODE_ID_PATTERN, NODE_ID_RULE, defaultNodeId } from './node-id.js';
 import type { Stat } from './stats/registry.js';
+import { FSYNC_POLICIES, type FsyncPolicy } from './store/disk/append-log.js';
 
 export type { Endpoint };
 
@@ -87,6 +88,14 @@ export interface Settings {
   peerTlsCa: PemFile | null;
   /** HTTP address of the Prometheus metrics endpoint (GET /metrics); none by default */
   metricsListen: Endpoint | null;
+  /** where sessions are kept on disk (src/store/disk/); null: memory only */
+  dataDir: string | null;
+  /** when a write's log record is made durable: always (before the reply), everysec, no (the kernel decides) */
+  fsync: FsyncPolicy;
+  /** bytes the data files may take before writes are refused; null: no limit but the disk */
+  diskLimit: number | null;
+  /** at start, cut damage found in the middle of the data files instead of refusing to start */
+  recoverTruncate: boolean;
 }
 
 export const REPLICATION_MODES = ['sync', 'async'] as const;
@@ -270,6 +279,23 @@ function parsePrivateKey(value: unknown, name: string): PemFile | null {
   return file;
 }
 
+function parseFsync(value: unknown, name: string): FsyncPolicy {
+  if (typeof value === 'string' && (FSYNC_POLICIES as readonly string[]).includes(value)) return value as FsyncPolicy;
+  throw new ConfigError(`${name}: "${String(value)}" is not an fsync policy; use one of ${FSYNC_POLICIES.join(', ')}`);
+}
+
+function parseOptionalSize(value: unknown, name: string): number | null {
+  if (value === null || value === '') return null;
+  return parseSize(value, name);
+}
+
+/** A flag without a value (commander gives true), or true/false in the file. */
+function parseSwitch(value: unknown, name: string): boolean {
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw new ConfigError(`${name}: "${String(value)}" is not true or false`);
+}
+
 function parseTwoNodes(value: unknown, name: string): TwoNodeMode {
   if (typeof value === 'string' && (TWO_NODE_MODES as readonly string[]).includes(value)) return value as TwoNodeMode;
   throw new ConfigError(`${name}: "${String(value)}" is not a two-node mode; use one of ${TWO_NODE_MODES.join(', ')}`);
@@ -296,7 +322,7 @@ function parseSecret(value: unknown, name: string): string {
 export interface SettingSpec<K extends keyof Settings> {
   /** the command-line flag; the config file uses the key itself */
   readonly flag: string;
-  /** what the flag takes, as --help shows it */
+  /** what the flag takes, as --help shows it; '' for a switch, which takes nothing */
   readonly arg: string;
   /** the environment variable that gives it, where there is one */
   readonly env?: string;
@@ -425,6 +451,25 @@ export const SETTINGS: SettingsTable = {
     flag: '--metrics-listen', arg: '<host:port>', default: null, parse: parseOptionalEndpoint, show: showEndpoint,
     help: 'Also serve Prometheus metrics over HTTP at GET /metrics on this address.',
   },
+  dataDir: {
+    flag: '--data-dir', arg: '<dir>', default: null, parse: parsePath,
+    help: 'Keep sessions on disk in this directory as well as in memory: they survive restarts and crashes. One daemon per directory (it is locked). Without it, sessions live in memory only.',
+  },
+  fsync: {
+    // Redis' appendfsync default, for the same reason: a machine crash costs at most about a
+    // second of writes, and writes do not wait for the disk.
+    flag: '--fsync', arg: '<policy>', default: 'everysec', parse: parseFsync,
+    help: 'With --data-dir, when each write reaches the disk: always (before its reply; nothing acknowledged is lost even to a power cut), everysec (a sync a second: a machine crash loses at most about the last second, a process crash nothing), no (the kernel decides).',
+  },
+  diskLimit: {
+    flag: '--disk-limit', arg: '<bytes>', default: null, shownDefault: 'no limit but the disk', parse: parseOptionalSize,
+    show: (limit) => (limit === null ? 'none' : String(limit)),
+    help: 'With --data-dir, the most the data files may take, e.g. 10g; past it writes are answered SERVER_ERROR (and counted) until compaction frees space.',
+  },
+  recoverTruncate: {
+    flag: '--recover-truncate', arg: '', default: false, parse: parseSwitch,
+    help: 'With --data-dir, when the files are damaged in the middle (not just a torn last write, which is always cut), drop everything from the damage on and start, instead of refusing to start. The log says what was dropped.',
+  },
 };
 
 /** The settings' keys, in table order. */
@@ -504,6 +549,7 @@ export function resolveSettings(
   checkItemSize(settings);
   checkCluster(settings);
   checkPeerTls(settings);
+  checkDisk(settings);
   // The port the node id is derived from must be stable: the listen port, or, when that is 0
   // (picked at each start), the advertised one.
   const stablePort = settings.peerListen?.port || settings.peerAdvertise?.port;
@@ -547,6 +593,14 @@ function checkCluster(settings: Settings): void {
       `--failure-timeout-ms (failureTimeoutMs): ${settings.failureTimeoutMs} is less than ${HEARTBEATS_PER_FAILURE_TIMEOUT} times --heartbeat-ms (heartbeatMs, ${settings.heartbeatMs}); a peer must miss ${HEARTBEATS_PER_FAILURE_TIMEOUT} heartbeats before it is declared dead`,
     );
   }
+}
+
+/** The disk settings mean nothing without a data directory: saying so beats ignoring them. */
+function checkDisk(settings: Settings): void {
+  if (settings.dataDir !== null) return;
+  if (settings.fsync !== DEFAULTS.fsync) throw new ConfigError('--fsync (fsync) applies to disk storage, which needs --data-dir (dataDir)');
+  if (settings.diskLimit !== null) throw new ConfigError('--disk-limit (diskLimit) applies to disk storage, which needs --data-dir (dataDir)');
+  if (settings.recoverTruncate) throw new ConfigError('--recover-truncate (recoverTruncate) applies to disk storage, which needs --data-dir (dataDir)');
 }
 
 const TLS_FLAGS = ['peerTlsCert', 'peerTlsKey', 'peerTlsCa'] as const;

@@ -34,6 +34,8 @@ import { MetricsServer } from './server/metrics.js';
 import { ServerCounters } from './server/server-counters.js';
 import { SETTINGS_SECTIONS, STATS_SECTIONS, type StatSources, bindSections } from './stats-catalog.js';
 import { StatsRegistry } from './stats/registry.js';
+import { DiskStorage } from './store/disk/disk-storage.js';
+import { afterWrite, whenDurable } from './store/durability.js';
 import { MemoryStore } from './store/memory-store.js';
 import { ThrottledWarning } from './throttled-log.js';
 
@@ -70,12 +72,26 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     nodeId,
     rememberDeletions: clustered,
   });
+  // Disk storage loads what the data directory holds before anything else: no port is open, so
+  // nobody is served until every session is back (docs/architecture.md, "Disk storage").
+  const disk = settings.dataDir === null ? null : await DiskStorage.open({
+    dir: settings.dataDir, fsync: settings.fsync, diskLimit: settings.diskLimit, recoverTruncate: settings.recoverTruncate, store, log,
+  });
   const counters = new ServerCounters();
   const stats = new StatsRegistry();
   const settingsStats = new StatsRegistry();
-  const executor = new Executor({ store, version: WIRE_VERSION, stats, settings: settingsStats });
+  const executor = new Executor({
+    store, version: WIRE_VERSION, stats, settings: settingsStats,
+    ...(disk === null ? {} : { refuseWrites: () => disk.refusal(), onRefused: () => disk.refused() }),
+  });
   let listeners: ClientListeners | null = null;
-  const cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, log) : null;
+  let cluster: BuiltCluster | null = null;
+  try {
+    cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, disk, log) : null;
+  } catch (error) {
+    await disk?.close();
+    throw error;
+  }
   // A single node mints ids too (the php-client works the same everywhere). Without a cluster
   // secret it signs them with a key of its own, which is fine: its sessions live in its memory
   // and end with the process anyway.
@@ -87,6 +103,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     storeCounters: store.counters,
     store,
     sessionIds: sessionIds.counters,
+    storage: { storage: disk === null ? 'memory' : 'disk', disk },
     ...cluster?.statSources,
   };
   bindSections(stats, STATS_SECTIONS, sources);
@@ -101,9 +118,15 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     settings,
   });
   const reservedKeys = new ReservedKeys(sessionIds, nodeId);
-  const execute: Execute = reservedKeys.wrap(cluster === null ? (command) => executor.execute(command) : cluster.node.execute);
+  const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute : disk === null ? (command) => executor.execute(command) : (command) => {
+    const seqBefore = disk.nextSeq;
+    return whenDurable(executor.execute(command), afterWrite(disk, seqBefore));
+  });
   listeners = new ClientListeners(
-    { execute, limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output() },
+    {
+      execute, limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output(),
+      ...(disk === null ? {} : { beforeReply: () => disk.writePending() }),
+    },
     {
       maxConnections: settings.maxConnections,
       log,
@@ -134,9 +157,13 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     await listeners.close();
     await metrics?.close();
     await cluster?.node.stop();
+    await disk?.close();
     throw error;
   }
-  log.info({ version: PACKAGE_VERSION, maxItemSize: settings.maxItemSize, memoryLimit: settings.memoryLimit, maxConnections: settings.maxConnections }, 'ready');
+  log.info({
+    version: PACKAGE_VERSION, maxItemSize: settings.maxItemSize, memoryLimit: settings.memoryLimit, maxConnections: settings.maxConnections,
+    storage: disk === null ? 'memory' : 'disk', ...(disk === null ? {} : { dataDir: settings.dataDir, fsync: settings.fsync, items: store.itemCount }),
+  }, 'ready');
 
   return {
     tcpPort: listeners.tcpPort,
@@ -146,6 +173,8 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
       await listeners!.close();
       await metrics?.close();
       await cluster?.node.stop();
+      // Last: a draining cluster node still changes its store until it has left.
+      await disk?.close();
       evictions.flush();
     },
   };
@@ -169,7 +198,7 @@ interface BuiltCluster {
  * router and the node that runs them, built and wired. The peer listener is opened here, since
  * the address the node announces needs the port it bound.
  */
-async function buildClusterNode(settings: Settings, nodeId: string, store: MemoryStore, executor: Executor, log: Logger): Promise<BuiltCluster> {
+async function buildClusterNode(settings: Settings, nodeId: string, store: MemoryStore, executor: Executor, disk: DiskStorage | null, log: Logger): Promise<BuiltCluster> {
   const secret = settings.clusterSecret!;
   const clusterLog = log.child({ node: nodeId });
   // Config checked that the three files are all there and make a TLS context (config.ts).
@@ -204,12 +233,13 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
   const clocks = membership.clocks;
   const quorum = new Quorum(nodeId, settings.twoNodes);
   const view = new ClusterView(nodeId, { secret, sessionPrefix: settings.sessionPrefix });
-  const replicator = new Replicator({ store, view, peers, clocks, quorum, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3 });
+  const durability = disk ?? undefined;
+  const replicator = new Replicator({ store, view, peers, clocks, quorum, log: clusterLog, requestTimeoutMs, giveUpAfterMs: settings.failureTimeoutMs * 3, durability });
   // A forwarded command may wait for a busy master longer than one heartbeat round; a crashed
   // master fails it at once (the connection resets), a stopped one after this long.
   const forwardTimeoutMs = Math.max(settings.failureTimeoutMs * 2, 2000);
   const router = new Router({
-    executor, view, peers, clocks, quorum, paths: pathsOf(membership, view), replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs,
+    executor, view, peers, clocks, quorum, paths: pathsOf(membership, view), replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs, durability,
   });
   const sessionIds = new SessionIds({ view, secret, loadOf: (member) => membership.loadOf(member) });
   const node = new ClusterNode({

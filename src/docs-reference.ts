@@ -27,7 +27,8 @@ export function renderSettingsReference(): string {
     const spec = SETTINGS[key];
     const shown = spec.shownDefault ?? (spec.default === null || (Array.isArray(spec.default) && spec.default.length === 0) ? 'none' : String(spec.default));
     const env = spec.env === undefined ? '' : `\`${spec.env}\``;
-    return `| \`${spec.flag} ${spec.arg}\` | \`${key}\` | ${env} | ${cell(shown)} | ${cell(spec.help)} |`;
+    const flag = spec.arg === '' ? spec.flag : `${spec.flag} ${spec.arg}`;
+    return `| \`${flag}\` | \`${key}\` | ${env} | ${cell(shown)} | ${cell(spec.help)} |`;
   });
   return [
     'Each setting is a flag of `session-cluster start`, a key of the `--config` JSON file, and a line',

@@ -22,7 +22,8 @@ const start = program
 for (const key of SETTING_KEYS) {
   const spec = SETTINGS[key];
   const shown = spec.shownDefault ?? (spec.default === null || Array.isArray(spec.default) ? undefined : String(spec.default));
-  start.option(`${spec.flag} ${spec.arg}`, shown === undefined ? spec.help : `${spec.help} (default ${shown})`);
+  const flag = spec.arg === '' ? spec.flag : `${spec.flag} ${spec.arg}`;
+  start.option(flag, shown === undefined || spec.arg === '' ? spec.help : `${spec.help} (default ${shown})`);
 }
 start
   .option('--config <file>', `JSON file with the same settings, keyed by name (${SETTING_KEYS.join(', ')}); flags win`)

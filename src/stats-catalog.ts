@@ -16,6 +16,7 @@ import { COMMAND_STATS, type CommandCounters } from './command/executor.js';
 import { MEMCACHED_SETTINGS, type MemcachedSettingsSource, PROCESS_STATS, type ProcessStatsSource } from './command/stats.js';
 import { SETTING_STATS, type Settings } from './config.js';
 import { SERVER_STATS, type ServerStatsSource } from './server/server-counters.js';
+import { type DiskStatsSource, STORAGE_STATS } from './store/disk/disk-storage.js';
 import { STORE_COUNTER_STATS, STORE_STATS, type MemoryStore, type StoreCounters } from './store/memory-store.js';
 import { countersToStats, type Stat, type StatDef, type StatsRegistry } from './stats/registry.js';
 
@@ -26,6 +27,7 @@ export interface StatSources {
   commands: CommandCounters;
   storeCounters: StoreCounters;
   store: MemoryStore;
+  storage: DiskStatsSource;
   sessionIds: SessionIdCounters;
   cluster: ClusterStatsSource;
   router: RouterCounters;
@@ -72,6 +74,7 @@ export const STATS_SECTIONS: ReadonlyArray<StatSection<StatSources>> = [
   section<StatSources, 'commands'>('Commands', 'node', 'commands', countersToStats(COMMAND_STATS)),
   section<StatSources, 'storeCounters'>('Reads and writes', 'node', 'storeCounters', countersToStats(STORE_COUNTER_STATS)),
   section<StatSources, 'store'>('Memory and items', 'node', 'store', STORE_STATS),
+  section<StatSources, 'storage'>('Disk storage', 'node', 'storage', STORAGE_STATS),
   section<StatSources, 'sessionIds'>('Session ids', 'node', 'sessionIds', countersToStats(SESSION_ID_STATS)),
   section<StatSources, 'cluster'>('Cluster', 'cluster', 'cluster', CLUSTER_STATS),
   section<StatSources, 'router'>('Forwarding', 'cluster', 'router', countersToStats(ROUTER_STATS)),

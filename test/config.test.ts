@@ -29,7 +29,7 @@ const GiB = 1024 * MiB;
 const SINGLE_NODE = {
   peerListen: null, peerAdvertise: null, peers: [], nodeId: null, replication: 'sync', twoNodes: 'available', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
   drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.', peerTlsCert: null, peerTlsKey: null, peerTlsCa: null,
-  metricsListen: null,
+  metricsListen: null, dataDir: null, fsync: 'everysec', diskLimit: null, recoverTruncate: false,
 };
 const SECRET = 'correct-horse-battery';
 
@@ -180,6 +180,18 @@ describe('resolveSettings', () => {
 
   it('the session prefix and drain timeout: defaults, values, and "" / 0 for none', () => {
     expect(resolveSettings({}, {})).toMatchObject({ sessionPrefix: 'memc.sess.key.', drainTimeoutMs: 30_000, metricsListen: null });
+  });
+
+  it('disk storage: --data-dir turns it on; --fsync, --disk-limit and --recover-truncate need it, and are checked', () => {
+    expect(resolveSettings({}, { dataDir: '/var/lib/session-cluster' })).toMatchObject({ dataDir: '/var/lib/session-cluster', fsync: 'everysec', diskLimit: null, recoverTruncate: false });
+    expect(resolveSettings({ dataDir: '/d', fsync: 'no', diskLimit: '10g' }, { fsync: 'always', recoverTruncate: true }))
+      .toMatchObject({ fsync: 'always', diskLimit: 10 * GiB, recoverTruncate: true });
+    expect(resolveSettings({ dataDir: '/d', recoverTruncate: false }, {})).toMatchObject({ recoverTruncate: false });
+    expect(configError(() => resolveSettings({}, { dataDir: '/d', fsync: 'sometimes' })).message).toBe('--fsync: "sometimes" is not an fsync policy; use one of always, everysec, no');
+    expect(configError(() => resolveSettings({ dataDir: '/d', recoverTruncate: 'yes' }, {})).message).toContain('"recoverTruncate": "yes" is not true or false');
+    expect(configError(() => resolveSettings({}, { fsync: 'always' })).message).toBe('--fsync (fsync) applies to disk storage, which needs --data-dir (dataDir)');
+    expect(configError(() => resolveSettings({}, { diskLimit: '1g' })).message).toContain('needs --data-dir');
+    expect(configError(() => resolveSettings({}, { recoverTruncate: true })).message).toContain('needs --data-dir');
     expect(resolveSettings({ metricsListen: '127.0.0.1:9150' }, {})).toMatchObject({ metricsListen: { host: '127.0.0.1', port: 9150 } });
     expect(configError(() => resolveSettings({}, { metricsListen: 'nowhere' })).message).toContain('--metrics-listen: "nowhere" is not HOST:PORT');
     expect(resolveSettings({ sessionPrefix: 'app1.' }, { drainTimeoutMs: '0' })).toMatchObject({ sessionPrefix: 'app1.', drainTimeoutMs: 0 });
@@ -430,7 +442,7 @@ describe('readConfigFile', () => {
     expect(configError(() => readConfigFile(path)).message).toBe(
       `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, commandTimeoutMs, logLevel, `
       + 'peerListen, peerAdvertise, peers, nodeId, replication, twoNodes, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
-      + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen',
+      + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen, dataDir, fsync, diskLimit, recoverTruncate',
     );
   });
 });

@@ -27,7 +27,7 @@ describe('generated reference blocks', () => {
     const declared = [...STATS_SECTIONS, ...SETTINGS_SECTIONS.slice(0, 1)].flatMap((section) => section.stats.map((def) => def.name));
     expect(documented).toEqual(declared);
     const settings = generatedContent(readFileSync(join(root, 'docs/configuration.md'), 'utf8'), 'settings');
-    expect([...settings.matchAll(/^\| `(--[a-z-]+) [^`]*` \| `(\w+)` \|/gm)].map((match) => [match[1], match[2]]))
+    expect([...settings.matchAll(/^\| `(--[a-z-]+)[^`]*` \| `(\w+)` \|/gm)].map((match) => [match[1], match[2]]))
       .toEqual(SETTING_KEYS.map((key) => [SETTINGS[key].flag, key]));
   });
 
@@ -55,7 +55,8 @@ describe('declarations', () => {
     for (const key of SETTING_KEYS) {
       const spec = SETTINGS[key];
       expect(spec.flag, key).toBe(`--${key.replace(/[A-Z]/g, (upper) => `-${upper.toLowerCase()}`)}`);
-      expect(spec.arg, key).toMatch(/^<[^>]+>$/);
+      // A switch (--recover-truncate) takes nothing; every other flag one value.
+      expect(spec.arg, key).toMatch(typeof spec.default === 'boolean' ? /^$/ : /^<[^>]+>$/);
       expect(spec.help, key).toMatch(/\.$/);
     }
   });

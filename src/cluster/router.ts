@@ -6,6 +6,7 @@
  * it (async). Other nodes are reached through the Peers seam only, never the wire.
  */
 import type { Executor } from '../command/executor.js';
+import { afterWrite, type Durability, NOT_DURABLE, whenDurable } from '../store/durability.js';
 import { valuesInKeyOrder } from '../command/values-in-key-order.js';
 import type { ReplicationMode } from '../config.js';
 import type { Logger } from '../log.js';
@@ -60,6 +61,8 @@ export interface RouterOptions {
   quorum?: QuorumCheck;
   /** which members this node reaches, and through whom the others (default: every member, directly) */
   paths?: Paths;
+  /** disk storage, whose log records a write's reply waits for (default: none, memory only) */
+  durability?: Durability;
 }
 
 /**
@@ -194,8 +197,11 @@ export class Router {
     if (!this.quorum.ok) return this.notServing();
     if (command.kind === 'get') return executor.execute(command);
     const changes: Change[] = [];
+    const seqBefore = this.options.durability?.nextSeq ?? 0;
     const reply = executor.execute(command, changes);
     if (changes.length === 0) return reply;
+    // On disk before the copy leaves, and before the reply when it waits for the disk.
+    const durable = afterWrite(this.options.durability, seqBefore);
     const sync = this.options.replication === 'sync';
     const copyBy = sync ? (deadlineAt ?? Date.now() + this.options.forwardTimeoutMs) : undefined;
     const copies: Array<Promise<CopyResult>> = [];
@@ -204,8 +210,9 @@ export class Router {
       const copy = replicator.replicate(change, placed, copyBy);
       if (copy !== null) copies.push(copy);
     }
-    if (copies.length === 0 || !sync) return reply;
-    return Promise.all(copies).then((results): Reply => {
+    if (copies.length === 0 || !sync) return whenDurable(reply, durable);
+    return Promise.all([Promise.all(copies), durable]).then(([results, onDisk]): Reply => {
+      if (onDisk === false) return NOT_DURABLE;
       if (results.every((result) => result === 'copied')) return reply;
       this.counters.writesNotCopied++;
       // Undone here; the other owner has it only if the copy arrived and just its answer was lost.

@@ -22,6 +22,13 @@ export interface ExecutorOptions {
   /** what `stats settings` answers */
   settings?: StatsRegistry;
   now?: () => number;
+  /**
+   * Why writes must be refused now, before they are applied (disk storage that cannot keep
+   * them), or null. A refused write is answered SERVER_ERROR and changes nothing.
+   */
+  refuseWrites?: () => string | null;
+  /** counts a write refused that way */
+  onRefused?: () => void;
 }
 
 /** Counters of commands, named after memcached's `stats` fields. */
@@ -38,6 +45,9 @@ export const COMMAND_STATS: CounterDefs<CommandCounters> = {
   cmdFlush: { name: 'cmd_flush', type: 'counter', help: 'flush_all commands' },
   cmdTouch: { name: 'cmd_touch', type: 'counter', help: 'touch commands, and keys asked for by gat/gats' },
 };
+
+/** The commands that change what the store holds (gat and gats give a new expiry). */
+const WRITES: ReadonlySet<Command['kind']> = new Set(['store', 'refuseOversized', 'delete', 'arith', 'touch', 'touchGet', 'flush']);
 
 export class Executor {
   readonly counters: CommandCounters = { cmdGet: 0, cmdSet: 0, cmdFlush: 0, cmdTouch: 0 };
@@ -62,6 +72,13 @@ export class Executor {
    */
   execute(command: Command, changes?: Change[]): Reply {
     const now = this.now();
+    if (this.options.refuseWrites !== undefined && WRITES.has(command.kind)) {
+      const refusal = this.options.refuseWrites();
+      if (refusal !== null) {
+        this.options.onRefused?.();
+        return { kind: 'serverError', message: refusal };
+      }
+    }
     switch (command.kind) {
       case 'get':
         return this.handleGet(command.keys, now);

@@ -19,6 +19,12 @@ export interface ConnectionContext {
   counters: ServerCounters;
   /** shared by all connections: each takes what it gathered before yielding to the event loop */
   output: Output;
+  /**
+   * Called before replies are written to a socket: disk storage writes the log records of the
+   * writes they acknowledge first, so that a reply never leaves before its write reached the
+   * kernel (docs/architecture.md, "Disk storage").
+   */
+  beforeReply?: () => void;
 }
 
 /** Input held while a reply is pending elsewhere, before reading pauses (a pipelining client). */
@@ -153,6 +159,7 @@ export class Connection {
 
   private flush(): void {
     if (this.output.size === 0) return;
+    this.context.beforeReply?.();
     const chunks = this.output.take();
     let bytes = 0;
     if (chunks.length === 1) {

@@ -95,6 +95,36 @@ export const STORE_STATS: ReadonlyArray<Stat<MemoryStore>> = [
   { name: 'tombstone_bytes', type: 'gauge', help: 'memory the remembered deletions take, bytes; they count against --memory-limit', read: (s) => s.tombstoneBytesUsed },
 ];
 
+/**
+ * Whoever keeps a record of the store's changes besides the store itself: the disk log
+ * (src/store/disk/). It is told every change to what a key holds, in the order made, and may
+ * ask, before a write, for the state it could restore if that write cannot be kept (restoreKey).
+ * Expiry is not a change: an expired item is dropped on the way when read back.
+ */
+export interface StoreJournal {
+  /** A write is about to change `key`: the journal may keep `stateOf(key)` to restore later. */
+  before(key: string): void;
+  /** `item` is now what `key` holds: written, copied here, or given a new expiry. */
+  item(item: Item): void;
+  /** `key` was deleted; `remembered` when its deletion is kept as a tombstone. */
+  deletion(deletion: Deletion, remembered: boolean): void;
+  /** `key` is gone with nothing remembered: forgotten, or evicted for memory. */
+  removal(key: string): void;
+  /** Everything is gone: flush_all, or a node dropping all its copies. */
+  flush(): void;
+}
+
+/** What a key held at one moment, to put back (MemoryStore.stateOf, restoreKey). */
+export interface KeyState {
+  readonly key: string;
+  readonly item: Item | undefined;
+  /** the item's fields that change in place (touch) */
+  readonly expiresAt: number;
+  readonly version: number;
+  readonly origin: string;
+  readonly tombstone: Deletion | undefined;
+}
+
 export interface MemoryStoreOptions {
   memoryLimit: number;
   maxItemSize: number;
@@ -134,9 +164,62 @@ export class MemoryStore {
    */
   private readonly tombstones = new Map<string, Deletion>();
   private readonly nodeId: string;
+  /** the disk log, when there is one; attached once recovery has loaded what it holds */
+  private journal: StoreJournal | null = null;
 
   constructor(private readonly options: MemoryStoreOptions) {
     this.nodeId = options.nodeId ?? 'local';
+  }
+
+  /** Every change from now on is also told to `journal` (see StoreJournal). */
+  attachJournal(journal: StoreJournal | null): void {
+    this.journal = journal;
+  }
+
+  /** What `key` holds now, to put back with restoreKey. */
+  stateOf(key: string): KeyState {
+    const item = this.items.get(key);
+    return { key, item, expiresAt: item?.expiresAt ?? 0, version: item?.version ?? 0, origin: item?.origin ?? '', tombstone: this.tombstones.get(key) };
+  }
+
+  /**
+   * Puts `key` back as `state` recorded it: a write that could not be made durable is undone
+   * (docs/architecture.md, "Disk storage"). Not journaled: the journal is the one undoing.
+   */
+  restoreKey(state: KeyState): void {
+    const { key, item, tombstone } = state;
+    this.remove(key);
+    this.dropTombstone(key);
+    if (item !== undefined) {
+      item.expiresAt = state.expiresAt;
+      item.version = state.version;
+      item.origin = state.origin;
+      this.items.set(key, item);
+      this.bytesUsed += item.size;
+    }
+    if (tombstone !== undefined) {
+      this.tombstones.set(key, tombstone);
+      this.tombstoneBytes += key.length + TOMBSTONE_OVERHEAD_BYTES;
+    }
+  }
+
+  /**
+   * Recovery from disk: puts an item read back from the log as it was, unless it has expired
+   * since. Its CAS and version keep the counters above them. Not journaled.
+   */
+  loadItem(key: string, value: Buffer, flags: number, expiresAt: number, cas: number, version: number, origin: string, now: number): void {
+    if (cas >= this.nextCas) this.nextCas = cas + 1;
+    if (version > this.versionClock) this.versionClock = version;
+    this.forget(key);
+    if (isExpired(expiresAt, now)) return;
+    this.link(new Item(key, value, flags, expiresAt, cas, now, version, origin), undefined);
+  }
+
+  /** Recovery from disk: a deletion read back from the log. Not journaled. */
+  loadDeletion(key: string, version: number, origin: string, until: number, now: number): void {
+    if (version > this.versionClock) this.versionClock = version;
+    this.forget(key);
+    if (now < until) this.remember(new Deletion(key, version, origin, until));
   }
 
   get itemCount(): number {
@@ -191,6 +274,7 @@ export class MemoryStore {
 
   /** gat/gats: get and set a new expiry in one step. The item returned is the change: its new expiry and version. */
   getAndTouch(key: string, exptime: number, now: number): Item | undefined {
+    this.journal?.before(key);
     const item = this.get(key, now);
     if (item === undefined) {
       this.counters.touchMisses++;
@@ -203,6 +287,7 @@ export class MemoryStore {
 
   /** touch: a new expiry for the item; the change is the item, with its new expiry and version. */
   touch(key: string, exptime: number, now: number): WriteResult {
+    this.journal?.before(key);
     const item = this.peek(key, now);
     if (item === undefined) {
       this.counters.touchMisses++;
@@ -219,6 +304,7 @@ export class MemoryStore {
     item.expiresAt = expiresAtFromExptime(exptime, now);
     item.version = ++this.versionClock;
     item.origin = this.nodeId;
+    this.journal?.item(item);
   }
 
   /**
@@ -238,6 +324,7 @@ export class MemoryStore {
    */
   apply(record: ItemRecord, now: number): boolean {
     if (record.version > this.versionClock) this.versionClock = record.version;
+    this.journal?.before(record.key);
     const existing = this.items.get(record.key);
     if (existing !== undefined && !isNewer(record.version, record.origin, existing.version, existing.origin)) return false;
     const tombstone = this.tombstones.get(record.key);
@@ -249,7 +336,9 @@ export class MemoryStore {
       // sent 0), and at least a minute.
       const until = tombstoneUntil(record.value !== null ? now : record.expiresAt !== 0 ? record.expiresAt : existing?.expiresAt ?? 0, now);
       if (existing !== undefined) this.unlink(existing);
-      this.remember(new Deletion(record.key, record.version, record.origin, until));
+      const deletion = new Deletion(record.key, record.version, record.origin, until);
+      const remembered = this.remember(deletion);
+      this.journal?.deletion(deletion, remembered);
       return existing !== undefined;
     }
     if (record.value.length > this.options.maxItemSize) return false;
@@ -263,8 +352,11 @@ export class MemoryStore {
    * owner keeps the state before it).
    */
   forget(key: string): void {
+    const held = this.items.has(key) || this.tombstones.has(key);
+    if (held) this.journal?.before(key);
     this.remove(key);
     this.dropTombstone(key);
+    if (held) this.journal?.removal(key);
   }
 
   /** Whether `change` is still what this node holds of its key: no later write replaced it. */
@@ -291,6 +383,7 @@ export class MemoryStore {
    */
   refuseOversized(mode: StoreMode, key: string, now: number): WriteResult {
     if (mode !== StoreMode.Set) return UNCHANGED[WriteStatus.TooLarge];
+    this.journal?.before(key);
     const existing = this.items.get(key);
     let deletion: Deletion;
     if (existing !== undefined) {
@@ -305,6 +398,7 @@ export class MemoryStore {
 
   store(mode: StoreMode, key: string, flags: number, exptime: number, value: Buffer, cas: number, now: number): WriteResult {
     if (value.length > this.options.maxItemSize) return this.refuseOversized(mode, key, now);
+    this.journal?.before(key);
     const existing = this.peek(key, now);
     switch (mode) {
       case StoreMode.Set:
@@ -346,6 +440,7 @@ export class MemoryStore {
   }
 
   delete(key: string, cas: number, now: number): WriteResult {
+    this.journal?.before(key);
     const item = this.peek(key, now);
     if (item === undefined) {
       this.counters.deleteMisses++;
@@ -363,6 +458,7 @@ export class MemoryStore {
    * Stored with the new value when there is one.
    */
   arith(key: string, incr: boolean, delta: bigint, initial: bigint | null, exptime: number, cas: number, now: number): ArithResult {
+    this.journal?.before(key);
     const item = this.peek(key, now);
     if (item === undefined) {
       if (incr) this.counters.incrMisses++;
@@ -404,6 +500,7 @@ export class MemoryStore {
 
   /** flush_all: every item stored so far becomes invalid. */
   flush(): void {
+    this.journal?.flush();
     this.items.clear();
     this.tombstones.clear();
     this.bytesUsed = 0;
@@ -446,19 +543,25 @@ export class MemoryStore {
    */
   private bury(key: string, now: number, expiresAt: number): Deletion {
     const deletion = new Deletion(key, ++this.versionClock, this.nodeId, tombstoneUntil(expiresAt, now));
-    this.remember(deletion);
+    // Remembered first: an optional call would skip evaluating its arguments without a journal.
+    const remembered = this.remember(deletion);
+    this.journal?.deletion(deletion, remembered);
     return deletion;
   }
 
-  /** Keeps `deletion` as the tombstone of its key, as the newest, making room for it under the memory cap. */
-  private remember(deletion: Deletion): void {
-    if (this.options.rememberDeletions === false) return;
+  /**
+   * Keeps `deletion` as the tombstone of its key, as the newest, making room for it under the
+   * memory cap. Returns whether it is kept (a single node keeps none).
+   */
+  private remember(deletion: Deletion): boolean {
+    if (this.options.rememberDeletions === false) return false;
     const { key } = deletion;
     this.dropTombstone(key);
     const cost = key.length + TOMBSTONE_OVERHEAD_BYTES;
     this.evictFor(cost);
     this.tombstones.set(key, deletion);
     this.tombstoneBytes += cost;
+    return true;
   }
 
   private dropTombstone(key: string): void {
@@ -484,6 +587,7 @@ export class MemoryStore {
     this.items.set(item.key, item);
     this.bytesUsed += item.size;
     this.counters.totalItems++;
+    this.journal?.item(item);
   }
 
   private remove(key: string): void {
@@ -513,7 +617,9 @@ export class MemoryStore {
     let evicted = 0;
     for (const oldest of this.items.values()) {
       if (this.bytesUsed <= limit) break;
+      this.journal?.before(oldest.key);
       this.unlink(oldest);
+      this.journal?.removal(oldest.key);
       evicted++;
     }
     if (evicted > 0) {

@@ -9,6 +9,7 @@
 import type { Logger } from '../../log.js';
 import type { CounterDefs } from '../../stats/registry.js';
 import { type Change, Deletion } from '../../store/change.js';
+import type { Durability } from '../../store/durability.js';
 import type { MemoryStore } from '../../store/memory-store.js';
 import type { ItemRecord } from '../../store/types.js';
 import { onlyRemovesMembers, type ClusterView, type Placement } from '../cluster-view.js';
@@ -101,6 +102,8 @@ export interface ReplicatorOptions {
   /** how long to keep retrying a live target before giving up (logged, counted) */
   giveUpAfterMs: number;
   now?: () => number;
+  /** disk storage: copies are written to its log before they are acknowledged (default: none) */
+  durability?: Durability;
 }
 
 export class Replicator {
@@ -183,6 +186,8 @@ export class Replicator {
     for (const record of records) {
       if (this.options.store.apply(record, now)) this.counters.applied++;
     }
+    // In the kernel before the acknowledgement leaves: a crash of both owners keeps the copy.
+    this.options.durability?.writePending();
   }
 
   /**

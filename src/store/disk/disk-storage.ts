@@ -1,0 +1,446 @@
+/**
+ * Disk storage (--data-dir): the store's changes appended to a log, compacted into snapshots,
+ * and loaded back at start (docs/architecture.md, "Disk storage"). It is the store's journal:
+ * the store tells it every change as it makes it (StoreJournal), it frames and queues the record,
+ * and the write path asks it, before replying, to write what is queued (writePending) and under
+ * --fsync always to wait until it is durable (durable).
+ */
+import path from 'node:path';
+import type { Logger } from '../../log.js';
+import { ThrottledWarning } from '../../throttled-log.js';
+import type { Stat } from '../../stats/registry.js';
+import { type Deletion, ITEM_OVERHEAD_BYTES, type Item } from '../change.js';
+import { isExpired } from '../expiry.js';
+import type { Durability } from '../durability.js';
+import type { KeyState, MemoryStore, StoreJournal } from '../memory-store.js';
+import { AppendLog, type FsyncPolicy } from './append-log.js';
+import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
+import { logName, snapshotName } from './data-files.js';
+import { type DiskFile, type DiskFiles, NodeDiskFiles } from './disk-files.js';
+import { encodeEntry, fileHeader, FILE_HEADER_BYTES, type LogEntry, LOG_MAGIC, RecordKind, SNAPSHOT_MAGIC } from './record-codec.js';
+import { type Cut, recover } from './recovery.js';
+
+/** A compaction starts once the logs since the last snapshot are larger than the live data and than this. */
+const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
+/** A compaction writes this many bytes of snapshot per turn of the event loop, like the item sweeps' budget. */
+const COMPACT_SLICE_BYTES = 1024 * 1024;
+/** A compaction starts, whatever their size, once there are more logs than this since the last snapshot. */
+const MAX_LOG_FILES = 8;
+/** How often the need for a compaction is checked. */
+const COMPACT_CHECK_MS = 1000;
+/** Disk errors are logged at most this often; stats count each. */
+const ERROR_LOG_INTERVAL_MS = 10_000;
+
+export interface DiskStorageOptions {
+  dir: string;
+  fsync: FsyncPolicy;
+  /** bytes the data files may take (null: no limit but the disk's) */
+  diskLimit: number | null;
+  /** cut damage in the middle of the files at start, instead of refusing to start */
+  recoverTruncate: boolean;
+  store: MemoryStore;
+  log: Logger;
+  /** the file layer (tests put their own underneath); the real file system by default */
+  files?: DiskFiles;
+  /** how the directory is locked (flock by default) */
+  lock?: (dir: string) => Promise<DataDirLock>;
+  /** compactions start once the logs pass this (default 64 MiB) */
+  compactMinBytes?: number;
+  now?: () => number;
+}
+
+export interface DiskCounters {
+  /** records loaded at start */
+  recoveredRecords: number;
+  /** bytes read at start */
+  recoveredBytes: number;
+  /** bytes cut at start: torn tails and accepted damage */
+  recoveryDroppedBytes: number;
+  /** how long loading took, ms */
+  recoveryMs: number;
+  compactions: number;
+  /** writes refused because the disk could not take them */
+  writesRefused: number;
+  /** writes undone after their records could not be made durable (--fsync always) */
+  writesUndone: number;
+}
+
+export interface DiskStatsSource {
+  readonly storage: 'memory' | 'disk';
+  readonly disk: DiskStorage | null;
+}
+
+/** The `storage` section of `stats`: one line in memory mode, the disk's figures with --data-dir. */
+export const STORAGE_STATS: ReadonlyArray<Stat<DiskStatsSource>> = [
+  { name: 'storage', type: 'text', help: 'where sessions are kept: memory, or disk (--data-dir) with memory in front', metric: 'storage', read: (s) => s.storage },
+  { name: 'disk_fsync', type: 'text', help: 'the --fsync policy (always, everysec, no); empty without --data-dir', metric: 'fsync', read: (s) => s.disk?.policy ?? '' },
+  { name: 'disk_log_bytes', type: 'gauge', help: 'size of the logs written since the last snapshot, bytes', read: (s) => s.disk?.logBytes ?? 0 },
+  { name: 'disk_snapshot_bytes', type: 'gauge', help: 'size of the newest snapshot, bytes', read: (s) => s.disk?.snapshotBytes ?? 0 },
+  { name: 'disk_unsynced_bytes', type: 'gauge', help: 'bytes written but not yet made durable by an fsync (what a power loss could take)', read: (s) => s.disk?.unsyncedBytes ?? 0 },
+  { name: 'disk_records', type: 'counter', help: 'records written to the log', read: (s) => s.disk?.appendCounters.records ?? 0 },
+  { name: 'disk_fsyncs', type: 'counter', help: 'fdatasync calls made', read: (s) => s.disk?.appendCounters.fsyncs ?? 0 },
+  { name: 'disk_fsync_us', type: 'counter', help: 'time spent in fdatasync, µs (divide by disk_fsyncs for the mean)', metric: 'disk_fsync_microseconds', read: (s) => s.disk?.appendCounters.fsyncMicros ?? 0 },
+  { name: 'disk_fsync_max_us', type: 'gauge', help: 'the longest fdatasync, µs', metric: 'disk_fsync_max_microseconds', read: (s) => s.disk?.appendCounters.fsyncMaxMicros ?? 0 },
+  { name: 'disk_errors', type: 'counter', help: 'write and sync errors (a full disk, an I/O error); each is logged, at most once per 10 s', read: (s) => s.disk?.appendCounters.errors ?? 0 },
+  { name: 'disk_writes_refused', type: 'counter', help: 'writes answered SERVER_ERROR without being applied: the disk was failing or --disk-limit was reached', read: (s) => s.disk?.counters.writesRefused ?? 0 },
+  { name: 'disk_writes_undone', type: 'counter', help: 'writes applied, then undone and answered SERVER_ERROR: their records could not be made durable (--fsync always)', read: (s) => s.disk?.counters.writesUndone ?? 0 },
+  { name: 'disk_compactions', type: 'counter', help: 'snapshots written, each replacing the logs before it', read: (s) => s.disk?.counters.compactions ?? 0 },
+  { name: 'disk_recovered_records', type: 'gauge', help: 'records loaded from disk at start', read: (s) => s.disk?.counters.recoveredRecords ?? 0 },
+  { name: 'disk_recovered_bytes', type: 'gauge', help: 'bytes read from disk at start', read: (s) => s.disk?.counters.recoveredBytes ?? 0 },
+  { name: 'disk_recovery_dropped_bytes', type: 'gauge', help: 'bytes cut at start: a torn tail left by a crash, or damage accepted with --recover-truncate', read: (s) => s.disk?.counters.recoveryDroppedBytes ?? 0 },
+  { name: 'disk_recovery_ms', type: 'gauge', help: 'how long loading from disk took at start, ms', read: (s) => s.disk?.counters.recoveryMs ?? 0 },
+];
+
+export class DiskStorage implements StoreJournal, Durability {
+  readonly counters: DiskCounters = {
+    recoveredRecords: 0, recoveredBytes: 0, recoveryDroppedBytes: 0, recoveryMs: 0, compactions: 0, writesRefused: 0, writesUndone: 0,
+  };
+  private log!: AppendLog;
+  private generation = 0;
+  /** the logs since the newest snapshot (all of them when there is none), and their size before the current one */
+  private olderLogBytes = 0;
+  private snapshotSize = 0;
+  /** the log files recovery will replay after the snapshot: one per start since it, and the current one */
+  private logFiles = 1;
+  /** under `always`: what each key held before each write not yet durable, oldest first */
+  private captures: Array<{ seq: number; state: KeyState }> = [];
+  private compacting = false;
+  private compactTimer: NodeJS.Timeout | null = null;
+  private readonly files: DiskFiles;
+  private readonly errors: ThrottledWarning;
+  private lock: DataDirLock | null = null;
+  private closed = false;
+
+  private constructor(private readonly options: DiskStorageOptions) {
+    this.files = options.files ?? new NodeDiskFiles();
+    this.errors = new ThrottledWarning(options.log, 'disk storage: write failed; writes are refused until the disk takes them again',
+      () => ({ dir: options.dir, error: this.log?.failing?.message ?? null, fsync: options.fsync }), ERROR_LOG_INTERVAL_MS);
+  }
+
+  /**
+   * Locks the directory, loads what it holds into the store, and starts a new log: from then on
+   * the store's changes are journaled here. Throws DataDirLockedError, DataDirError (damage in
+   * the middle), or the I/O error that stopped it.
+   */
+  static async open(options: DiskStorageOptions): Promise<DiskStorage> {
+    const disk = new DiskStorage(options);
+    const { dir, log } = options;
+    disk.files.makeDir(dir);
+    disk.lock = await (options.lock ?? lockDataDir)(dir);
+    try {
+      disk.load();
+      await disk.startLog();
+    } catch (error) {
+      await disk.lock.release();
+      throw error;
+    }
+    options.store.attachJournal(disk);
+    disk.compactTimer = setInterval(() => disk.maybeCompact(), COMPACT_CHECK_MS);
+    disk.compactTimer.unref();
+    log.info({ dir, fsync: options.fsync, generation: disk.generation }, 'disk storage: logging changes');
+    return disk;
+  }
+
+  get policy(): FsyncPolicy {
+    return this.options.fsync;
+  }
+
+  get syncsEachWrite(): boolean {
+    return this.options.fsync === 'always';
+  }
+
+  get appendCounters() {
+    return this.log.counters;
+  }
+
+  get logBytes(): number {
+    return this.olderLogBytes + this.log.currentBytes;
+  }
+
+  get snapshotBytes(): number {
+    return this.snapshotSize;
+  }
+
+  get unsyncedBytes(): number {
+    return this.log.unsyncedBytes;
+  }
+
+  /**
+   * Why a write must be refused now, before it is applied, or null: the disk is failing (its
+   * records could not be kept), or the files reached --disk-limit.
+   */
+  refusal(): string | null {
+    const failing = this.log.failing;
+    if (failing !== null) return `disk storage failing (${describe(failing)}); write not applied`;
+    const limit = this.options.diskLimit;
+    if (limit !== null && this.snapshotSize + this.logBytes >= limit) return `disk storage full (--disk-limit ${limit} bytes reached); write not applied`;
+    return null;
+  }
+
+  /** Counts a refusal that refusal() answered. */
+  refused(): void {
+    this.counters.writesRefused++;
+  }
+
+  /** The next record's sequence number: a write that moved it appended records. */
+  get nextSeq(): number {
+    return this.log.nextSeq;
+  }
+
+  /** Writes what is queued to the file, before the replies that acknowledge it go out. */
+  writePending(): void {
+    this.log.writePending();
+  }
+
+  /** Under `always`: settles true once the records up to `seq` are durable, false if they were undone. */
+  durable(seq: number): Promise<boolean> {
+    return this.log.durable(seq);
+  }
+
+  /** Writes and syncs everything, stops, releases the directory (a clean stop). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.compactTimer !== null) clearInterval(this.compactTimer);
+    this.options.store.attachJournal(null);
+    const complete = await this.log.flush();
+    if (!complete) this.options.log.error({ dir: this.options.dir, unsyncedBytes: this.log.unsyncedBytes }, 'disk storage: stopped with changes not on disk (the disk was failing)');
+    this.log.close();
+    this.errors.flush();
+    await this.lock?.release();
+  }
+
+  // StoreJournal: called by the store, in the order it changes things.
+
+  before(key: string): void {
+    if (this.options.fsync !== 'always') return;
+    if (this.captures.length >= 1024 && this.captures[0]!.seq <= this.log.durableSeq) this.trimCaptures();
+    this.captures.push({ seq: this.log.nextSeq, state: this.options.store.stateOf(key) });
+  }
+
+  item(item: Item): void {
+    this.append({ kind: RecordKind.Item, key: item.key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, cas: item.cas, version: item.version, origin: item.origin });
+  }
+
+  deletion(deletion: Deletion, remembered: boolean): void {
+    this.append(remembered
+      ? { kind: RecordKind.Deletion, key: deletion.key, version: deletion.version, origin: deletion.origin, until: deletion.until }
+      : { kind: RecordKind.Removal, key: deletion.key });
+  }
+
+  removal(key: string): void {
+    this.append({ kind: RecordKind.Removal, key });
+  }
+
+  flush(): void {
+    this.append({ kind: RecordKind.Flush });
+  }
+
+  private append(entry: LogEntry): void {
+    this.log.append(encodeEntry(entry));
+  }
+
+  private trimCaptures(): void {
+    const durable = this.log.durableSeq;
+    let drop = 0;
+    while (drop < this.captures.length && this.captures[drop]!.seq <= durable) drop++;
+    if (drop > 0) this.captures.splice(0, drop);
+  }
+
+  /** Records from `fromSeq` on were dropped: put back what each key held before them, newest first. */
+  private undo(fromSeq: number): void {
+    let undone = 0;
+    for (let i = this.captures.length - 1; i >= 0; i--) {
+      const capture = this.captures[i]!;
+      if (capture.seq < fromSeq) break;
+      this.options.store.restoreKey(capture.state);
+      undone++;
+    }
+    this.captures = this.captures.filter((c) => c.seq < fromSeq);
+    this.counters.writesUndone += undone;
+  }
+
+  /** Loads the directory's snapshot and logs into the store. */
+  private load(): void {
+    const { dir, store, log } = this.options;
+    const now = this.options.now ?? Date.now;
+    const started = Date.now();
+    const at = now();
+    log.info({ dir }, 'disk storage: loading');
+    const result = recover({
+      files: this.files,
+      dir,
+      recoverTruncate: this.options.recoverTruncate,
+      apply: (entry) => loadEntry(store, entry, at),
+      progress: (records, bytes) => log.info({ dir, records, bytes, seconds: (Date.now() - started) / 1000 }, 'disk storage: loading'),
+    });
+    for (const cut of result.cuts) logCut(log, dir, cut);
+    this.generation = result.generation;
+    this.snapshotSize = result.snapshotBytes;
+    this.olderLogBytes = result.logBytes;
+    this.logFiles = result.files.length - (result.snapshotBytes > 0 ? 1 : 0) + 1;
+    this.counters.recoveredRecords = result.records;
+    this.counters.recoveredBytes = result.bytes;
+    this.counters.recoveryDroppedBytes = result.cuts.reduce((sum, c) => sum + c.bytes, 0);
+    this.counters.recoveryMs = Date.now() - started;
+    for (const name of result.stale) this.files.remove(path.join(dir, name));
+    log.info({
+      dir, records: result.records, bytes: result.bytes, files: result.files.length, items: store.itemCount,
+      droppedBytes: this.counters.recoveryDroppedBytes, seconds: this.counters.recoveryMs / 1000,
+    }, 'disk storage: loaded');
+  }
+
+  /** A fresh log for this run: a crash's torn tail stays behind in the file before it. */
+  private async startLog(): Promise<void> {
+    this.generation++;
+    const first = await this.createFile(logName(this.generation), LOG_MAGIC);
+    this.log = new AppendLog({ name: logName(this.generation), file: first, size: FILE_HEADER_BYTES }, {
+      policy: this.options.fsync,
+      onDropped: (fromSeq) => this.undo(fromSeq),
+      onError: () => this.errors.add(),
+      onRecovered: () => this.options.log.info({ dir: this.options.dir }, 'disk storage: writing again'),
+    });
+  }
+
+  /** A new file with its header, durable with its name. */
+  private async createFile(name: string, magic: string): Promise<DiskFile> {
+    const file = this.files.open(path.join(this.options.dir, name), 'create');
+    file.write(fileHeader(magic), 0);
+    await file.sync();
+    await this.files.syncDir(this.options.dir);
+    return file;
+  }
+
+  private maybeCompact(): void {
+    if (this.compacting || this.closed || this.log.failing !== null) return;
+    const store = this.options.store;
+    // What the live data takes on disk: key and value and about 40 bytes of record each.
+    const live = store.bytes - store.itemCount * (ITEM_OVERHEAD_BYTES - 40) + store.tombstoneCount * 60;
+    // Also when restarts left many small logs, each a file for recovery to open.
+    if (this.logBytes < Math.max(this.options.compactMinBytes ?? COMPACT_MIN_BYTES, live) && this.logFiles <= MAX_LOG_FILES) return;
+    void this.compact();
+  }
+
+  /**
+   * Writes a snapshot of everything live and drops the files it replaces, a slice per turn of the
+   * event loop, so that serving goes on meanwhile. The log is rotated first: every change from
+   * then on is in the new generation's log, which recovery replays after the snapshot, so a key
+   * changed while the snapshot is written ends as its last change says.
+   */
+  async compact(): Promise<void> {
+    if (this.compacting || this.closed) return;
+    this.compacting = true;
+    const { dir, log, store } = this.options;
+    const generation = this.generation + 1;
+    const tmpName = snapshotName(generation, true);
+    let snapshot: DiskFile | null = null;
+    const started = Date.now();
+    const errorsBefore = this.log.counters.errors;
+    try {
+      const nextLog = await this.createFile(logName(generation), LOG_MAGIC);
+      const olderBytes = this.logBytes;
+      this.olderLogBytes += this.log.currentBytes;
+      this.log.rotate({ name: logName(generation), file: nextLog, size: FILE_HEADER_BYTES });
+      this.generation = generation;
+      this.logFiles++;
+      snapshot = this.files.open(path.join(dir, tmpName), 'create');
+      snapshot.write(fileHeader(SNAPSHOT_MAGIC), 0);
+      let size = FILE_HEADER_BYTES;
+      let records = 0;
+      const items = store.allItems();
+      const deletions = store.allDeletions();
+      for (;;) {
+        const slice: Buffer[] = [];
+        let sliceBytes = 0;
+        let done = false;
+        while (sliceBytes < COMPACT_SLICE_BYTES) {
+          const next = items.next();
+          if (next.done === true) {
+            done = true;
+            break;
+          }
+          const item = next.value;
+          if (isExpired(item.expiresAt, Date.now())) continue;
+          const frame = encodeEntry({ kind: RecordKind.Item, key: item.key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, cas: item.cas, version: item.version, origin: item.origin });
+          slice.push(frame);
+          sliceBytes += frame.length;
+        }
+        if (done) {
+          for (const deletion of deletions) {
+            if (Date.now() >= deletion.until) continue;
+            const frame = encodeEntry({ kind: RecordKind.Deletion, key: deletion.key, version: deletion.version, origin: deletion.origin, until: deletion.until });
+            slice.push(frame);
+            sliceBytes += frame.length;
+          }
+        }
+        if (sliceBytes > 0) {
+          snapshot.write(Buffer.concat(slice, sliceBytes), size);
+          size += sliceBytes;
+          records += slice.length;
+        }
+        if (done) break;
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.closed) throw new Error('stopping');
+      }
+      await snapshot.sync();
+      // A write undone meanwhile (--fsync always, the disk failing) may be in the snapshot: drop it.
+      if (this.log.counters.errors !== errorsBefore) throw new Error('the disk failed while the snapshot was written');
+      snapshot.close();
+      snapshot = null;
+      this.files.rename(path.join(dir, tmpName), path.join(dir, snapshotName(generation)));
+      await this.files.syncDir(dir);
+      // The snapshot holds everything before this generation: its files are done with.
+      for (const name of this.files.list(dir)) {
+        const m = /^(snapshot|log)-(\d{10})\./.exec(name);
+        if (m !== null && Number(m[2]) < generation) this.files.remove(path.join(dir, name));
+      }
+      await this.files.syncDir(dir);
+      this.snapshotSize = size;
+      this.olderLogBytes = 0;
+      this.logFiles = 1;
+      this.counters.compactions++;
+      log.info({ dir, generation, records, snapshotBytes: size, logBytesReplaced: olderBytes, seconds: (Date.now() - started) / 1000 }, 'disk storage: compacted');
+    } catch (error) {
+      if (snapshot !== null) {
+        try { snapshot.close(); } catch { /* being dropped anyway */ }
+        this.files.remove(path.join(dir, tmpName));
+      }
+      if (!this.closed) log.warn({ dir, err: describe(error as Error) }, 'disk storage: compaction failed; the logs are kept, and it is tried again later');
+    } finally {
+      this.compacting = false;
+    }
+  }
+}
+
+/** Applies one record read back from disk to the store, as it was when written. */
+function loadEntry(store: MemoryStore, entry: LogEntry, now: number): void {
+  switch (entry.kind) {
+    case RecordKind.Item: {
+      // The value is a view of the read buffer: copied into a block of its own, as the protocols
+      // allocate values, so the buffer can go.
+      const value = Buffer.allocUnsafeSlow(entry.value.length);
+      entry.value.copy(value);
+      store.loadItem(entry.key, value, entry.flags, entry.expiresAt, entry.cas, entry.version, entry.origin, now);
+      return;
+    }
+    case RecordKind.Deletion:
+      store.loadDeletion(entry.key, entry.version, entry.origin, entry.until, now);
+      return;
+    case RecordKind.Removal:
+      store.forget(entry.key);
+      return;
+    case RecordKind.Flush:
+      store.flush();
+      return;
+  }
+}
+
+function logCut(log: Logger, dir: string, cut: Cut): void {
+  log.warn({ dir, file: cut.file, offset: cut.offset, droppedBytes: cut.bytes, droppedRecords: cut.records, why: cut.why },
+    `disk storage: cut ${cut.records} record(s), ${cut.bytes} bytes, at byte ${cut.offset} of ${cut.file}`);
+}
+
+function describe(error: Error): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code !== undefined ? `${code}: ${error.message}` : error.message;
+}

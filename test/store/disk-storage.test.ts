@@ -1,0 +1,295 @@
+/**
+ * Disk storage over a file layer that loses, on a simulated power cut, whatever was not made
+ * durable (test/support/power-loss-files.ts): what each --fsync policy really keeps, recovery
+ * of torn and damaged files, compaction, and a disk that fills up.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Executor } from '../../src/command/executor.js';
+import type { Reply } from '../../src/protocol/types.js';
+import { StoreMode } from '../../src/store/types.js';
+import type { FsyncPolicy } from '../../src/store/disk/append-log.js';
+import { logName } from '../../src/store/disk/data-files.js';
+import { DiskStorage } from '../../src/store/disk/disk-storage.js';
+import { DataDirError } from '../../src/store/disk/recovery.js';
+import { afterWrite, whenDurable } from '../../src/store/durability.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { capturedLog, type LogLine } from '../support/captured-log.js';
+import { PowerLossFiles } from '../support/power-loss-files.js';
+
+const DIR = '/data';
+const NO_LOCK = async () => ({ release: async () => undefined });
+
+interface Node {
+  disk: DiskStorage;
+  store: MemoryStore;
+  lines: LogLine[];
+  /** runs a command as the daemon does: the reply waits for the disk under --fsync always */
+  run(command: Parameters<Executor['execute']>[0]): Promise<Reply>;
+}
+
+const open: DiskStorage[] = [];
+afterEach(async () => {
+  for (const disk of open.splice(0)) await disk.close().catch(() => undefined);
+});
+
+async function start(files: PowerLossFiles, fsync: FsyncPolicy, extra: { recoverTruncate?: boolean; compactMinBytes?: number; cluster?: boolean; diskLimit?: number } = {}): Promise<Node> {
+  const store = new MemoryStore({ memoryLimit: 64 << 20, maxItemSize: 1 << 20, rememberDeletions: extra.cluster ?? false, nodeId: 'n1' });
+  const { log, lines } = capturedLog();
+  const disk = await DiskStorage.open({
+    dir: DIR, fsync, diskLimit: extra.diskLimit ?? null, recoverTruncate: extra.recoverTruncate ?? false, store, log, files, lock: NO_LOCK,
+    compactMinBytes: extra.compactMinBytes,
+  });
+  open.push(disk);
+  const executor = new Executor({ store, version: 'test', refuseWrites: () => disk.refusal(), onRefused: () => disk.refused() });
+  return {
+    disk, store, lines,
+    run: async (command) => {
+      const seq = disk.nextSeq;
+      return whenDurable(executor.execute(command), afterWrite(disk, seq));
+    },
+  };
+}
+
+/** The node's process is gone (no clean stop): nothing more reaches the files. */
+function crash(node: Node): void {
+  open.splice(open.indexOf(node.disk), 1);
+  // Timers stop; the files are left as they are.
+  void node.disk.close().catch(() => undefined);
+}
+
+const set = (key: string, value: string, exptime = 0) => ({ kind: 'store' as const, mode: StoreMode.Set, key, flags: 7, exptime, value: Buffer.from(value), cas: 0 });
+const value = (node: Node, key: string) => node.store.peek(key, Date.now())?.value.toString() ?? null;
+
+describe('--fsync always', () => {
+  it('a power cut loses no acknowledged write; writes that arrive together share one fdatasync', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'always');
+    const acknowledged = new Map<string, string>();
+    const syncsBefore = files.syncs;
+    // 200 writes in flight at once, as 200 PHP workers would send them.
+    await Promise.all(Array.from({ length: 200 }, async (_, i) => {
+      const reply = await node.run(set(`k${i % 50}`, `v${i}`));
+      expect(reply).toMatchObject({ kind: 'status' });
+      acknowledged.set(`k${i % 50}`, `v${i}`);
+    }));
+    expect(files.syncs - syncsBefore).toBeLessThan(20);
+    // More writes, and the power goes while they are in flight: those not answered may go.
+    const inFlight = Array.from({ length: 50 }, (_, i) => node.run(set(`k${i}`, `late${i}`)).then(() => acknowledged.set(`k${i}`, `late${i}`)));
+    await Promise.race(inFlight);
+    files.powerLoss();
+    crash(node);
+    const back = await start(files, 'always');
+    let lost = 0;
+    for (const [key, v] of acknowledged) {
+      const got = value(back, key);
+      // An unacknowledged later write may have made it: it is newer, not lost.
+      if (got !== v && !(got?.startsWith('late') && !v.startsWith('late'))) lost++;
+    }
+    expect(lost).toBe(0);
+    expect(back.disk.counters.recoveredRecords).toBeGreaterThanOrEqual(200);
+  });
+});
+
+describe('--fsync everysec', () => {
+  it('a power cut loses at most the writes of the last second: older ones are durable', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec');
+    for (let i = 0; i < 100; i++) await node.run(set(`old${i}`, `v${i}`));
+    // The writes are in the file (the kernel) at once: a process crash would lose none of them.
+    expect(files.contents(`${DIR}/${logName(1)}`).length).toBeGreaterThan(100 * 20);
+    // The once-a-second sync.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    for (let i = 0; i < 100; i++) await node.run(set(`new${i}`, `v${i}`));
+    files.powerLoss();
+    crash(node);
+    const back = await start(files, 'everysec');
+    const oldKept = Array.from({ length: 100 }, (_, i) => value(back, `old${i}`)).filter((v) => v !== null).length;
+    const newKept = Array.from({ length: 100 }, (_, i) => value(back, `new${i}`)).filter((v) => v !== null).length;
+    expect(oldKept).toBe(100);
+    // The last second's writes were never synced: the power cut took them.
+    expect(newKept).toBe(0);
+  });
+
+  it('a process crash (the kernel keeps what was written) loses nothing', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec');
+    for (let i = 0; i < 100; i++) await node.run(set(`k${i}`, `v${i}`));
+    crash(node);
+    const back = await start(files, 'everysec');
+    expect(Array.from({ length: 100 }, (_, i) => value(back, `k${i}`))).toEqual(Array.from({ length: 100 }, (_, i) => `v${i}`));
+  });
+});
+
+describe('recovery', () => {
+  it('loads items with their flags, expiry and CAS; deletions, tombstones and flush_all replay in order; expired items are dropped', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'always', { cluster: true });
+    await node.run(set('kept', 'a'));
+    await node.run(set('short', 'b', 1));
+    await node.run(set('gone', 'c'));
+    await node.run({ kind: 'delete', key: 'gone', cas: 0 });
+    await node.run(set('touched', 'd', 100));
+    await node.run({ kind: 'touch', key: 'touched', exptime: 1000 });
+    const cas = node.store.peek('kept', Date.now())!.cas;
+    const version = node.store.peek('touched', Date.now())!.version;
+    await node.disk.close();
+    open.splice(0);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const back = await start(files, 'always', { cluster: true });
+    const kept = back.store.peek('kept', Date.now())!;
+    expect([kept.value.toString(), kept.flags, kept.cas]).toEqual(['a', 7, cas]);
+    expect(value(back, 'short')).toBeNull();
+    expect(value(back, 'gone')).toBeNull();
+    expect(back.store.record('gone', Date.now())).toMatchObject({ value: null });
+    const touched = back.store.peek('touched', Date.now())!;
+    expect(touched.expiresAt).toBeGreaterThan(Date.now() + 900_000);
+    expect(touched.version).toBe(version);
+    // New writes get CAS values and versions above those loaded.
+    await back.run(set('fresh', 'e'));
+    expect(back.store.peek('fresh', Date.now())!.cas).toBeGreaterThan(cas);
+    expect(back.store.peek('fresh', Date.now())!.version).toBeGreaterThan(version);
+    await back.run({ kind: 'flush', delaySeconds: 0 });
+    await back.disk.close();
+    open.splice(0);
+    const flushed = await start(files, 'always', { cluster: true });
+    expect(flushed.store.itemCount).toBe(0);
+  });
+
+  async function logWith(count: number): Promise<{ files: PowerLossFiles; log: string }> {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'always');
+    for (let i = 0; i < count; i++) await node.run(set(`k${i}`, `value ${i}`));
+    crash(node);
+    return { files, log: `${DIR}/${logName(1)}` };
+  }
+
+  it('a torn last record (a crash mid-write) is cut, and the log says where and how much', async () => {
+    const { files, log } = await logWith(10);
+    const whole = files.contents(log);
+    files.setContents(log, whole.subarray(0, whole.length - 5));
+    const back = await start(files, 'always');
+    expect(back.store.itemCount).toBe(9);
+    expect(value(back, 'k8')).toBe('value 8');
+    const cut = back.lines.find((l) => String(l.msg).startsWith('disk storage: cut'))!;
+    expect(cut).toMatchObject({ level: 40, file: logName(1), droppedRecords: 1 });
+    expect(cut.offset as number + (cut.droppedBytes as number)).toBe(whole.length - 5);
+    expect(String(cut.why)).toContain('torn tail');
+    expect(back.disk.counters.recoveryDroppedBytes).toBeGreaterThan(0);
+    // Cut for good: the next start finds nothing to cut.
+    crash(back);
+    const again = await start(files, 'always');
+    expect(again.lines.some((l) => String(l.msg).startsWith('disk storage: cut'))).toBe(false);
+    expect(again.store.itemCount).toBe(9);
+  });
+
+  it('a flipped byte in the last record is caught by its checksum and cut', async () => {
+    const { files, log } = await logWith(10);
+    const damaged = Buffer.from(files.contents(log));
+    damaged[damaged.length - 2] ^= 0x01;
+    files.setContents(log, damaged);
+    const back = await start(files, 'always');
+    expect(back.store.itemCount).toBe(9);
+    expect(value(back, 'k9')).toBeNull();
+    const cut = back.lines.find((l) => String(l.msg).startsWith('disk storage: cut'))!;
+    expect(String(cut.why)).toMatch(/torn tail: .*checksum/);
+  });
+
+  it('damage in the middle stops the start with a message naming the file and the way out; --recover-truncate cuts there', async () => {
+    const { files, log } = await logWith(10);
+    const damaged = Buffer.from(files.contents(log));
+    damaged[60] ^= 0xff;
+    files.setContents(log, damaged);
+    const error = await start(files, 'always').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DataDirError);
+    expect((error as Error).message).toMatch(/damaged in the middle: log-0000000001\.scl at byte \d+: .*good records follow it.*--recover-truncate/);
+    const back = await start(files, 'always', { recoverTruncate: true });
+    expect(back.store.itemCount).toBeLessThan(10);
+    const cut = back.lines.find((l) => String(l.msg).startsWith('disk storage: cut'))!;
+    expect(String(cut.why)).toContain('damage in the middle, cut (--recover-truncate)');
+    expect(cut.droppedRecords).toBeGreaterThanOrEqual(9 - back.store.itemCount);
+  });
+});
+
+describe('compaction', () => {
+  it('keeps the files within about twice the live data under churn, and loses nothing, not even what changed while it ran', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec', { compactMinBytes: 64 * 1024 });
+    const live = new Map<string, string>();
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < 100; i++) {
+        const v = `r${round}-${'x'.repeat(200)}`;
+        await node.run(set(`k${i}`, v));
+        live.set(`k${i}`, v);
+      }
+      if (round % 10 === 9) {
+        const compaction = node.disk.compact();
+        // Writes while the snapshot is written go to the new log.
+        await node.run(set('k0', `during${round}`));
+        live.set('k0', `during${round}`);
+        await compaction;
+      }
+    }
+    expect(node.disk.counters.compactions).toBe(4);
+    const liveBytes = [...live].reduce((sum, [k, v]) => sum + k.length + v.length, 0);
+    expect(node.disk.snapshotBytes + node.disk.logBytes).toBeLessThan(liveBytes * 3);
+    const names = files.list(DIR).sort();
+    expect(names.every((n) => /0000000005|0000000004/.test(n)), names.join(' ')).toBe(true);
+    await node.disk.close();
+    open.splice(0);
+    const back = await start(files, 'everysec');
+    for (const [key, v] of live) expect(value(back, key)).toBe(v);
+  });
+});
+
+describe('a failing disk', () => {
+  it('--fsync always: a write whose record cannot be written is undone and refused; writes work again once the disk does', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'always');
+    expect(await node.run(set('k', 'before'))).toMatchObject({ kind: 'status' });
+    files.failWrites('ENOSPC');
+    const failed = await node.run(set('k', 'after'));
+    expect(failed).toMatchObject({ kind: 'serverError' });
+    expect(value(node, 'k')).toBe('before');
+    expect(node.disk.counters.writesUndone).toBeGreaterThan(0);
+    // Refused, without being applied, while the disk fails; reads go on.
+    expect(await node.run(set('other', 'x'))).toMatchObject({ kind: 'serverError', message: expect.stringContaining('ENOSPC') });
+    expect(value(node, 'other')).toBeNull();
+    expect(await node.run({ kind: 'get', keys: ['k'] })).toMatchObject({ kind: 'values' });
+    expect(node.lines.filter((l) => l.level === 40 && String(l.msg).includes('write failed'))).toHaveLength(1);
+    files.failWrites(null);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect(await node.run(set('k', 'again'))).toMatchObject({ kind: 'status' });
+    files.powerLoss();
+    crash(node);
+    const back = await start(files, 'always');
+    expect(value(back, 'k')).toBe('again');
+    expect(value(back, 'other')).toBeNull();
+  });
+
+  it('--fsync everysec: writes are refused while the disk fails; what was acknowledged is written once it takes them again', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec');
+    files.failWrites('ENOSPC');
+    // Acknowledged (the reply goes before the write is tried), then the write fails: kept in memory.
+    expect(await node.run(set('acked', 'v'))).toMatchObject({ kind: 'status' });
+    node.disk.writePending();
+    expect(await node.run(set('refused', 'v'))).toMatchObject({ kind: 'serverError' });
+    files.failWrites(null);
+    await new Promise((resolve) => setTimeout(resolve, 2200));
+    expect(await node.run(set('later', 'v'))).toMatchObject({ kind: 'status' });
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    files.powerLoss();
+    crash(node);
+    const back = await start(files, 'everysec');
+    expect([value(back, 'acked'), value(back, 'refused'), value(back, 'later')]).toEqual(['v', null, 'v']);
+  });
+
+  it('--disk-limit: writes are refused once the files reach it', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec', { diskLimit: 2000 });
+    let refused = 0;
+    for (let i = 0; i < 40; i++) if ((await node.run(set(`k${i}`, 'x'.repeat(100)))).kind === 'serverError') refused++;
+    expect(refused).toBeGreaterThan(0);
+    expect(node.disk.counters.writesRefused).toBe(refused);
+  });
+});
