@@ -1,0 +1,240 @@
+/**
+ * Disk storage with real daemons and real PHP (docs/architecture.md, "Disk storage"):
+ *  - kill -9 of a single node while PHP writes sessions through both extensions, under
+ *    --fsync always and everysec: restarted on its data directory, it serves every write PHP saw
+ *    acknowledged (what a power cut does to each policy is shown by the unit tests, over a file
+ *    layer that loses what was not synced: a kill -9 leaves the kernel's data in place);
+ *  - three nodes with data directories, all killed at once during writes and restarted;
+ *  - a torn tail and a flipped byte are cut and reported; damage in the middle stops the start,
+ *    and --recover-truncate starts anyway; a second daemon on the same directory is refused;
+ *  - a full disk (a small tmpfs): writes fail with SERVER_ERROR and are not applied, reads go on,
+ *    and writes work again once there is room.
+ */
+import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { allAlive, startLiveCluster, stopCluster, waitForMembers, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { daemonBin, freePort, pollUntil, startDaemon, type RunningServer } from './harness.js';
+import { describeRead, killChildren, readBack, writeSessions, type BatchServer, type WriterSpec } from './php-batches.js';
+import { clientSetups } from './php-harness.js';
+import { exchange, rawGet, rawStats } from './raw-client.js';
+
+const [MB, MA, PM] = clientSetups({ memcachedLockExpire: 30 });
+const RUN = `d${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+const root = mkdtempSync(path.join(tmpdir(), 'session-cluster-disk-'));
+const running: RunningServer[] = [];
+
+afterEach(async () => {
+  killChildren();
+  await Promise.all(running.splice(0).map((server) => server.stop('SIGKILL')));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+async function start(dir: string, args: string[] = [], port?: number): Promise<RunningServer & BatchServer> {
+  const server = await startDaemon([...(port === undefined ? [] : ['--listen', `127.0.0.1:${port}`]), '--data-dir', dir, ...args]);
+  running.push(server);
+  return Object.assign(server, { id: 'single' });
+}
+
+async function kill9(server: RunningServer): Promise<void> {
+  await server.stop('SIGKILL');
+  running.splice(running.indexOf(server), 1);
+}
+
+/** Runs the daemon expecting it not to start: its exit code and its last log line. */
+async function failedStart(args: string[]): Promise<{ exitCode: number | undefined; last: Record<string, unknown> }> {
+  const result = await execa(daemonBin, ['start', '--listen', '127.0.0.1:0', ...args], { reject: false, timeout: 15_000 });
+  const lines = `${result.stdout}\n${result.stderr}`.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { exitCode: result.exitCode, last: lines.at(-1) ?? {} };
+}
+
+const set = (key: string, value: string) => `set ${key} 0 0 ${Buffer.byteLength(value)}\r\n${value}\r\n`;
+async function command(server: RunningServer, request: string): Promise<string> {
+  return (await exchange(server, request, /\r\n$/)).reply.trim();
+}
+
+const logsMatching = (server: RunningServer, text: string) => server.logs.filter((l) => String(l.msg ?? '').includes(text));
+const logFiles = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('log-')).sort();
+
+describe('kill -9 of a single node while PHP writes sessions', () => {
+  for (const fsync of ['always', 'everysec'] as const) {
+    it(`--fsync ${fsync}: restarted on its data directory, it serves every acknowledged write (both extensions)`, async () => {
+      const dir = path.join(root, `kill-${fsync}`);
+      const port = await freePort();
+      const node = await start(dir, ['--fsync', fsync], port);
+      const TOTAL = 3000;
+      const writers: WriterSpec[] = [MB, MA, PM].map((setup) => ({ setup, via: node, prefix: `${RUN}-${fsync}-${setup.tag}-`, from: 0, count: TOTAL / 3, tag: 'k' }));
+      let killedAt = -1;
+      let killing: Promise<void> | undefined;
+      const outcome = await writeSessions(writers, (handled) => {
+        if (killing === undefined && handled >= TOTAL / 3) {
+          killedAt = handled;
+          killing = kill9(node);
+        }
+      });
+      await killing;
+      const back = await start(dir, ['--fsync', fsync], port);
+      const loaded = back.logs.find((l) => l.msg === 'disk storage: loaded')!;
+      const read = await readBack(outcome.acked, () => back);
+      console.log(`[disk] --fsync ${fsync}, kill -9 after ${killedAt} of ${TOTAL} writes: acknowledged ${outcome.acked.length}, lost ${read.lost}, `
+        + `failed ${outcome.failed.length}; loaded ${String(loaded.records)} records (${String(loaded.bytes)} bytes) in ${String(loaded.seconds)} s; read back: ${describeRead(read)}`);
+      expect(killedAt).toBeGreaterThan(0);
+      expect(outcome.acked.length).toBeGreaterThanOrEqual(TOTAL / 3);
+      // The kill interrupted the writers: the rest failed, they were not lost.
+      expect(outcome.failed.length).toBeGreaterThan(0);
+      expect(read.lost, describeRead(read)).toBe(0);
+      expect(read.ok).toBe(outcome.acked.length);
+    }, 120_000);
+  }
+});
+
+describe('three nodes with data directories, all killed at once', () => {
+  let cluster: Cluster | undefined;
+  afterEach(async () => { await stopCluster(cluster); cluster = undefined; });
+
+  it('restarted, they serve every write acknowledged before the kill', async () => {
+    const dirs = path.join(root, 'cluster');
+    cluster = await startLiveCluster(3, { perNodeArgs: ({ id }) => ['--data-dir', path.join(dirs, id), '--fsync', 'always'] });
+    const [node1, node2, node3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const TOTAL = 3000;
+    const writers: WriterSpec[] = [
+      { setup: MB, via: node1, prefix: `${RUN}-c-mb-`, from: 0, count: TOTAL / 3, tag: 'c' },
+      { setup: MA, via: node2, prefix: `${RUN}-c-ma-`, from: 0, count: TOTAL / 3, tag: 'c' },
+      { setup: PM, via: node3, prefix: `${RUN}-c-pm-`, from: 0, count: TOTAL / 3, tag: 'c' },
+    ];
+    let killing: Promise<unknown> | undefined;
+    let killedAt = -1;
+    const outcome = await writeSessions(writers, (handled) => {
+      if (killing === undefined && handled >= TOTAL / 2) {
+        killedAt = handled;
+        killing = Promise.all(cluster!.nodes.map((x) => x.kill()));
+      }
+    });
+    await killing;
+    await Promise.all(cluster.nodes.map((x) => x.start()));
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 20_000);
+    const read = await readBack(outcome.acked, (w) => (w.via === node1 ? node2 : w.via === node2 ? node3 : node1));
+    console.log(`[disk] three nodes killed at once after ${killedAt} of ${TOTAL} writes, restarted: acknowledged ${outcome.acked.length}, lost ${read.lost}, failed ${outcome.failed.length}; read back: ${describeRead(read)}`);
+    expect(killedAt).toBeGreaterThan(0);
+    expect(outcome.acked.length).toBeGreaterThanOrEqual(TOTAL / 2);
+    expect(read.lost, describeRead(read)).toBe(0);
+  }, 120_000);
+});
+
+describe('damaged files and a shared directory', () => {
+  async function writtenDir(name: string, count: number): Promise<{ dir: string; log: string }> {
+    const dir = path.join(root, name);
+    const node = await start(dir, ['--fsync', 'always']);
+    for (let i = 0; i < count; i++) expect(await command(node, set(`k${i}`, `value ${i}`))).toBe('STORED');
+    await kill9(node);
+    return { dir, log: path.join(dir, logFiles(dir).at(-1)!) };
+  }
+
+  it('a torn last record is cut at start and reported; the records before it are served', async () => {
+    const { dir, log } = await writtenDir('torn', 20);
+    const size = statSync(log).size;
+    execFileSync('truncate', ['-s', String(size - 7), log]);
+    const node = await start(dir);
+    const [cut] = logsMatching(node, 'disk storage: cut');
+    expect(cut).toMatchObject({ level: 40, file: path.basename(log), droppedRecords: 1 });
+    expect(String(cut!.why)).toContain('torn tail');
+    expect((await rawGet(node, 'k18'))?.value).toBe('value 18');
+    expect(await rawGet(node, 'k19')).toBeNull();
+    const stats = await rawStats(node);
+    expect(Number(stats.disk_recovered_records)).toBe(19);
+    expect(Number(stats.disk_recovery_dropped_bytes)).toBeGreaterThan(0);
+  });
+
+  it('a flipped byte in the last record is caught by its checksum and cut', async () => {
+    const { dir, log } = await writtenDir('flipped', 20);
+    const data = readFileSync(log);
+    data[data.length - 3] ^= 0x20;
+    writeFileSync(log, data);
+    const node = await start(dir);
+    const [cut] = logsMatching(node, 'disk storage: cut');
+    expect(String(cut!.why)).toMatch(/torn tail: .*checksum/);
+    expect(await rawGet(node, 'k19')).toBeNull();
+    expect((await rawGet(node, 'k0'))?.value).toBe('value 0');
+  });
+
+  it('damage in the middle stops the start with the file, the place and the way out; --recover-truncate starts, dropping from there', async () => {
+    const { dir, log } = await writtenDir('middle', 20);
+    const data = readFileSync(log);
+    data[40] ^= 0xff;
+    writeFileSync(log, data);
+    const refused = await failedStart(['--data-dir', dir]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.last).toMatchObject({ msg: 'cannot start', code: 'DATA_DIR_DAMAGED' });
+    expect(String(refused.last.err)).toMatch(new RegExp(`damaged in the middle: ${path.basename(log)} at byte \\d+: .*--recover-truncate`));
+    const node = await start(dir, ['--recover-truncate']);
+    const [cut] = logsMatching(node, 'disk storage: cut');
+    expect(String(cut!.why)).toContain('damage in the middle, cut (--recover-truncate)');
+    expect(Number(cut!.droppedRecords)).toBeGreaterThanOrEqual(19);
+    expect(await rawGet(node, 'k19')).toBeNull();
+  });
+
+  it('a second daemon on the same directory is refused; the first goes on', async () => {
+    const dir = path.join(root, 'shared');
+    const first = await start(dir);
+    const second = await failedStart(['--data-dir', dir]);
+    expect(second.exitCode).toBe(1);
+    expect(second.last).toMatchObject({ msg: 'cannot start', code: 'DATA_DIR_LOCKED' });
+    expect(String(second.last.err)).toContain(`in use by another daemon (pid ${first.daemonPid})`);
+    expect(await command(first, set('still', 'here'))).toBe('STORED');
+    // Once the first is gone, however it went, the directory is free again.
+    await kill9(first);
+    const again = await start(dir);
+    expect((await rawGet(again, 'still'))?.value).toBe('here');
+  });
+});
+
+describe('a full disk', () => {
+  const mountPoint = path.join(root, 'tmpfs');
+  afterAll(() => {
+    try { execFileSync('umount', [mountPoint]); } catch { /* not mounted */ }
+  });
+
+  it('writes fail with SERVER_ERROR and are not applied, reads go on; writes work again once there is room', async () => {
+    mkdirSync(mountPoint, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint]);
+    // Most of the room taken by something else, as a full /var would be.
+    const ballast = path.join(mountPoint, 'ballast');
+    writeFileSync(ballast, Buffer.alloc(3 * 1024 * 1024));
+    const dir = path.join(mountPoint, 'data');
+    const node = await start(dir, ['--fsync', 'always']);
+    expect(await command(node, set('session', 'first'))).toBe('STORED');
+    const big = 'x'.repeat(100 * 1024);
+    let stored = 0;
+    let reply = '';
+    for (let i = 0; i < 20; i++) {
+      reply = await command(node, set(`big${i}`, big));
+      if (reply !== 'STORED') break;
+      stored++;
+    }
+    expect(stored).toBeLessThan(20);
+    expect(reply).toMatch(/^SERVER_ERROR .*(not stored|not applied)/);
+    // Not applied: the failed write is nowhere, and the session keeps its value.
+    expect(await rawGet(node, `big${stored}`)).toBeNull();
+    expect(await command(node, set('session', 'second'))).toMatch(/^SERVER_ERROR .*ENOSPC.*not applied/);
+    expect((await rawGet(node, 'session'))?.value).toBe('first');
+    const stats = await rawStats(node);
+    expect(Number(stats.disk_errors)).toBeGreaterThan(0);
+    expect(Number(stats.disk_writes_refused) + Number(stats.disk_writes_undone)).toBeGreaterThan(0);
+    expect(logsMatching(node, 'disk storage: write failed').length).toBeGreaterThan(0);
+    // Room again: within a few seconds writes are served, by themselves.
+    rmSync(ballast);
+    const back = await pollUntil(async () => (await command(node, set('session', 'third'))) === 'STORED', { timeoutMs: 10_000, intervalMs: 200 });
+    expect(back).toBe(true);
+    expect(logsMatching(node, 'disk storage: writing again').length).toBeGreaterThan(0);
+    // And what was stored is on disk: a restart serves it.
+    await kill9(node);
+    const restarted = await start(dir);
+    expect((await rawGet(restarted, 'session'))?.value).toBe('third');
+    expect((await rawGet(restarted, `big${stored}`))).toBeNull();
+    await restarted.stop();
+    running.splice(running.indexOf(restarted), 1);
+  });
+});
