@@ -16,14 +16,15 @@ import { PeerError, type PeerErrorCode } from '../errors.js';
 import type { Command, Reply } from '../protocol/types.js';
 import type { ItemRecord } from '../store/types.js';
 import { decodeReply, decodeTimedBatch, decodeTimedCommand, encodeReply, encodeTimedBatch, encodeTimedCommand } from './peer/command-codec.js';
-import type { Deadline, ForwardHandler, HandoffHandler, Peers, ReplicateHandler, RequestLimits } from './peers.js';
+import type { Deadline, ForwardHandler, HandoffHandler, Offer, OfferHandler, Peers, ReplicateHandler, RequestLimits } from './peers.js';
 import type { NodeId, Owner } from './types.js';
 
 /** One request as the network saw it. */
 export type PeerRequest =
   | { kind: 'forward'; from: NodeId; to: string; command: Command; limits: RequestLimits & { relay?: boolean } }
   | { kind: 'replicate'; from: NodeId; to: string; records: ItemRecord[]; limits: RequestLimits }
-  | { kind: 'handoff'; from: NodeId; to: string };
+  | { kind: 'handoff'; from: NodeId; to: string }
+  | { kind: 'offer'; from: NodeId; to: string; offers: Offer[] };
 
 export class MemoryPeerNetwork {
   /** every request made, in order, whether it was answered or not */
@@ -141,6 +142,7 @@ export class MemoryPeers implements Peers {
   private forwardHandler: ForwardHandler | null = null;
   private replicateHandler: ReplicateHandler | null = null;
   private handoffHandler: HandoffHandler | null = null;
+  private offerHandler: OfferHandler | null = null;
 
   constructor(private readonly network: MemoryPeerNetwork, readonly self: Owner) {}
 
@@ -167,6 +169,17 @@ export class MemoryPeers implements Peers {
     this.network.requests.push({ kind: 'handoff', from: this.self.id, to: address });
     const complete = await this.network.carry(this.self.id, address, timeoutMs, (node) => node.receiveHandoff({ ...self }));
     if (!complete) throw new PeerError('ERR_PEER_REMOTE', `${address}: handoff incomplete: some sessions could not be pushed`);
+  }
+
+  async offer(owner: Owner, offers: readonly Offer[], timeoutMs: number): Promise<number[]> {
+    const copy = offers.map((offer) => ({ ...offer }));
+    this.network.requests.push({ kind: 'offer', from: this.self.id, to: owner.address, offers: copy });
+    return this.network.carry(this.self.id, owner.address, timeoutMs, (node) => node.receiveOffer(copy));
+  }
+
+  serveOffer(handler: OfferHandler): void {
+    if (this.offerHandler !== null) throw new Error('an Offer handler is already registered');
+    this.offerHandler = handler;
   }
 
   serveForward(handler: ForwardHandler): void {
@@ -202,6 +215,11 @@ export class MemoryPeers implements Peers {
   private receiveHandoff(requester: Owner): Promise<boolean> {
     if (this.handoffHandler === null) throw this.unhandled('Handoff');
     return this.handoffHandler(requester);
+  }
+
+  private receiveOffer(offers: Offer[]): number[] {
+    if (this.offerHandler === null) throw this.unhandled('Offer');
+    return this.offerHandler(offers);
   }
 
   /** What a real node without the handler answers: Error(UnknownOpcode). */

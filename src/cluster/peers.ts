@@ -74,6 +74,16 @@ export interface RequestLimits {
 export type ForwardHandler = (command: Command, deadline: Deadline | null, relay: boolean) => Reply | Promise<Reply>;
 /** Applies records another node copied here; the copy is acknowledged once this returns. */
 export type ReplicateHandler = (records: ItemRecord[], deadline: Deadline | null) => void;
+/** A key's version, offered before its record is sent: the receiver says whether it needs it. */
+export interface Offer {
+  key: string;
+  version: number;
+  origin: string;
+}
+
+/** Which of `offers` this node lacks, or holds in an older version: their indexes, in order. */
+export type OfferHandler = (offers: Offer[]) => number[];
+
 /**
  * A (re)joining node asks for the sessions it will own: push them to it, and settle with
  * whether every one was acknowledged.
@@ -93,9 +103,17 @@ export interface Peers {
    * (as replicate calls to `self`), rejects with ERR_PEER_REMOTE when it could not.
    */
   requestHandoff(address: string, self: Owner, timeoutMs: number): Promise<void>;
+  /**
+   * Asks `owner` which of `offers` it needs (it lacks the key, or holds an older version), before
+   * their records are sent: a node that kept its sessions (on disk) is sent only what changed.
+   * Settles with the indexes of those it needs; rejects like any request (an older node answers
+   * ERR_PEER_REMOTE, UnknownOpcode: send it everything).
+   */
+  offer(owner: Owner, offers: readonly Offer[], timeoutMs: number): Promise<number[]>;
 
   /** How this node answers each kind of request; each is registered once, by its owner. */
   serveForward(handler: ForwardHandler): void;
   serveReplicate(handler: ReplicateHandler): void;
   serveHandoff(handler: HandoffHandler): void;
+  serveOffer(handler: OfferHandler): void;
 }

@@ -200,7 +200,8 @@ export class Router {
     const seqBefore = this.options.durability?.nextSeq ?? 0;
     const reply = executor.execute(command, changes);
     if (changes.length === 0) return reply;
-    // On disk before the copy leaves, and before the reply when it waits for the disk.
+    // In the file before the copy leaves; under --fsync always the reply waits for the disk too.
+    this.options.durability?.writePending();
     const durable = afterWrite(this.options.durability, seqBefore);
     const sync = this.options.replication === 'sync';
     const copyBy = sync ? (deadlineAt ?? Date.now() + this.options.forwardTimeoutMs) : undefined;

@@ -23,15 +23,14 @@ export const NOT_DURABLE: Reply = {
 };
 
 /**
- * After a command ran (`seqBefore` being `nextSeq` before it): its records are written to the
- * file now, and under --fsync always the promise settles with whether they became durable; null
- * when there is nothing to wait for.
+ * After a command ran (`seqBefore` being `nextSeq` before it): under --fsync always, a promise
+ * that settles with whether its records became durable; null when there is nothing to wait for.
+ * The records reach the file before any reply goes to a socket (ConnectionContext.beforeReply),
+ * in one write for all the commands of a read.
  */
 export function afterWrite(durability: Durability | undefined, seqBefore: number): Promise<boolean> | null {
-  if (durability === undefined || durability.nextSeq === seqBefore) return null;
-  const last = durability.nextSeq - 1;
-  durability.writePending();
-  return durability.syncsEachWrite ? durability.durable(last) : null;
+  if (durability === undefined || !durability.syncsEachWrite || durability.nextSeq === seqBefore) return null;
+  return durability.durable(durability.nextSeq - 1);
 }
 
 /** `reply`, once `durable` says its write is on disk; NOT_DURABLE if it was undone. */

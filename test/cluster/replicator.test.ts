@@ -23,7 +23,8 @@ function otherOwners(view: ClusterView, key: string): Owner[] {
 
 /**
  * node1's replicator, and `ids` on the same in-memory network, acknowledging copies (each record
- * handed to `received` with the node's id) unless their address is in `failing`.
+ * handed to `received` with the node's id) unless their address is in `failing`. They answer no
+ * offers, as a node of an older version: scans that offer first send them everything.
  */
 function network(ids: string[], address: (id: string) => string, failing: Set<string>, received: (key: string, node: string) => void = () => undefined) {
   const net = new MemoryPeerNetwork();
@@ -49,8 +50,8 @@ function setup(failing: Set<string>) {
   const { net, peers } = network(['node1', 'node2', 'node3'], address, failing);
   const replicator = new Replicator({ store, view, peers, log, requestTimeoutMs: 50, giveUpAfterMs: 300 });
   store.store(StoreMode.Set, 'memc.sess.key.a', 0, 0, Buffer.from('x'), 0, Date.now());
-  /** the address of every copy attempted, answered or not */
-  const sent = () => net.requests.map((request) => request.to);
+  /** the address of every copy attempted, answered or not (offers before copies are not copies) */
+  const sent = () => net.requestsOf('replicate').map((request) => request.to);
   return { store, view, replicator, sent };
 }
 
@@ -328,6 +329,29 @@ describe('catch-up', () => {
     await vi.advanceTimersByTimeAsync(200);
     await catchUp;
     expect(node1.store.peek('memc.sess.key.a', Date.now())?.value.toString()).toBe('kept');
+    node1.replicator.stop();
+    node2.replicator.stop();
+  });
+
+  it('offers before it pushes: a requester that kept its sessions (on disk) is sent only what it lacks or holds older', async () => {
+    const { net, node1, node2, address } = pair();
+    const now = Date.now();
+    // node1 kept 'a' as node2 holds it, and an older 'b'; 'c' and the deletion of 'd' are new to it
+    node2.store.store(StoreMode.Set, 'memc.sess.key.b', 0, 0, Buffer.from('old'), 0, now);
+    node2.store.store(StoreMode.Set, 'memc.sess.key.d', 0, 0, Buffer.from('gone soon'), 0, now);
+    for (const key of ['a', 'b', 'd']) node1.store.apply(node2.store.record(`memc.sess.key.${key}`, now)!, now);
+    node2.store.store(StoreMode.Set, 'memc.sess.key.b', 0, 0, Buffer.from('new'), 0, now);
+    node2.store.store(StoreMode.Set, 'memc.sess.key.c', 0, 0, Buffer.from('fresh'), 0, now);
+    node2.store.delete('memc.sess.key.d', 0, now);
+    const catchUp = node1.replicator.catchUp([address('node2')], address('node1'));
+    await vi.advanceTimersByTimeAsync(100);
+    await catchUp;
+    expect(['a', 'b', 'c', 'd'].map((k) => node1.store.peek(`memc.sess.key.${k}`, Date.now())?.value.toString() ?? null)).toEqual(['kept', 'new', 'fresh', null]);
+    const pushed = net.requestsOf('replicate').filter((r) => r.from === 'node2').flatMap((r) => r.records.map((record) => record.key)).sort();
+    expect(pushed).toEqual(['memc.sess.key.b', 'memc.sess.key.c', 'memc.sess.key.d']);
+    expect(net.requestsOf('offer').filter((r) => r.from === 'node2').flatMap((r) => r.offers.map((o) => o.key)).sort())
+      .toEqual(['memc.sess.key.a', 'memc.sess.key.b', 'memc.sess.key.c', 'memc.sess.key.d']);
+    expect([node2.replicator.counters.offeredHeld, node2.replicator.counters.handoffRecords, node1.replicator.counters.received]).toEqual([1, 3, 3]);
     node1.replicator.stop();
     node2.replicator.stop();
   });

@@ -45,7 +45,10 @@ async function start(files: PowerLossFiles, fsync: FsyncPolicy, extra: { recover
     disk, store, lines,
     run: async (command) => {
       const seq = disk.nextSeq;
-      return whenDurable(executor.execute(command), afterWrite(disk, seq));
+      const reply = whenDurable(executor.execute(command), afterWrite(disk, seq));
+      // What a connection does before it sends its replies (ConnectionContext.beforeReply).
+      disk.writePending();
+      return reply;
     },
   };
 }

@@ -27,9 +27,12 @@ export enum Opcode {
   Handoff = 9,
   /** the receiver has stored a Handoff batch */
   HandoffAck = 10,
-  /** anti-entropy: a summary of (key, version) for a range */
+  /**
+   * {offers: [key, version, origin][]}: records about to be sent (a handoff, a scan that copies
+   * everything), offered first so that a node that kept them (on disk) is sent only what changed
+   */
   Digest = 11,
-  /** anti-entropy: what differs */
+  /** {need: index[]}: the offers the receiver lacks, or holds in an older version */
   DigestReply = 12,
   /** {code: RemoteErrorCode, message}: a refused handshake, or the answer to a request that failed */
   Error = 13,

@@ -13,7 +13,7 @@
 import { PeerError } from '../../errors.js';
 import type { Command, Reply } from '../../protocol/types.js';
 import type { ItemRecord } from '../../store/types.js';
-import type { Deadline, ForwardHandler, HandoffHandler, Peers, ReplicateHandler, RequestLimits } from '../peers.js';
+import type { Deadline, ForwardHandler, HandoffHandler, Offer, OfferHandler, Peers, ReplicateHandler, RequestLimits } from '../peers.js';
 import type { Owner } from '../types.js';
 import {
   decodeCommand, decodeItemBatch, decodeReply, decodeTimedBatch, decodeTimedCommand, encodeCommand, encodeItemBatch,
@@ -28,6 +28,17 @@ import type { PeerReplyFn, PeerServer } from './peer-server.js';
 /** The Handoff request's payload: where the requester is dialed. Its id is the link's own. */
 interface HandoffRequest {
   peerAddress: string;
+}
+
+/**
+ * The Digest request's payload: each offer as [key, version, origin] (a batch of at most a few
+ * hundred, low rate: JSON, as membership messages); the DigestReply's: the indexes needed.
+ */
+interface DigestRequest {
+  offers: Array<[string, number, string]>;
+}
+interface DigestReply {
+  need: number[];
 }
 
 export class PeerLinks implements Peers {
@@ -70,6 +81,23 @@ export class PeerLinks implements Peers {
   async requestHandoff(address: string, self: Owner, timeoutMs: number): Promise<void> {
     const request: HandoffRequest = { peerAddress: self.address };
     await this.pool.get(address).request(Opcode.Handoff, encodeJson(request), { timeoutMs });
+  }
+
+  async offer(owner: Owner, offers: readonly Offer[], timeoutMs: number): Promise<number[]> {
+    const request: DigestRequest = { offers: offers.map((o) => [o.key, o.version, o.origin]) };
+    const answer = await this.pool.get(owner.address).request(Opcode.Digest, encodeJson(request), { timeoutMs });
+    return decodeJson<DigestReply>(answer.payload).need;
+  }
+
+  serveOffer(handler: OfferHandler): void {
+    this.server.handle(Opcode.Digest, (frame, reply) => {
+      const { offers } = decodeJson<DigestRequest>(frame.payload);
+      if (!Array.isArray(offers) || !offers.every((o) => Array.isArray(o) && typeof o[0] === 'string' && typeof o[1] === 'number' && typeof o[2] === 'string')) {
+        throw new Error('Digest: offers must be [key, version, origin] entries');
+      }
+      const need = handler(offers.map(([key, version, origin]) => ({ key, version, origin })));
+      reply(Opcode.DigestReply, encodeJson({ need } satisfies DigestReply));
+    });
   }
 
   serveForward(handler: ForwardHandler): void {

@@ -11,9 +11,9 @@ import type { CounterDefs } from '../../stats/registry.js';
 import { type Change, Deletion } from '../../store/change.js';
 import type { Durability } from '../../store/durability.js';
 import type { MemoryStore } from '../../store/memory-store.js';
-import type { ItemRecord } from '../../store/types.js';
+import { isNewer, type ItemRecord } from '../../store/types.js';
 import { onlyRemovesMembers, type ClusterView, type Placement } from '../cluster-view.js';
-import { type Deadline, isPast, type PeerClocks, type Peers, refusal, SAME_CLOCKS, timeLeft } from '../peers.js';
+import { type Deadline, isPast, type Offer, type PeerClocks, type Peers, refusal, SAME_CLOCKS, timeLeft } from '../peers.js';
 import { ALWAYS_QUORUM, type QuorumCheck } from '../quorum.js';
 import type { KeyOwners, Owner } from '../types.js';
 
@@ -70,6 +70,9 @@ export class ReplicationCounters {
   undone = 0;
   refusedLate = 0;
   repairs = 0;
+  handoffRecords = 0;
+  offeredHeld = 0;
+  received = 0;
 }
 
 export const REPLICATION_STATS: CounterDefs<ReplicationCounters> = {
@@ -83,6 +86,9 @@ export const REPLICATION_STATS: CounterDefs<ReplicationCounters> = {
   undone: { name: 'cluster_writes_undone', type: 'counter', help: 'writes undone here because their copy could not be made in time: the client got SERVER_ERROR, the other owner keeps the previous state' },
   refusedLate: { name: 'cluster_copies_refused_late', type: 'counter', help: 'copies of a write refused here because they arrived after their writer gave up on them' },
   repairs: { name: 'cluster_repairs', type: 'counter', help: 'times this node took its copies back from its peers after undoing a write' },
+  handoffRecords: { name: 'cluster_handoff_records', type: 'counter', help: 'records pushed to (re)joining nodes by handoffs' },
+  offeredHeld: { name: 'cluster_copies_already_held', type: 'counter', help: 'records not sent by handoffs and copy-everything scans: offered first, the receiver already held them (it kept its sessions on disk)' },
+  received: { name: 'cluster_records_received', type: 'counter', help: 'records other nodes copied here (writes, scans, handoffs), applied or not' },
 };
 
 export interface ReplicatorOptions {
@@ -142,6 +148,7 @@ export class Replicator {
     });
     options.peers.serveReplicate((records, deadline) => this.handleReplicate(records, deadline));
     options.peers.serveHandoff((requester) => this.handOverOnce(requester));
+    options.peers.serveOffer((offers) => this.handleOffer(offers));
   }
 
   /**
@@ -183,11 +190,24 @@ export class Replicator {
       throw refusal(`a copy from ${deadline.from} arrived ${deadline.validForMs - timeLeft(deadline, this.clocks)} ms after it was sent, past its ${deadline.validForMs} ms`);
     }
     const now = this.now();
+    this.counters.received += records.length;
     for (const record of records) {
       if (this.options.store.apply(record, now)) this.counters.applied++;
     }
     // In the kernel before the acknowledgement leaves: a crash of both owners keeps the copy.
     this.options.durability?.writePending();
+  }
+
+  /** Which offered records this node needs: it lacks the key, or holds an older version of it. */
+  private handleOffer(offers: Offer[]): number[] {
+    const { store } = this.options;
+    const now = this.now();
+    const need: number[] = [];
+    offers.forEach((offer, i) => {
+      const held = store.record(offer.key, now);
+      if (held === null || isNewer(offer.version, offer.origin, held.version, held.origin)) need.push(i);
+    });
+    return need;
   }
 
   /**
@@ -350,11 +370,11 @@ export class Replicator {
       if (!view.ownedBy(held.key, target.id)) continue;
       records.push(held.toRecord());
       if (records.length >= BATCH_RECORDS) {
-        sends.push(this.send(target, records, true));
+        sends.push(this.sendChanged(target, records, 'handoff'));
         records = [];
       }
     }
-    if (records.length > 0) sends.push(this.send(target, records, true));
+    if (records.length > 0) sends.push(this.sendChanged(target, records, 'handoff'));
     this.counters.handedOver += sends.length;
     const delivered = await Promise.all(sends);
     return delivered.every(Boolean);
@@ -420,7 +440,9 @@ export class Replicator {
       /** the keys of each send, in order, to know which copies did not arrive */
       const sentKeys: string[][] = [];
       const flush = (batch: { target: Owner; records: ItemRecord[] }) => {
-        sends.push(this.send(batch.target, batch.records));
+        // Offered first: a member back with its sessions on disk is sent only what changed while
+        // it was away (and that, once, whichever of the scans its return sets off).
+        sends.push(this.sendChanged(batch.target, batch.records, 'scan'));
         sentKeys.push(batch.records.map((record) => record.key));
         copied += batch.records.length;
         batch.records = [];
@@ -444,11 +466,11 @@ export class Replicator {
         if (!owned) handedOver.push(item.key);
       }
       for (const batch of batches.values()) if (batch.records.length > 0) flush(batch);
-      this.counters.rereplicated += copied;
       this.counters.rereplicationSkipped += skipped;
       const delivered = await Promise.all(sends);
       const complete = delivered.every(Boolean);
       this.vouched = complete ? this.sinceScanStart : null;
+      // copied: records batched for their owners, offered first (cluster_copies_already_held: those not needed).
       this.options.log.info({ copied, skipped, complete, everything: vouched === null }, 're-replication scan done');
       // A copy this node no longer owns is dropped once its owners have it: a draining node keeps
       // its copies until it exits (a peer may still read through it meanwhile), and a node left out
@@ -501,6 +523,35 @@ export class Replicator {
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }
     }
+  }
+
+  /**
+   * send(), after offering the records: only those the target needs are sent (it may hold the
+   * others already: a node that kept its sessions on disk). The offer is retried as a send is (a
+   * member that just came back may not be linked yet); a target that cannot answer offers (an
+   * older node: ERR_PEER_REMOTE) is sent them all.
+   */
+  private async sendChanged(target: Owner, records: ItemRecord[], kind: 'handoff' | 'scan'): Promise<boolean> {
+    const { peers, view, requestTimeoutMs, giveUpAfterMs } = this.options;
+    const handoff = kind === 'handoff';
+    const deadline = Date.now() + (handoff ? HANDOFF_TIMEOUT_MS : giveUpAfterMs);
+    let needed = records;
+    for (;;) {
+      try {
+        const need = await peers.offer(target, records.map((r) => ({ key: r.key, version: r.version, origin: r.origin })), requestTimeoutMs);
+        needed = need.filter((i) => Number.isInteger(i) && i >= 0 && i < records.length).map((i) => records[i]!);
+        this.counters.offeredHeld += records.length - needed.length;
+        break;
+      } catch (error) {
+        // An older node, or one that cannot say: everything goes, as before offers existed.
+        if ((error as { code?: string }).code === 'ERR_PEER_REMOTE') break;
+        if ((!handoff && !view.isLive(target.id)) || Date.now() >= deadline || this.stopped) break;
+        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+      }
+    }
+    if (handoff) this.counters.handoffRecords += needed.length;
+    else this.counters.rereplicated += needed.length;
+    return needed.length === 0 ? true : this.send(target, needed, handoff);
   }
 
   /**

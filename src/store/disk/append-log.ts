@@ -17,6 +17,10 @@
  * acknowledged: they stay queued and are written again every second until the disk takes them.
  */
 import type { DiskFile } from './disk-files.js';
+import { encodeEntryInto, frameSize, type LogEntry } from './record-codec.js';
+
+/** The write buffer starts this large, and goes back to it after a burst made it grow. */
+const BUFFER_BYTES = 1024 * 1024;
 
 export type FsyncPolicy = 'always' | 'everysec' | 'no';
 export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'everysec', 'no'];
@@ -63,7 +67,8 @@ export class AppendLog {
   private current: OpenFile;
   /** rotated out, with data not durable yet: synced, then closed */
   private older: OpenFile[] = [];
-  private pending: Buffer[] = [];
+  /** records queued, encoded straight into this buffer: one write takes them all */
+  private buffer = Buffer.allocUnsafeSlow(BUFFER_BYTES);
   private pendingBytes = 0;
   /** sequence numbers: of the last record appended, written to a file, durable */
   private appendedSeq = 0;
@@ -118,10 +123,15 @@ export class AppendLog {
     return [...this.older, this.current].reduce((sum, f) => sum + f.written - f.synced, 0) + this.pendingBytes;
   }
 
-  /** Queues one framed record; returns its sequence number. */
-  append(frame: Buffer): number {
-    this.pending.push(frame);
-    this.pendingBytes += frame.length;
+  /** Queues one record; returns its sequence number. */
+  append(entry: LogEntry): number {
+    const size = frameSize(entry);
+    if (this.pendingBytes + size > this.buffer.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.pendingBytes + size));
+      this.buffer.copy(grown, 0, 0, this.pendingBytes);
+      this.buffer = grown;
+    }
+    this.pendingBytes = encodeEntryInto(entry, this.buffer, this.pendingBytes);
     // A backstop for records no reply waits on (copies from other nodes, evictions): written
     // by the end of this turn of the event loop.
     if (!this.writeScheduled) {
@@ -139,8 +149,8 @@ export class AppendLog {
    * what they acknowledge is in the kernel. Returns whether nothing is left queued.
    */
   writePending(): boolean {
-    if (this.pending.length === 0 || this.closed) return this.pending.length === 0;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    if (this.pendingBytes === 0 || this.closed) return this.pendingBytes === 0;
+    const data = this.buffer.subarray(0, this.pendingBytes);
     const count = this.appendedSeq - this.writtenSeq;
     try {
       this.current.file.write(data, this.current.written);
@@ -149,8 +159,8 @@ export class AppendLog {
       return false;
     }
     this.current.written += data.length;
-    this.pending = [];
     this.pendingBytes = 0;
+    if (this.buffer.length > 4 * BUFFER_BYTES) this.buffer = Buffer.allocUnsafeSlow(BUFFER_BYTES);
     this.writtenSeq = this.appendedSeq;
     this.counters.records += count;
     this.counters.bytes += data.length;
@@ -284,7 +294,6 @@ export class AppendLog {
       }
       f.written = f.synced;
     }
-    this.pending = [];
     this.pendingBytes = 0;
     if (this.appendedSeq >= from) {
       this.dropped.push({ from, to: this.appendedSeq });

@@ -237,7 +237,7 @@ export class DiskStorage implements StoreJournal, Durability {
   }
 
   private append(entry: LogEntry): void {
-    this.log.append(encodeEntry(entry));
+    this.log.append(entry);
   }
 
   private trimCaptures(): void {

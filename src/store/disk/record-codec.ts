@@ -88,15 +88,27 @@ export function checkFileHeader(data: Buffer, magic: string): string | null {
 
 /** The framed bytes of one entry. */
 export function encodeEntry(entry: LogEntry): Buffer {
-  let payloadLength: number;
+  const frame = Buffer.allocUnsafe(frameSize(entry));
+  encodeEntryInto(entry, frame, 0);
+  return frame;
+}
+
+/** How many bytes the frame of `entry` takes. */
+export function frameSize(entry: LogEntry): number {
   switch (entry.kind) {
-    case RecordKind.Item: payloadLength = 1 + 28 + 2 + entry.key.length + entry.origin.length + entry.value.length; break;
-    case RecordKind.Deletion: payloadLength = 1 + 16 + 2 + entry.key.length + entry.origin.length; break;
-    case RecordKind.Removal: payloadLength = 1 + 1 + entry.key.length; break;
-    case RecordKind.Flush: payloadLength = 1; break;
+    case RecordKind.Item: return FRAME_HEADER_BYTES + 1 + 28 + 2 + entry.key.length + entry.origin.length + entry.value.length;
+    case RecordKind.Deletion: return FRAME_HEADER_BYTES + 1 + 16 + 2 + entry.key.length + entry.origin.length;
+    case RecordKind.Removal: return FRAME_HEADER_BYTES + 1 + 1 + entry.key.length;
+    case RecordKind.Flush: return FRAME_HEADER_BYTES + 1;
   }
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadLength);
-  let at = FRAME_HEADER_BYTES;
+}
+
+/**
+ * Writes the frame of `entry` into `frame` at `offset` (which must have frameSize(entry) bytes
+ * of room): the log encodes straight into its write buffer. Returns where the frame ends.
+ */
+export function encodeEntryInto(entry: LogEntry, frame: Buffer, offset: number): number {
+  let at = offset + FRAME_HEADER_BYTES;
   at = frame.writeUInt8(entry.kind, at);
   switch (entry.kind) {
     case RecordKind.Item:
@@ -125,9 +137,9 @@ export function encodeEntry(entry: LogEntry): Buffer {
     case RecordKind.Flush:
       break;
   }
-  frame.writeUInt32LE(payloadLength, 0);
-  frame.writeUInt32LE(crc32c(frame, FRAME_HEADER_BYTES, at), 4);
-  return frame;
+  frame.writeUInt32LE(at - offset - FRAME_HEADER_BYTES, offset);
+  frame.writeUInt32LE(crc32c(frame, offset + FRAME_HEADER_BYTES, at), offset + 4);
+  return at;
 }
 
 /** What reading one frame found. */
