@@ -223,7 +223,7 @@ describe('session-cluster start', () => {
     expect(text).toContain('session_cluster_get_hits_total 1');
     expect(text).toContain('session_cluster_get_misses_total 1');
     expect(text).toContain('session_cluster_curr_items 1');
-    expect(text).toMatch(/^session_cluster_info\{version="1\.6\.18-session-cluster-[^"]+"\} 1$/m);
+    expect(text).toMatch(/^session_cluster_info\{version="1\.6\.18-session-cluster-[^"]+",storage="memory"\} 1$/m);
     expect((await fetch(`${base}/`)).status).toBe(404);
     expect((await fetch(`${base}/metrics`, { method: 'POST', body: 'x' })).status).toBe(405);
     const head = await fetch(`${base}/metrics`, { method: 'HEAD' });

@@ -31,6 +31,7 @@ import { Output } from './protocol/output.js';
 import { ReservedKeys } from './reserved-keys.js';
 import { ClientListeners } from './server/listeners.js';
 import { MetricsServer } from './server/metrics.js';
+import { ReplyBatch } from './server/reply-batch.js';
 import { ServerCounters } from './server/server-counters.js';
 import { SETTINGS_SECTIONS, STATS_SECTIONS, type StatSources, bindSections } from './stats-catalog.js';
 import { StatsRegistry } from './stats/registry.js';
@@ -125,7 +126,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   listeners = new ClientListeners(
     {
       execute, limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output(),
-      ...(disk === null ? {} : { beforeReply: () => disk.writePending() }),
+      ...(disk === null ? {} : { replies: new ReplyBatch(() => disk.recordsWaiting, () => disk.writePending()) }),
     },
     {
       maxConnections: settings.maxConnections,

@@ -11,6 +11,7 @@ import { REQUEST_MAGIC } from '../protocol/binary/constants.js';
 import { type Execute, FeedResult, OUTPUT_HIGH_WATER, type ProtocolHandler, type ProtocolLimits } from '../protocol/handler.js';
 import type { Output } from '../protocol/output.js';
 import { NOT_MID_REQUEST, StallWatch } from './command-timeout.js';
+import type { ReplyBatch } from './reply-batch.js';
 import type { ServerCounters } from './server-counters.js';
 
 export interface ConnectionContext {
@@ -20,11 +21,10 @@ export interface ConnectionContext {
   /** shared by all connections: each takes what it gathered before yielding to the event loop */
   output: Output;
   /**
-   * Called before replies are written to a socket: disk storage writes the log records of the
-   * writes they acknowledge first, so that a reply never leaves before its write reached the
-   * kernel (docs/architecture.md, "Disk storage").
+   * With disk storage: holds replies until the log records of the writes they acknowledge are
+   * written, so that a reply never leaves before its write reached the kernel (reply-batch.ts).
    */
-  beforeReply?: () => void;
+  replies?: ReplyBatch;
 }
 
 /** Input held while a reply is pending elsewhere, before reading pauses (a pipelining client). */
@@ -116,6 +116,8 @@ export class Connection {
         // Send what is queued, then drop the connection instead of reading more of its input.
         this.closing = true;
         this.socket.pause();
+        // end() uncorks: what it sends must be on disk first.
+        this.context.replies?.release();
         this.socket.end(() => this.socket.destroy());
         return;
       }
@@ -159,7 +161,7 @@ export class Connection {
 
   private flush(): void {
     if (this.output.size === 0) return;
-    this.context.beforeReply?.();
+    this.context.replies?.hold(this.socket);
     const chunks = this.output.take();
     let bytes = 0;
     if (chunks.length === 1) {

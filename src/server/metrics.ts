@@ -25,7 +25,8 @@ export function renderMetrics(samples: readonly Sample[]): string {
   for (const { def, value } of samples) {
     if (def.type === 'text') {
       if (def.name === MEMBERS_STAT) lines.push(...memberSeries(String(value)));
-      else if (typeof def.metric === 'string') info[def.metric] = String(value);
+      // An empty text (disk_fsync without a data directory) is no label: Prometheus reads "" as absent.
+      else if (typeof def.metric === 'string' && String(value) !== '') info[def.metric] = String(value);
       continue;
     }
     if (def.metric === null) continue;
@@ -35,7 +36,7 @@ export function renderMetrics(samples: readonly Sample[]): string {
     lines.push(`# HELP ${name} ${escapeHelp(def.help)}`, `# TYPE ${name} ${def.type}`, `${name} ${number}`);
   }
   const labels = Object.entries(info).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
-  lines.unshift(`# HELP ${PREFIX}info the daemon's version and, in cluster mode, its node id, replication mode and peer TLS`, `# TYPE ${PREFIX}info gauge`, `${PREFIX}info{${labels}} 1`);
+  lines.unshift(`# HELP ${PREFIX}info the daemon's version, where it keeps sessions (storage, and fsync with a data directory) and, in cluster mode, its node id, replication mode and peer TLS`, `# TYPE ${PREFIX}info gauge`, `${PREFIX}info{${labels}} 1`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -25,7 +25,7 @@ export const NOT_DURABLE: Reply = {
 /**
  * After a command ran (`seqBefore` being `nextSeq` before it): under --fsync always, a promise
  * that settles with whether its records became durable; null when there is nothing to wait for.
- * The records reach the file before any reply goes to a socket (ConnectionContext.beforeReply),
+ * The records reach the file before any reply goes to a socket (src/server/reply-batch.ts),
  * in one write for all the commands of a read.
  */
 export function afterWrite(durability: Durability | undefined, seqBefore: number): Promise<boolean> | null {

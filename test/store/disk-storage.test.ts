@@ -46,7 +46,7 @@ async function start(files: PowerLossFiles, fsync: FsyncPolicy, extra: { recover
     run: async (command) => {
       const seq = disk.nextSeq;
       const reply = whenDurable(executor.execute(command), afterWrite(disk, seq));
-      // What a connection does before it sends its replies (ConnectionContext.beforeReply).
+      // What a connection does before it sends its replies (src/server/reply-batch.ts).
       disk.writePending();
       return reply;
     },

@@ -545,7 +545,10 @@ export class Replicator {
       } catch (error) {
         // An older node, or one that cannot say: everything goes, as before offers existed.
         if ((error as { code?: string }).code === 'ERR_PEER_REMOTE') break;
-        if ((!handoff && !view.isLive(target.id)) || Date.now() >= deadline || this.stopped) break;
+        // Declared dead meanwhile: as send() would, drop it (a scan follows its return).
+        if (!handoff && !view.isLive(target.id)) return false;
+        // Out of time: send() tries the records themselves, and gives up as it does.
+        if (Date.now() >= deadline || this.stopped) break;
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }
     }

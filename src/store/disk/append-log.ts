@@ -118,6 +118,11 @@ export class AppendLog {
     return this.current.written + this.pendingBytes;
   }
 
+  /** Bytes queued, not yet written to the file. */
+  get queuedBytes(): number {
+    return this.pendingBytes;
+  }
+
   /** Bytes written to files but not durable yet. */
   get unsyncedBytes(): number {
     return [...this.older, this.current].reduce((sum, f) => sum + f.written - f.synced, 0) + this.pendingBytes;

@@ -187,6 +187,11 @@ export class DiskStorage implements StoreJournal, Durability {
     return this.log.nextSeq;
   }
 
+  /** Whether records are queued, not yet written to the file. */
+  get recordsWaiting(): boolean {
+    return this.log.queuedBytes > 0;
+  }
+
   /** Writes what is queued to the file, before the replies that acknowledge it go out. */
   writePending(): void {
     this.log.writePending();
