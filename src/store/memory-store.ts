@@ -210,9 +210,13 @@ export class MemoryStore {
   loadItem(key: string, value: Buffer, flags: number, expiresAt: number, cas: number, version: number, origin: string, now: number): void {
     if (cas >= this.nextCas) this.nextCas = cas + 1;
     if (version > this.versionClock) this.versionClock = version;
-    this.forget(key);
-    if (isExpired(expiresAt, now)) return;
-    this.link(new Item(key, value, flags, expiresAt, cas, now, version, origin), undefined);
+    const replaced = this.items.get(key);
+    if (this.tombstones.size > 0) this.dropTombstone(key);
+    if (isExpired(expiresAt, now)) {
+      if (replaced !== undefined) this.unlink(replaced);
+      return;
+    }
+    this.link(new Item(key, value, flags, expiresAt, cas, now, version, origin), replaced);
   }
 
   /** Recovery from disk: a deletion read back from the log. Not journaled. */

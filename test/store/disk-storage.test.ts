@@ -287,12 +287,17 @@ describe('a failing disk', () => {
     expect([value(back, 'acked'), value(back, 'refused'), value(back, 'later')]).toEqual(['v', null, 'v']);
   });
 
-  it('--disk-limit: writes are refused once the files reach it', async () => {
+  it('--disk-limit: writes are refused once the files reach it, and served again once a snapshot gives room back', async () => {
     const files = new PowerLossFiles();
-    const node = await start(files, 'everysec', { diskLimit: 2000 });
+    const node = await start(files, 'everysec', { diskLimit: 4000 });
     let refused = 0;
-    for (let i = 0; i < 40; i++) if ((await node.run(set(`k${i}`, 'x'.repeat(100)))).kind === 'serverError') refused++;
+    // Ten sessions, rewritten over and over: the log grows, the live data does not.
+    for (let i = 0; i < 60; i++) if ((await node.run(set(`k${i % 10}`, 'x'.repeat(100)))).kind === 'serverError') refused++;
     expect(refused).toBeGreaterThan(0);
     expect(node.disk.counters.writesRefused).toBe(refused);
+    // The once-a-second check compacts: the snapshot holds ten sessions, the logs are gone.
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    expect(node.disk.counters.compactions).toBeGreaterThan(0);
+    expect(await node.run(set('k0', 'after'))).toMatchObject({ kind: 'status' });
   });
 });

@@ -20,10 +20,19 @@ import { type DiskFile, type DiskFiles, NodeDiskFiles } from './disk-files.js';
 import { encodeEntry, fileHeader, FILE_HEADER_BYTES, type LogEntry, LOG_MAGIC, RecordKind, SNAPSHOT_MAGIC } from './record-codec.js';
 import { type Cut, recover } from './recovery.js';
 
-/** A compaction starts once the logs since the last snapshot are larger than the live data and than this. */
-const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
-/** A compaction writes this many bytes of snapshot per turn of the event loop, like the item sweeps' budget. */
-const COMPACT_SLICE_BYTES = 1024 * 1024;
+/**
+ * A compaction starts once the logs since the last snapshot are larger than half the live data
+ * and than this: the files then stay within about one and a half times the live data between
+ * compactions (the snapshot and half of it in logs), and a small store does not compact all the
+ * time.
+ */
+const COMPACT_MIN_BYTES = 16 * 1024 * 1024;
+/**
+ * A compaction writes this many bytes of snapshot per turn of the event loop, like the item
+ * sweeps' budget: a few milliseconds each, so that serving goes on, yet a snapshot of a few
+ * hundred megabytes is written within a second or two (while it is, the old and new files coexist).
+ */
+const COMPACT_SLICE_BYTES = 4 * 1024 * 1024;
 /** A compaction starts, whatever their size, once there are more logs than this since the last snapshot. */
 const MAX_LOG_FILES = 8;
 /** How often the need for a compaction is checked. */
@@ -321,8 +330,12 @@ export class DiskStorage implements StoreJournal, Durability {
     const store = this.options.store;
     // What the live data takes on disk: key and value and about 40 bytes of record each.
     const live = store.bytes - store.itemCount * (ITEM_OVERHEAD_BYTES - 40) + store.tombstoneCount * 60;
-    // Also when restarts left many small logs, each a file for recovery to open.
-    if (this.logBytes < Math.max(this.options.compactMinBytes ?? COMPACT_MIN_BYTES, live) && this.logFiles <= MAX_LOG_FILES) return;
+    const grown = this.logBytes >= Math.max(this.options.compactMinBytes ?? COMPACT_MIN_BYTES, live / 2);
+    // Also when restarts left many small logs, each a file for recovery to open; and when the
+    // files near --disk-limit, if a snapshot would give back a good part of the logs.
+    const limit = this.options.diskLimit;
+    const nearLimit = limit !== null && this.snapshotSize + this.logBytes >= limit * 0.75 && this.logBytes > live / 4;
+    if (!grown && !nearLimit && this.logFiles <= MAX_LOG_FILES) return;
     void this.compact();
   }
 

@@ -2,7 +2,7 @@
  * The disk log's records: what the store changed, framed so that a torn or damaged record is
  * told apart from a good one (docs/architecture.md, "Disk storage").
  *
- *     frame   = length u32le | crc u32le | payload          crc = CRC-32C of the payload
+ *     frame   = length u32le | crc u32le | payload          crc = CRC-32 of the payload
  *     payload = kind u8 | fields of that kind
  *     item     (1): expiresAt f64 | cas f64 | version f64 | flags u32 | keyLength u8 | originLength u8 | key | origin | value
  *     deletion (2): until f64 | version f64 | keyLength u8 | originLength u8 | key | origin
@@ -16,7 +16,7 @@
  * A file starts with an 8-byte header: a 4-byte magic naming the file's role, and a u32le
  * format version.
  */
-import { crc32c } from './crc32c.js';
+import { crc32 } from './crc32.js';
 
 export const FRAME_HEADER_BYTES = 8;
 export const FILE_HEADER_BYTES = 8;
@@ -138,7 +138,7 @@ export function encodeEntryInto(entry: LogEntry, frame: Buffer, offset: number):
       break;
   }
   frame.writeUInt32LE(at - offset - FRAME_HEADER_BYTES, offset);
-  frame.writeUInt32LE(crc32c(frame, offset + FRAME_HEADER_BYTES, at), offset + 4);
+  frame.writeUInt32LE(crc32(frame, offset + FRAME_HEADER_BYTES, at), offset + 4);
   return at;
 }
 
@@ -163,7 +163,7 @@ export function tryReadFrame(data: Buffer, offset: number): FrameRead {
   const end = start + length;
   if (end > data.length) return { kind: 'short' };
   const expected = data.readUInt32LE(offset + 4);
-  const actual = crc32c(data, start, end);
+  const actual = crc32(data, start, end);
   if (actual !== expected) return { kind: 'corrupt', why: `checksum ${hex(actual)}, recorded ${hex(expected)}` };
   const entry = decodePayload(data, start, end);
   return typeof entry === 'string' ? { kind: 'corrupt', why: entry } : { kind: 'entry', entry, next: end };
