@@ -152,12 +152,16 @@ describe('a cluster node restarted with its data directory', () => {
     console.log(`[disk] node3 restarted on its data directory (loaded ${String(loaded?.items)} sessions): ${received} records sent to it; `
       + `${held} offered and not sent (it held them); ${changed.length} sessions changed while it was away, of ${SESSIONS + 90}`);
     // node3 owns about two thirds of the sessions (each is on two of three nodes): about 600 of
-    // the first 900. It is sent the changed ones it owns (about 90; each may come from both of
-    // its co-owners, which offer at the same time), not those 600.
-    expect(Number(loaded?.items)).toBeGreaterThan(SESSIONS / 2);
-    expect(received).toBeLessThanOrEqual(2 * changed.length);
+    // the first 900, which it kept on disk. What it kept is offered and not sent again; it is
+    // sent the changed ones it owns (about 90, each perhaps from both co-owners, which offer at
+    // the same time: 82 to 180 in most runs). While the members settle after its return, a view
+    // may leave a third node out for a moment, in which node3 owns every session: it is then also
+    // sent the sessions it never held (up to 990 - kept). Never a full copy of what it kept.
+    const kept = Number(loaded?.items);
+    expect(kept).toBeGreaterThan(SESSIONS / 2);
+    expect(held).toBeGreaterThanOrEqual(kept);
     expect(received).toBeGreaterThan(0);
-    expect(held).toBeGreaterThan(SESSIONS / 2);
+    expect(received).toBeLessThanOrEqual(2 * changed.length + (SESSIONS + 90 - kept));
     // And it serves every session as last written.
     for (let i = 0; i < SESSIONS + 90; i++) {
       const expected = i >= SESSIONS ? `new ${i}` : i < 90 && i % 2 === 0 ? `second ${i}` : `first ${i}`;

@@ -501,7 +501,7 @@ export class Replicator {
    * as long as the requester waits (HANDOFF_TIMEOUT_MS), whatever our view says.
    */
   private async send(target: Owner, records: ItemRecord[], handoff = false): Promise<boolean> {
-    const { peers, view, log, requestTimeoutMs, giveUpAfterMs } = this.options;
+    const { peers, view, requestTimeoutMs, giveUpAfterMs } = this.options;
     const deadline = Date.now() + (handoff ? HANDOFF_TIMEOUT_MS : giveUpAfterMs);
     for (let attempt = 1; ; attempt++) {
       try {
@@ -509,27 +509,32 @@ export class Replicator {
         return true;
       } catch (error) {
         if (!handoff && !view.isLive(target.id)) return false;
-        if (Date.now() >= deadline || this.stopped) {
-          this.counters.failed += records.length;
-          log.warn({ peer: target.id, records: records.length, attempts: attempt, handoff, err: (error as Error).message }, 'replication gave up: peer unreachable but not declared dead');
-          // The peer lacks these copies: try again with a whole scan a while later (coalesced),
-          // by when it is reachable again or declared dead (which scans anyway). No earlier
-          // scan vouches for its copies any more.
-          this.vouched = null;
-          this.sinceScanStart = null;
-          if (!handoff) this.scheduleScan(REPAIR_SCAN_DELAY_MS);
-          return false;
-        }
+        if (Date.now() >= deadline || this.stopped) return this.gaveUp(target, records.length, handoff, error, attempt);
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }
     }
   }
 
   /**
+   * Copies to `target` given up: it stayed unreachable, yet was never declared dead. Logged and
+   * counted; the peer lacks these copies, so a whole scan tries again a while later (coalesced),
+   * by when it is reachable again or declared dead (which scans anyway). No earlier scan vouches
+   * for its copies any more. Returns false, the outcome of the send.
+   */
+  private gaveUp(target: Owner, records: number, handoff: boolean, error: unknown, attempts?: number): false {
+    this.counters.failed += records;
+    this.options.log.warn({ peer: target.id, records, attempts, handoff, err: (error as Error).message }, 'replication gave up: peer unreachable but not declared dead');
+    this.vouched = null;
+    this.sinceScanStart = null;
+    if (!handoff) this.scheduleScan(REPAIR_SCAN_DELAY_MS);
+    return false;
+  }
+
+  /**
    * send(), after offering the records: only those the target needs are sent (it may hold the
    * others already: a node that kept its sessions on disk). The offer is retried as a send is (a
-   * member that just came back may not be linked yet); a target that cannot answer offers (an
-   * older node: ERR_PEER_REMOTE) is sent them all.
+   * member that just came back may not be linked yet), and given up as a send is; a target that
+   * cannot answer offers (an older node: ERR_PEER_REMOTE) is sent them all.
    */
   private async sendChanged(target: Owner, records: ItemRecord[], kind: 'handoff' | 'scan'): Promise<boolean> {
     const { peers, view, requestTimeoutMs, giveUpAfterMs } = this.options;
@@ -547,8 +552,8 @@ export class Replicator {
         if ((error as { code?: string }).code === 'ERR_PEER_REMOTE') break;
         // Declared dead meanwhile: as send() would, drop it (a scan follows its return).
         if (!handoff && !view.isLive(target.id)) return false;
-        // Out of time: send() tries the records themselves, and gives up as it does.
-        if (Date.now() >= deadline || this.stopped) break;
+        // Out of time: given up as a copy is, and offered again by the repair scan.
+        if (Date.now() >= deadline || this.stopped) return this.gaveUp(target, records.length, handoff, error);
         await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
       }
     }
