@@ -88,7 +88,9 @@ describe('kill -9 of a single node while PHP writes sessions', () => {
       // The kill interrupted the writers: the rest failed, they were not lost.
       expect(outcome.failed.length).toBeGreaterThan(0);
       expect(read.lost, describeRead(read)).toBe(0);
-      expect(read.ok).toBe(outcome.acked.length);
+      // A request killed between its write and its unlock leaves its lock, which the disk keeps
+      // too (until memcached.sess_lock_expire): its data was checked intact with a raw get.
+      expect(read.ok + read.locked.length).toBe(outcome.acked.length);
     }, 120_000);
   }
 });
