@@ -20,7 +20,7 @@ import {
   allAlive, startLiveCluster, stopCluster, sumStats, waitForMembers, waitForSettled, type Cluster, type ClusterNode,
 } from './cluster-harness.js';
 import { daemonBin, freePort, pollUntil, startDaemon, type RunningServer } from './harness.js';
-import { describeRead, killChildren, readBack, writeSessions, type BatchServer, type WriterSpec } from './php-batches.js';
+import { describeRead, killChildren, readBack, writeSessions, type BatchServer, type WriteOutcome, type WriterSpec } from './php-batches.js';
 import { clientSetups } from './php-harness.js';
 import { exchange, rawGet, rawStats } from './raw-client.js';
 
@@ -61,6 +61,20 @@ async function command(server: { host: string; port: number }, request: string):
 const logsMatching = (server: RunningServer, text: string) => server.logs.filter((l) => String(l.msg ?? '').includes(text));
 const logFiles = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('log-')).sort();
 
+/** Runs the writers and calls `kill` once `killAfter` writes were handled; settles once both are done. */
+async function writeWhileKilling(writers: WriterSpec[], killAfter: number, kill: () => Promise<unknown>): Promise<{ outcome: WriteOutcome; killedAt: number }> {
+  let killedAt = -1;
+  let killing: Promise<unknown> | undefined;
+  const outcome = await writeSessions(writers, (handled) => {
+    if (killing === undefined && handled >= killAfter) {
+      killedAt = handled;
+      killing = kill();
+    }
+  });
+  await killing;
+  return { outcome, killedAt };
+}
+
 describe('kill -9 of a single node while PHP writes sessions', () => {
   for (const fsync of ['always', 'everysec'] as const) {
     it(`--fsync ${fsync}: restarted on its data directory, it serves every acknowledged write (both extensions)`, async () => {
@@ -69,15 +83,7 @@ describe('kill -9 of a single node while PHP writes sessions', () => {
       const node = await start(dir, ['--fsync', fsync], port);
       const TOTAL = 3000;
       const writers: WriterSpec[] = [MB, MA, PM].map((setup) => ({ setup, via: node, prefix: `${RUN}-${fsync}-${setup.tag}-`, from: 0, count: TOTAL / 3, tag: 'k' }));
-      let killedAt = -1;
-      let killing: Promise<void> | undefined;
-      const outcome = await writeSessions(writers, (handled) => {
-        if (killing === undefined && handled >= TOTAL / 3) {
-          killedAt = handled;
-          killing = kill9(node);
-        }
-      });
-      await killing;
+      const { outcome, killedAt } = await writeWhileKilling(writers, TOTAL / 3, () => kill9(node));
       const back = await start(dir, ['--fsync', fsync], port);
       const loaded = back.logs.find((l) => l.msg === 'disk storage: loaded')!;
       const read = await readBack(outcome.acked, () => back);
@@ -109,15 +115,7 @@ describe('three nodes with data directories, all killed at once', () => {
       { setup: MA, via: node2, prefix: `${RUN}-c-ma-`, from: 0, count: TOTAL / 3, tag: 'c' },
       { setup: PM, via: node3, prefix: `${RUN}-c-pm-`, from: 0, count: TOTAL / 3, tag: 'c' },
     ];
-    let killing: Promise<unknown> | undefined;
-    let killedAt = -1;
-    const outcome = await writeSessions(writers, (handled) => {
-      if (killing === undefined && handled >= TOTAL / 2) {
-        killedAt = handled;
-        killing = Promise.all(cluster!.nodes.map((x) => x.kill()));
-      }
-    });
-    await killing;
+    const { outcome, killedAt } = await writeWhileKilling(writers, TOTAL / 2, () => Promise.all(cluster!.nodes.map((x) => x.kill())));
     await Promise.all(cluster.nodes.map((x) => x.start()));
     await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 20_000);
     const read = await readBack(outcome.acked, (w) => (w.via === node1 ? node2 : w.via === node2 ? node3 : node1));

@@ -15,9 +15,11 @@ import type { Durability } from '../durability.js';
 import type { KeyState, MemoryStore, StoreJournal } from '../memory-store.js';
 import { AppendLog, type FsyncPolicy } from './append-log.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
-import { logName, snapshotName } from './data-files.js';
+import { logName, parseDataFile, snapshotName } from './data-files.js';
 import { type DiskFile, type DiskFiles, NodeDiskFiles } from './disk-files.js';
-import { encodeEntry, fileHeader, FILE_HEADER_BYTES, type LogEntry, LOG_MAGIC, RecordKind, SNAPSHOT_MAGIC } from './record-codec.js';
+import {
+  type DeletionEntry, encodeEntry, fileHeader, FILE_HEADER_BYTES, type ItemEntry, type LogEntry, LOG_MAGIC, RecordKind, SNAPSHOT_MAGIC,
+} from './record-codec.js';
 import { type Cut, recover } from './recovery.js';
 
 /**
@@ -233,13 +235,11 @@ export class DiskStorage implements StoreJournal, Durability {
   }
 
   item(item: Item): void {
-    this.append({ kind: RecordKind.Item, key: item.key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, cas: item.cas, version: item.version, origin: item.origin });
+    this.append(itemEntry(item));
   }
 
   deletion(deletion: Deletion, remembered: boolean): void {
-    this.append(remembered
-      ? { kind: RecordKind.Deletion, key: deletion.key, version: deletion.version, origin: deletion.origin, until: deletion.until }
-      : { kind: RecordKind.Removal, key: deletion.key });
+    this.append(remembered ? deletionEntry(deletion) : { kind: RecordKind.Removal, key: deletion.key });
   }
 
   removal(key: string): void {
@@ -379,14 +379,14 @@ export class DiskStorage implements StoreJournal, Durability {
           }
           const item = next.value;
           if (isExpired(item.expiresAt, Date.now())) continue;
-          const frame = encodeEntry({ kind: RecordKind.Item, key: item.key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, cas: item.cas, version: item.version, origin: item.origin });
+          const frame = encodeEntry(itemEntry(item));
           slice.push(frame);
           sliceBytes += frame.length;
         }
         if (done) {
           for (const deletion of deletions) {
             if (Date.now() >= deletion.until) continue;
-            const frame = encodeEntry({ kind: RecordKind.Deletion, key: deletion.key, version: deletion.version, origin: deletion.origin, until: deletion.until });
+            const frame = encodeEntry(deletionEntry(deletion));
             slice.push(frame);
             sliceBytes += frame.length;
           }
@@ -409,8 +409,8 @@ export class DiskStorage implements StoreJournal, Durability {
       await this.files.syncDir(dir);
       // The snapshot holds everything before this generation: its files are done with.
       for (const name of this.files.list(dir)) {
-        const m = /^(snapshot|log)-(\d{10})\./.exec(name);
-        if (m !== null && Number(m[2]) < generation) this.files.remove(path.join(dir, name));
+        const file = parseDataFile(name);
+        if (file !== null && file.generation < generation) this.files.remove(path.join(dir, name));
       }
       await this.files.syncDir(dir);
       this.snapshotSize = size;
@@ -428,6 +428,16 @@ export class DiskStorage implements StoreJournal, Durability {
       this.compacting = false;
     }
   }
+}
+
+/** An item as its log record: what the store holds of it now. */
+function itemEntry(item: Item): ItemEntry {
+  return { kind: RecordKind.Item, key: item.key, value: item.value, flags: item.flags, expiresAt: item.expiresAt, cas: item.cas, version: item.version, origin: item.origin };
+}
+
+/** A remembered deletion as its log record. */
+function deletionEntry(deletion: Deletion): DeletionEntry {
+  return { kind: RecordKind.Deletion, key: deletion.key, version: deletion.version, origin: deletion.origin, until: deletion.until };
 }
 
 /** Applies one record read back from disk to the store, as it was when written. */
