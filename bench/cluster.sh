@@ -62,18 +62,7 @@ log() { printf '[cluster-bench] %s\n' "$*" >&2; }
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }   # bench round target metric value
 
 # ---------------------------------------------------------------- process handling
-STARTED=()   # pids started by us, each the leader of its own session (setsid)
-CHILD=""     # the client running right now
-
-cleanup() {
-  local pid
-  if [[ -n "$CHILD" ]]; then kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
-  stop_pids "${STARTED[@]+"${STARTED[@]}"}"
-  STARTED=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit   # bench/lib.sh: the client, then every node started, on any exit
 
 # stop_pids, free_port, port_open, wait_port: bench/lib.sh
 

@@ -34,12 +34,8 @@ CONCURRENCY=32
 LOG_LEVEL=warn
 RESULTS=$OUT/results.tsv
 : >"$RESULTS"
-STARTED=()
 log() { printf '[disk bench] %s\n' "$*" >&2; }
-cleanup() { stop_pids "${STARTED[@]+"${STARTED[@]}"}"; }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit   # bench/lib.sh: the client (memcaslap, redis-benchmark), then every server started
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   log "installing redis-server and redis-tools (Debian packages)"
@@ -54,16 +50,6 @@ if [[ "${BENCH_SKIP_BUILD:-}" != 1 ]]; then (cd "$ROOT" && npm run build --silen
   echo "settings: rounds=$ROUNDS duration=$DURATION sizes=\"$SIZES\" concurrency=$CONCURRENCY recovery_sessions=$RECOVERY_SESSIONS churn_seconds=$CHURN_SECONDS"
 } >"$OUT/machine.txt"
 sed 's/^/[disk bench] /' "$OUT/machine.txt" >&2
-
-wait_port() {
-  local port=$1 pid=$2 i
-  for ((i = 0; i < 600; i++)); do
-    port_open "$port" && return 0
-    kill -0 "$pid" 2>/dev/null || { log "server exited during startup"; return 1; }
-    sleep 0.1
-  done
-  return 1
-}
 
 # start TARGET DIR -> SRV_PID SRV_PORT
 start() {
@@ -80,10 +66,12 @@ start() {
   esac
   SRV_PID=$!
   STARTED+=("$SRV_PID")
-  wait_port "$SRV_PORT" "$SRV_PID"
+  wait_port "$SRV_PID" "$SRV_PORT" "$dir.log"
 }
 stop() { stop_pids "$SRV_PID"; }
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }   # what size target round value
+# json_field PATH < one JSON document: the field at PATH (e.g. stats.curr_items)
+json_field() { node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(process.argv[1].split(".").reduce((o,k)=>o?.[k],JSON.parse(s))))' "$1"; }
 
 # ---------------------------------------------------------------- 1. throughput
 run_throughput() {
@@ -135,14 +123,15 @@ run_recovery() {
   setsid "$ROOT/bin/session-cluster" start --listen "127.0.0.1:$SRV_PORT" --memory-limit 4g --data-dir "$dir" </dev/null >"$dir.restart.log" 2>&1 &
   SRV_PID=$!
   STARTED+=("$SRV_PID")
-  wait_port "$SRV_PORT" "$SRV_PID"
+  # Loading a million sessions takes a while: the port opens once they are all back.
+  wait_port "$SRV_PID" "$SRV_PORT" "$dir.restart.log" 300
   t1=$(date +%s.%N)
   line=$(grep '"disk storage: loaded"' "$dir.restart.log")
-  record recovery load_seconds - - "$(node -e 'console.log(JSON.parse(process.argv[1]).seconds)' "$line")"
-  record recovery records - - "$(node -e 'console.log(JSON.parse(process.argv[1]).records)' "$line")"
-  record recovery items - - "$(node -e 'console.log(JSON.parse(process.argv[1]).items)' "$line")"
+  record recovery load_seconds - - "$(json_field seconds <<<"$line")"
+  record recovery records - - "$(json_field records <<<"$line")"
+  record recovery items - - "$(json_field items <<<"$line")"
   record recovery start_to_port_open_seconds - - "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
-  record recovery verify - - "$(node "$ROOT/bench/load-sessions.mjs" --host 127.0.0.1 --port "$SRV_PORT" --stats-only | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).stats.curr_items))')"
+  record recovery verify - - "$(node "$ROOT/bench/load-sessions.mjs" --host 127.0.0.1 --port "$SRV_PORT" --stats-only | json_field stats.curr_items)"
   log "recovery: $(grep -E '^recovery' "$RESULTS" | cut -f2,5 | tr '\t\n' '= ')"
   stop
 }
@@ -154,8 +143,8 @@ run_churn() {
   start disk-everysec "$dir"
   log "churn: $CHURN_SECONDS s of sessions living 20 s"
   run_child node "$ROOT/bench/disk-churn.mjs" --port "$SRV_PORT" --data-dir "$dir" --seconds "$CHURN_SECONDS" >"$OUT/churn.jsonl" || log "churn failed"
-  record churn peak_ratio - - "$(tail -1 "$OUT/churn.jsonl" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).peakRatioAfterFirstLifetime))')"
-  record churn final_ratio - - "$(tail -2 "$OUT/churn.jsonl" | head -1 | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).ratio))')"
+  record churn peak_ratio - - "$(tail -1 "$OUT/churn.jsonl" | json_field peakRatioAfterFirstLifetime)"
+  record churn final_ratio - - "$(tail -2 "$OUT/churn.jsonl" | head -1 | json_field ratio)"
   record churn compactions - - "$(grep -c '"disk storage: compacted"' "$dir.log" || true)"
   stop
 }

@@ -37,6 +37,22 @@ run_child() {
   return "$rc"
 }
 
+# ---- stopping what a script started (bench/cluster.sh, memory.sh, session-ids.sh, disk.sh) ----
+STARTED=()   # pids started by the script, each the leader of its own session (setsid)
+CHILD=""     # the client running right now (run_child)
+
+# The client first, then every process group started, however the script ends.
+cleanup_processes() {
+  if [[ -n "$CHILD" ]]; then kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
+  stop_pids "${STARTED[@]+"${STARTED[@]}"}"
+  STARTED=()
+}
+stop_on_exit() {
+  trap cleanup_processes EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
 # ---- processes and ports (bench/cluster.sh, bench/session-ids.sh) -----------------------------
 # The caller keeps STARTED (pids it started, each the leader of its own session) and defines log().
 
@@ -78,12 +94,12 @@ free_port() {
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_port() {   # pid port logfile
-  local i
-  for ((i = 0; i < 300; i++)); do
+wait_port() {   # pid port logfile [seconds, default 30]
+  local i limit=${4:-30}
+  for ((i = 0; i < limit * 10; i++)); do
     if ! kill -0 "$1" 2>/dev/null; then log "pid $1 exited during startup; log ($3):"; sed 's/^/    /' "$3" >&2; return 1; fi
     port_open "$2" && return 0
     sleep 0.1
   done
-  log "port $2 not open after 30 s; log ($3):"; sed 's/^/    /' "$3" >&2; return 1
+  log "port $2 not open after $limit s; log ($3):"; sed 's/^/    /' "$3" >&2; return 1
 }

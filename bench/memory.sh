@@ -49,15 +49,7 @@ RESULTS=$OUT/memory-results.tsv
 
 log() { printf '[memory] %s\n' "$*" >&2; }
 
-STARTED=()
-CHILD=""
-cleanup() {
-  if [[ -n "$CHILD" ]]; then kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
-  stop_pids "${STARTED[@]+"${STARTED[@]}"}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit   # bench/lib.sh: the client, then every daemon started, on any exit
 
 bytes_of() { node -e 'const m=/^(\d+)([kmg]?)$/i.exec(process.argv[1]); const u={"":1,k:1024,m:1048576,g:1073741824}[m[2].toLowerCase()]; console.log(Number(m[1])*u)' "$1"; }
 status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }

@@ -53,16 +53,7 @@ log() { printf '[session-ids] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- process handling
 # (the same handling as bench/cluster.sh: each node is a session leader, stopped by group)
-STARTED=()
-CHILD=""
-
-cleanup() {
-  if [[ -n "$CHILD" ]]; then kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
-  stop_pids "${STARTED[@]+"${STARTED[@]}"}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit   # bench/lib.sh: the client, then every node started, on any exit
 
 # stop_pids, free_port, port_open, wait_port: bench/lib.sh
 
