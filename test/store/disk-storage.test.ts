@@ -32,8 +32,8 @@ afterEach(async () => {
   for (const disk of open.splice(0)) await disk.close().catch(() => undefined);
 });
 
-async function start(files: PowerLossFiles, fsync: FsyncPolicy, extra: { recoverTruncate?: boolean; compactMinBytes?: number; cluster?: boolean; diskLimit?: number } = {}): Promise<Node> {
-  const store = new MemoryStore({ memoryLimit: 64 << 20, maxItemSize: 1 << 20, rememberDeletions: extra.cluster ?? false, nodeId: 'n1' });
+async function start(files: PowerLossFiles, fsync: FsyncPolicy, extra: { recoverTruncate?: boolean; compactMinBytes?: number; cluster?: boolean; diskLimit?: number; maxItemSize?: number } = {}): Promise<Node> {
+  const store = new MemoryStore({ memoryLimit: 64 << 20, maxItemSize: extra.maxItemSize ?? 1 << 20, rememberDeletions: extra.cluster ?? false, nodeId: 'n1' });
   const { log, lines } = capturedLog();
   const disk = await DiskStorage.open({
     dir: DIR, fsync, diskLimit: extra.diskLimit ?? null, recoverTruncate: extra.recoverTruncate ?? false, store, log, files, lock: NO_LOCK,
@@ -241,6 +241,27 @@ describe('compaction', () => {
     open.splice(0);
     const back = await start(files, 'everysec');
     for (const [key, v] of live) expect(value(back, key)).toBe(v);
+  });
+});
+
+describe('compaction of large values and deletions', () => {
+  it('a value larger than a snapshot slice, and remembered deletions, are in the snapshot and load back', async () => {
+    const files = new PowerLossFiles();
+    const big = 'b'.repeat(5 << 20);
+    const node = await start(files, 'everysec', { cluster: true, maxItemSize: 8 << 20 });
+    await node.run(set('small', 'a'));
+    await node.run(set('big', big));
+    await node.run(set('gone', 'c'));
+    await node.run({ kind: 'delete', key: 'gone', cas: 0 });
+    await node.disk.compact();
+    expect(node.disk.counters.compactions).toBe(1);
+    await node.disk.close();
+    open.splice(0);
+    // Only the snapshot is left of what was written before it.
+    expect(files.list(DIR).filter((n) => n.startsWith('snapshot-'))).toHaveLength(1);
+    const back = await start(files, 'everysec', { cluster: true, maxItemSize: 8 << 20 });
+    expect([value(back, 'small'), value(back, 'big')?.length, value(back, 'gone')]).toEqual(['a', big.length, null]);
+    expect(back.store.record('gone', Date.now())).toMatchObject({ value: null });
   });
 });
 

@@ -18,7 +18,8 @@ import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
 import { logName, parseDataFile, snapshotName } from './data-files.js';
 import { type DiskFile, type DiskFiles, NodeDiskFiles } from './disk-files.js';
 import {
-  type DeletionEntry, encodeEntry, fileHeader, FILE_HEADER_BYTES, type ItemEntry, type LogEntry, LOG_MAGIC, RecordKind, SNAPSHOT_MAGIC,
+  type DeletionEntry, encodeEntry, encodeEntryInto, fileHeader, FILE_HEADER_BYTES, frameSize, type ItemEntry, type LogEntry, LOG_MAGIC,
+  RecordKind, SNAPSHOT_MAGIC,
 } from './record-codec.js';
 import { type Cut, recover } from './recovery.js';
 
@@ -361,44 +362,47 @@ export class DiskStorage implements StoreJournal, Durability {
       this.log.rotate({ name: logName(generation), file: nextLog, size: FILE_HEADER_BYTES });
       this.generation = generation;
       this.logFiles++;
-      snapshot = this.files.open(path.join(dir, tmpName), 'create');
-      snapshot.write(fileHeader(SNAPSHOT_MAGIC), 0);
+      const file = this.files.open(path.join(dir, tmpName), 'create');
+      snapshot = file;
+      file.write(fileHeader(SNAPSHOT_MAGIC), 0);
       let size = FILE_HEADER_BYTES;
       let records = 0;
-      const items = store.allItems();
-      const deletions = store.allDeletions();
+      // Every live item, then every deletion still remembered, encoded straight into one buffer
+      // that goes to the file each time it fills: a slice per turn of the event loop.
+      let sliceNow = Date.now();
+      const entries = liveEntries(store, () => sliceNow);
+      const buffer = Buffer.allocUnsafeSlow(COMPACT_SLICE_BYTES);
+      const writeOut = (data: Buffer) => {
+        file.write(data, size);
+        size += data.length;
+      };
       for (;;) {
-        const slice: Buffer[] = [];
-        let sliceBytes = 0;
+        let used = 0;
         let done = false;
-        while (sliceBytes < COMPACT_SLICE_BYTES) {
-          const next = items.next();
+        while (used < COMPACT_SLICE_BYTES) {
+          const next = entries.next();
           if (next.done === true) {
             done = true;
             break;
           }
-          const item = next.value;
-          if (isExpired(item.expiresAt, Date.now())) continue;
-          const frame = encodeEntry(itemEntry(item));
-          slice.push(frame);
-          sliceBytes += frame.length;
-        }
-        if (done) {
-          for (const deletion of deletions) {
-            if (Date.now() >= deletion.until) continue;
-            const frame = encodeEntry(deletionEntry(deletion));
-            slice.push(frame);
-            sliceBytes += frame.length;
+          records++;
+          const need = frameSize(next.value);
+          if (need > buffer.length - used) {
+            if (used > 0) writeOut(buffer.subarray(0, used));
+            used = 0;
+            // A record larger than the buffer (a value near --max-item-size) goes on its own.
+            if (need > buffer.length) {
+              writeOut(encodeEntry(next.value));
+              continue;
+            }
           }
+          used = encodeEntryInto(next.value, buffer, used);
         }
-        if (sliceBytes > 0) {
-          snapshot.write(Buffer.concat(slice, sliceBytes), size);
-          size += sliceBytes;
-          records += slice.length;
-        }
+        if (used > 0) writeOut(buffer.subarray(0, used));
         if (done) break;
         await new Promise((resolve) => setImmediate(resolve));
         if (this.closed) throw new Error('stopping');
+        sliceNow = Date.now();
       }
       await snapshot.sync();
       // A write undone meanwhile (--fsync always, the disk failing) may be in the snapshot: drop it.
@@ -428,6 +432,12 @@ export class DiskStorage implements StoreJournal, Durability {
       this.compacting = false;
     }
   }
+}
+
+/** What a snapshot holds: every item not expired, then every deletion still to be remembered. */
+function* liveEntries(store: MemoryStore, now: () => number): Generator<LogEntry> {
+  for (const item of store.allItems()) if (!isExpired(item.expiresAt, now())) yield itemEntry(item);
+  for (const deletion of store.allDeletions()) if (now() < deletion.until) yield deletionEntry(deletion);
 }
 
 /** An item as its log record: what the store holds of it now. */
