@@ -22,7 +22,7 @@ import {
 import { daemonBin, freePort, pollUntil, startDaemon, type RunningServer } from './harness.js';
 import { describeRead, killChildren, readBack, writeSessions, type BatchServer, type WriteOutcome, type WriterSpec } from './php-batches.js';
 import { clientSetups } from './php-harness.js';
-import { exchange, rawGet, rawStats } from './raw-client.js';
+import { exchange, RawClient, rawGet, rawStats } from './raw-client.js';
 
 const [MB, MA, PM] = clientSetups({ memcachedLockExpire: 30 });
 const RUN = `d${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -168,6 +168,73 @@ describe('a cluster node restarted with its data directory', () => {
       expect((await rawGet(node3, key(i)))?.value, key(i)).toBe(expected);
     }
   }, 120_000);
+});
+
+describe('memory as a cache of disk', () => {
+  const SESSIONS = 75_000;
+  const VALUE_BYTES = 4000;
+  const BATCH = 50;
+  const key = (i: number) => `memc.sess.key.cache${i.toString(16).padStart(12, '0')}`;
+  const sessionValue = (i: number) => `${i}|`.padEnd(VALUE_BYTES, String.fromCharCode(97 + (i % 26)));
+  const getReply = (i: number) => `VALUE ${key(i)} 0 ${VALUE_BYTES}\r\n${sessionValue(i)}\r\nEND\r\n`;
+
+  /** The daemon's resident memory, MB (Linux' /proc), for the record. */
+  const residentMegabytes = (server: RunningServer) => {
+    const status = readFileSync(`/proc/${server.daemonPid ?? server.process.pid}/status`, 'utf8');
+    return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+  };
+
+  /** Sends the requests of `indexes` at once and checks the replies, byte for byte; the indexes whose reply differed. */
+  async function pipelined(client: RawClient, indexes: number[], request: (i: number) => string, reply: (i: number) => string): Promise<number[]> {
+    await client.send(indexes.map(request).join(''));
+    const expected = indexes.map(reply);
+    const got = await client.readBytes(Buffer.byteLength(expected.join('')), 60_000);
+    if (got.data.toString('latin1') === expected.join('')) return [];
+    return indexes.filter((_, n) => !got.data.toString('latin1').includes(expected[n]!));
+  }
+
+  it('with --memory-limit 64m and 300 MB of sessions, every session reads back and nothing is evicted, before and after a restart', async () => {
+    const dir = path.join(root, 'cache');
+    const server = await start(dir, ['--memory-limit', '64m']);
+    const client = await RawClient.connect(server.host, server.port);
+    const all = Array.from({ length: SESSIONS }, (_, i) => i);
+    const notStored: number[] = [];
+    for (let at = 0; at < SESSIONS; at += BATCH) notStored.push(...await pipelined(client, all.slice(at, at + BATCH), (i) => set(key(i), sessionValue(i)), () => 'STORED\r\n'));
+    expect(notStored).toEqual([]);
+    const written = await rawStats(server);
+    console.log(`memory as a cache: ${SESSIONS} sessions, ${(SESSIONS * VALUE_BYTES / 1e6).toFixed(0)} MB of values under --memory-limit 64m: `
+      + `items ${written.curr_items}, on disk only ${written.disk_values_on_disk_only}, bytes ${written.bytes}, evictions ${written.evictions}, `
+      + `daemon RSS ${residentMegabytes(server)} MB`);
+    expect(Number(written.evictions)).toBe(0);
+    expect(Number(written.curr_items)).toBe(SESSIONS);
+    expect(Number(written.bytes)).toBeLessThanOrEqual(Number(written.limit_maxbytes));
+    // Most values are on disk only: 64 MB holds about 14,000 of them.
+    expect(Number(written.disk_values_on_disk_only)).toBeGreaterThan(SESSIONS - 20_000);
+
+    const unreadable: number[] = [];
+    for (let at = 0; at < SESSIONS; at += BATCH) unreadable.push(...await pipelined(client, all.slice(at, at + BATCH), (i) => `get ${key(i)}\r\n`, getReply));
+    const read = await rawStats(server);
+    console.log(`memory as a cache: read back ${SESSIONS - unreadable.length} of ${SESSIONS}; values read from disk ${read.disk_value_reads}, errors ${read.disk_value_read_errors}`);
+    expect(unreadable).toEqual([]);
+    expect(Number(read.evictions)).toBe(0);
+    expect(Number(read.disk_value_reads)).toBeGreaterThan(SESSIONS - 20_000);
+    expect(Number(read.disk_value_read_errors)).toBe(0);
+    client.destroy();
+
+    // Loaded back under the same limit, the values beyond it stay on disk: still nothing evicted.
+    await kill9(server);
+    const again = await start(dir, ['--memory-limit', '64m'], server.port);
+    const loaded = await rawStats(again);
+    expect(Number(loaded.evictions)).toBe(0);
+    expect(Number(loaded.curr_items)).toBe(SESSIONS);
+    expect(Number(loaded.disk_values_on_disk_only)).toBeGreaterThan(SESSIONS - 20_000);
+    const sample = all.filter((i) => i % 25 === 0);
+    const reader = await RawClient.connect(again.host, again.port);
+    const unreadableAfter: number[] = [];
+    for (let at = 0; at < sample.length; at += BATCH) unreadableAfter.push(...await pipelined(reader, sample.slice(at, at + BATCH), (i) => `get ${key(i)}\r\n`, getReply));
+    reader.destroy();
+    expect(unreadableAfter).toEqual([]);
+  }, 300_000);
 });
 
 describe('damaged files and a shared directory', () => {

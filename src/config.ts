@@ -365,7 +365,7 @@ export const SETTINGS: SettingsTable = {
   memoryLimit: {
     // memcached's 64 MB would evict live sessions on a busy farm: sessions are not a cache.
     flag: '--memory-limit', arg: '<bytes>', default: 1024 * MiB, shownDefault: '1g', parse: parseSize,
-    help: 'Memory for items, e.g. 1g; past it the least recently used items are evicted (counted in evictions, logged).',
+    help: 'Memory for items, e.g. 1g; past it the least recently used items are evicted (counted in evictions, logged). With --data-dir their values stay on disk instead, read back when asked for.',
   },
   maxConnections: {
     flag: '--max-connections', arg: '<n>', default: 1024, parse: wholeNumber(1),

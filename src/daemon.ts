@@ -119,10 +119,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     settings,
   });
   const reservedKeys = new ReservedKeys(sessionIds, nodeId);
-  const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute : disk === null ? (command) => executor.execute(command) : (command) => {
-    const seqBefore = disk.nextSeq;
-    return whenDurable(executor.execute(command), afterWrite(disk, seqBefore));
-  });
+  const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute : disk === null ? (command) => executor.execute(command) : executeOnDisk(executor, disk));
   listeners = new ClientListeners(
     {
       execute, limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output(),
@@ -199,6 +196,20 @@ interface BuiltCluster {
  * router and the node that runs them, built and wired. The peer listener is opened here, since
  * the address the node announces needs the port it bound.
  */
+/**
+ * A single node with disk storage: values on disk only (memory as a cache) are read back before
+ * the command runs, and its reply waits for its log records as the --fsync policy says.
+ */
+function executeOnDisk(executor: Executor, disk: DiskStorage): Execute {
+  const execute: Execute = (command) => {
+    const reading = executor.readBack(command);
+    if (reading !== null) return reading.then(() => execute(command));
+    const seqBefore = disk.nextSeq;
+    return whenDurable(executor.execute(command), afterWrite(disk, seqBefore));
+  };
+  return execute;
+}
+
 async function buildClusterNode(settings: Settings, nodeId: string, store: MemoryStore, executor: Executor, disk: DiskStorage | null, log: Logger): Promise<BuiltCluster> {
   const secret = settings.clusterSecret!;
   const clusterLog = log.child({ node: nodeId });

@@ -195,6 +195,9 @@ export class Router {
     // Without a majority this node may be on the small side of a partition, whose sessions the
     // majority takes over: neither a read (perhaps stale) nor a write (perhaps lost) is served.
     if (!this.quorum.ok) return this.notServing();
+    // Values on disk only (memory as a cache of disk storage) are read back first.
+    const reading = executor.readBack(command);
+    if (reading !== null) return reading.then(() => this.executeHere(command, owners, deadlineAt));
     if (command.kind === 'get') return executor.execute(command);
     const changes: Change[] = [];
     const seqBefore = this.options.durability?.nextSeq ?? 0;

@@ -7,7 +7,7 @@
 import { type Command, type Reply, Status, type ValueEntry } from '../protocol/types.js';
 import { type Change, Item, type WriteResult } from '../store/change.js';
 import type { MemoryStore } from '../store/memory-store.js';
-import { WriteStatus } from '../store/types.js';
+import { StoreMode, WriteStatus } from '../store/types.js';
 import { type CounterDefs, StatsRegistry } from '../stats/registry.js';
 import { ITEMS_CLASS, itemsStats } from './stats.js';
 
@@ -124,6 +124,26 @@ export class Executor {
     }
   }
 
+  /**
+   * With disk storage, the values `command` will read that memory let go are read back first,
+   * without blocking other connections: run it once this settles. Null when there are none.
+   * Commands that only replace or remove a value (set, add, delete...) need none.
+   */
+  readBack(command: Command): Promise<void> | null {
+    switch (command.kind) {
+      case 'get':
+      case 'touchGet':
+        return this.store.readBack(command.keys);
+      case 'arith':
+      case 'touch':
+        return this.store.readBack([command.key]);
+      case 'store':
+        return command.mode === StoreMode.Append || command.mode === StoreMode.Prepend ? this.store.readBack([command.key]) : null;
+      default:
+        return null;
+    }
+  }
+
   /** Cancels a delayed flush, so a stopping daemon leaves no timer behind. */
   close(): void {
     if (this.pendingFlush !== null) clearTimeout(this.pendingFlush);
@@ -210,7 +230,7 @@ export class Executor {
     let replyBytes = 0;
     for (const item of this.store.liveItems(now)) {
       if ((limit > 0 && entries.length >= limit) || replyBytes >= CACHEDUMP_MAX_BYTES) break;
-      entries.push({ key: item.key, bytes: item.value.length, exptime: Math.ceil(item.expiresAt / 1000) });
+      entries.push({ key: item.key, bytes: item.valueLength, exptime: Math.ceil(item.expiresAt / 1000) });
       replyBytes += item.key.length + 32;
     }
     return { kind: 'keyDump', entries };

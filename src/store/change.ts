@@ -17,11 +17,42 @@ import { type ItemRecord, WriteStatus } from './types.js';
  */
 export const ITEM_OVERHEAD_BYTES = 576;
 
+/**
+ * What an item whose value memory let go costs (disk storage: the value stays in its record on
+ * disk): the Item object with its fields, the Map entries that index it and the key string's
+ * header. An estimate from the object's layout on Node 20 x64; the value and its buffer, which
+ * ITEM_OVERHEAD_BYTES is mostly made of, are gone.
+ */
+export const VALUE_ON_DISK_OVERHEAD_BYTES = 240;
+
+/**
+ * Where an item's newest record is on disk (src/store/disk/), so that memory can let its value
+ * go and read it back when it is needed. Given to the item by disk storage as it logs the item.
+ */
+export interface RecordSource {
+  /** Whether values can be read from here still: false once a compaction replaced the file. */
+  readonly readable: boolean;
+  /** Whether the record at `offset` is in its file: not still queued to be written. */
+  written(offset: number): boolean;
+  /** `item`'s value read back from its record, synchronously; throws if it cannot be read. */
+  readValueSync(item: Item): Buffer;
+  /** The same, without blocking: for a session read that found its value on disk only. */
+  readValue(item: Item): Promise<Buffer>;
+}
+
 export class Item {
+  /** the value, or null while it is on disk only (source says where) */
+  private held: Buffer | null;
+  /** the value's length, known whether it is held or not */
+  readonly valueLength: number;
+  /** where the item's newest record is on disk (null: not logged, memory only) */
+  source: RecordSource | null = null;
+  sourceOffset = 0;
+
   constructor(
     readonly key: string,
     /** never mutated in place: replies may still hold a reference while the socket drains */
-    readonly value: Buffer,
+    value: Buffer,
     readonly flags: number,
     public expiresAt: number,
     public cas: number,
@@ -33,10 +64,38 @@ export class Item {
      */
     public version: number,
     public origin: string,
-  ) {}
+  ) {
+    this.held = value;
+    this.valueLength = value.length;
+  }
 
+  /**
+   * The value. One that memory let go is read back from disk, synchronously: the request path
+   * reads such values back beforehand, without blocking (MemoryStore.readBack), so this is for
+   * the background (snapshots, copies to other nodes).
+   */
+  get value(): Buffer {
+    return this.held ?? this.source!.readValueSync(this);
+  }
+
+  /** Whether the value is in memory. */
+  get inMemory(): boolean {
+    return this.held !== null;
+  }
+
+  /** What the item costs against the memory limit, as it is now. */
   get size(): number {
-    return this.key.length + this.value.length + ITEM_OVERHEAD_BYTES;
+    return this.held !== null ? this.key.length + this.valueLength + ITEM_OVERHEAD_BYTES : this.key.length + VALUE_ON_DISK_OVERHEAD_BYTES;
+  }
+
+  /** Lets the value go: it is on disk (source), and read back from there when needed. */
+  dropValue(): void {
+    if (this.source !== null) this.held = null;
+  }
+
+  /** The value read back from disk is held again. */
+  holdValue(value: Buffer): void {
+    this.held = value;
   }
 
   /** This item as it travels between nodes. */

@@ -4,7 +4,7 @@
  * write returns a WriteResult, its status (memcached's store result enum) and the change it made
  * (change.ts), and the layers above turn the status into a reply and pass the change on.
  */
-import { type ArithResult, type Change, Deletion, ITEM_OVERHEAD_BYTES, Item, UNCHANGED, type WriteResult } from './change.js';
+import { type ArithResult, type Change, Deletion, ITEM_OVERHEAD_BYTES, Item, type RecordSource, UNCHANGED, type WriteResult } from './change.js';
 import { expiresAtFromExptime, isExpired } from './expiry.js';
 import { type ItemRecord, isNewer, StoreMode, WriteStatus } from './types.js';
 import type { CounterDefs, Stat } from '../stats/registry.js';
@@ -123,6 +123,17 @@ export interface KeyState {
   readonly version: number;
   readonly origin: string;
   readonly tombstone: Deletion | undefined;
+  /** where the item's record was on disk then: a write undone points back at the record before it */
+  readonly source: RecordSource | null;
+  readonly sourceOffset: number;
+}
+
+/** Reads of values that memory let go (disk storage), for `stats`. */
+export interface ReadBackCounters {
+  /** values read back from disk for a session read */
+  reads: number;
+  /** of which failed: the item was dropped */
+  errors: number;
 }
 
 export interface MemoryStoreOptions {
@@ -166,6 +177,18 @@ export class MemoryStore {
   private readonly nodeId: string;
   /** the disk log, when there is one; attached once recovery has loaded what it holds */
   private journal: StoreJournal | null = null;
+  /**
+   * With disk storage, memory is a cache of it: the items whose values are in memory, least
+   * recently used first. Under the memory limit the oldest let their values go (their records
+   * on disk keep them) before anything is evicted. Null: memory only, every value is held.
+   */
+  private valuesHeld: Set<Item> | null = null;
+  /** items whose value is on disk only */
+  private valuesOnDisk = 0;
+  /** reads of such values under way, so that two readers of one item share one read */
+  private readsUnderWay = new Map<Item, Promise<void>>();
+  private onReadError: (key: string, error: Error) => void = () => {};
+  readonly readBackCounters: ReadBackCounters = { reads: 0, errors: 0 };
 
   constructor(private readonly options: MemoryStoreOptions) {
     this.nodeId = options.nodeId ?? 'local';
@@ -176,10 +199,91 @@ export class MemoryStore {
     this.journal = journal;
   }
 
+  /**
+   * Disk storage keeps every item's record: from now on memory may let the values of the least
+   * recently used items go, under the memory limit, and read them back when asked for
+   * (readBack). `onReadError` hears of a value that could not be read back (its item is dropped).
+   */
+  keepValuesOnDisk(onReadError: (key: string, error: Error) => void): void {
+    this.onReadError = onReadError;
+    if (this.valuesHeld !== null) return;
+    this.valuesHeld = new Set();
+    for (const item of this.items.values()) if (item.inMemory) this.valuesHeld.add(item);
+  }
+
+  /** Items whose value is on disk only. */
+  get valuesOnDiskCount(): number {
+    return this.valuesOnDisk;
+  }
+
+  /**
+   * Reads back, without blocking, the values of `keys` that are on disk only, so that a command
+   * about to read them finds them in memory; null when there are none (memory only, or all held).
+   */
+  readBack(keys: readonly string[]): Promise<void> | null {
+    if (this.valuesOnDisk === 0) return null;
+    let reads: Array<Promise<void>> | null = null;
+    for (const key of keys) {
+      const item = this.items.get(key);
+      if (item === undefined || item.inMemory) continue;
+      (reads ??= []).push(this.readBackItem(item));
+    }
+    if (reads === null) return null;
+    return reads.length === 1 ? reads[0]! : Promise.all(reads).then(() => undefined);
+  }
+
+  private readBackItem(item: Item): Promise<void> {
+    const underWay = this.readsUnderWay.get(item);
+    if (underWay !== undefined) return underWay;
+    this.readBackCounters.reads++;
+    const source = item.source ?? { readValue: () => Promise.reject(new Error('its value was never on disk')) };
+    const read = source.readValue(item).then((value) => {
+      this.hold(item, value);
+      this.evictFor(0);
+    }, (error: Error) => {
+      this.readBackCounters.errors++;
+      // Unreadable (a damaged record, the disk failing): served as a miss from now on, and
+      // logged, rather than failing every read of the session.
+      if (this.items.get(item.key) === item) {
+        this.journal?.before(item.key);
+        this.unlink(item);
+        this.journal?.removal(item.key);
+      }
+      this.onReadError(item.key, error);
+    }).finally(() => this.readsUnderWay.delete(item));
+    this.readsUnderWay.set(item, read);
+    return read;
+  }
+
+  /**
+   * Holds `item`'s value in memory from now on, read back synchronously if need be: for an item
+   * a write undone could put back once the file its record is in has been replaced.
+   */
+  holdValueOf(item: Item): void {
+    if (!item.inMemory) this.hold(item, item.value);
+  }
+
+  /** `item`'s value, read back, is held again (at the young end); one replaced meanwhile too, for an undo. */
+  private hold(item: Item, value: Buffer): void {
+    if (item.inMemory) return;
+    if (this.items.get(item.key) !== item) {
+      item.holdValue(value);
+      return;
+    }
+    this.bytesUsed -= item.size;
+    item.holdValue(value);
+    this.bytesUsed += item.size;
+    this.valuesOnDisk--;
+    this.valuesHeld?.add(item);
+  }
+
   /** What `key` holds now, to put back with restoreKey. */
   stateOf(key: string): KeyState {
     const item = this.items.get(key);
-    return { key, item, expiresAt: item?.expiresAt ?? 0, version: item?.version ?? 0, origin: item?.origin ?? '', tombstone: this.tombstones.get(key) };
+    return {
+      key, item, expiresAt: item?.expiresAt ?? 0, version: item?.version ?? 0, origin: item?.origin ?? '', tombstone: this.tombstones.get(key),
+      source: item?.source ?? null, sourceOffset: item?.sourceOffset ?? 0,
+    };
   }
 
   /**
@@ -194,8 +298,9 @@ export class MemoryStore {
       item.expiresAt = state.expiresAt;
       item.version = state.version;
       item.origin = state.origin;
-      this.items.set(key, item);
-      this.bytesUsed += item.size;
+      item.source = state.source;
+      item.sourceOffset = state.sourceOffset;
+      this.index(item);
     }
     if (tombstone !== undefined) {
       this.tombstones.set(key, tombstone);
@@ -207,7 +312,7 @@ export class MemoryStore {
    * Recovery from disk: puts an item read back from the log as it was, unless it has expired
    * since. Its CAS and version keep the counters above them. Not journaled.
    */
-  loadItem(key: string, value: Buffer, flags: number, expiresAt: number, cas: number, version: number, origin: string, now: number): void {
+  loadItem(key: string, value: Buffer, flags: number, expiresAt: number, cas: number, version: number, origin: string, now: number, source?: { source: RecordSource; offset: number }): void {
     if (cas >= this.nextCas) this.nextCas = cas + 1;
     if (version > this.versionClock) this.versionClock = version;
     const replaced = this.items.get(key);
@@ -216,7 +321,12 @@ export class MemoryStore {
       if (replaced !== undefined) this.unlink(replaced);
       return;
     }
-    this.link(new Item(key, value, flags, expiresAt, cas, now, version, origin), replaced);
+    const item = new Item(key, value, flags, expiresAt, cas, now, version, origin);
+    if (source !== undefined) {
+      item.source = source.source;
+      item.sourceOffset = source.offset;
+    }
+    this.link(item, replaced);
   }
 
   /** Recovery from disk: a deletion read back from the log. Not journaled. */
@@ -506,6 +616,8 @@ export class MemoryStore {
   flush(): void {
     this.journal?.flush();
     this.items.clear();
+    this.valuesHeld?.clear();
+    this.valuesOnDisk = 0;
     this.tombstones.clear();
     this.bytesUsed = 0;
     this.tombstoneBytes = 0;
@@ -539,6 +651,10 @@ export class MemoryStore {
     // A Map keeps insertion order: re-inserting moves the item to the young end.
     this.items.delete(item.key);
     this.items.set(item.key, item);
+    if (this.valuesHeld !== null && item.inMemory) {
+      this.valuesHeld.delete(item);
+      this.valuesHeld.add(item);
+    }
   }
 
   /**
@@ -588,10 +704,17 @@ export class MemoryStore {
     if (replaced !== undefined) this.unlink(replaced);
     this.dropTombstone(item.key);
     this.evictFor(item.size);
-    this.items.set(item.key, item);
-    this.bytesUsed += item.size;
+    this.index(item);
     this.counters.totalItems++;
     this.journal?.item(item);
+  }
+
+  /** Puts `item` in the maps and counts what it costs. */
+  private index(item: Item): void {
+    this.items.set(item.key, item);
+    this.bytesUsed += item.size;
+    if (!item.inMemory) this.valuesOnDisk++;
+    else this.valuesHeld?.add(item);
   }
 
   private remove(key: string): void {
@@ -603,6 +726,8 @@ export class MemoryStore {
     if (this.items.get(item.key) !== item) return;
     this.items.delete(item.key);
     this.bytesUsed -= item.size;
+    if (!item.inMemory) this.valuesOnDisk--;
+    else this.valuesHeld?.delete(item);
   }
 
   /**
@@ -613,6 +738,25 @@ export class MemoryStore {
   private evictFor(size: number): void {
     const limit = this.options.memoryLimit - size;
     if (this.bytesUsed + this.tombstoneBytes <= limit) return;
+    // With disk storage, values go first: they stay on disk, nothing is lost.
+    if (this.valuesHeld !== null) {
+      for (const item of this.valuesHeld) {
+        if (this.bytesUsed + this.tombstoneBytes <= limit) return;
+        // Nowhere to read it back from (never logged, or its file replaced): it stays held.
+        if (item.source === null || !item.source.readable) {
+          this.valuesHeld.delete(item);
+          continue;
+        }
+        // A record still queued belongs to a write of this turn: the items after it were used
+        // later still. The rest waits for the next write, when it is in the file.
+        if (!item.source.written(item.sourceOffset)) break;
+        this.valuesHeld.delete(item);
+        this.bytesUsed -= item.size;
+        item.dropValue();
+        this.bytesUsed += item.size;
+        this.valuesOnDisk++;
+      }
+    }
     for (const key of this.tombstones.keys()) {
       if (this.bytesUsed + this.tombstoneBytes <= limit) return;
       this.dropTombstone(key);

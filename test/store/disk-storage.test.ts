@@ -32,8 +32,8 @@ afterEach(async () => {
   for (const disk of open.splice(0)) await disk.close().catch(() => undefined);
 });
 
-async function start(files: PowerLossFiles, fsync: FsyncPolicy, extra: { recoverTruncate?: boolean; compactMinBytes?: number; cluster?: boolean; diskLimit?: number; maxItemSize?: number } = {}): Promise<Node> {
-  const store = new MemoryStore({ memoryLimit: 64 << 20, maxItemSize: extra.maxItemSize ?? 1 << 20, rememberDeletions: extra.cluster ?? false, nodeId: 'n1' });
+async function start(files: PowerLossFiles, fsync: FsyncPolicy, extra: { recoverTruncate?: boolean; compactMinBytes?: number; cluster?: boolean; diskLimit?: number; maxItemSize?: number; memoryLimit?: number } = {}): Promise<Node> {
+  const store = new MemoryStore({ memoryLimit: extra.memoryLimit ?? 64 << 20, maxItemSize: extra.maxItemSize ?? 1 << 20, rememberDeletions: extra.cluster ?? false, nodeId: 'n1' });
   const { log, lines } = capturedLog();
   const disk = await DiskStorage.open({
     dir: DIR, fsync, diskLimit: extra.diskLimit ?? null, recoverTruncate: extra.recoverTruncate ?? false, store, log, files, lock: NO_LOCK,
@@ -44,6 +44,8 @@ async function start(files: PowerLossFiles, fsync: FsyncPolicy, extra: { recover
   return {
     disk, store, lines,
     run: async (command) => {
+      // Values on disk only are read back first, as the daemon does (src/daemon.ts).
+      await executor.readBack(command);
       const seq = disk.nextSeq;
       const reply = whenDurable(executor.execute(command), afterWrite(disk, seq));
       // What a connection does before it sends its replies (src/server/reply-batch.ts).
@@ -320,5 +322,72 @@ describe('a failing disk', () => {
     await new Promise((resolve) => setTimeout(resolve, 1300));
     expect(node.disk.counters.compactions).toBeGreaterThan(0);
     expect(await node.run(set('k0', 'after'))).toMatchObject({ kind: 'status' });
+  });
+});
+
+describe('memory as a cache of disk', () => {
+  const get = (key: string) => ({ kind: 'get' as const, keys: [key], withCas: false });
+  const valueOf = (reply: Reply) => (reply.kind === 'values' ? reply.entries[0]?.value.toString() ?? null : `not values: ${reply.kind}`);
+  const sessionValue = (i: number, round = 0) => `${round}:${i}:`.padEnd(1000, String.fromCharCode(97 + (i % 26)));
+
+  it('under --memory-limit, values stay on disk only and are read back when asked for: nothing is evicted', async () => {
+    const files = new PowerLossFiles();
+    // 2,000 sessions of 1 KB (about 3.2 MB as memory counts them) under a 512 KB limit.
+    const node = await start(files, 'everysec', { memoryLimit: 512 * 1024 });
+    for (let i = 0; i < 2000; i++) await node.run(set(`s${i}`, sessionValue(i)));
+    expect(node.store.counters.evictions).toBe(0);
+    expect(node.store.itemCount).toBe(2000);
+    expect(node.store.valuesOnDiskCount).toBeGreaterThan(1500);
+    expect(node.store.bytes).toBeLessThanOrEqual(512 * 1024);
+    for (let i = 0; i < 2000; i++) expect(valueOf(await node.run(get(`s${i}`)))).toBe(sessionValue(i));
+    expect(node.store.readBackCounters.reads).toBeGreaterThan(1500);
+    expect(node.store.readBackCounters.errors).toBe(0);
+    expect(node.store.counters.evictions).toBe(0);
+    expect(node.store.bytes).toBeLessThanOrEqual(512 * 1024);
+    // append, incr and touch on a value on disk only read it back first.
+    const late = node.store.valuesOnDiskCount;
+    expect(late).toBeGreaterThan(0);
+    await node.run({ kind: 'store', mode: StoreMode.Append, key: 's0', flags: 0, exptime: 0, value: Buffer.from('+tail'), cas: 0 });
+    expect(valueOf(await node.run(get('s0')))).toBe(`${sessionValue(0)}+tail`);
+  });
+
+  it('a compaction moves the values on disk only into the snapshot; they read back from it, and after a restart under the same limit', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec', { memoryLimit: 256 * 1024, compactMinBytes: 1 });
+    for (let round = 0; round < 2; round++) for (let i = 0; i < 1000; i++) await node.run(set(`s${i}`, sessionValue(i, round)));
+    expect(node.store.valuesOnDiskCount).toBeGreaterThan(500);
+    await node.disk.compact();
+    expect(node.disk.counters.compactions).toBe(1);
+    // The logs the snapshot replaced are gone: the values come from the snapshot now.
+    expect(files.list(DIR).filter((name) => name.startsWith('log-'))).toEqual([logName(2)]);
+    for (let i = 0; i < 1000; i++) expect(valueOf(await node.run(get(`s${i}`)))).toBe(sessionValue(i, 1));
+    expect(node.store.readBackCounters.errors).toBe(0);
+    await node.disk.close();
+    open.splice(open.indexOf(node.disk), 1);
+
+    const again = await start(files, 'everysec', { memoryLimit: 256 * 1024 });
+    expect(again.store.itemCount).toBe(1000);
+    expect(again.store.valuesOnDiskCount).toBeGreaterThan(500);
+    expect(again.store.counters.evictions).toBe(0);
+    for (let i = 999; i >= 0; i--) expect(valueOf(await again.run(get(`s${i}`)))).toBe(sessionValue(i, 1));
+    expect(again.store.readBackCounters.errors).toBe(0);
+  });
+
+  it('a value whose record is damaged is not served: its session reads as a miss, and the error is counted and logged', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec', { memoryLimit: 128 * 1024 });
+    for (let i = 0; i < 500; i++) await node.run(set(`s${i}`, sessionValue(i)));
+    const cold = node.store.peek('s0', Date.now())!;
+    expect(cold.inMemory).toBe(false);
+    // A byte of its value flipped in the file.
+    const path = `${DIR}/${logName(1)}`;
+    const data = files.contents(path);
+    data[cold.sourceOffset + 100] ^= 0xff;
+    files.setContents(path, data);
+    expect(valueOf(await node.run(get('s0')))).toBe(null);
+    expect(node.store.readBackCounters.errors).toBe(1);
+    expect(node.lines.some((line) => line.msg.includes('could not be read back'))).toBe(true);
+    // The others still read back.
+    expect(valueOf(await node.run(get('s1')))).toBe(sessionValue(1));
   });
 });

@@ -61,11 +61,11 @@ export class PowerLossFiles implements DiskFiles {
     return [...this.names.keys()].filter((name) => name.startsWith(prefix)).map((name) => name.slice(prefix.length));
   }
 
-  open(file: string, mode: 'create' | 'existing'): DiskFile {
+  open(file: string, mode: 'create' | 'existing' | 'read'): DiskFile {
     const name = path.resolve(file);
     let inode = this.names.get(name);
     if (mode === 'create' || inode === undefined) {
-      if (mode === 'existing') throw Object.assign(new Error(`ENOENT: ${file}`), { code: 'ENOENT' });
+      if (mode !== 'create') throw Object.assign(new Error(`ENOENT: ${file}`), { code: 'ENOENT' });
       inode = new Inode();
       this.names.set(name, inode);
     }
@@ -113,6 +113,11 @@ class MemoryFile implements DiskFile {
   read(into: Buffer, position: number, length: number): number {
     if (position >= this.inode.data.length) return 0;
     return this.inode.data.copy(into, 0, position, Math.min(this.inode.data.length, position + length));
+  }
+
+  async readAsync(into: Buffer, position: number, length: number): Promise<number> {
+    await Promise.resolve();
+    return this.read(into, position, length);
   }
 
   async sync(): Promise<void> {

@@ -118,6 +118,11 @@ export class AppendLog {
     return this.current.written + this.pendingBytes;
   }
 
+  /** How much of the current file is written: records past it are still queued. */
+  get currentWritten(): number {
+    return this.current.written;
+  }
+
   /** Bytes queued, not yet written to the file. */
   get queuedBytes(): number {
     return this.pendingBytes;

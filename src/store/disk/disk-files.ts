@@ -16,6 +16,8 @@ export interface DiskFile {
   write(data: Buffer, position: number): void;
   /** Reads up to `length` bytes at `position` into `into`; returns how many were read. */
   read(into: Buffer, position: number, length: number): number;
+  /** The same without blocking the event loop (a session's value read back from disk). */
+  readAsync(into: Buffer, position: number, length: number): Promise<number>;
   /** Makes the data written so far durable (fdatasync). */
   sync(): Promise<void>;
   truncate(size: number): void;
@@ -28,8 +30,11 @@ export interface DiskFiles {
   makeDir(dir: string): void;
   /** The names in `dir`. */
   list(dir: string): string[];
-  /** Opens `file` for reading and writing; `create` makes a new empty file (replacing one there). */
-  open(file: string, mode: 'create' | 'existing'): DiskFile;
+  /**
+   * Opens `file` for reading and writing; `create` makes a new empty file (replacing one there),
+   * `read` opens an existing one for reading only.
+   */
+  open(file: string, mode: 'create' | 'existing' | 'read'): DiskFile;
   rename(from: string, to: string): void;
   remove(file: string): void;
   /** Makes the names in `dir` (new files, renames, removals) durable (fsync of the directory). */
@@ -48,8 +53,8 @@ export class NodeDiskFiles implements DiskFiles {
     return fs.readdirSync(dir);
   }
 
-  open(file: string, mode: 'create' | 'existing'): DiskFile {
-    return new NodeDiskFile(fs.openSync(file, mode === 'create' ? 'w+' : 'r+'));
+  open(file: string, mode: 'create' | 'existing' | 'read'): DiskFile {
+    return new NodeDiskFile(fs.openSync(file, mode === 'create' ? 'w+' : mode === 'read' ? 'r' : 'r+'));
   }
 
   rename(from: string, to: string): void {
@@ -89,6 +94,10 @@ class NodeDiskFile implements DiskFile {
 
   read(into: Buffer, position: number, length: number): number {
     return fs.readSync(this.fd, into, 0, length, position);
+  }
+
+  readAsync(into: Buffer, position: number, length: number): Promise<number> {
+    return new Promise((resolve, reject) => fs.read(this.fd, into, 0, length, position, (error, bytes) => (error ? reject(error) : resolve(bytes))));
   }
 
   sync(): Promise<void> {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Logger } from '../../log.js';
 import { ThrottledWarning } from '../../throttled-log.js';
 import type { Stat } from '../../stats/registry.js';
-import { type Deletion, ITEM_OVERHEAD_BYTES, type Item } from '../change.js';
+import { Deletion, ITEM_OVERHEAD_BYTES, Item, VALUE_ON_DISK_OVERHEAD_BYTES } from '../change.js';
 import { isExpired } from '../expiry.js';
 import type { Durability } from '../durability.js';
 import type { KeyState, MemoryStore, StoreJournal } from '../memory-store.js';
@@ -21,6 +21,7 @@ import {
   type DeletionEntry, encodeEntry, encodeEntryInto, fileHeader, FILE_HEADER_BYTES, frameSize, type ItemEntry, type LogEntry, LOG_MAGIC,
   RecordKind, SNAPSHOT_MAGIC,
 } from './record-codec.js';
+import { RecordFile } from './record-file.js';
 import { type Cut, recover } from './recovery.js';
 
 /**
@@ -97,6 +98,9 @@ export const STORAGE_STATS: ReadonlyArray<Stat<DiskStatsSource>> = [
   { name: 'disk_writes_refused', type: 'counter', help: 'writes answered SERVER_ERROR without being applied: the disk was failing or --disk-limit was reached', read: (s) => s.disk?.counters.writesRefused ?? 0 },
   { name: 'disk_writes_undone', type: 'counter', help: 'writes applied, then undone and answered SERVER_ERROR: their records could not be made durable (--fsync always)', read: (s) => s.disk?.counters.writesUndone ?? 0 },
   { name: 'disk_compactions', type: 'counter', help: 'snapshots written, each replacing the logs before it', read: (s) => s.disk?.counters.compactions ?? 0 },
+  { name: 'disk_values_on_disk_only', type: 'gauge', help: 'sessions whose value memory let go to stay under --memory-limit: on disk only, read back when asked for', read: (s) => s.disk?.store.valuesOnDiskCount ?? 0 },
+  { name: 'disk_value_reads', type: 'counter', help: 'values read back from disk for sessions not in memory', read: (s) => s.disk?.store.readBackCounters.reads ?? 0 },
+  { name: 'disk_value_read_errors', type: 'counter', help: 'values that could not be read back (a damaged record, a failing disk): their sessions were dropped; each is logged', read: (s) => s.disk?.store.readBackCounters.errors ?? 0 },
   { name: 'disk_recovered_records', type: 'gauge', help: 'records loaded from disk at start', read: (s) => s.disk?.counters.recoveredRecords ?? 0 },
   { name: 'disk_recovered_bytes', type: 'gauge', help: 'bytes read from disk at start', read: (s) => s.disk?.counters.recoveredBytes ?? 0 },
   { name: 'disk_recovery_dropped_bytes', type: 'gauge', help: 'bytes cut at start: a torn tail left by a crash, or damage accepted with --recover-truncate', read: (s) => s.disk?.counters.recoveryDroppedBytes ?? 0 },
@@ -122,11 +126,25 @@ export class DiskStorage implements StoreJournal, Durability {
   private readonly errors: ThrottledWarning;
   private lock: DataDirLock | null = null;
   private closed = false;
+  /** the data files items' values are read back from, by name */
+  private readonly recordFiles = new Map<string, RecordFile>();
+  /** the file of the log being written */
+  private currentRecords!: RecordFile;
+  /** a failed compaction's snapshot: items may point into it; closed by the next compaction that succeeds */
+  private abandoned: RecordFile[] = [];
+  private readonly readErrors: ThrottledWarning;
+  private lastReadError: Record<string, unknown> = {};
 
   private constructor(private readonly options: DiskStorageOptions) {
     this.files = options.files ?? new NodeDiskFiles();
     this.errors = new ThrottledWarning(options.log, 'disk storage: write failed; writes are refused until the disk takes them again',
       () => ({ dir: options.dir, error: this.log?.failing?.message ?? null, fsync: options.fsync }), ERROR_LOG_INTERVAL_MS);
+    this.readErrors = new ThrottledWarning(options.log, 'disk storage: a value could not be read back from disk; its session was dropped',
+      () => ({ dir: options.dir, ...this.lastReadError, total: options.store.readBackCounters.errors }), ERROR_LOG_INTERVAL_MS);
+  }
+
+  get store(): MemoryStore {
+    return this.options.store;
   }
 
   /**
@@ -139,6 +157,12 @@ export class DiskStorage implements StoreJournal, Durability {
     const { dir, log } = options;
     disk.files.makeDir(dir);
     disk.lock = await (options.lock ?? lockDataDir)(dir);
+    // Memory becomes a cache: under --memory-limit, values stay on disk only (from recovery on).
+    options.store.keepValuesOnDisk((key, error) => {
+      // The key's first characters only: a session id is a credential.
+      disk.lastReadError = { key: `${key.slice(0, 8)}…`, err: error.message };
+      disk.readErrors.add();
+    });
     try {
       disk.load();
       await disk.startLog();
@@ -223,7 +247,9 @@ export class DiskStorage implements StoreJournal, Durability {
     const complete = await this.log.flush();
     if (!complete) this.options.log.error({ dir: this.options.dir, unsyncedBytes: this.log.unsyncedBytes }, 'disk storage: stopped with changes not on disk (the disk was failing)');
     this.log.close();
+    for (const file of [...this.recordFiles.values(), ...this.abandoned]) file.close();
     this.errors.flush();
+    this.readErrors.flush();
     await this.lock?.release();
   }
 
@@ -236,7 +262,11 @@ export class DiskStorage implements StoreJournal, Durability {
   }
 
   item(item: Item): void {
+    // Where the record lands, for the value to be read back from once memory lets it go.
+    const offset = this.log.currentBytes;
     this.append(itemEntry(item));
+    item.source = this.currentRecords;
+    item.sourceOffset = offset;
   }
 
   deletion(deletion: Deletion, remembered: boolean): void {
@@ -286,7 +316,7 @@ export class DiskStorage implements StoreJournal, Durability {
       files: this.files,
       dir,
       recoverTruncate: this.options.recoverTruncate,
-      apply: (entry) => loadEntry(store, entry, at),
+      apply: (entry, file, offset) => loadEntry(store, entry, at, { source: this.recordFile(file), offset }),
       progress: (records, bytes) => log.info({ dir, records, bytes, seconds: (Date.now() - started) / 1000 }, 'disk storage: loading'),
     });
     for (const cut of result.cuts) logCut(log, dir, cut);
@@ -305,10 +335,28 @@ export class DiskStorage implements StoreJournal, Durability {
     }, 'disk storage: loaded');
   }
 
+  /** The file `name` as items' values are read back from it, opened for reading once. */
+  private recordFile(name: string, writtenEnd?: () => number): RecordFile {
+    let file = this.recordFiles.get(name);
+    if (file === undefined) {
+      file = new RecordFile(name, this.files.open(path.join(this.options.dir, name), 'read'), writtenEnd);
+      this.recordFiles.set(name, file);
+    }
+    return file;
+  }
+
+  /** A new log file, durable with its header; items' records in it are read back as far as it is written. */
+  private async createLog(generation: number): Promise<DiskFile> {
+    const name = logName(generation);
+    const file = await this.createFile(name, LOG_MAGIC);
+    this.currentRecords = this.recordFile(name, () => (this.log.currentName === name ? this.log.currentWritten : Infinity));
+    return file;
+  }
+
   /** A fresh log for this run: a crash's torn tail stays behind in the file before it. */
   private async startLog(): Promise<void> {
     this.generation++;
-    const first = await this.createFile(logName(this.generation), LOG_MAGIC);
+    const first = await this.createLog(this.generation);
     this.log = new AppendLog({ name: logName(this.generation), file: first, size: FILE_HEADER_BYTES }, {
       policy: this.options.fsync,
       onDropped: (fromSeq) => this.undo(fromSeq),
@@ -326,11 +374,42 @@ export class DiskStorage implements StoreJournal, Durability {
     return file;
   }
 
+  /**
+   * Closes the files a compaction replaced (and the snapshots of failed ones): every live item
+   * points into the new snapshot or a later log now. Under `always`, a write not yet durable may
+   * still be undone, putting back an item whose record was in one of them: its value is held in
+   * memory first.
+   */
+  private closeReplaced(generation: number): void {
+    const replaced = new Set<RecordFile>(this.abandoned);
+    for (const [name, file] of this.recordFiles) {
+      const parsed = parseDataFile(name);
+      if (parsed !== null && parsed.generation < generation) {
+        replaced.add(file);
+        this.recordFiles.delete(name);
+      }
+    }
+    for (const { state } of this.captures) {
+      const item = state.item;
+      if (item === undefined || item.inMemory) continue;
+      if ((item.source !== null && replaced.has(item.source as RecordFile)) || (state.source !== null && replaced.has(state.source as RecordFile))) {
+        try {
+          this.options.store.holdValueOf(item);
+        } catch {
+          // unreadable already: an undo would put back a session that reads as lost
+        }
+      }
+    }
+    for (const file of replaced) file.close();
+    this.abandoned = [];
+  }
+
   private maybeCompact(): void {
     if (this.compacting || this.closed || this.log.failing !== null) return;
     const store = this.options.store;
     // What the live data takes on disk: key and value and about 40 bytes of record each.
-    const live = store.bytes - store.itemCount * (ITEM_OVERHEAD_BYTES - 40) + store.tombstoneCount * 60;
+    const held = store.itemCount - store.valuesOnDiskCount;
+    const live = store.bytes - held * (ITEM_OVERHEAD_BYTES - 40) - store.valuesOnDiskCount * (VALUE_ON_DISK_OVERHEAD_BYTES - 40) + store.tombstoneCount * 60;
     const grown = this.logBytes >= Math.max(this.options.compactMinBytes ?? COMPACT_MIN_BYTES, live / 2);
     // Also when restarts left many small logs, each a file for recovery to open; and when the
     // files near --disk-limit, if a snapshot would give back a good part of the logs.
@@ -353,10 +432,11 @@ export class DiskStorage implements StoreJournal, Durability {
     const generation = this.generation + 1;
     const tmpName = snapshotName(generation, true);
     let snapshot: DiskFile | null = null;
+    let snapshotRecords: RecordFile | null = null;
     const started = Date.now();
     const errorsBefore = this.log.counters.errors;
     try {
-      const nextLog = await this.createFile(logName(generation), LOG_MAGIC);
+      const nextLog = await this.createLog(generation);
       const olderBytes = this.logBytes;
       this.olderLogBytes += this.log.currentBytes;
       this.log.rotate({ name: logName(generation), file: nextLog, size: FILE_HEADER_BYTES });
@@ -365,16 +445,28 @@ export class DiskStorage implements StoreJournal, Durability {
       const file = this.files.open(path.join(dir, tmpName), 'create');
       snapshot = file;
       file.write(fileHeader(SNAPSHOT_MAGIC), 0);
+      // Read through a descriptor of its own, which the rename below leaves valid.
+      snapshotRecords = new RecordFile(snapshotName(generation), this.files.open(path.join(dir, tmpName), 'read'));
       let size = FILE_HEADER_BYTES;
       let records = 0;
       // Every live item, then every deletion still remembered, encoded straight into one buffer
-      // that goes to the file each time it fills: a slice per turn of the event loop.
+      // that goes to the file each time it fills: a slice per turn of the event loop. A value
+      // memory let go is read back from its record for it.
       let sliceNow = Date.now();
       const entries = liveEntries(store, () => sliceNow);
       const buffer = Buffer.allocUnsafeSlow(COMPACT_SLICE_BYTES);
+      /** the items in the buffer, and their offsets in the snapshot */
+      const placed: Array<{ item: Item; offset: number }> = [];
+      const into = snapshotRecords;
       const writeOut = (data: Buffer) => {
         file.write(data, size);
         size += data.length;
+        // From now on their values are read back from the snapshot: the files it replaces go.
+        for (const { item, offset } of placed) {
+          item.source = into;
+          item.sourceOffset = offset;
+        }
+        placed.length = 0;
       };
       for (;;) {
         let used = 0;
@@ -385,18 +477,30 @@ export class DiskStorage implements StoreJournal, Durability {
             done = true;
             break;
           }
+          const held = next.value;
+          let entry: LogEntry;
+          try {
+            entry = held instanceof Item ? itemEntry(held) : deletionEntry(held);
+          } catch (error) {
+            // A value that cannot be read back is dropped from memory too, as a session read would.
+            this.lastReadError = { key: `${held.key.slice(0, 8)}…`, err: (error as Error).message };
+            this.readErrors.add();
+            continue;
+          }
           records++;
-          const need = frameSize(next.value);
+          const need = frameSize(entry);
           if (need > buffer.length - used) {
             if (used > 0) writeOut(buffer.subarray(0, used));
             used = 0;
             // A record larger than the buffer (a value near --max-item-size) goes on its own.
             if (need > buffer.length) {
-              writeOut(encodeEntry(next.value));
+              if (held instanceof Item) placed.push({ item: held, offset: size });
+              writeOut(encodeEntry(entry));
               continue;
             }
           }
-          used = encodeEntryInto(next.value, buffer, used);
+          if (held instanceof Item) placed.push({ item: held, offset: size + used });
+          used = encodeEntryInto(entry, buffer, used);
         }
         if (used > 0) writeOut(buffer.subarray(0, used));
         if (done) break;
@@ -417,6 +521,8 @@ export class DiskStorage implements StoreJournal, Durability {
         if (file !== null && file.generation < generation) this.files.remove(path.join(dir, name));
       }
       await this.files.syncDir(dir);
+      this.recordFiles.set(snapshotName(generation), snapshotRecords);
+      this.closeReplaced(generation);
       this.snapshotSize = size;
       this.olderLogBytes = 0;
       this.logFiles = 1;
@@ -427,6 +533,8 @@ export class DiskStorage implements StoreJournal, Durability {
         try { snapshot.close(); } catch { /* being dropped anyway */ }
         this.files.remove(path.join(dir, tmpName));
       }
+      // Items may point into it already: read through its descriptor until a compaction succeeds.
+      if (snapshotRecords !== null && !this.recordFiles.has(snapshotName(generation))) this.abandoned.push(snapshotRecords);
       if (!this.closed) log.warn({ dir, err: describe(error as Error) }, 'disk storage: compaction failed; the logs are kept, and it is tried again later');
     } finally {
       this.compacting = false;
@@ -435,9 +543,9 @@ export class DiskStorage implements StoreJournal, Durability {
 }
 
 /** What a snapshot holds: every item not expired, then every deletion still to be remembered. */
-function* liveEntries(store: MemoryStore, now: () => number): Generator<LogEntry> {
-  for (const item of store.allItems()) if (!isExpired(item.expiresAt, now())) yield itemEntry(item);
-  for (const deletion of store.allDeletions()) if (now() < deletion.until) yield deletionEntry(deletion);
+function* liveEntries(store: MemoryStore, now: () => number): Generator<Item | Deletion> {
+  for (const item of store.allItems()) if (!isExpired(item.expiresAt, now())) yield item;
+  for (const deletion of store.allDeletions()) if (now() < deletion.until) yield deletion;
 }
 
 /** An item as its log record: what the store holds of it now. */
@@ -450,15 +558,15 @@ function deletionEntry(deletion: Deletion): DeletionEntry {
   return { kind: RecordKind.Deletion, key: deletion.key, version: deletion.version, origin: deletion.origin, until: deletion.until };
 }
 
-/** Applies one record read back from disk to the store, as it was when written. */
-function loadEntry(store: MemoryStore, entry: LogEntry, now: number): void {
+/** Applies one record read back from disk to the store, as it was when written; `source` is where it is. */
+function loadEntry(store: MemoryStore, entry: LogEntry, now: number, source: { source: RecordFile; offset: number }): void {
   switch (entry.kind) {
     case RecordKind.Item: {
       // The value is a view of the read buffer: copied into a block of its own, as the protocols
       // allocate values, so the buffer can go.
       const value = Buffer.allocUnsafeSlow(entry.value.length);
       entry.value.copy(value);
-      store.loadItem(entry.key, value, entry.flags, entry.expiresAt, entry.cas, entry.version, entry.origin, now);
+      store.loadItem(entry.key, value, entry.flags, entry.expiresAt, entry.cas, entry.version, entry.origin, now, source);
       return;
     }
     case RecordKind.Deletion:

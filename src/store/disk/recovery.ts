@@ -50,7 +50,8 @@ export interface RecoveryResult {
 export interface RecoveryOptions {
   files: DiskFiles;
   dir: string;
-  apply: (entry: LogEntry) => void;
+  /** each record, with the file it is in and its offset there */
+  apply: (entry: LogEntry, file: string, offset: number) => void;
   /** cut damage in the middle instead of stopping */
   recoverTruncate: boolean;
   /** called about every 64 MB read */
@@ -148,7 +149,7 @@ function readFile(file: DiskFile, entry: DataFile, last: boolean, options: Recov
     const offset = base + at;
     const frame = tryReadFrame(buffer, at);
     if (frame.kind === 'entry') {
-      options.apply(frame.entry);
+      options.apply(frame.entry, entry.name, offset);
       records++;
       at = frame.next;
       if ((records & 0x3fff) === 0) progress(records, base + at);

@@ -1,0 +1,93 @@
+/**
+ * A data file as the place items' values are read back from, when memory let them go (memory as
+ * a cache of disk storage: docs/architecture.md, "Disk storage"). Each item remembers the file
+ * and offset of its newest record (Item.source, sourceOffset); a value is read back by reading
+ * that record again and checking it as recovery does: its checksum, its kind, its key.
+ *
+ * The file is opened for reading once, when it is created or found at start, and read through
+ * that descriptor: a snapshot renamed into place, or a file removed once a compaction replaced
+ * it, stays readable by reads already under way. It is closed when no item points at it any
+ * more and its reads have finished.
+ */
+import type { Item, RecordSource } from '../change.js';
+import type { DiskFile } from './disk-files.js';
+import { FRAME_HEADER_BYTES, RecordKind, tryReadFrame } from './record-codec.js';
+
+/** The bytes of an item's record: frame header, kind, fixed fields, key, origin, value (record-codec.ts). */
+export function itemRecordBytes(item: Item): number {
+  return FRAME_HEADER_BYTES + 1 + 28 + 2 + item.key.length + item.origin.length + item.valueLength;
+}
+
+export class RecordFile implements RecordSource {
+  private readsUnderWay = 0;
+  private closing = false;
+  private closed = false;
+
+  /**
+   * @param name the file's name, for messages
+   * @param reader the file, opened for reading
+   * @param writtenEnd how far the file is written (the log being written grows; others are whole)
+   */
+  constructor(readonly name: string, private readonly reader: DiskFile, private readonly writtenEnd: () => number = () => Infinity) {}
+
+  get readable(): boolean {
+    return !this.closing;
+  }
+
+  written(offset: number): boolean {
+    return offset < this.writtenEnd();
+  }
+
+  readValueSync(item: Item): Buffer {
+    if (this.closing) throw new Error(`${item.key}: its record's file ${this.name} was replaced`);
+    const frame = Buffer.allocUnsafeSlow(itemRecordBytes(item));
+    const got = this.reader.read(frame, item.sourceOffset, frame.length);
+    return this.valueIn(item, frame, got);
+  }
+
+  async readValue(item: Item): Promise<Buffer> {
+    if (this.closing) throw new Error(`${item.key}: its record's file ${this.name} was replaced`);
+    // Allocated on its own, not from Node's shared pool: the value it becomes may be held long.
+    const frame = Buffer.allocUnsafeSlow(itemRecordBytes(item));
+    const offset = item.sourceOffset;
+    this.readsUnderWay++;
+    try {
+      const got = await this.reader.readAsync(frame, offset, frame.length);
+      return this.valueIn(item, frame, got, offset);
+    } finally {
+      this.readsUnderWay--;
+      if (this.closing && this.readsUnderWay === 0) this.closeNow();
+    }
+  }
+
+  /**
+   * No item points here any more (a compaction replaced the file): closed once the reads under
+   * way are done. Reads after this fail.
+   */
+  close(): void {
+    this.closing = true;
+    if (this.readsUnderWay === 0) this.closeNow();
+  }
+
+  private closeNow(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.reader.close();
+    } catch {
+      // only a read descriptor: nothing to lose
+    }
+  }
+
+  private valueIn(item: Item, frame: Buffer, got: number, offset = item.sourceOffset): Buffer {
+    const where = `${this.name} at byte ${offset}`;
+    if (got !== frame.length) throw new Error(`the record of ${item.key} in ${where} is cut short (${got} of ${frame.length} bytes)`);
+    const read = tryReadFrame(frame, 0);
+    if (read.kind !== 'entry') throw new Error(`the record of ${item.key} in ${where} is damaged: ${read.kind === 'corrupt' ? read.why : 'short'}`);
+    const entry = read.entry;
+    if (entry.kind !== RecordKind.Item || entry.key !== item.key || entry.value.length !== item.valueLength) {
+      throw new Error(`the record in ${where} is not ${item.key}'s`);
+    }
+    return entry.value;
+  }
+}
