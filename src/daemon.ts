@@ -29,6 +29,7 @@ import { randomNodeId } from './node-id.js';
 import type { Execute } from './protocol/handler.js';
 import { Output } from './protocol/output.js';
 import { ReservedKeys } from './reserved-keys.js';
+import { SessionLocks } from './session-locks/session-locks.js';
 import { ClientListeners } from './server/listeners.js';
 import { MetricsServer } from './server/metrics.js';
 import { ReplyBatch } from './server/reply-batch.js';
@@ -97,6 +98,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   // secret it signs them with a key of its own, which is fine: its sessions live in its memory
   // and end with the process anyway.
   const sessionIds = cluster?.sessionIds ?? singleNodeSessionIds(nodeId, settings.clusterSecret ?? randomBytes(32));
+  const locks = new SessionLocks({ sessionPrefix: settings.sessionPrefix, log });
   const sources: Partial<StatSources> = {
     process: { startedAtMs: Date.now(), version: WIRE_VERSION, now: Date.now },
     server: { counters, maxConnections: settings.maxConnections },
@@ -105,6 +107,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     store,
     sessionIds: sessionIds.counters,
     storage: { storage: disk === null ? 'memory' : 'disk', disk },
+    locks,
     ...cluster?.statSources,
   };
   bindSections(stats, STATS_SECTIONS, sources);
@@ -120,9 +123,10 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   });
   const reservedKeys = new ReservedKeys(sessionIds, nodeId);
   const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute : disk === null ? (command) => executor.execute(command) : executeOnDisk(executor, disk));
+  locks.releaseThrough(execute);
   listeners = new ClientListeners(
     {
-      execute, limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output(),
+      execute, limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output(), locks,
       ...(disk === null ? {} : { replies: new ReplyBatch(() => disk.recordsWaiting, () => disk.writePending()) }),
     },
     {

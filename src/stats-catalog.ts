@@ -16,6 +16,7 @@ import { COMMAND_STATS, type CommandCounters } from './command/executor.js';
 import { MEMCACHED_SETTINGS, type MemcachedSettingsSource, PROCESS_STATS, type ProcessStatsSource } from './command/stats.js';
 import { SETTING_STATS, type Settings } from './config.js';
 import { SERVER_STATS, type ServerStatsSource } from './server/server-counters.js';
+import { SESSION_LOCK_STATS, type SessionLocks } from './session-locks/session-locks.js';
 import { type DiskStatsSource, STORAGE_STATS } from './store/disk/disk-storage.js';
 import { STORE_COUNTER_STATS, STORE_STATS, type MemoryStore, type StoreCounters } from './store/memory-store.js';
 import { countersToStats, type Stat, type StatDef, type StatsRegistry } from './stats/registry.js';
@@ -28,6 +29,7 @@ export interface StatSources {
   storeCounters: StoreCounters;
   store: MemoryStore;
   storage: DiskStatsSource;
+  locks: SessionLocks;
   sessionIds: SessionIdCounters;
   cluster: ClusterStatsSource;
   router: RouterCounters;
@@ -75,6 +77,7 @@ export const STATS_SECTIONS: ReadonlyArray<StatSection<StatSources>> = [
   section<StatSources, 'storeCounters'>('Reads and writes', 'node', 'storeCounters', countersToStats(STORE_COUNTER_STATS)),
   section<StatSources, 'store'>('Memory and items', 'node', 'store', STORE_STATS),
   section<StatSources, 'storage'>('Disk storage', 'node', 'storage', STORAGE_STATS),
+  section<StatSources, 'locks'>('Session locks', 'node', 'locks', SESSION_LOCK_STATS),
   section<StatSources, 'sessionIds'>('Session ids', 'node', 'sessionIds', countersToStats(SESSION_ID_STATS)),
   section<StatSources, 'cluster'>('Cluster', 'cluster', 'cluster', CLUSTER_STATS),
   section<StatSources, 'router'>('Forwarding', 'cluster', 'router', countersToStats(ROUTER_STATS)),

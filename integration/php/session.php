@@ -8,7 +8,10 @@
 //   update  - start SESSION_ID, merge JSON_DATA into it
 //   destroy - start SESSION_ID, then session_destroy()
 //   strict  - ask for SESSION_ID (never issued), start, report the id PHP ended up with
-//   counter - start SESSION_ID, read 'counter', sleep SLEEP_MS (env), write counter + 1
+//   counter - start SESSION_ID, read 'counter', sleep SLEEP_MS (env), write counter + 1; with
+//             HOLDS=1 (env) also append [locked at, done at] (microtime) to 'holds'
+//   hold    - start SESSION_ID (taking its lock), print {"locked": true}, then sleep: for a test
+//             that kills the worker while it holds the lock
 
 $errors = [];
 // Warnings from the session handler (lock failures, connection errors) go into the JSON, so the
@@ -27,6 +30,7 @@ if ($sid !== '' && $action !== 'create') {
 }
 
 $started = session_start();
+$lockedAt = microtime(true);
 $out = ['ok' => $started, 'id' => session_id(), 'action' => $action];
 
 if ($started) {
@@ -51,8 +55,16 @@ if ($started) {
             usleep((int) (getenv('SLEEP_MS') ?: 20) * 1000);
             $_SESSION['counter'] = $n + 1;
             $_SESSION['writers'][] = getmypid();
+            if (getenv('HOLDS') === '1') {
+                $_SESSION['holds'][] = [$lockedAt, microtime(true)];
+            }
             $out['read'] = $n;
             break;
+        case 'hold':
+            echo json_encode(['locked' => true, 'id' => session_id()]), "\n";
+            flush();
+            sleep(60);
+            exit(3);
         default:
             fwrite(STDERR, "unknown action $action\n");
             exit(2);

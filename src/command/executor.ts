@@ -6,10 +6,13 @@
  */
 import { type Command, type Reply, Status, type ValueEntry } from '../protocol/types.js';
 import { type Change, Item, type WriteResult } from '../store/change.js';
-import type { MemoryStore } from '../store/memory-store.js';
+import { isMemcacheLockKey, MEMCACHE_LOCK_FLAGS } from '../session-locks/lock-keys.js';
+import { type MemoryStore, parseCounter } from '../store/memory-store.js';
 import { StoreMode, WriteStatus } from '../store/types.js';
 import { type CounterDefs, StatsRegistry } from '../stats/registry.js';
 import { ITEMS_CLASS, itemsStats } from './stats.js';
+
+const UINT64_MASK = (1n << 64n) - 1n;
 
 /** memcached caps a cachedump reply at 2 MB (items.c, item_cachedump). */
 const CACHEDUMP_MAX_BYTES = 2 * 1024 * 1024;
@@ -95,6 +98,8 @@ export class Executor {
       case 'delete':
         return writeReply(this.store.delete(command.key, command.cas, now), changes);
       case 'arith': {
+        const polled = this.pollOfHeldLock(command, now);
+        if (polled !== null) return polled;
         const result = this.store.arith(command.key, command.incr, command.delta, command.initial, command.exptime, command.cas, now);
         if (result.value === undefined) return writeReply(result, changes);
         if (result.change !== null) changes?.push(result.change);
@@ -148,6 +153,23 @@ export class Executor {
   close(): void {
     if (this.pendingFlush !== null) clearTimeout(this.pendingFlush);
     this.pendingFlush = null;
+  }
+
+  /**
+   * pecl memcache polls a held session lock with `incr <id>.lock 1`, and takes it only when the
+   * answer is 1: the lock was released (set to "0"). memcached counts the lock up with every poll;
+   * here the poll gets the same number but nothing is stored, so the lock keeps the CAS its holder
+   * took it with, which its release on disconnect checks (src/session-locks/), and a poll is no
+   * write to log or copy. Only for a lock pecl memcache stored (its integer flags, 768).
+   */
+  private pollOfHeldLock(command: Extract<Command, { kind: 'arith' }>, now: number): Reply | null {
+    if (!command.incr || command.cas !== 0 || !isMemcacheLockKey(command.key)) return null;
+    const lock = this.store.peek(command.key, now);
+    if (lock === undefined || lock.flags !== MEMCACHE_LOCK_FLAGS) return null;
+    const value = parseCounter(lock.value);
+    if (value === null || value === 0n) return null;
+    this.store.counters.incrHits++;
+    return { kind: 'number', value: (value + command.delta) & UINT64_MASK, cas: lock.cas };
   }
 
   private handleGet(keys: string[], now: number): Reply {

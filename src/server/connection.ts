@@ -11,6 +11,7 @@ import { REQUEST_MAGIC } from '../protocol/binary/constants.js';
 import { type Execute, FeedResult, OUTPUT_HIGH_WATER, type ProtocolHandler, type ProtocolLimits } from '../protocol/handler.js';
 import type { Output } from '../protocol/output.js';
 import { NOT_MID_REQUEST, StallWatch } from './command-timeout.js';
+import type { ConnectionLocks, SessionLocks } from '../session-locks/session-locks.js';
 import type { ReplyBatch } from './reply-batch.js';
 import type { ServerCounters } from './server-counters.js';
 
@@ -25,6 +26,8 @@ export interface ConnectionContext {
    * written, so that a reply never leaves before its write reached the kernel (reply-batch.ts).
    */
   replies?: ReplyBatch;
+  /** session locks: those a connection took and did not release are released when it closes */
+  locks?: SessionLocks;
 }
 
 /** Input held while a reply is pending elsewhere, before reading pauses (a pipelining client). */
@@ -45,9 +48,13 @@ export class Connection {
   private readonly acceptedAt = performance.now();
 
   private readonly output: Output;
+  private readonly locks: ConnectionLocks | null;
+  private readonly execute: Execute;
 
   constructor(private readonly socket: Socket, private readonly context: ConnectionContext) {
     this.output = context.output;
+    this.locks = context.locks?.forConnection() ?? null;
+    this.execute = this.locks?.wrap(context.execute) ?? context.execute;
     socket.setNoDelay(true);
     socket.on('drain', () => this.onDrain());
   }
@@ -61,7 +68,8 @@ export class Connection {
       if (this.heldBytes > HELD_INPUT_LIMIT) this.socket.pause();
     }
     if (this.handler === null) {
-      const { execute, limits } = this.context;
+      const { limits } = this.context;
+      const execute = this.execute;
       this.handler = chunk[0] === REQUEST_MAGIC ? new BinaryProtocol(execute, this.output, limits) : new AsciiProtocol(execute, this.output, limits);
     }
     this.process(this.handler.feed(chunk));
@@ -94,6 +102,12 @@ export class Connection {
     const handler = this.handler;
     if (handler === null) return this.acceptedAt;
     return this.stall.stuckSince(handler.midRequest ? handler.partsReceived : NOT_MID_REQUEST);
+  }
+
+  /** The socket closed, however: the session locks it still held are released. */
+  closed(): void {
+    this.closing = true;
+    this.locks?.close();
   }
 
   /** Closes the connection to give its slot to a new one; no reply (it is mid-request or silent). */

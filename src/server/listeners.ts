@@ -156,6 +156,7 @@ export class ClientListeners {
       socket.on('close', () => {
         counters.currConnections--;
         this.connections.delete(socket);
+        connection?.closed();
       });
       connection = new Connection(socket, this.context);
       this.connections.set(socket, connection);

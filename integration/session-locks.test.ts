@@ -1,0 +1,127 @@
+/**
+ * Session locks with real PHP and real daemons (docs/architecture.md, "Session locks"):
+ *  - a PHP worker killed with kill -9 while it holds its session's lock: the daemon releases the
+ *    lock as the worker's connection closes, and the request already waiting for it gets it
+ *    (each extension; a single node, and a node of a cluster that is not the session's master);
+ *  - live holders are safe: 50 concurrent requests on one session through three nodes end with
+ *    exactly 50 increments, and no request held the lock while another did.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sessionOwners, startLiveCluster, stats, stopCluster, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { pollUntil, startDaemon, type RunningServer } from './harness.js';
+import { clientSetups, PHP, php, phpArgs, phpOk, SESSION_SCRIPT, type ClientSetup, type SessionServer } from './php-harness.js';
+import { rawGet } from './raw-client.js';
+
+// php-memcached's lock expires after 30 s, pecl memcache's after 15 s: a waiter that gets the lock
+// within the test did not wait for the expiry.
+const SETUPS = clientSetups({ memcachedLockExpire: 30 });
+const holders = new Set<ChildProcess>();
+
+afterEach(() => {
+  for (const holder of holders) holder.kill('SIGKILL');
+  holders.clear();
+});
+
+/** Starts a PHP request that takes the session's lock and keeps it; settles once it holds it. */
+async function holdLock(server: SessionServer, setup: ClientSetup, id: string): Promise<ChildProcess> {
+  const holder = spawn(PHP, phpArgs(server, setup, SESSION_SCRIPT, ['hold', id], setup.lockingIni), { stdio: ['ignore', 'pipe', 'pipe'] });
+  holders.add(holder);
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('"locked":true')) resolve();
+    });
+    holder.stderr!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    holder.on('exit', (code) => reject(new Error(`the holder ended (${code}) before it held the lock: ${out}`)));
+  });
+  return holder;
+}
+
+const counter = async (node: SessionServer, name: string) => Number((await stats(node))[name]);
+
+/**
+ * A worker holds `id`'s lock through `via`; another request for the session, through `waitVia`,
+ * starts waiting for it; the worker is killed with kill -9. The waiter must get the lock and end
+ * cleanly, and `via` must have released the lock for the dead worker.
+ */
+async function killHolderWhileWaited(setup: ClientSetup, via: SessionServer, waitVia: SessionServer, id: string): Promise<void> {
+  await phpOk(via, setup, ['update', id, JSON.stringify({ counter: 0 })], setup.lockingIni);
+  const releasedBefore = await counter(via, 'session_locks_released_on_disconnect');
+  const contendedBefore = await counter(waitVia, 'session_locks_contended');
+  const holder = await holdLock(via, setup, id);
+  const waiter = php(waitVia, setup, ['counter', id], setup.lockingIni, { SLEEP_MS: '1' });
+  expect(await pollUntil(async () => (await counter(waitVia, 'session_locks_contended')) > contendedBefore, { timeoutMs: 10_000 }), 'the waiter polls the held lock').toBe(true);
+  const killedAt = Date.now();
+  holder.kill('SIGKILL');
+  const run = await waiter;
+  const waited = Date.now() - killedAt;
+  expect(run.exitCode, run.details).toBe(0);
+  expect(run.result?.errors, run.details).toEqual([]);
+  expect(run.result?.read, run.details).toBe(0);
+  expect(await counter(via, 'session_locks_released_on_disconnect')).toBe(releasedBefore + 1);
+  console.log(`${setup.name}: lock of a killed worker (via ${via.id ?? 'the node'}) taken by the waiting request (via ${waitVia.id ?? 'the node'}) ${waited} ms after the kill`);
+  // The waiter released it in turn, as PHP does.
+  expect(await rawGet(waitVia, setup.lockKey(id))).toEqual(setup.releasedLock);
+}
+
+describe('a PHP worker killed while it holds its session\'s lock: single node', () => {
+  let server: RunningServer;
+  beforeAll(async () => { server = await startDaemon(); });
+  afterAll(async () => { await server?.stop(); });
+
+  it.each(SETUPS)('$name: the daemon releases the lock as the connection closes; the waiting request gets it', async (setup) => {
+    const id = `lk${setup.tag}${Date.now().toString(36)}single`;
+    await killHolderWhileWaited(setup, server, server, id);
+    const lines = server.logs.filter((l) => String(l.msg ?? '').includes('closed without releasing'));
+    expect(lines.at(-1)).toMatchObject({ session: `${id.slice(0, 6)}…` });
+    expect(JSON.stringify(server.logs)).not.toContain(id);
+  });
+});
+
+describe('session locks in a cluster', () => {
+  let cluster: Cluster;
+  let nodes: ClusterNode[];
+  beforeAll(async () => {
+    cluster = await startLiveCluster(3);
+    nodes = cluster.nodes;
+  }, 60_000);
+  afterAll(async () => { await stopCluster(cluster); });
+
+  /** A session id (of the php-harness kind) whose master is not `node`. */
+  async function idMasteredElsewhere(node: ClusterNode, tag: string): Promise<string> {
+    for (let i = 0; ; i++) {
+      const id = `lk${tag}${Date.now().toString(36)}c${i}`;
+      const owners = await sessionOwners(node, id);
+      if (owners.master !== node.id) return id;
+    }
+  }
+
+  it.each(SETUPS)('$name: through a node that is not the session\'s master, a killed worker\'s lock is released on the master', async (setup) => {
+    const via = nodes[0]!;
+    const id = await idMasteredElsewhere(via, setup.tag);
+    // The waiter comes through a third node: the release went to the master, not just to via.
+    const master = (await sessionOwners(via, id)).master;
+    const waitVia = nodes.find((n) => n.id !== via.id && n.id !== master) ?? nodes[1]!;
+    await killHolderWhileWaited(setup, via, waitVia, id);
+  });
+
+  it.each(SETUPS)('$name: 50 concurrent requests on one session through three nodes end with exactly 50 increments, their lock holds never overlapping', async (setup) => {
+    const N = 50;
+    const { id } = await phpOk(nodes[0]!, setup, ['create', '', JSON.stringify({ counter: 0 })], setup.lockingIni);
+    const runs = await Promise.all(Array.from({ length: N }, (_, i) =>
+      php(nodes[i % 3]!, setup, ['counter', id], setup.lockingIni, { SLEEP_MS: '5', HOLDS: '1' })));
+    for (const run of runs) {
+      expect(run.exitCode, run.details).toBe(0);
+      expect(run.result?.errors, run.details).toEqual([]);
+    }
+    const final = await phpOk(nodes[2]!, setup, ['read', id], setup.lockingIni);
+    expect(final.data.counter).toBe(N);
+    const holds = (final.data.holds as Array<[number, number]>).slice().sort((a, b) => a[0] - b[0]);
+    expect(holds).toHaveLength(N);
+    const overlaps = holds.filter((hold, i) => i > 0 && hold[0] < holds[i - 1]![1]);
+    expect(overlaps, 'a request held the lock while another did').toEqual([]);
+    expect(await rawGet(nodes[1]!, setup.lockKey(id))).toEqual(setup.releasedLock);
+  }, 120_000);
+});

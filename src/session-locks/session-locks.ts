@@ -1,0 +1,182 @@
+/**
+ * Session locks the daemon understands (docs/architecture.md, "Session locks"). PHP's session
+ * handlers lock a session with a key of their own (lock-keys.ts) and release it at the end of the
+ * request. A worker that dies in between (killed, a segfault, an OOM kill, a container stop)
+ * never releases it, and its user waits until the lock expires: up to 30 s with php-memcached,
+ * 15 s with pecl memcache. The daemon sees which connection took a lock; when that connection
+ * closes without releasing it, the lock is released at once.
+ *
+ * Each lock taken is remembered by its connection with the CAS unique its take answered. The
+ * release is a `delete` of the lock key with that CAS, run as any client command is: on the
+ * lock's master in cluster mode (forwarded there if need be), replicated like any delete. The CAS
+ * makes it safe: a lock that expired meanwhile and was taken by another worker has another CAS,
+ * and is left alone.
+ */
+import type { Logger } from '../log.js';
+import type { Execute } from '../protocol/handler.js';
+import { type Command, type Reply, Status, StoreMode } from '../protocol/types.js';
+import type { CounterDefs, Stat } from '../stats/registry.js';
+import { idForLog, LockStyle, lockStyleOf, sessionIdOfLock } from './lock-keys.js';
+
+export class SessionLockCounters {
+  acquired = 0;
+  contended = 0;
+  releasedOnDisconnect = 0;
+  expiredWhileHeld = 0;
+}
+
+export const SESSION_LOCK_COUNTER_STATS: CounterDefs<SessionLockCounters> = {
+  acquired: { name: 'session_locks_acquired', type: 'counter', help: 'session locks taken through this node (php-memcached\'s add of lock.<id>, pecl memcache\'s incr or add of <id>.lock)' },
+  contended: { name: 'session_locks_contended', type: 'counter', help: 'attempts to take a session lock that another request held: each is a wait for the PHP worker' },
+  releasedOnDisconnect: { name: 'session_locks_released_on_disconnect', type: 'counter', help: 'session locks released by the daemon because the connection that took them closed without releasing them (a PHP worker killed or crashed); each is logged' },
+  expiredWhileHeld: { name: 'session_locks_expired_while_held', type: 'counter', help: 'session locks that expired before their holder released them: a request that ran longer than the lock\'s expiry' },
+};
+
+/** The figures of `stats` about session locks. */
+export const SESSION_LOCK_STATS: ReadonlyArray<Stat<SessionLocks>> = [
+  { name: 'session_locks_held', type: 'gauge', help: 'session locks held now by connections to this node', read: (locks) => locks.heldNow },
+  ...(Object.keys(SESSION_LOCK_COUNTER_STATS) as Array<keyof SessionLockCounters>).map((field) => ({
+    ...SESSION_LOCK_COUNTER_STATS[field],
+    read: (locks: SessionLocks) => locks.counters[field],
+  })),
+];
+
+export interface SessionLocksOptions {
+  /** php-memcached's memcached.sess_prefix (--session-prefix) */
+  sessionPrefix: string;
+  log: Logger;
+}
+
+/** The node's view of the session locks its clients take. */
+export class SessionLocks {
+  readonly counters = new SessionLockCounters();
+  heldNow = 0;
+  /** runs the releases: the node's own command path (set once the node is built) */
+  private execute: Execute | null = null;
+
+  constructor(private readonly options: SessionLocksOptions) {}
+
+  /** Where releases run: the same path as clients' commands (the router in cluster mode). */
+  releaseThrough(execute: Execute): void {
+    this.execute = execute;
+  }
+
+  get sessionPrefix(): string {
+    return this.options.sessionPrefix;
+  }
+
+  /** The locks of one new client connection. */
+  forConnection(): ConnectionLocks {
+    return new ConnectionLocks(this);
+  }
+
+  /** A lock its holder left behind: released if it is still the one taken (its CAS). */
+  releaseLeftBehind(key: string, hold: Hold): void {
+    const execute = this.execute;
+    if (execute === null) return;
+    let reply: Reply | Promise<Reply>;
+    try {
+      reply = execute({ kind: 'delete', key, cas: hold.cas });
+    } catch (error) {
+      this.options.log.warn({ session: idForLog(sessionIdOfLock(key, hold.style, this.sessionPrefix)), err: (error as Error).message }, 'session lock left by a closed connection could not be released');
+      return;
+    }
+    if (reply instanceof Promise) void reply.then((r) => this.released(key, hold, r), () => undefined);
+    else this.released(key, hold, reply);
+  }
+
+  private released(key: string, hold: Hold, reply: Reply): void {
+    const session = idForLog(sessionIdOfLock(key, hold.style, this.sessionPrefix));
+    if (reply.kind === 'status' && reply.status === Status.Deleted) {
+      this.counters.releasedOnDisconnect++;
+      this.options.log.info({ session, style: hold.style, heldMs: Date.now() - hold.since }, 'session lock released: the connection that took it closed without releasing it');
+    } else if (reply.kind === 'status' && reply.status === Status.NotFound) {
+      this.counters.expiredWhileHeld++;
+    } else if (reply.kind === 'serverError') {
+      this.options.log.warn({ session, err: reply.message }, 'session lock left by a closed connection could not be released; it expires as set');
+    }
+    // EXISTS: it expired and another request took it since; that one is left alone.
+  }
+}
+
+/** A lock a connection holds: the CAS its take answered, and since when. */
+export interface Hold {
+  readonly style: LockStyle;
+  cas: number;
+  readonly since: number;
+}
+
+/** The session locks one client connection took and has not released. */
+export class ConnectionLocks {
+  private readonly held = new Map<string, Hold>();
+  private closed = false;
+
+  constructor(private readonly locks: SessionLocks) {}
+
+  /** `execute` for this connection: the answers to lock commands tell which locks it holds. */
+  wrap(execute: Execute): Execute {
+    const prefix = this.locks.sessionPrefix;
+    return (command) => {
+      const style = 'key' in command ? lockStyleOf(command.key, prefix) : null;
+      const reply = execute(command);
+      if (style === null) return reply;
+      if (reply instanceof Promise) return reply.then((answer) => { this.observe(command, style, answer); return answer; });
+      this.observe(command, style, reply);
+      return reply;
+    };
+  }
+
+  /** The connection closed: every lock it still holds is released. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [key, hold] of this.held) {
+      this.locks.heldNow--;
+      this.locks.releaseLeftBehind(key, hold);
+    }
+    this.held.clear();
+  }
+
+  private observe(command: Command, style: LockStyle, reply: Reply): void {
+    if (!('key' in command)) return;
+    const key = command.key;
+    switch (command.kind) {
+      case 'store':
+        if (command.mode === StoreMode.Add) {
+          if (reply.kind === 'status' && reply.status === Status.Stored) this.take(key, style, reply.cas);
+          // pecl memcache's add follows its incr, which already counted a held lock.
+          else if (style === LockStyle.Memcached && reply.kind === 'status' && reply.status === Status.NotStored) this.locks.counters.contended++;
+          return;
+        }
+        // pecl memcache releases by setting "0"; a holder that writes its lock otherwise manages it itself.
+        this.drop(key);
+        return;
+      case 'arith':
+        if (style !== LockStyle.Memcache || !command.incr || reply.kind !== 'number') return;
+        if (reply.value === 1n) this.take(key, style, reply.cas);
+        else this.locks.counters.contended++;
+        return;
+      case 'delete':
+        if (!this.held.has(key)) return;
+        this.drop(key);
+        if (reply.kind === 'status' && reply.status === Status.NotFound) this.locks.counters.expiredWhileHeld++;
+        return;
+      default:
+    }
+  }
+
+  private take(key: string, style: LockStyle, cas: number): void {
+    this.locks.counters.acquired++;
+    if (this.closed) {
+      // Its answer arrived after the connection closed: nobody holds it.
+      this.locks.releaseLeftBehind(key, { style, cas, since: Date.now() });
+      return;
+    }
+    if (!this.held.has(key)) this.locks.heldNow++;
+    this.held.set(key, { style, cas, since: Date.now() });
+  }
+
+  private drop(key: string): void {
+    if (this.held.delete(key)) this.locks.heldNow--;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Session locks the daemon understands: which keys are locks, which connection holds one, and
+ * the release of a lock whose connection closed without releasing it, over the real executor
+ * and store (the PHP processes and daemons are in integration/session-locks.test.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { Executor } from '../src/command/executor.js';
+import type { Execute } from '../src/protocol/handler.js';
+import { type Command, type Reply, Status, StoreMode } from '../src/protocol/types.js';
+import { idForLog, LockStyle, lockStyleOf, sessionIdOfLock } from '../src/session-locks/lock-keys.js';
+import { SessionLocks } from '../src/session-locks/session-locks.js';
+import { MemoryStore } from '../src/store/memory-store.js';
+import { capturedLog } from './support/captured-log.js';
+
+const PREFIX = 'memc.sess.key.';
+const ID = 'k3v9q0a1b2c3d4e5f6g7h8i9j0kl';
+
+describe('lock keys', () => {
+  it('php-memcached\'s <prefix>lock.<id> and pecl memcache\'s <id>.lock are locks; nothing else is', () => {
+    expect(lockStyleOf(`${PREFIX}lock.${ID}`, PREFIX)).toBe(LockStyle.Memcached);
+    expect(lockStyleOf(`${ID}.lock`, PREFIX)).toBe(LockStyle.Memcache);
+    expect(lockStyleOf(`lock.${ID}`, '')).toBe(LockStyle.Memcached);
+    for (const other of [`${PREFIX}${ID}`, ID, `${PREFIX}lock.`, '.lock', 'lock.jobs', `${ID}.LOCK`, `other.lock.${ID}`]) expect(lockStyleOf(other, PREFIX), other).toBe(null);
+    expect(sessionIdOfLock(`${PREFIX}lock.${ID}`, LockStyle.Memcached, PREFIX)).toBe(ID);
+    expect(sessionIdOfLock(`${ID}.lock`, LockStyle.Memcache, PREFIX)).toBe(ID);
+    expect(idForLog(ID)).toBe('k3v9q0…');
+  });
+});
+
+function node() {
+  const store = new MemoryStore({ memoryLimit: 64 << 20, maxItemSize: 1 << 20 });
+  const executor = new Executor({ store, version: 'test' });
+  const { log, lines } = capturedLog();
+  const locks = new SessionLocks({ sessionPrefix: PREFIX, log });
+  const execute: Execute = (command) => executor.execute(command);
+  locks.releaseThrough(execute);
+  return { store, locks, lines, execute, connect: () => { const c = locks.forConnection(); return { run: c.wrap(execute) as (command: Command) => Reply, close: () => c.close() }; } };
+}
+
+const add = (key: string, value = '1', flags = 0): Command => ({ kind: 'store', mode: StoreMode.Add, key, flags, exptime: 30, value: Buffer.from(value), cas: 0 });
+const set = (key: string, value: string, flags = 0): Command => ({ kind: 'store', mode: StoreMode.Set, key, flags, exptime: 15, value: Buffer.from(value), cas: 0 });
+const del = (key: string): Command => ({ kind: 'delete', key, cas: 0 });
+const incr = (key: string): Command => ({ kind: 'arith', key, incr: true, delta: 1n, initial: null, exptime: 0, cas: 0 });
+const held = (n: ReturnType<typeof node>, key: string) => n.store.peek(key, Date.now())?.value.toString() ?? null;
+
+describe('php-memcached locks', () => {
+  const LOCK = `${PREFIX}lock.${ID}`;
+
+  it('a lock whose connection closes without releasing it is released, counted and logged with the id\'s first characters only', () => {
+    const n = node();
+    const worker = n.connect();
+    expect(worker.run(add(LOCK))).toMatchObject({ status: Status.Stored });
+    expect(n.locks.heldNow).toBe(1);
+    // Another request waits on it: php-memcached's add fails.
+    const waiter = n.connect();
+    expect(waiter.run(add(LOCK))).toMatchObject({ status: Status.NotStored });
+    expect(n.locks.counters.contended).toBe(1);
+    worker.close();
+    expect(held(n, LOCK)).toBe(null);
+    expect(n.locks.heldNow).toBe(0);
+    expect(n.locks.counters.releasedOnDisconnect).toBe(1);
+    expect(waiter.run(add(LOCK))).toMatchObject({ status: Status.Stored });
+    const line = n.lines.find((l) => l.msg.includes('closed without releasing'));
+    expect(line).toMatchObject({ session: 'k3v9q0…', style: 'php-memcached' });
+    expect(JSON.stringify(n.lines)).not.toContain(ID);
+  });
+
+  it('a lock released by its holder is not released again: the next holder keeps it when the first connection closes', () => {
+    const n = node();
+    const first = n.connect();
+    first.run(add(LOCK));
+    expect(first.run(del(LOCK))).toMatchObject({ status: Status.Deleted });
+    expect(n.locks.heldNow).toBe(0);
+    const second = n.connect();
+    second.run(add(LOCK));
+    first.close();
+    expect(held(n, LOCK)).toBe('1');
+    expect(n.locks.counters.releasedOnDisconnect).toBe(0);
+    expect(n.locks.counters.acquired).toBe(2);
+  });
+
+  it('a lock that expired and was taken by another request is left to that one (its CAS differs)', () => {
+    const n = node();
+    const slow = n.connect();
+    slow.run(add(LOCK));
+    // Expired meanwhile, and taken by another worker.
+    n.execute(del(LOCK));
+    const next = n.connect();
+    next.run(add(LOCK));
+    slow.close();
+    expect(held(n, LOCK)).toBe('1');
+    expect(n.locks.counters.releasedOnDisconnect).toBe(0);
+    // A holder whose own release finds its lock gone: a lock that expired while held.
+    next.run(del(LOCK));
+    const late = n.connect();
+    expect(late.run(add(LOCK, '1'))).toMatchObject({ status: Status.Stored });
+    n.execute(del(LOCK));
+    late.run(del(LOCK));
+    expect(n.locks.counters.expiredWhileHeld).toBe(1);
+  });
+
+  it('a take whose answer arrives after its connection closed is released at once', async () => {
+    const n = node();
+    let answer: (reply: Reply) => void = () => {};
+    const c = n.locks.forConnection();
+    // The command went to the lock's master on another node: its answer comes later.
+    const run = c.wrap((command) => new Promise<Reply>((resolve) => { answer = () => resolve(n.execute(command) as Reply); }));
+    const reply = run(add(LOCK));
+    c.close();
+    answer({ kind: 'quit' });
+    expect(await reply).toMatchObject({ status: Status.Stored });
+    expect(held(n, LOCK)).toBe(null);
+    expect(n.locks.heldNow).toBe(0);
+    expect(n.locks.counters.releasedOnDisconnect).toBe(1);
+  });
+});
+
+describe('pecl memcache locks', () => {
+  const LOCK = `${ID}.lock`;
+
+  it('taken by incr answering 1 or by add; polls of a held lock get a number above 1 and leave the lock as its holder took it', () => {
+    const n = node();
+    const worker = n.connect();
+    expect(worker.run(incr(LOCK))).toMatchObject({ kind: 'status', status: Status.NotFound });
+    expect(worker.run(add(LOCK, '1', 768))).toMatchObject({ status: Status.Stored });
+    const cas = n.store.peek(LOCK, Date.now())!.cas;
+    const waiter = n.connect();
+    for (let poll = 0; poll < 3; poll++) expect(waiter.run(incr(LOCK))).toMatchObject({ kind: 'number', value: 2n });
+    expect(held(n, LOCK)).toBe('1');
+    expect(n.store.peek(LOCK, Date.now())!.cas).toBe(cas);
+    expect(n.locks.counters.contended).toBe(3);
+    worker.close();
+    expect(held(n, LOCK)).toBe(null);
+    expect(n.locks.counters.releasedOnDisconnect).toBe(1);
+    // The waiter's next poll misses, and its add takes the lock.
+    expect(waiter.run(incr(LOCK))).toMatchObject({ kind: 'status', status: Status.NotFound });
+    expect(waiter.run(add(LOCK, '1', 768))).toMatchObject({ status: Status.Stored });
+    expect(n.locks.heldNow).toBe(1);
+  });
+
+  it('released by its holder setting "0"; a released lock is taken by an incr that answers 1', () => {
+    const n = node();
+    const first = n.connect();
+    first.run(add(LOCK, '1', 768));
+    first.run(set(LOCK, '0', 768));
+    expect(n.locks.heldNow).toBe(0);
+    const second = n.connect();
+    expect(second.run(incr(LOCK))).toMatchObject({ kind: 'number', value: 1n });
+    expect(n.locks.heldNow).toBe(1);
+    first.close();
+    expect(held(n, LOCK)).toBe('1');
+    second.close();
+    expect(held(n, LOCK)).toBe(null);
+    expect(n.locks.counters.releasedOnDisconnect).toBe(1);
+  });
+
+  it('a counter that is not pecl memcache\'s lock (other flags) counts up as memcached counts', () => {
+    const n = node();
+    n.execute(set('jobs.lock', '5', 0));
+    expect(n.execute(incr('jobs.lock'))).toMatchObject({ kind: 'number', value: 6n });
+    expect(held(n, 'jobs.lock')).toBe('6');
+  });
+});
