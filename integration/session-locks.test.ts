@@ -4,14 +4,19 @@
  *    lock as the worker's connection closes, and the request already waiting for it gets it
  *    (each extension; a single node, and a node of a cluster that is not the session's master);
  *  - live holders are safe: 50 concurrent requests on one session through three nodes end with
- *    exactly 50 increments, and no request held the lock while another did.
+ *    exactly 50 increments, and no request held the lock while another did, with lock handoff
+ *    (--lock-wait-ms) off and on;
+ *  - with handoff off, PHP's own lock timing is what it is against memcached: a request that
+ *    cannot get the lock gives up after its configured retries, with the same error;
+ *  - with handoff on, in both protocols: a waiter whose connection closes leaves the line, and a
+ *    lock released because its holder disconnected goes to the next waiter.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sessionOwners, startLiveCluster, stats, stopCluster, type Cluster, type ClusterNode } from './cluster-harness.js';
-import { pollUntil, startDaemon, type RunningServer } from './harness.js';
+import { pollUntil, startDaemon, startMemcached, type RunningServer } from './harness.js';
 import { clientSetups, PHP, php, phpArgs, phpOk, SESSION_SCRIPT, type ClientSetup, type SessionServer } from './php-harness.js';
-import { rawGet } from './raw-client.js';
+import { buildPacket, Opcode, RawClient, rawGet, Status as BinaryStatus, storageExtras } from './raw-client.js';
 
 // php-memcached's lock expires after 30 s, pecl memcache's after 15 s: a waiter that gets the lock
 // within the test did not wait for the expiry.
@@ -40,19 +45,22 @@ async function holdLock(server: SessionServer, setup: ClientSetup, id: string): 
 }
 
 const counter = async (node: SessionServer, name: string) => Number((await stats(node))[name]);
+const total = async (nodes: SessionServer[], name: string) => (await Promise.all(nodes.map((node) => counter(node, name)))).reduce((a, b) => a + b, 0);
 
 /**
  * A worker holds `id`'s lock through `via`; another request for the session, through `waitVia`,
  * starts waiting for it; the worker is killed with kill -9. The waiter must get the lock and end
  * cleanly, and `via` must have released the lock for the dead worker.
  */
-async function killHolderWhileWaited(setup: ClientSetup, via: SessionServer, waitVia: SessionServer, id: string): Promise<void> {
+async function killHolderWhileWaited(setup: ClientSetup, via: SessionServer, waitVia: SessionServer, id: string, all: SessionServer[] = [via]): Promise<void> {
   await phpOk(via, setup, ['update', id, JSON.stringify({ counter: 0 })], setup.lockingIni);
   const releasedBefore = await counter(via, 'session_locks_released_on_disconnect');
   const contendedBefore = await counter(waitVia, 'session_locks_contended');
   const holder = await holdLock(via, setup, id);
   const waiter = php(waitVia, setup, ['counter', id], setup.lockingIni, { SLEEP_MS: '1' });
-  expect(await pollUntil(async () => (await counter(waitVia, 'session_locks_contended')) > contendedBefore, { timeoutMs: 10_000 }), 'the waiter polls the held lock').toBe(true);
+  // It polls the held lock (handoff off), or waits in line on the lock's master (handoff on).
+  const waiting = async () => (await counter(waitVia, 'session_locks_contended')) > contendedBefore || (await total(all, 'session_locks_waiting')) > 0;
+  expect(await pollUntil(waiting, { timeoutMs: 10_000 }), 'the waiter waits for the held lock').toBe(true);
   const killedAt = Date.now();
   holder.kill('SIGKILL');
   const run = await waiter;
@@ -80,11 +88,14 @@ describe('a PHP worker killed while it holds its session\'s lock: single node', 
   });
 });
 
-describe('session locks in a cluster', () => {
+describe.each([
+  { handoff: 'off', args: [] as string[] },
+  { handoff: 'on', args: ['--lock-wait-ms', '1000'] },
+])('session locks in a cluster, lock handoff $handoff', ({ handoff, args }) => {
   let cluster: Cluster;
   let nodes: ClusterNode[];
   beforeAll(async () => {
-    cluster = await startLiveCluster(3);
+    cluster = await startLiveCluster(3, { extraArgs: args, idPrefix: `h${handoff}` });
     nodes = cluster.nodes;
   }, 60_000);
   afterAll(async () => { await stopCluster(cluster); });
@@ -92,7 +103,7 @@ describe('session locks in a cluster', () => {
   /** A session id (of the php-harness kind) whose master is not `node`. */
   async function idMasteredElsewhere(node: ClusterNode, tag: string): Promise<string> {
     for (let i = 0; ; i++) {
-      const id = `lk${tag}${Date.now().toString(36)}c${i}`;
+      const id = `lk${tag}${handoff}${Date.now().toString(36)}c${i}`;
       const owners = await sessionOwners(node, id);
       if (owners.master !== node.id) return id;
     }
@@ -104,12 +115,14 @@ describe('session locks in a cluster', () => {
     // The waiter comes through a third node: the release went to the master, not just to via.
     const master = (await sessionOwners(via, id)).master;
     const waitVia = nodes.find((n) => n.id !== via.id && n.id !== master) ?? nodes[1]!;
-    await killHolderWhileWaited(setup, via, waitVia, id);
+    await killHolderWhileWaited(setup, via, waitVia, id, nodes);
   });
 
   it.each(SETUPS)('$name: 50 concurrent requests on one session through three nodes end with exactly 50 increments, their lock holds never overlapping', async (setup) => {
     const N = 50;
     const { id } = await phpOk(nodes[0]!, setup, ['create', '', JSON.stringify({ counter: 0 })], setup.lockingIni);
+    const handedOffBefore = await total(nodes, 'session_locks_handed_off');
+    const contendedBefore = await total(nodes, 'session_locks_contended');
     const runs = await Promise.all(Array.from({ length: N }, (_, i) =>
       php(nodes[i % 3]!, setup, ['counter', id], setup.lockingIni, { SLEEP_MS: '5', HOLDS: '1' })));
     for (const run of runs) {
@@ -123,5 +136,71 @@ describe('session locks in a cluster', () => {
     const overlaps = holds.filter((hold, i) => i > 0 && hold[0] < holds[i - 1]![1]);
     expect(overlaps, 'a request held the lock while another did').toEqual([]);
     expect(await rawGet(nodes[1]!, setup.lockKey(id))).toEqual(setup.releasedLock);
+    const handedOff = await total(nodes, 'session_locks_handed_off') - handedOffBefore;
+    const contended = await total(nodes, 'session_locks_contended') - contendedBefore;
+    console.log(`${setup.name}, handoff ${handoff}: ${N} requests on one session; polls of a held lock ${contended}, handed off ${handedOff}`);
+    if (handoff === 'on') expect(handedOff).toBeGreaterThan(0);
+    else expect(handedOff).toBe(0);
   }, 120_000);
+});
+
+describe('lock handoff off: PHP\'s own lock timing is as against memcached', () => {
+  let server: RunningServer;
+  let memcached: RunningServer;
+  beforeAll(async () => { [server, memcached] = await Promise.all([startDaemon(), startMemcached()]); });
+  afterAll(async () => { await Promise.all([server?.stop(), memcached?.stop()]); });
+
+  // Three tries 50 ms apart, then php-memcached gives up on the session.
+  const FEW_RETRIES = ['memcached.sess_locking=1', 'memcached.sess_lock_wait_min=50', 'memcached.sess_lock_wait_max=50', 'memcached.sess_lock_retries=3', 'memcached.sess_lock_expire=30'];
+
+  it.each(SETUPS.filter((setup) => setup.tag !== 'pm'))('$name: a request that cannot get the lock fails after its retries, with the same error', async (setup) => {
+    const outcomes = [];
+    for (const target of [server, memcached]) {
+      const id = `lkretry${setup.tag}${Date.now().toString(36)}`;
+      const holder = await holdLock(target, setup, id);
+      const started = Date.now();
+      const writesBefore = await counter(target, 'cmd_set');
+      const run = await php(target, setup, ['read', id], FEW_RETRIES);
+      // The messages name the server's port: the same text otherwise.
+      const errors = (run.result?.errors ?? []).map((error) => error.replace(`:${target.port})`, ':PORT)'));
+      outcomes.push({ exitCode: run.exitCode, errors, lockTries: await counter(target, 'cmd_set') - writesBefore, ms: Date.now() - started });
+      holder.kill('SIGKILL');
+    }
+    console.log(`${setup.name}: refused after ${outcomes[0]!.lockTries} tries: session-cluster ${outcomes[0]!.ms} ms, memcached (${outcomes[1]!.lockTries} tries) ${outcomes[1]!.ms} ms`);
+    expect(outcomes[0]!.exitCode).toBe(1);
+    expect(outcomes[0]!.errors.join(' ')).toContain('Unable to clear session lock record');
+    const { ms: _ours, ...ours } = outcomes[0]!;
+    const { ms: _theirs, ...theirs } = outcomes[1]!;
+    expect(ours).toEqual(theirs);
+  });
+});
+
+describe('lock handoff on: waiters that leave, holders that die (both protocols)', () => {
+  let server: RunningServer;
+  beforeAll(async () => { server = await startDaemon(['--lock-wait-ms', '5000']); });
+  afterAll(async () => { await server?.stop(); });
+
+  it('a waiter whose connection closes leaves the line; the lock its dead holder left goes to the next waiter', async () => {
+    const lock = `memc.sess.key.lock.lkraw${Date.now().toString(36)}`;
+    const holder = await RawClient.connect(server.host, server.port);
+    expect((await holder.request(`add ${lock} 0 30 1\r\n1\r\n`, '\r\n')).data.toString()).toBe('STORED\r\n');
+    // An ascii waiter that goes away, then a binary one that stays.
+    const leaving = await RawClient.connect(server.host, server.port);
+    await leaving.send(`add ${lock} 0 30 1\r\n1\r\n`);
+    const staying = await RawClient.connect(server.host, server.port);
+    await staying.send(buildPacket({ opcode: Opcode.ADD, key: lock, extras: storageExtras(0, 30), value: '1', opaque: 7 }));
+    expect(await pollUntil(async () => (await counter(server, 'session_locks_waiting')) === 2, { timeoutMs: 5000 })).toBe(true);
+    leaving.destroy();
+    holder.destroy();
+    const answer = await staying.readPacket(5000);
+    expect(answer).toMatchObject({ opcode: Opcode.ADD, status: BinaryStatus.SUCCESS, opaque: 7 });
+    const figures = await stats(server);
+    expect(Number(figures.session_locks_waiting)).toBe(0);
+    expect(Number(figures.session_locks_held)).toBe(1);
+    // The dead holder's lock, and the one handed to the waiter that had left: both released.
+    expect(Number(figures.session_locks_released_on_disconnect)).toBe(2);
+    expect(Number(figures.session_locks_handed_off)).toBe(2);
+    staying.destroy();
+    expect(await pollUntil(async () => (await rawGet(server, lock)) === null, { timeoutMs: 5000 })).toBe(true);
+  });
 });

@@ -96,6 +96,8 @@ export interface Settings {
   diskLimit: number | null;
   /** at start, cut damage found in the middle of the data files instead of refusing to start */
   recoverTruncate: boolean;
+  /** lock handoff: how long a session lock take may wait on the server for the lock's release; 0 = off */
+  lockWaitMs: number;
 }
 
 export const REPLICATION_MODES = ['sync', 'async'] as const;
@@ -469,6 +471,12 @@ export const SETTINGS: SettingsTable = {
   recoverTruncate: {
     flag: '--recover-truncate', arg: '', default: false, parse: parseSwitch,
     help: 'With --data-dir, when the files are damaged in the middle (not just a torn last write, which is always cut), drop everything from the damage on and start, instead of refusing to start. The log says what was dropped.',
+  },
+  lockWaitMs: {
+    // Off by default: clients that time their own lock retries then behave exactly as against
+    // memcached. In cluster mode a wait also ends within the forward timeout.
+    flag: '--lock-wait-ms', arg: '<ms>', default: 0, parse: wholeNumber(0),
+    help: 'Lock handoff: a PHP request that finds its session locked waits on the server up to this long and gets the lock the moment it is released, first come first served; after that it is refused as memcached would. 0 (the default) is off.',
   },
 };
 

@@ -29,6 +29,7 @@ import { randomNodeId } from './node-id.js';
 import type { Execute } from './protocol/handler.js';
 import { Output } from './protocol/output.js';
 import { ReservedKeys } from './reserved-keys.js';
+import type { LockHandoff } from './session-locks/lock-handoff.js';
 import { SessionLocks } from './session-locks/session-locks.js';
 import { ClientListeners } from './server/listeners.js';
 import { MetricsServer } from './server/metrics.js';
@@ -88,8 +89,9 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   });
   let listeners: ClientListeners | null = null;
   let cluster: BuiltCluster | null = null;
+  const locks = new SessionLocks({ sessionPrefix: settings.sessionPrefix, log, lockWaitMs: settings.lockWaitMs });
   try {
-    cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, disk, log) : null;
+    cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, disk, locks.handoff, log) : null;
   } catch (error) {
     await disk?.close();
     throw error;
@@ -98,7 +100,6 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   // secret it signs them with a key of its own, which is fine: its sessions live in its memory
   // and end with the process anyway.
   const sessionIds = cluster?.sessionIds ?? singleNodeSessionIds(nodeId, settings.clusterSecret ?? randomBytes(32));
-  const locks = new SessionLocks({ sessionPrefix: settings.sessionPrefix, log });
   const sources: Partial<StatSources> = {
     process: { startedAtMs: Date.now(), version: WIRE_VERSION, now: Date.now },
     server: { counters, maxConnections: settings.maxConnections },
@@ -122,7 +123,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     settings,
   });
   const reservedKeys = new ReservedKeys(sessionIds, nodeId);
-  const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute : disk === null ? (command) => executor.execute(command) : executeOnDisk(executor, disk));
+  const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute : withHandoff(locks.handoff, disk === null ? (command) => executor.execute(command) : executeOnDisk(executor, disk)));
   locks.releaseThrough(execute);
   listeners = new ClientListeners(
     {
@@ -200,6 +201,11 @@ interface BuiltCluster {
  * router and the node that runs them, built and wired. The peer listener is opened here, since
  * the address the node announces needs the port it bound.
  */
+/** A single node's commands, with lock handoff around them when it is on (--lock-wait-ms). */
+function withHandoff(handoff: LockHandoff | null, execute: Execute): Execute {
+  return handoff === null ? execute : (command) => handoff.execute(command, execute);
+}
+
 /**
  * A single node with disk storage: values on disk only (memory as a cache) are read back before
  * the command runs, and its reply waits for its log records as the --fsync policy says.
@@ -214,7 +220,7 @@ function executeOnDisk(executor: Executor, disk: DiskStorage): Execute {
   return execute;
 }
 
-async function buildClusterNode(settings: Settings, nodeId: string, store: MemoryStore, executor: Executor, disk: DiskStorage | null, log: Logger): Promise<BuiltCluster> {
+async function buildClusterNode(settings: Settings, nodeId: string, store: MemoryStore, executor: Executor, disk: DiskStorage | null, handoff: LockHandoff | null, log: Logger): Promise<BuiltCluster> {
   const secret = settings.clusterSecret!;
   const clusterLog = log.child({ node: nodeId });
   // Config checked that the three files are all there and make a TLS context (config.ts).
@@ -256,6 +262,7 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
   const forwardTimeoutMs = Math.max(settings.failureTimeoutMs * 2, 2000);
   const router = new Router({
     executor, view, peers, clocks, quorum, paths: pathsOf(membership, view), replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs, durability,
+    handoff: handoff ?? undefined,
   });
   const sessionIds = new SessionIds({ view, secret, loadOf: (member) => membership.loadOf(member) });
   const node = new ClusterNode({

@@ -9,6 +9,7 @@ import type { Execute } from '../src/protocol/handler.js';
 import { type Command, type Reply, Status, StoreMode } from '../src/protocol/types.js';
 import { idForLog, LockStyle, lockStyleOf, sessionIdOfLock } from '../src/session-locks/lock-keys.js';
 import { SessionLocks } from '../src/session-locks/session-locks.js';
+import type { LockHandoff } from '../src/session-locks/lock-handoff.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { capturedLog } from './support/captured-log.js';
 
@@ -27,12 +28,14 @@ describe('lock keys', () => {
   });
 });
 
-function node() {
+function node(lockWaitMs = 0) {
   const store = new MemoryStore({ memoryLimit: 64 << 20, maxItemSize: 1 << 20 });
   const executor = new Executor({ store, version: 'test' });
   const { log, lines } = capturedLog();
-  const locks = new SessionLocks({ sessionPrefix: PREFIX, log });
-  const execute: Execute = (command) => executor.execute(command);
+  const locks = new SessionLocks({ sessionPrefix: PREFIX, log, lockWaitMs });
+  // As a single node runs commands (src/daemon.ts): through the lock handoff when it is on.
+  const handoff = locks.handoff;
+  const execute: Execute = handoff === null ? (command) => executor.execute(command) : (command) => handoff.execute(command, (c) => executor.execute(c));
   locks.releaseThrough(execute);
   return { store, locks, lines, execute, connect: () => { const c = locks.forConnection(); return { run: c.wrap(execute) as (command: Command) => Reply, close: () => c.close() }; } };
 }
@@ -159,5 +162,81 @@ describe('pecl memcache locks', () => {
     n.execute(set('jobs.lock', '5', 0));
     expect(n.execute(incr('jobs.lock'))).toMatchObject({ kind: 'number', value: 6n });
     expect(held(n, 'jobs.lock')).toBe('6');
+  });
+});
+
+describe('lock handoff (--lock-wait-ms)', () => {
+  const LOCK = `${PREFIX}lock.${ID}`;
+  const PECL_LOCK = `${ID}.lock`;
+  const pending = (reply: Reply | Promise<Reply>) => reply as Promise<Reply>;
+  const settled = async (reply: Promise<Reply>) => Promise.race([reply, new Promise<'waiting'>((resolve) => setTimeout(() => resolve('waiting'), 20))]);
+
+  it('a refused take waits in line and gets the lock the moment it is released, first come first served', async () => {
+    const n = node(10_000);
+    const handoff = n.locks.handoff as LockHandoff;
+    const holder = n.connect();
+    holder.run(add(LOCK));
+    const first = pending(n.connect().run(add(LOCK)));
+    const second = pending(n.connect().run(add(LOCK)));
+    expect(await settled(first)).toBe('waiting');
+    expect(handoff.waitingNow).toBe(2);
+    holder.run(del(LOCK));
+    expect(await first).toMatchObject({ status: Status.Stored });
+    expect(await settled(second)).toBe('waiting');
+    n.execute(del(LOCK));
+    expect(await second).toMatchObject({ status: Status.Stored });
+    expect(handoff.handedOff).toBe(2);
+    expect(handoff.waitingNow).toBe(0);
+    expect(handoff.waitPercentileMs(0.99)).toBeGreaterThan(0);
+  });
+
+  it('after the wait, the take is refused as memcached refuses it: the client\'s own retries go on', async () => {
+    const n = node(30);
+    const handoff = n.locks.handoff as LockHandoff;
+    n.connect().run(add(LOCK));
+    expect(await pending(n.connect().run(add(LOCK)))).toMatchObject({ status: Status.NotStored });
+    expect(handoff.timedOut).toBe(1);
+    expect(handoff.waitingNow).toBe(0);
+  });
+
+  it('pecl memcache: a poll of a held lock waits, and answers 1 once the holder sets it to 0', async () => {
+    const n = node(10_000);
+    const holder = n.connect();
+    holder.run(add(PECL_LOCK, '1', 768));
+    const waiter = n.connect();
+    const poll = pending(waiter.run(incr(PECL_LOCK)));
+    expect(await settled(poll)).toBe('waiting');
+    holder.run(set(PECL_LOCK, '0', 768));
+    expect(await poll).toMatchObject({ kind: 'number', value: 1n });
+    expect(n.locks.heldNow).toBe(1);
+  });
+
+  it('pecl memcache: a poll waits at most 800 ms whatever the setting, inside pecl memcache\'s 1 s read timeout', async () => {
+    const n = node(10_000);
+    const handoff = n.locks.handoff as LockHandoff;
+    n.connect().run(add(PECL_LOCK, '1', 768));
+    const started = Date.now();
+    expect(await pending(n.connect().run(incr(PECL_LOCK)))).toMatchObject({ kind: 'number', value: 2n });
+    expect(handoff.timedOut).toBe(1);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('a lock released because its holder disconnected goes to the first waiter; a waiter that disconnected passes it on', async () => {
+    const n = node(10_000);
+    const holder = n.connect();
+    holder.run(add(LOCK));
+    const gone = n.connect();
+    const goneTake = pending(gone.run(add(LOCK)));
+    const next = n.connect();
+    const nextTake = pending(next.run(add(LOCK)));
+    // The first waiter's client goes away while it waits, then the holder dies.
+    gone.close();
+    holder.close();
+    // The lock went to the departed waiter, whose closed connection released it at once.
+    expect(await goneTake).toMatchObject({ status: Status.Stored });
+    expect(await nextTake).toMatchObject({ status: Status.Stored });
+    expect(n.locks.counters.releasedOnDisconnect).toBe(2);
+    expect(n.locks.heldNow).toBe(1);
+    expect(held(n, LOCK)).toBe('1');
   });
 });

@@ -21,6 +21,7 @@ import { type Deadline, type PeerClocks, type Peers, refusal, SAME_CLOCKS, timeL
 import { ALWAYS_QUORUM, type QuorumCheck } from './quorum.js';
 import { type CopyResult, guardOf, type Replicator } from './replication/replicator.js';
 import type { KeyOwners, NodeId, Owner } from './types.js';
+import type { LockHandoff } from '../session-locks/lock-handoff.js';
 
 export class RouterCounters {
   forwarded = 0;
@@ -63,6 +64,8 @@ export interface RouterOptions {
   paths?: Paths;
   /** disk storage, whose log records a write's reply waits for (default: none, memory only) */
   durability?: Durability;
+  /** lock handoff (--lock-wait-ms): lock takes refused here wait for the release (default: none) */
+  handoff?: LockHandoff;
 }
 
 /**
@@ -191,13 +194,25 @@ export class Router {
       const gate = this.gate;
       return gate.then(() => this.executeHere(command, undefined, deadlineAt));
     }
-    const { executor, replicator, view } = this.options;
+    const { executor } = this.options;
     // Without a majority this node may be on the small side of a partition, whose sessions the
     // majority takes over: neither a read (perhaps stale) nor a write (perhaps lost) is served.
     if (!this.quorum.ok) return this.notServing();
     // Values on disk only (memory as a cache of disk storage) are read back first.
     const reading = executor.readBack(command);
     if (reading !== null) return reading.then(() => this.executeHere(command, owners, deadlineAt));
+    const handoff = this.options.handoff;
+    if (handoff === undefined) return this.runHere(command, owners, deadlineAt);
+    // A lock take waits for the release here, the lock's master, and answers its sender in time
+    // for the copy that follows it.
+    const left = (deadlineAt ?? Date.now() + this.options.forwardTimeoutMs) - Date.now();
+    // A waiting take runs again on the release: only if this node still serves by then.
+    return handoff.execute(command, (run) => (this.quorum.ok ? this.runHere(run, owners, deadlineAt) : this.notServing()), left - Math.min(500, left / 2));
+  }
+
+  /** executeHere, once the command may run: runs it, and has what it changed copied. */
+  private runHere(command: Command, owners?: KeyOwners | ((key: string) => KeyOwners), deadlineAt?: number): Reply | Promise<Reply> {
+    const { executor, replicator, view } = this.options;
     if (command.kind === 'get') return executor.execute(command);
     const changes: Change[] = [];
     const seqBefore = this.options.durability?.nextSeq ?? 0;

@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import type { Execute } from '../protocol/handler.js';
 import { type Command, type Reply, Status, StoreMode } from '../protocol/types.js';
 import type { CounterDefs, Stat } from '../stats/registry.js';
+import { LockHandoff } from './lock-handoff.js';
 import { idForLog, LockStyle, lockStyleOf, sessionIdOfLock } from './lock-keys.js';
 
 export class SessionLockCounters {
@@ -39,22 +40,34 @@ export const SESSION_LOCK_STATS: ReadonlyArray<Stat<SessionLocks>> = [
     ...SESSION_LOCK_COUNTER_STATS[field],
     read: (locks: SessionLocks) => locks.counters[field],
   })),
+  { name: 'session_locks_waiting', type: 'gauge', help: 'lock takes waiting on this node (their session\'s master) for the lock\'s release (--lock-wait-ms)', read: (locks) => locks.handoff?.waitingNow ?? 0 },
+  { name: 'session_locks_handed_off', type: 'counter', help: 'waiting lock takes that got the lock the moment it was released (--lock-wait-ms)', read: (locks) => locks.handoff?.handedOff ?? 0 },
+  { name: 'session_locks_wait_timeouts', type: 'counter', help: 'waiting lock takes that ran out of --lock-wait-ms and were refused as memcached would (the client retries)', read: (locks) => locks.handoff?.timedOut ?? 0 },
+  { name: 'session_lock_wait_p50_ms', type: 'gauge', help: 'median wait of the lock takes that waited (--lock-wait-ms), ms: the upper bound of its histogram bucket', read: (locks) => locks.handoff?.waitPercentileMs(0.5) ?? 0 },
+  { name: 'session_lock_wait_p99_ms', type: 'gauge', help: '99th percentile of those waits, ms', read: (locks) => locks.handoff?.waitPercentileMs(0.99) ?? 0 },
 ];
 
 export interface SessionLocksOptions {
   /** php-memcached's memcached.sess_prefix (--session-prefix) */
   sessionPrefix: string;
   log: Logger;
+  /** lock handoff: how long a refused lock take waits for the release (--lock-wait-ms); 0: off */
+  lockWaitMs?: number;
 }
 
 /** The node's view of the session locks its clients take. */
 export class SessionLocks {
   readonly counters = new SessionLockCounters();
   heldNow = 0;
+  /** lock handoff, when --lock-wait-ms is on: run around the commands this node runs as master */
+  readonly handoff: LockHandoff | null;
   /** runs the releases: the node's own command path (set once the node is built) */
   private execute: Execute | null = null;
 
-  constructor(private readonly options: SessionLocksOptions) {}
+  constructor(private readonly options: SessionLocksOptions) {
+    const waitMs = options.lockWaitMs ?? 0;
+    this.handoff = waitMs > 0 ? new LockHandoff({ waitMs, sessionPrefix: options.sessionPrefix }) : null;
+  }
 
   /** Where releases run: the same path as clients' commands (the router in cluster mode). */
   releaseThrough(execute: Execute): void {
