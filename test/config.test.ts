@@ -29,7 +29,7 @@ const GiB = 1024 * MiB;
 const SINGLE_NODE = {
   peerListen: null, peerAdvertise: null, peers: [], nodeId: null, replication: 'sync', twoNodes: 'available', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
   drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.', peerTlsCert: null, peerTlsKey: null, peerTlsCa: null,
-  metricsListen: null, dataDir: null, fsync: 'everysec', diskLimit: null, recoverTruncate: false,
+  metricsListen: null, dataDir: null, fsync: 'everysec', diskLimit: null, recoverTruncate: false, lockWaitMs: 0,
 };
 const SECRET = 'correct-horse-battery';
 
@@ -180,6 +180,12 @@ describe('resolveSettings', () => {
 
   it('the session prefix and drain timeout: defaults, values, and "" / 0 for none', () => {
     expect(resolveSettings({}, {})).toMatchObject({ sessionPrefix: 'memc.sess.key.', drainTimeoutMs: 30_000, metricsListen: null });
+  });
+
+  it('lock handoff: off (0) by default; --lock-wait-ms takes whole milliseconds', () => {
+    expect(resolveSettings({}, {})).toMatchObject({ lockWaitMs: 0 });
+    expect(resolveSettings({ lockWaitMs: 500 }, { lockWaitMs: '1000' })).toMatchObject({ lockWaitMs: 1000 });
+    expect(configError(() => resolveSettings({}, { lockWaitMs: '-5' })).message).toContain('--lock-wait-ms');
   });
 
   it('disk storage: --data-dir turns it on; --fsync, --disk-limit and --recover-truncate need it, and are checked', () => {
@@ -442,7 +448,7 @@ describe('readConfigFile', () => {
     expect(configError(() => readConfigFile(path)).message).toBe(
       `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, commandTimeoutMs, logLevel, `
       + 'peerListen, peerAdvertise, peers, nodeId, replication, twoNodes, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
-      + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen, dataDir, fsync, diskLimit, recoverTruncate',
+      + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen, dataDir, fsync, diskLimit, recoverTruncate, lockWaitMs',
     );
   });
 });
