@@ -8,7 +8,10 @@
  *  - a torn tail and a flipped byte are cut and reported; damage in the middle stops the start,
  *    and --recover-truncate starts anyway; a second daemon on the same directory is refused;
  *  - a full disk (a small tmpfs): writes fail with SERVER_ERROR and are not applied, reads go on,
- *    and writes work again once there is room.
+ *    and writes work again once there is room;
+ *  - memory as a cache: 300 MB of sessions under --memory-limit 64m, none evicted and all read
+ *    back, before and after a restart; in a cluster, values on disk only re-replicated when a node
+ *    dies.
  */
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
@@ -235,6 +238,39 @@ describe('memory as a cache of disk', () => {
     reader.destroy();
     expect(unreadableAfter).toEqual([]);
   }, 300_000);
+
+  it('in a cluster, values on disk only are copied like any other when a node dies: the two survivors then hold and serve every session', async () => {
+    const dirs = path.join(root, 'cache-cluster');
+    const cluster = await startLiveCluster(3, { perNodeArgs: ({ id }) => ['--data-dir', path.join(dirs, id), '--memory-limit', '2m'] });
+    try {
+      const [node1, node2, node3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+      const COUNT = 1500;
+      const some = Array.from({ length: COUNT }, (_, i) => i);
+      const writer = await RawClient.connect(node1.host, node1.port);
+      const notStored: number[] = [];
+      for (let at = 0; at < COUNT; at += BATCH) notStored.push(...await pipelined(writer, some.slice(at, at + BATCH), (i) => set(key(i), sessionValue(i)), () => 'STORED\r\n'));
+      writer.destroy();
+      expect(notStored).toEqual([]);
+      // Each node holds about 4.6 MB of the sessions under a 2 MB limit: more than half on disk only.
+      const before = await sumStats(cluster.nodes, ['disk_values_on_disk_only', 'evictions']);
+      expect(before.disk_values_on_disk_only).toBeGreaterThan(COUNT / 2);
+      await node3.kill();
+      await waitForMembers([node1, node2], { node3: 'dead' }, 10_000);
+      // Re-replication gives each survivor a copy of every session node3 held with the other.
+      await waitForSettled(async () => (await sumStats([node1, node2], ['curr_items'])).curr_items, { quietMs: 1500, timeoutMs: 30_000, ready: (n) => n === 2 * COUNT });
+      const after = await sumStats([node1, node2], ['curr_items', 'evictions', 'disk_value_read_errors']);
+      expect(after).toMatchObject({ curr_items: 2 * COUNT, evictions: 0, disk_value_read_errors: 0 });
+      for (const reader of [node1, node2]) {
+        const client = await RawClient.connect(reader.host, reader.port);
+        const unreadable: number[] = [];
+        for (let at = 0; at < COUNT; at += BATCH) unreadable.push(...await pipelined(client, some.slice(at, at + BATCH), (i) => `get ${key(i)}\r\n`, getReply));
+        client.destroy();
+        expect(unreadable, `read through ${reader.id}`).toEqual([]);
+      }
+    } finally {
+      await stopCluster(cluster);
+    }
+  }, 120_000);
 });
 
 describe('damaged files and a shared directory', () => {
