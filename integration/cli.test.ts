@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { mkdtempSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { daemonBin, repoRoot, startDaemon, waitFor, type RunningServer } from './harness.js';
@@ -186,6 +186,21 @@ describe('session-cluster start', () => {
       await server.stop();
     }
     expect(existsSync(socketPath)).toBe(false);
+  });
+
+  it('never deletes what --socket names unless it is a socket: a regular file refuses the start and stays as it was', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'session-cluster-'));
+    const config = path.join(dir, 'config.json');
+    writeFileSync(config, '{"memoryLimit": "2g"}\n');
+    const refused = await execa(daemonBin, ['start', '--listen', '127.0.0.1:0', '--socket', config], { reject: false, timeout: 10000 });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout).toContain(`cannot listen on ${config}: a file that is not a socket is there; it is left alone`);
+    expect(readFileSync(config, 'utf8')).toBe('{"memoryLimit": "2g"}\n');
+    // A socket in a directory that does not exist: the message says so, not "permission denied".
+    const missing = path.join(dir, 'no-such-dir', 'sessions.sock');
+    const noDir = await execa(daemonBin, ['start', '--listen', '127.0.0.1:0', '--socket', missing], { reject: false, timeout: 10000 });
+    expect(noDir.exitCode).toBe(1);
+    expect(noDir.stdout).toContain(`the directory ${path.dirname(missing)} does not exist`);
   });
 
   it('refuses connections beyond --max-connections with memcached\'s error line', async () => {

@@ -7,7 +7,8 @@
  * and is closed.
  */
 import net from 'node:net';
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, type Stats, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import type { ThrottledWarning } from '../throttled-log.js';
 import { ListenError } from '../errors.js';
@@ -175,9 +176,21 @@ function listen(server: net.Server, options: net.ListenOptions, what: string): P
   });
 }
 
-/** A socket file left by a daemon that died is removed; one that a live process answers on is not. */
+/**
+ * A socket file left by a daemon that died is removed; one that a live process answers on is not,
+ * and nothing that is not a socket ever is: a --socket that names a config file by mistake must
+ * not delete it. A missing directory is said to be missing.
+ */
 async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
+  const dir = dirname(path);
+  if (!existsSync(dir)) throw new ListenError(`cannot listen on ${path}: the directory ${dir} does not exist`);
+  let found: Stats;
+  try {
+    found = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!found.isSocket()) throw new ListenError(`cannot listen on ${path}: a ${found.isDirectory() ? 'directory' : 'file that is not a socket'} is there; it is left alone`);
   const alive = await new Promise<boolean>((resolve) => {
     const probe = net.connect({ path }, () => { probe.destroy(); resolve(true); });
     probe.on('error', () => resolve(false));
