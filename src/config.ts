@@ -15,6 +15,7 @@ import { type Endpoint, formatEndpoint, isWildcardHost, matchEndpoint } from './
 import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { NODE_ID_PATTERN, NODE_ID_RULE, defaultNodeId } from './node-id.js';
+import { AllowList, type AllowedBlock, parseBlock } from './security/allow-list.js';
 import type { Stat } from './stats/registry.js';
 import { FSYNC_POLICIES, type FsyncPolicy } from './store/disk/append-log.js';
 
@@ -98,6 +99,12 @@ export interface Settings {
   recoverTruncate: boolean;
   /** lock handoff: how long a session lock take may wait on the server for the lock's release; 0 = off */
   lockWaitMs: number;
+  /** client addresses the client port accepts (null: any) */
+  allow: AllowList | null;
+  /** refuse flush_all (memcached -F) */
+  disableFlush: boolean;
+  /** refuse `stats cachedump`, by which memcdump lists every key (memcached -X) */
+  disableCachedump: boolean;
 }
 
 export const REPLICATION_MODES = ['sync', 'async'] as const;
@@ -292,6 +299,24 @@ function parseOptionalSize(value: unknown, name: string): number | null {
 }
 
 /** A flag without a value (commander gives true), or true/false in the file. */
+function parseAllowList(value: unknown, name: string): AllowList | null {
+  const EXAMPLE = 'e.g. 10.0.0.0/24,10.0.1.5';
+  if (value === null) return null;
+  let entries: unknown[];
+  if (typeof value === 'string') entries = value.split(',');
+  else if (Array.isArray(value)) entries = value;
+  else throw new ConfigError(`${name}: expected "CIDR,..." or an array of CIDR strings, ${EXAMPLE}`);
+  const blocks: AllowedBlock[] = [];
+  for (const entry of entries) {
+    const text = typeof entry === 'string' ? entry.trim() : '';
+    const block = parseBlock(text);
+    if (block === null) throw new ConfigError(`${name}: ${JSON.stringify(entry)} is not an address or a CIDR block, ${EXAMPLE}`);
+    blocks.push(block);
+  }
+  if (blocks.length === 0) throw new ConfigError(`${name}: no address given, ${EXAMPLE}`);
+  return new AllowList(blocks);
+}
+
 function parseSwitch(value: unknown, name: string): boolean {
   if (value === true || value === 'true') return true;
   if (value === false || value === 'false') return false;
@@ -477,6 +502,20 @@ export const SETTINGS: SettingsTable = {
     // memcached. In cluster mode a wait also ends within the forward timeout.
     flag: '--lock-wait-ms', arg: '<ms>', default: 0, parse: wholeNumber(0),
     help: 'Lock handoff: a PHP request that finds its session locked waits on the server up to this long and gets the lock the moment it is released, first come first served; after that it is refused as memcached would. 0 (the default) is off.',
+  },
+  allow: {
+    flag: '--allow', arg: '<cidr,...>', default: null, shownDefault: 'any address', parse: parseAllowList,
+    show: (allow) => (allow === null ? 'any' : allow.toString()),
+    help: 'Client addresses the client port accepts connections from, e.g. 10.0.0.0/24,10.0.1.5; others are closed at once (counted, logged). For clients that cannot authenticate. A unix socket is governed by --socket-mode instead.',
+  },
+  disableFlush: {
+    // Off by default only so that conformance tools (memccapable) pass; production turns it on.
+    flag: '--disable-flush', arg: '', default: false, parse: parseSwitch,
+    help: 'Refuse flush_all (CLIENT_ERROR flush_all not allowed, as memcached -F): nobody logs every user out with one command. Turn it on in production.',
+  },
+  disableCachedump: {
+    flag: '--disable-cachedump', arg: '', default: false, parse: parseSwitch,
+    help: 'Refuse stats cachedump, by which memcdump lists every key, that is every session id (as memcached -X). Turn it on in production.',
   },
 };
 

@@ -31,6 +31,7 @@ import { Output } from './protocol/output.js';
 import { ReservedKeys } from './reserved-keys.js';
 import type { LockHandoff } from './session-locks/lock-handoff.js';
 import { SessionLocks } from './session-locks/session-locks.js';
+import { warnIfExposed } from './security/exposure.js';
 import { ClientListeners } from './server/listeners.js';
 import { MetricsServer } from './server/metrics.js';
 import { ReplyBatch } from './server/reply-batch.js';
@@ -84,7 +85,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   const stats = new StatsRegistry();
   const settingsStats = new StatsRegistry();
   const executor = new Executor({
-    store, version: WIRE_VERSION, stats, settings: settingsStats,
+    store, version: WIRE_VERSION, stats, settings: settingsStats, disableFlush: settings.disableFlush, disableCachedump: settings.disableCachedump,
     ...(disk === null ? {} : { refuseWrites: () => disk.refusal(), onRefused: () => disk.refused() }),
   });
   let listeners: ClientListeners | null = null;
@@ -140,6 +141,9 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
         () => ({ commandTimeoutMs: settings.commandTimeoutMs, totalClosed: counters.commandTimeouts }), WARNING_INTERVAL_MS),
       reclaimed: new ThrottledWarning(log, 'closed client connections stuck in the middle of a request to admit new ones: --max-connections reached',
         () => ({ maxConnections: settings.maxConnections, totalReclaimed: counters.reclaimedConnections }), WARNING_INTERVAL_MS),
+      allow: settings.allow,
+      notAllowed: new ThrottledWarning(log, 'closed client connections from addresses not in --allow',
+        () => ({ allow: settings.allow?.toString(), last: listeners?.lastNotAllowed, totalClosed: counters.notAllowedConnections }), WARNING_INTERVAL_MS),
     },
   );
   const sweeper = setInterval(() => store.sweepExpired(Date.now(), SWEEP_BUDGET), SWEEP_INTERVAL_MS);
@@ -163,6 +167,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     await disk?.close();
     throw error;
   }
+  warnIfExposed(settings, log);
   log.info({
     version: PACKAGE_VERSION, maxItemSize: settings.maxItemSize, memoryLimit: settings.memoryLimit, maxConnections: settings.maxConnections,
     storage: disk === null ? 'memory' : 'disk', ...(disk === null ? {} : { dataDir: settings.dataDir, fsync: settings.fsync, items: store.itemCount }),

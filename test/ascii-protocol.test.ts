@@ -297,7 +297,7 @@ describe.each(FEED_MODES)('ascii protocol, fed %s', (mode) => {
       expect(Object.fromEntries([...stats].filter(([name]) => !/^(pid|rusage_user|rusage_system)$/.test(name)))).toEqual({
         uptime: '7', time: String(START_SECONDS + 2), version: VERSION, pointer_size: '64',
         max_connections: '1024', curr_connections: '3', total_connections: '7', rejected_connections: '0',
-        command_timeouts: '0', reclaimed_connections: '0', connection_structures: '3', cmd_get: '2', cmd_set: '1', cmd_flush: '0', cmd_touch: '0',
+        command_timeouts: '0', reclaimed_connections: '0', rejected_connections_not_allowed: '0', connection_structures: '3', cmd_get: '2', cmd_set: '1', cmd_flush: '0', cmd_touch: '0',
         get_hits: '1', get_misses: '1', get_expired: '0', get_flushed: '0', delete_misses: '0', delete_hits: '0',
         incr_misses: '0', incr_hits: '0', decr_misses: '0', decr_hits: '0', cas_misses: '0', cas_hits: '0',
         cas_badval: '0', touch_hits: '0', touch_misses: '0', auth_cmds: '0', auth_errors: '0',

@@ -302,7 +302,7 @@ describe.each(FEED_MODES)('binary protocol, fed %s', (mode) => {
       const last = packets.pop()!;
       expect(outcome.bytes.subarray(-24).toString('hex')).toBe(ok(OP.STAT, 0x5151).toString('hex'));
       expect(last.key).toBe('');
-      expect(packets.length).toBe(49);
+      expect(packets.length).toBe(50);
       for (const packet of packets) {
         expect([packet.magic, packet.opcode, packet.status, packet.opaque, packet.cas, packet.extras.length])
           .toEqual([0x81, OP.STAT, 0, 0x5151, 0n, 0]);

@@ -363,6 +363,8 @@ export class Router {
   private flushEverywhere(command: Extract<Command, { kind: 'flush' }>): Reply | Promise<Reply> {
     const { executor, view, forwardTimeoutMs } = this.options;
     const local = executor.execute(command);
+    // Refused here (--disable-flush): not sent on to the others either.
+    if (local.kind === 'notAllowed') return local;
     const peers = view.liveOthers();
     if (peers.length === 0) return local;
     const deadline = Date.now() + forwardTimeoutMs;
@@ -370,17 +372,25 @@ export class Router {
       const failed = results.filter((result) => result !== null);
       if (failed.length === 0) return local;
       this.options.log.warn({ failed, delaySeconds: command.delaySeconds }, 'flush_all did not reach every node: the unreached keep their copies');
-      return { kind: 'serverError', message: `flush_all applied on ${peers.length + 1 - failed.length} of ${peers.length + 1} nodes; unreachable: ${failed.map((f) => f.peer).join(',')}` };
+      const refused = failed.filter((f) => f.refused);
+      const unreachable = failed.filter((f) => !f.refused);
+      const why = [
+        ...(unreachable.length > 0 ? [`unreachable: ${unreachable.map((f) => f.peer).join(',')}`] : []),
+        ...(refused.length > 0 ? [`refused (--disable-flush): ${refused.map((f) => f.peer).join(',')}`] : []),
+      ];
+      return { kind: 'serverError', message: `flush_all applied on ${peers.length + 1 - failed.length} of ${peers.length + 1} nodes; ${why.join('; ')}` };
     });
   }
 
   /** flush_all on one peer, by `deadline`: null once applied, or once the peer no longer serves. */
-  private async flushOn(peer: NodeId, command: Command, deadline: number): Promise<{ peer: NodeId; err: string } | null> {
+  private async flushOn(peer: NodeId, command: Command, deadline: number): Promise<{ peer: NodeId; err: string; refused?: boolean } | null> {
     const { view, peers: links } = this.options;
     for (;;) {
       const left = deadline - Date.now();
       try {
-        await links.forward({ id: peer, address: view.addressOf(peer) }, command, { timeoutMs: Math.max(1, left), validForMs: Math.max(1, left - guardOf(left)) });
+        const reply = await links.forward({ id: peer, address: view.addressOf(peer) }, command, { timeoutMs: Math.max(1, left), validForMs: Math.max(1, left - guardOf(left)) });
+        // A node that refuses flush_all (--disable-flush) did not flush: not applied there.
+        if (reply.kind === 'notAllowed') return { peer, err: reply.message, refused: true };
         return null;
       } catch (error) {
         if (!view.isLive(peer)) return null;

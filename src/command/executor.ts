@@ -32,6 +32,10 @@ export interface ExecutorOptions {
   refuseWrites?: () => string | null;
   /** counts a write refused that way */
   onRefused?: () => void;
+  /** flush_all turned off (--disable-flush) */
+  disableFlush?: boolean;
+  /** stats cachedump turned off (--disable-cachedump) */
+  disableCachedump?: boolean;
 }
 
 /** Counters of commands, named after memcached's `stats` fields. */
@@ -115,6 +119,11 @@ export class Executor {
         return { kind: 'status', status: Status.Touched, cas: item.cas, flags: item.flags };
       }
       case 'flush':
+        if (this.options.disableFlush === true) {
+          // Counted all the same, as memcached counts a refused flush_all (proto_text.c).
+          this.counters.cmdFlush++;
+          return { kind: 'notAllowed', message: 'flush_all not allowed' };
+        }
         this.handleFlush(command.delaySeconds);
         return statusReply(Status.Ok, 0);
       case 'version':
@@ -230,6 +239,7 @@ export class Executor {
       case 'items':
         return { kind: 'stats', entries: itemsStats(this.store, now) };
       case 'cachedump':
+        if (this.options.disableCachedump === true) return { kind: 'notAllowed', message: 'stats cachedump not allowed' };
         return this.handleCacheDump(args, now);
       case 'reset':
         this.resetCounters();

@@ -67,7 +67,12 @@ export type Reply =
   | { kind: 'version'; version: string }
   | { kind: 'quit' }
   /** the command could not be served (e.g. its owner node is unreachable): SERVER_ERROR / binary 0x86 */
-  | { kind: 'serverError'; message: string };
+  | { kind: 'serverError'; message: string }
+  /**
+   * the command is turned off on this daemon (--disable-flush, --disable-cachedump): memcached's
+   * `CLIENT_ERROR flush_all not allowed` in ascii, its binary status 0x20 (memcached -F, -X)
+   */
+  | { kind: 'notAllowed'; message: string };
 
 /** memcached's key limit (protocol.txt: "the key must not include control characters or whitespace", at most 250 bytes). */
 export const KEY_MAX_LENGTH = 250;

@@ -12,6 +12,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import type { ThrottledWarning } from '../throttled-log.js';
 import { ListenError } from '../errors.js';
+import type { AllowList } from '../security/allow-list.js';
 import { adoptAccepted } from './accept.js';
 import { reclaimAfterMs, sweepIntervalMs } from './command-timeout.js';
 import { Connection, type ConnectionContext } from './connection.js';
@@ -27,6 +28,10 @@ export interface ListenerOptions {
   timedOut: ThrottledWarning;
   /** logs stuck connections closed to admit a new one at --max-connections */
   reclaimed: ThrottledWarning;
+  /** --allow: the addresses TCP clients may connect from (null: any) */
+  allow?: AllowList | null;
+  /** logs connections closed because their address is not in --allow */
+  notAllowed?: ThrottledWarning;
 }
 
 /** After a scan at the limit found no stuck connection, the next this much later at the soonest. */
@@ -40,6 +45,8 @@ export class ClientListeners {
   /** until when a connection at the limit is refused without a scan (the last one found nothing) */
   private noneStuckUntil = -Infinity;
   tcpPort = 0;
+  /** the address of the last connection --allow refused, for the log */
+  lastNotAllowed = '';
 
   constructor(private readonly context: ConnectionContext, private readonly options: ListenerOptions) {
     const timeoutMs = options.commandTimeoutMs;
@@ -132,7 +139,16 @@ export class ClientListeners {
   private createServer(transport: 'tcp' | 'unix'): net.Server {
     const counters = this.context.counters;
     // Paused until adoptAccepted has given the socket its reading path.
+    const allow = transport === 'tcp' ? this.options.allow ?? null : null;
     const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
+      if (allow !== null && !allow.allows(accepted.remoteAddress)) {
+        // Not a client of this daemon: closed before a byte is read or a slot is taken.
+        counters.notAllowedConnections++;
+        this.lastNotAllowed = accepted.remoteAddress ?? 'unknown';
+        this.options.notAllowed?.add();
+        accepted.destroy();
+        return;
+      }
       // The reclaimed connection is counted until its close event: the count may pass the limit
       // by the connections being closed at this moment, never more.
       if (counters.currConnections >= this.options.maxConnections && !this.reclaimSlot(performance.now())) {

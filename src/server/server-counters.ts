@@ -9,6 +9,8 @@ export class ServerCounters {
   commandTimeouts = 0;
   /** connections closed to give their slot to a new one at --max-connections */
   reclaimedConnections = 0;
+  /** connections closed at once because their address is not in --allow */
+  notAllowedConnections = 0;
   bytesRead = 0;
   bytesWritten = 0;
 }
@@ -27,6 +29,7 @@ export const SERVER_STATS: ReadonlyArray<Stat<ServerStatsSource>> = [
   { name: 'rejected_connections', type: 'counter', help: 'client connections refused because --max-connections were open: each a PHP request that could not open its session', read: (s) => s.counters.rejectedConnections },
   { name: 'command_timeouts', type: 'counter', help: 'client connections closed because a request stopped arriving midway (a partial command line or header, or a value whose bytes stopped coming) for --command-timeout-ms; idle connections are never closed', read: (s) => s.counters.commandTimeouts },
   { name: 'reclaimed_connections', type: 'counter', help: 'client connections closed to admit a new one at --max-connections: the one stuck the longest in the middle of a request, or silent since it connected, for at least a quarter of a second (or --command-timeout-ms if shorter); never one idle between requests', read: (s) => s.counters.reclaimedConnections },
+  { name: 'rejected_connections_not_allowed', type: 'counter', help: 'client connections closed at once because their address is not in --allow (unix socket clients are never counted here)', read: (s) => s.counters.notAllowedConnections },
   { name: 'connection_structures', type: 'gauge', help: 'connection structures allocated (memcached\'s name; here the open connections)', metric: null, read: (s) => s.counters.currConnections },
   // No client authentication yet: memcached's figures, always 0, so its tools find them.
   { name: 'auth_cmds', type: 'counter', help: 'authentication commands handled (no client authentication yet: always 0)', metric: null, read: () => 0 },

@@ -90,6 +90,7 @@ const REPLIES: Array<[string, Reply]> = [
   ['version', { kind: 'version', version: '0.1.0' }],
   ['quit', { kind: 'quit' }],
   ['serverError', { kind: 'serverError', message: 'owner node unreachable: ünïcødé' }],
+  ['notAllowed', { kind: 'notAllowed', message: 'flush_all not allowed' }],
   ['serverError empty', { kind: 'serverError', message: '' }],
 ];
 

@@ -93,6 +93,7 @@ export enum ReplyTag {
   Version = 8,
   Quit = 9,
   ServerError = 10,
+  NotAllowed = 11,
 }
 
 /** StoreMode on the wire. Numbers are part of the peer protocol; never renumber. */
@@ -323,6 +324,8 @@ export function encodeReply(reply: Reply): Buffer {
       return tagOnly(ReplyTag.Quit);
     case 'serverError':
       return new PayloadWriter(8 + reply.message.length * 3).u8(ReplyTag.ServerError).string32(reply.message).finish();
+    case 'notAllowed':
+      return new PayloadWriter(8 + reply.message.length * 3).u8(ReplyTag.NotAllowed).string32(reply.message).finish();
     default:
       return unreachable(reply);
   }
@@ -391,6 +394,9 @@ export function decodeReply(payload: Buffer): Reply {
       break;
     case ReplyTag.ServerError:
       reply = { kind: 'serverError', message: reader.string32() };
+      break;
+    case ReplyTag.NotAllowed:
+      reply = { kind: 'notAllowed', message: reader.string32() };
       break;
     default:
       throw new PeerError('ERR_PEER_PAYLOAD', `unknown reply tag ${tag}`);

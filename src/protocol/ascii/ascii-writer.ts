@@ -62,5 +62,8 @@ export function writeAsciiReply(output: Output, reply: Reply, withCas: boolean):
     case 'serverError':
       output.writeLatin1(`SERVER_ERROR ${reply.message}\r\n`);
       return;
+    case 'notAllowed':
+      output.writeLatin1(`CLIENT_ERROR ${reply.message}\r\n`);
+      return;
   }
 }

@@ -119,5 +119,9 @@ export function writeBinaryReply(output: Output, header: RequestHeader, reply: R
     case 'serverError':
       writeResponse(output, header, BinaryStatus.TemporaryFailure, 0, null, '', Buffer.from(reply.message, 'latin1'));
       return;
+    case 'notAllowed':
+      // memcached -F answers a binary flush with its auth error (proto_bin.c, process_bin_flush).
+      writeResponse(output, header, BinaryStatus.AuthError, 0, null, '', Buffer.from(reply.message, 'latin1'));
+      return;
   }
 }

@@ -53,6 +53,8 @@ export enum BinaryStatus {
   InvalidArguments = 0x0004,
   NotStored = 0x0005,
   NonNumeric = 0x0006,
+  /** PROTOCOL_BINARY_RESPONSE_AUTH_ERROR: also memcached's answer to a command it has turned off */
+  AuthError = 0x0020,
   UnknownCommand = 0x0081,
   OutOfMemory = 0x0082,
   /** memcached's PROTOCOL_BINARY_RESPONSE_ETMPFAIL */
