@@ -1,14 +1,20 @@
 /**
- * Client-port security with real daemons: the flush guard (--disable-flush) on a single node and
+ * Client-port security with real daemons: client authentication (--auth-file: php-memcached's
+ * SASL, raw binary SASL, memcached -Y's ascii credentials, and every node of a cluster checking
+ * its own clients), the flush guard (--disable-flush) on a single node and
  * on every node of a cluster, the key-listing guard (--disable-cachedump, with libmemcached's
  * memcdump), and the --allow list (the whole 127/8 is loopback on Linux, so a client bound to
  * 127.0.0.2 is another address). The socket-path checks are in cli.test.ts.
  */
 import { execa } from 'execa';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLiveCluster, stats, stopCluster, type Cluster } from './cluster-harness.js';
-import { startDaemon, type RunningServer } from './harness.js';
+import { parseMembers, startCluster, startLiveCluster, stats, stopCluster, type Cluster } from './cluster-harness.js';
+import { pollUntil, startDaemon, type RunningServer } from './harness.js';
+import { clientSetups, php, phpOk } from './php-harness.js';
 import { buildPacket, exchange, Opcode, RawClient, rawGet, Status as BinaryStatus } from './raw-client.js';
 
 const ask = async (server: { host: string; port: number }, request: string, until: RegExp = /\r\n$/) => (await exchange(server, request, until)).reply;
@@ -96,5 +102,102 @@ describe('--allow', () => {
     expect(figures).toContain('STAT rejected_connections_not_allowed 1\r\n');
     const logged = server.logs.find((l) => String(l.msg ?? '').includes('not in --allow'));
     expect(logged).toMatchObject({ last: '127.0.0.1', allow: '127.0.0.2/32' });
+  });
+});
+
+const USERS = (() => {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'session-cluster-auth-')), 'users');
+  writeFileSync(file, 'php:s3cret\n');
+  chmodSync(file, 0o600);
+  return file;
+})();
+const [MB] = clientSetups({ memcachedLockExpire: 30 });
+const sasl = (user: string, password: string) => [`memcached.sess_sasl_username=${user}`, `memcached.sess_sasl_password=${password}`];
+
+/** Sends one binary packet on `client` and reads its answer. */
+async function binary(client: RawClient, spec: Parameters<typeof buildPacket>[0]) {
+  await client.send(buildPacket(spec));
+  return client.readPacket(5000);
+}
+
+describe('--auth-file on a single node', () => {
+  let server: RunningServer;
+  beforeAll(async () => { server = await startDaemon(['--auth-file', USERS]); });
+  afterAll(async () => { await server?.stop(); });
+
+  it('php-memcached with sess_sasl_username/password reads and writes sessions; with a wrong password or none it fails', async () => {
+    const id = `auth${Date.now().toString(36)}`;
+    await phpOk(server, MB, ['update', id, JSON.stringify({ user: 'alice' })], sasl('php', 's3cret'));
+    const read = await phpOk(server, MB, ['read', id], sasl('php', 's3cret'));
+    expect(read.data).toEqual({ user: 'alice' });
+    for (const ini of [sasl('php', 'wrong'), []]) {
+      const refused = await php(server, MB, ['read', id], ini);
+      expect(refused.exitCode, refused.details).toBe(1);
+      expect(refused.result?.data ?? {}, refused.details).toEqual({});
+    }
+  });
+
+  it('a raw binary client gets the auth error for every command before SASL AUTH; a wrong password is counted; the right one is served', async () => {
+    const client = await RawClient.connect(server.host, server.port);
+    try {
+      for (const opcode of [Opcode.GET, Opcode.VERSION, Opcode.FLUSH]) {
+        const answer = await binary(client, { opcode, key: opcode === Opcode.GET ? 'k' : undefined, opaque: opcode });
+        expect(answer, `opcode ${opcode}`).toMatchObject({ status: BinaryStatus.AUTH_ERROR, opaque: opcode });
+      }
+      expect((await binary(client, { opcode: 0x20 }))?.value.toString()).toBe('PLAIN');
+      expect(await binary(client, { opcode: 0x21, key: 'PLAIN', value: '\0php\0guess' })).toMatchObject({ status: BinaryStatus.AUTH_ERROR });
+      expect(await binary(client, { opcode: 0x21, key: 'PLAIN', value: '\0php\0s3cret' })).toMatchObject({ status: BinaryStatus.SUCCESS });
+      expect(await binary(client, { opcode: Opcode.VERSION })).toMatchObject({ status: BinaryStatus.SUCCESS });
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('ascii: commands before the credentials get CLIENT_ERROR unauthenticated; a set of "user password" authenticates (memcached -Y); wrong tokens are counted', async () => {
+    const client = await RawClient.connect(server.host, server.port);
+    try {
+      const line = async (request: string) => (await client.request(request, '\r\n', 5000)).data.toString();
+      expect(await line('get k\r\n')).toBe('CLIENT_ERROR unauthenticated\r\n');
+      expect(await line('set auth 0 0 9\r\nphp wrong\r\n')).toBe('CLIENT_ERROR authentication failure\r\n');
+      expect(await line('set auth 0 0 10\r\nphp s3cret\r\n')).toBe('STORED\r\n');
+      expect(await line('set k 0 0 1\r\nv\r\n')).toBe('STORED\r\n');
+      const figures = (await client.request('stats\r\n', 'END\r\n', 5000)).data.toString();
+      expect(figures).toMatch(/STAT auth_errors [1-9]\d*\r\n/);
+      expect(figures).toMatch(/STAT auth_cmds [1-9]\d*\r\n/);
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe('--auth-file on every node of a cluster', () => {
+  let cluster: Cluster;
+  /** `stats` on a connection that authenticates first, as memcached -Y's ascii credentials. */
+  async function authedStats(node: { host: string; port: number }): Promise<string> {
+    return (await exchange(node, 'set auth 0 0 10\r\nphp s3cret\r\nstats\r\n', /END\r\n$/)).reply;
+  }
+  beforeAll(async () => {
+    cluster = await startCluster(3, { extraArgs: ['--auth-file', USERS], idPrefix: 'auth' });
+    const alive = async () => (await Promise.all(cluster.nodes.map(async (node) => {
+      const members = parseMembers(/STAT cluster_members (\S+)/.exec(await authedStats(node))?.[1]);
+      return Object.values(members).filter((state) => state === 'alive').length === 3;
+    }))).every(Boolean);
+    expect(await pollUntil(alive, { timeoutMs: 10_000 })).toBe(true);
+  }, 60_000);
+  afterAll(async () => { await stopCluster(cluster); });
+
+  it('each node checks its own clients: a session mastered elsewhere is refused unauthenticated and served authenticated, through every node', async () => {
+    for (const node of cluster.nodes) {
+      const id = `authc${node.id}${Date.now().toString(36)}`;
+      const refused = await php(node, MB, ['update', id, JSON.stringify({ n: 1 })], []);
+      expect(refused.exitCode, refused.details).toBe(1);
+      await phpOk(node, MB, ['update', id, JSON.stringify({ n: 1 })], sasl('php', 's3cret'));
+      for (const reader of cluster.nodes) {
+        const read = await phpOk(reader, MB, ['read', id], sasl('php', 's3cret'));
+        expect(read.data, `${id} via ${reader.id}`).toEqual({ n: 1 });
+      }
+    }
+    const line = async (node: { host: string; port: number }) => (await exchange(node, 'get memc.sess.key.anything\r\n', /\r\n$/)).reply;
+    for (const node of cluster.nodes) expect(await line(node), node.id).toBe('CLIENT_ERROR unauthenticated\r\n');
   });
 });

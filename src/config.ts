@@ -16,6 +16,7 @@ import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { NODE_ID_PATTERN, NODE_ID_RULE, defaultNodeId } from './node-id.js';
 import { AllowList, type AllowedBlock, parseBlock } from './security/allow-list.js';
+import { AuthFile } from './security/client-auth.js';
 import type { Stat } from './stats/registry.js';
 import { FSYNC_POLICIES, type FsyncPolicy } from './store/disk/append-log.js';
 
@@ -101,6 +102,8 @@ export interface Settings {
   lockWaitMs: number;
   /** client addresses the client port accepts (null: any) */
   allow: AllowList | null;
+  /** users and passwords clients authenticate with (null: no authentication) */
+  authFile: AuthFile | null;
   /** refuse flush_all (memcached -F) */
   disableFlush: boolean;
   /** refuse `stats cachedump`, by which memcdump lists every key (memcached -X) */
@@ -299,6 +302,11 @@ function parseOptionalSize(value: unknown, name: string): number | null {
 }
 
 /** A flag without a value (commander gives true), or true/false in the file. */
+function parseAuthFile(value: unknown, name: string): AuthFile | null {
+  const path = parsePath(value, name);
+  return path === null ? null : AuthFile.read(path, name);
+}
+
 function parseAllowList(value: unknown, name: string): AllowList | null {
   const EXAMPLE = 'e.g. 10.0.0.0/24,10.0.1.5';
   if (value === null) return null;
@@ -502,6 +510,11 @@ export const SETTINGS: SettingsTable = {
     // memcached. In cluster mode a wait also ends within the forward timeout.
     flag: '--lock-wait-ms', arg: '<ms>', default: 0, parse: wholeNumber(0),
     help: 'Lock handoff: a PHP request that finds its session locked waits on the server up to this long and gets the lock the moment it is released, first come first served; after that it is refused as memcached would. 0 (the default) is off.',
+  },
+  authFile: {
+    flag: '--auth-file', arg: '<file>', default: null, parse: parseAuthFile,
+    show: (file) => (file === null ? 'none' : file.path),
+    help: 'Clients must authenticate with a user:password of this file (memcached\'s SASL password file format): SASL PLAIN on the binary protocol (php-memcached\'s memcached.sess_sasl_username/password), a first set of "user password" in ascii (as memcached -Y). The file must not be readable by every user.',
   },
   allow: {
     flag: '--allow', arg: '<cidr,...>', default: null, shownDefault: 'any address', parse: parseAllowList,

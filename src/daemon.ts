@@ -31,6 +31,7 @@ import { Output } from './protocol/output.js';
 import { ReservedKeys } from './reserved-keys.js';
 import type { LockHandoff } from './session-locks/lock-handoff.js';
 import { SessionLocks } from './session-locks/session-locks.js';
+import { ClientAuth } from './security/client-auth.js';
 import { warnIfExposed } from './security/exposure.js';
 import { ClientListeners } from './server/listeners.js';
 import { MetricsServer } from './server/metrics.js';
@@ -90,6 +91,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   });
   let listeners: ClientListeners | null = null;
   let cluster: BuiltCluster | null = null;
+  const auth = settings.authFile === null ? null : new ClientAuth(settings.authFile, log);
   const locks = new SessionLocks({ sessionPrefix: settings.sessionPrefix, log, lockWaitMs: settings.lockWaitMs });
   try {
     cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, disk, locks.handoff, log) : null;
@@ -103,7 +105,7 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   const sessionIds = cluster?.sessionIds ?? singleNodeSessionIds(nodeId, settings.clusterSecret ?? randomBytes(32));
   const sources: Partial<StatSources> = {
     process: { startedAtMs: Date.now(), version: WIRE_VERSION, now: Date.now },
-    server: { counters, maxConnections: settings.maxConnections },
+    server: { counters, maxConnections: settings.maxConnections, auth: auth?.counters },
     commands: executor.counters,
     storeCounters: store.counters,
     store,
@@ -128,7 +130,8 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   locks.releaseThrough(execute);
   listeners = new ClientListeners(
     {
-      execute, limits: { maxItemSize: settings.maxItemSize }, counters, output: new Output(), locks,
+      execute, limits: { maxItemSize: settings.maxItemSize, sasl: auth !== null }, counters, output: new Output(), locks,
+      ...(auth === null ? {} : { auth }),
       ...(disk === null ? {} : { replies: new ReplyBatch(() => disk.recordsWaiting, () => disk.writePending()) }),
     },
     {

@@ -29,7 +29,7 @@ const GiB = 1024 * MiB;
 const SINGLE_NODE = {
   peerListen: null, peerAdvertise: null, peers: [], nodeId: null, replication: 'sync', twoNodes: 'available', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
   drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.', peerTlsCert: null, peerTlsKey: null, peerTlsCa: null,
-  metricsListen: null, dataDir: null, fsync: 'everysec', diskLimit: null, recoverTruncate: false, lockWaitMs: 0, allow: null, disableFlush: false, disableCachedump: false,
+  metricsListen: null, dataDir: null, fsync: 'everysec', diskLimit: null, recoverTruncate: false, lockWaitMs: 0, authFile: null, allow: null, disableFlush: false, disableCachedump: false,
 };
 const SECRET = 'correct-horse-battery';
 
@@ -448,7 +448,7 @@ describe('readConfigFile', () => {
     expect(configError(() => readConfigFile(path)).message).toBe(
       `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, commandTimeoutMs, logLevel, `
       + 'peerListen, peerAdvertise, peers, nodeId, replication, twoNodes, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
-      + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen, dataDir, fsync, diskLimit, recoverTruncate, lockWaitMs, allow, disableFlush, disableCachedump',
+      + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen, dataDir, fsync, diskLimit, recoverTruncate, lockWaitMs, authFile, allow, disableFlush, disableCachedump',
     );
   });
 });

@@ -135,6 +135,10 @@ export class Executor {
         return this.handleStats(command.args, now);
       case 'quit':
         return { kind: 'quit' };
+      case 'saslList':
+      case 'saslAuth':
+        // Answered by the connection's authentication (src/security/client-auth.ts) before this.
+        return { kind: 'notAllowed', message: 'authentication is not enabled' };
     }
   }
 

@@ -82,6 +82,8 @@ export const OUTPUT_HIGH_WATER = 1024 * 1024;
 
 export interface ProtocolLimits {
   maxItemSize: number;
+  /** SASL is on (--auth-file): the binary SASL commands are parsed, not answered "unknown command" */
+  sasl?: boolean;
 }
 
 /**

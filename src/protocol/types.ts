@@ -29,7 +29,11 @@ export type Command =
   | { kind: 'verbosity'; level: number }
   /** stats [group [args…]]: `args` are the words after "stats" */
   | { kind: 'stats'; args: string[] }
-  | { kind: 'quit' };
+  | { kind: 'quit' }
+  /** SASL on the binary protocol (--auth-file): which mechanisms the server offers */
+  | { kind: 'saslList' }
+  /** SASL AUTH or STEP: the mechanism named and its data (PLAIN: authzid NUL user NUL password) */
+  | { kind: 'saslAuth'; mechanism: string; data: Buffer };
 
 /** Result of a command, the memcached store's result enum (items.c, do_store_item). */
 export enum Status {
@@ -72,7 +76,13 @@ export type Reply =
    * the command is turned off on this daemon (--disable-flush, --disable-cachedump): memcached's
    * `CLIENT_ERROR flush_all not allowed` in ascii, its binary status 0x20 (memcached -F, -X)
    */
-  | { kind: 'notAllowed'; message: string };
+  | { kind: 'notAllowed'; message: string }
+  /** SASL LIST MECHS: the mechanisms, space separated */
+  | { kind: 'saslMechs'; mechanisms: string }
+  /** credentials accepted: binary "Authenticated", ascii STORED (memcached -Y) */
+  | { kind: 'authenticated' }
+  /** credentials refused: binary status 0x20 "Auth failure.", ascii CLIENT_ERROR authentication failure */
+  | { kind: 'authFailed' };
 
 /** memcached's key limit (protocol.txt: "the key must not include control characters or whitespace", at most 250 bytes). */
 export const KEY_MAX_LENGTH = 250;

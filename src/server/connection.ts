@@ -11,6 +11,7 @@ import { REQUEST_MAGIC } from '../protocol/binary/constants.js';
 import { type Execute, FeedResult, OUTPUT_HIGH_WATER, type ProtocolHandler, type ProtocolLimits } from '../protocol/handler.js';
 import type { Output } from '../protocol/output.js';
 import { NOT_MID_REQUEST, StallWatch } from './command-timeout.js';
+import type { ClientAuth } from '../security/client-auth.js';
 import type { ConnectionLocks, SessionLocks } from '../session-locks/session-locks.js';
 import type { ReplyBatch } from './reply-batch.js';
 import type { ServerCounters } from './server-counters.js';
@@ -28,6 +29,8 @@ export interface ConnectionContext {
   replies?: ReplyBatch;
   /** session locks: those a connection took and did not release are released when it closes */
   locks?: SessionLocks;
+  /** client authentication (--auth-file): nothing else passes until the connection has authenticated */
+  auth?: ClientAuth;
 }
 
 /** Input held while a reply is pending elsewhere, before reading pauses (a pipelining client). */
@@ -68,9 +71,11 @@ export class Connection {
       if (this.heldBytes > HELD_INPUT_LIMIT) this.socket.pause();
     }
     if (this.handler === null) {
-      const { limits } = this.context;
-      const execute = this.execute;
-      this.handler = chunk[0] === REQUEST_MAGIC ? new BinaryProtocol(execute, this.output, limits) : new AsciiProtocol(execute, this.output, limits);
+      const { limits, auth } = this.context;
+      const binary = chunk[0] === REQUEST_MAGIC;
+      // Authentication comes first: a command that has not passed it reaches nothing else.
+      const execute = auth === undefined ? this.execute : auth.forConnection(binary ? 'binary' : 'ascii', this.socket.remoteAddress ?? 'unix socket').wrap(this.execute);
+      this.handler = binary ? new BinaryProtocol(execute, this.output, limits) : new AsciiProtocol(execute, this.output, limits);
     }
     this.process(this.handler.feed(chunk));
   }

@@ -1,4 +1,5 @@
 /** Connection and traffic counters of the listeners, read by `stats`. */
+import type { AuthCounters } from '../security/client-auth.js';
 import type { Stat } from '../stats/registry.js';
 
 export class ServerCounters {
@@ -19,6 +20,8 @@ export class ServerCounters {
 export interface ServerStatsSource {
   readonly counters: ServerCounters;
   readonly maxConnections: number;
+  /** client authentication's counters, with --auth-file */
+  readonly auth?: AuthCounters;
 }
 
 /** memcached's names (protocol.txt, "General-purpose statistics"). */
@@ -31,9 +34,8 @@ export const SERVER_STATS: ReadonlyArray<Stat<ServerStatsSource>> = [
   { name: 'reclaimed_connections', type: 'counter', help: 'client connections closed to admit a new one at --max-connections: the one stuck the longest in the middle of a request, or silent since it connected, for at least a quarter of a second (or --command-timeout-ms if shorter); never one idle between requests', read: (s) => s.counters.reclaimedConnections },
   { name: 'rejected_connections_not_allowed', type: 'counter', help: 'client connections closed at once because their address is not in --allow (unix socket clients are never counted here)', read: (s) => s.counters.notAllowedConnections },
   { name: 'connection_structures', type: 'gauge', help: 'connection structures allocated (memcached\'s name; here the open connections)', metric: null, read: (s) => s.counters.currConnections },
-  // No client authentication yet: memcached's figures, always 0, so its tools find them.
-  { name: 'auth_cmds', type: 'counter', help: 'authentication commands handled (no client authentication yet: always 0)', metric: null, read: () => 0 },
-  { name: 'auth_errors', type: 'counter', help: 'failed authentications (no client authentication yet: always 0)', metric: null, read: () => 0 },
+  { name: 'auth_cmds', type: 'counter', help: 'client authentication attempts (--auth-file: SASL AUTH, or an ascii connection\'s credentials)', read: (s) => s.auth?.attempts ?? 0 },
+  { name: 'auth_errors', type: 'counter', help: 'failed client authentications: a wrong user or password; each is logged, without the password', read: (s) => s.auth?.failures ?? 0 },
   { name: 'bytes_read', type: 'counter', help: 'bytes read from client connections', read: (s) => s.counters.bytesRead },
   { name: 'bytes_written', type: 'counter', help: 'bytes written to client connections', read: (s) => s.counters.bytesWritten },
 ];

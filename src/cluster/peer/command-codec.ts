@@ -195,6 +195,10 @@ export function encodeCommand(command: Command): Buffer {
     }
     case 'quit':
       return tagOnly(CommandTag.Quit);
+    case 'saslList':
+    case 'saslAuth':
+      // Authentication is between a client and the node it connected to: never forwarded.
+      throw new PeerError('ERR_PEER_PAYLOAD', `${command.kind} is not sent between nodes`);
     default:
       return unreachable(command);
   }
@@ -326,6 +330,10 @@ export function encodeReply(reply: Reply): Buffer {
       return new PayloadWriter(8 + reply.message.length * 3).u8(ReplyTag.ServerError).string32(reply.message).finish();
     case 'notAllowed':
       return new PayloadWriter(8 + reply.message.length * 3).u8(ReplyTag.NotAllowed).string32(reply.message).finish();
+    case 'saslMechs':
+    case 'authenticated':
+    case 'authFailed':
+      throw new PeerError('ERR_PEER_PAYLOAD', `a ${reply.kind} reply is not sent between nodes`);
     default:
       return unreachable(reply);
   }

@@ -65,5 +65,15 @@ export function writeAsciiReply(output: Output, reply: Reply, withCas: boolean):
     case 'notAllowed':
       output.writeLatin1(`CLIENT_ERROR ${reply.message}\r\n`);
       return;
+    case 'authenticated':
+      // memcached -Y answers the credentials' set as any set (proto_text.c, process_update_command).
+      output.writeLatin1('STORED\r\n');
+      return;
+    case 'authFailed':
+      output.writeLatin1('CLIENT_ERROR authentication failure\r\n');
+      return;
+    case 'saslMechs':
+      output.writeLatin1(`${reply.mechanisms}\r\n`);
+      return;
   }
 }

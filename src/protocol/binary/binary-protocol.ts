@@ -47,7 +47,11 @@ const SHAPE_LIST: Array<[Opcode, Shape]> = [
   [Opcode.Verbosity, { extras: 4, key: 'none', value: false }],
   [Opcode.Touch, EXPIRY_AND_KEY], [Opcode.Gat, EXPIRY_AND_KEY], [Opcode.GatQ, EXPIRY_AND_KEY],
   [Opcode.GatK, EXPIRY_AND_KEY], [Opcode.GatKQ, EXPIRY_AND_KEY],
+  // SASL (binary spec, "SASL"): the mechanism is the key, its data the value.
+  [Opcode.SaslListMechs, NOTHING], [Opcode.SaslAuth, CONCAT], [Opcode.SaslStep, CONCAT],
 ];
+
+const SASL_OPCODES: ReadonlySet<number> = new Set([Opcode.SaslListMechs, Opcode.SaslAuth, Opcode.SaslStep]);
 /** Indexed by opcode: an array lookup per request instead of a hash lookup. */
 const SHAPES: Array<Shape | undefined> = new Array(256);
 for (const [opcode, shape] of SHAPE_LIST) SHAPES[opcode] = shape;
@@ -171,7 +175,7 @@ export class BinaryProtocol extends PushProtocol {
       cas: data.readUInt32BE(offset + 16) * 2 ** 32 + data.readUInt32BE(offset + 20),
     };
     this.header = header;
-    const shape = SHAPES[header.opcode];
+    const shape = SASL_OPCODES.has(header.opcode) && this.limits.sasl !== true ? undefined : SHAPES[header.opcode];
     if (shape === undefined) {
       // Unknown opcodes, SASL included (memcached without -S answers SASL this way): the body is discarded.
       writeBinaryStatus(this.output, header, BinaryStatus.UnknownCommand);
@@ -291,6 +295,12 @@ export class BinaryProtocol extends PushProtocol {
         break;
       case Opcode.Gat: case Opcode.GatQ: case Opcode.GatK: case Opcode.GatKQ:
         command = { kind: 'touchGet', keys: [this.key()], exptime: this.extrasUInt32(0), withCas: true };
+        break;
+      case Opcode.SaslListMechs:
+        command = { kind: 'saslList' };
+        break;
+      case Opcode.SaslAuth: case Opcode.SaslStep:
+        command = { kind: 'saslAuth', mechanism: this.key(), data: value };
         break;
       default:
         writeBinaryStatus(this.output, header, BinaryStatus.UnknownCommand);

@@ -123,5 +123,14 @@ export function writeBinaryReply(output: Output, header: RequestHeader, reply: R
       // memcached -F answers a binary flush with its auth error (proto_bin.c, process_bin_flush).
       writeResponse(output, header, BinaryStatus.AuthError, 0, null, '', Buffer.from(reply.message, 'latin1'));
       return;
+    case 'saslMechs':
+      writeResponse(output, header, BinaryStatus.Success, 0, null, '', Buffer.from(reply.mechanisms, 'latin1'));
+      return;
+    case 'authenticated':
+      writeResponse(output, header, BinaryStatus.Success, 0, null, '', Buffer.from('Authenticated', 'latin1'));
+      return;
+    case 'authFailed':
+      writeResponse(output, header, BinaryStatus.AuthError, 0, null, '', Buffer.from('Auth failure.', 'latin1'));
+      return;
   }
 }
