@@ -345,19 +345,23 @@ export class DiskStorage implements StoreJournal, Durability {
     return file;
   }
 
-  /** A new log file, durable with its header; items' records in it are read back as far as it is written. */
-  private async createLog(generation: number): Promise<DiskFile> {
+  /**
+   * A new log file, durable with its header, and the file its items' values are read back from
+   * (as far as it is written). The caller makes it current once records go to it: while the file
+   * is being created, records still go to the log before it.
+   */
+  private async createLog(generation: number): Promise<{ file: DiskFile; records: RecordFile }> {
     const name = logName(generation);
     const file = await this.createFile(name, LOG_MAGIC);
-    this.currentRecords = this.recordFile(name, () => (this.log.currentName === name ? this.log.currentWritten : Infinity));
-    return file;
+    return { file, records: this.recordFile(name, () => (this.log.currentName === name ? this.log.currentWritten : Infinity)) };
   }
 
   /** A fresh log for this run: a crash's torn tail stays behind in the file before it. */
   private async startLog(): Promise<void> {
     this.generation++;
     const first = await this.createLog(this.generation);
-    this.log = new AppendLog({ name: logName(this.generation), file: first, size: FILE_HEADER_BYTES }, {
+    this.currentRecords = first.records;
+    this.log = new AppendLog({ name: logName(this.generation), file: first.file, size: FILE_HEADER_BYTES }, {
       policy: this.options.fsync,
       onDropped: (fromSeq) => this.undo(fromSeq),
       onError: () => this.errors.add(),
@@ -439,7 +443,9 @@ export class DiskStorage implements StoreJournal, Durability {
       const nextLog = await this.createLog(generation);
       const olderBytes = this.logBytes;
       this.olderLogBytes += this.log.currentBytes;
-      this.log.rotate({ name: logName(generation), file: nextLog, size: FILE_HEADER_BYTES });
+      this.log.rotate({ name: logName(generation), file: nextLog.file, size: FILE_HEADER_BYTES });
+      // From here on, records go to the new file: so do the items' pointers.
+      this.currentRecords = nextLog.records;
       this.generation = generation;
       this.logFiles++;
       const file = this.files.open(path.join(dir, tmpName), 'create');
