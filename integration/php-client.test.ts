@@ -1,14 +1,15 @@
 /**
  * The PHP library (php-client/) against real daemons: its PHPUnit suite runs once per
  * transport — php-memcached over binary and over ascii, pecl memcache, and the library's own
- * ascii socket client — with a single-node daemon (TCP and unix socket) and a 3-node cluster.
+ * ascii socket client — with a single-node daemon (TCP and unix socket), a 3-node cluster, and a
+ * single node with --auth-file (whose user the suite's authentication tests log in as).
  * The environment tells the suite where they are (php-client/phpunit.xml.dist lists the variables).
  *
  * Each run must pass and must have run at least MIN_TESTS tests: a suite that silently ran nothing
  * (a broken bootstrap, a wrong filter) fails here.
  */
 import { execa } from 'execa';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,17 +26,24 @@ const MIN_TESTS = 80;
 let socketDir: string;
 let single: RunningServer;
 let cluster: Cluster;
+let authenticated: RunningServer;
+const AUTH_USER = 'php';
+const AUTH_PASSWORD = 'pass word:with spaces';
 
 beforeAll(async () => {
   socketDir = await mkdtemp(path.join(os.tmpdir(), 'php-client-test-'));
-  [single, cluster] = await Promise.all([
+  const users = path.join(socketDir, 'users');
+  await writeFile(users, `${AUTH_USER}:${AUTH_PASSWORD}\n`);
+  await chmod(users, 0o600);
+  [single, cluster, authenticated] = await Promise.all([
     startDaemon(['--socket', path.join(socketDir, 'daemon.sock')]),
     startLiveCluster(3),
+    startDaemon(['--auth-file', users]),
   ]);
 });
 
 afterAll(async () => {
-  await Promise.all([single?.stop(), stopCluster(cluster)]);
+  await Promise.all([single?.stop(), stopCluster(cluster), authenticated?.stop()]);
   if (socketDir) await rm(socketDir, { recursive: true, force: true });
 });
 
@@ -57,6 +65,9 @@ async function phpunit(transport: string): Promise<PhpunitRun> {
       SESSION_CLUSTER_SINGLE: `${single.host}:${single.port}`,
       SESSION_CLUSTER_SINGLE_SOCKET: single.socketPath ?? '',
       SESSION_CLUSTER_NODES: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(','),
+      SESSION_CLUSTER_AUTH: `${authenticated.host}:${authenticated.port}`,
+      SESSION_CLUSTER_AUTH_USER: AUTH_USER,
+      SESSION_CLUSTER_AUTH_PASSWORD: AUTH_PASSWORD,
     },
   });
   const output = String(r.all);

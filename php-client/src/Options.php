@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace SessionCluster;
 
 use SessionCluster\Exception\ConfigurationException;
+use SessionCluster\Transport\Credentials;
 use SessionCluster\Transport\TransportFactory;
 
 /**
@@ -18,7 +19,7 @@ final class Options
 
     private const KNOWN = [
         'server', 'transport', 'binary', 'timeout_ms', 'prefix', 'lock_expire', 'lock_wait_timeout_ms',
-        'ttl', 'moved_marker_ttl',
+        'ttl', 'moved_marker_ttl', 'username', 'password',
     ];
 
     private function __construct(
@@ -37,6 +38,8 @@ final class Options
         public readonly ?int $ttl,
         /** seconds the old id of a re-homed session keeps pointing at the new one */
         public readonly int $movedMarkerTtl,
+        /** a user of the daemon's --auth-file (options username and password), or null */
+        public readonly ?Credentials $credentials = null,
     ) {
     }
 
@@ -75,6 +78,7 @@ final class Options
             lockWaitTimeoutMs: self::int($options, 'lock_wait_timeout_ms', 10_000, 0),
             ttl: array_key_exists('ttl', $options) ? self::int($options, 'ttl', 0, 0) : null,
             movedMarkerTtl: self::int($options, 'moved_marker_ttl', 300, 1),
+            credentials: self::credentials($options),
         );
     }
 
@@ -82,6 +86,31 @@ final class Options
     public function sessionTtl(): int
     {
         return $this->ttl ?? max(0, (int) ini_get('session.gc_maxlifetime'));
+    }
+
+    /**
+     * username and password, both or neither.
+     *
+     * @param array<string, mixed> $options
+     */
+    private static function credentials(array $options): ?Credentials
+    {
+        $given = array_intersect(['username', 'password'], array_keys($options));
+        if ($given === []) {
+            return null;
+        }
+        if (count($given) === 1) {
+            throw new ConfigurationException('username and password: give both (a user of the daemon\'s --auth-file) or neither');
+        }
+        $username = self::string($options, 'username', '');
+        $password = $options['password'];
+        if (!is_string($password) || $password === '') {
+            throw new ConfigurationException('password: expected a non-empty string');
+        }
+        if (str_contains($username, ' ')) {
+            throw new ConfigurationException('username: must not contain a space');
+        }
+        return new Credentials($username, $password);
     }
 
     /** @param array<string, mixed> $options */

@@ -67,7 +67,7 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
     public static function create(array $options = []): self
     {
         $settings = Options::fromArray($options);
-        $transport = TransportFactory::create($settings->transport, $settings->server, $settings->binary, $settings->timeoutMs / 1000);
+        $transport = TransportFactory::create($settings->transport, $settings->server, $settings->binary, $settings->timeoutMs / 1000, $settings->credentials);
         return new self($transport, $settings);
     }
 

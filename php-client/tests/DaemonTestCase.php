@@ -29,7 +29,7 @@ abstract class DaemonTestCase extends TestCase
     protected static function handler(?string $server = null, array $options = [], ?SessionIdAuthority $ids = null): SessionHandler
     {
         $settings = Options::fromArray(TestEnvironment::handlerOptions($server ?? TestEnvironment::singleNode(), $options + ['timeout_ms' => 2000]));
-        $transport = TransportFactory::create($settings->transport, $settings->server, $settings->binary, $settings->timeoutMs / 1000);
+        $transport = TransportFactory::create($settings->transport, $settings->server, $settings->binary, $settings->timeoutMs / 1000, $settings->credentials);
         return new SessionHandler($transport, $settings, $ids);
     }
 

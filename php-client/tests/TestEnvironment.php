@@ -34,6 +34,18 @@ final class TestEnvironment
         return self::required('SESSION_CLUSTER_SINGLE');
     }
 
+    /** host:port of a single-node daemon started with --auth-file, whose user is authUser() */
+    public static function authNode(): string
+    {
+        return self::required('SESSION_CLUSTER_AUTH');
+    }
+
+    /** @return array{username: string, password: string} a user of that daemon's --auth-file */
+    public static function authUser(): array
+    {
+        return ['username' => self::required('SESSION_CLUSTER_AUTH_USER'), 'password' => self::required('SESSION_CLUSTER_AUTH_PASSWORD')];
+    }
+
     /** unix:///path of the single-node daemon's socket */
     public static function singleNodeSocket(): string
     {

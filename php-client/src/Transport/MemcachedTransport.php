@@ -21,6 +21,7 @@ final class MemcachedTransport implements Transport
         private readonly ServerAddress $address,
         bool $binaryProtocol = true,
         float $timeoutSeconds = 1.0,
+        ?Credentials $credentials = null,
     ) {
         if (!extension_loaded('memcached')) {
             throw new TransportException('transport "memcached" needs the memcached extension (php-memcached), which is not loaded');
@@ -41,6 +42,10 @@ final class MemcachedTransport implements Transport
             : $memcached->addServer($address->host, $address->port);
         if (!$added) {
             throw new TransportException(sprintf('memcached extension refused server %s: %s', $address, $memcached->getResultMessage()));
+        }
+        // SASL PLAIN on the binary protocol, as the daemon's --auth-file expects.
+        if ($credentials !== null && !$memcached->setSaslAuthData($credentials->username, $credentials->password)) {
+            throw new TransportException(sprintf('memcached extension refused the credentials for %s: %s', $address, $memcached->getResultMessage()));
         }
         $this->memcached = $memcached;
     }

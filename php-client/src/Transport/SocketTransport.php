@@ -26,6 +26,7 @@ final class SocketTransport implements Transport
     public function __construct(
         private readonly ServerAddress $address,
         private readonly float $timeoutSeconds = 1.0,
+        private readonly ?Credentials $credentials = null,
     ) {
     }
 
@@ -158,6 +159,15 @@ final class SocketTransport implements Transport
         $seconds = (int) floor($this->timeoutSeconds);
         stream_set_timeout($stream, $seconds, (int) (($this->timeoutSeconds - $seconds) * 1_000_000));
         $this->stream = $stream;
+        if ($this->credentials !== null) {
+            // The daemon's ascii authentication (memcached -Y): a first set whose data is "user password".
+            $token = $this->credentials->username . ' ' . $this->credentials->password;
+            $this->send(sprintf("set session-cluster-auth 0 0 %d\r\n%s\r\n", strlen($token), $token));
+            $line = $this->readLine();
+            if ($line !== 'STORED') {
+                $this->fail(sprintf('authentication as %s refused: %s', $this->credentials->username, self::printable($line)));
+            }
+        }
         return $stream;
     }
 

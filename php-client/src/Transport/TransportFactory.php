@@ -32,12 +32,23 @@ final class TransportFactory
         return extension_loaded('memcache') ? self::MEMCACHE : self::SOCKET;
     }
 
-    public static function create(string $name, ServerAddress $address, bool $binaryProtocol, float $timeoutSeconds): Transport
+    /**
+     * @throws ConfigurationException credentials with a transport that cannot send them: pecl
+     *   memcache cannot authenticate, and SASL needs the binary protocol
+     */
+    public static function create(string $name, ServerAddress $address, bool $binaryProtocol, float $timeoutSeconds, ?Credentials $credentials = null): Transport
     {
-        return match (self::resolveName($name)) {
-            self::MEMCACHED => new MemcachedTransport($address, $binaryProtocol, $timeoutSeconds),
+        $resolved = self::resolveName($name);
+        if ($credentials !== null && $resolved === self::MEMCACHE) {
+            throw new ConfigurationException('transport "memcache": pecl memcache cannot authenticate; use transport memcached or socket with username and password');
+        }
+        if ($credentials !== null && $resolved === self::MEMCACHED && !$binaryProtocol) {
+            throw new ConfigurationException('transport "memcached" authenticates with SASL, which needs the binary protocol: set binary to true');
+        }
+        return match ($resolved) {
+            self::MEMCACHED => new MemcachedTransport($address, $binaryProtocol, $timeoutSeconds, $credentials),
             self::MEMCACHE => new MemcacheTransport($address, $timeoutSeconds),
-            default => new SocketTransport($address, $timeoutSeconds),
+            default => new SocketTransport($address, $timeoutSeconds, $credentials),
         };
     }
 }
