@@ -92,7 +92,11 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   let listeners: ClientListeners | null = null;
   let cluster: BuiltCluster | null = null;
   const auth = settings.authFile === null ? null : new ClientAuth(settings.authFile, log);
-  const locks = new SessionLocks({ sessionPrefix: settings.sessionPrefix, log, lockWaitMs: settings.lockWaitMs });
+  const locks = new SessionLocks({
+    sessionPrefix: settings.sessionPrefix, log, lockWaitMs: settings.lockWaitMs,
+    // The handoff runs on each lock's master, which holds the lock item.
+    lockExpiresAt: (key) => store.peek(key, Date.now())?.expiresAt ?? null,
+  });
   try {
     cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, disk, locks.handoff, log) : null;
   } catch (error) {

@@ -32,7 +32,7 @@ function node(lockWaitMs = 0) {
   const store = new MemoryStore({ memoryLimit: 64 << 20, maxItemSize: 1 << 20 });
   const executor = new Executor({ store, version: 'test' });
   const { log, lines } = capturedLog();
-  const locks = new SessionLocks({ sessionPrefix: PREFIX, log, lockWaitMs });
+  const locks = new SessionLocks({ sessionPrefix: PREFIX, log, lockWaitMs, lockExpiresAt: (key) => store.peek(key, Date.now())?.expiresAt ?? null });
   // As a single node runs commands (src/daemon.ts): through the lock handoff when it is on.
   const handoff = locks.handoff;
   const execute: Execute = handoff === null ? (command) => executor.execute(command) : (command) => handoff.execute(command, (c) => executor.execute(c));
@@ -209,6 +209,17 @@ describe('lock handoff (--lock-wait-ms)', () => {
     holder.run(set(PECL_LOCK, '0', 768));
     expect(await poll).toMatchObject({ kind: 'number', value: 1n });
     expect(n.locks.heldNow).toBe(1);
+  });
+
+  it('a held lock that expires (its holder hung) goes to the first waiter then, not after the wait', async () => {
+    const n = node(10_000);
+    const handoff = n.locks.handoff as LockHandoff;
+    // Taken for one second, and never released.
+    n.connect().run({ kind: 'store', mode: StoreMode.Add, key: LOCK, flags: 0, exptime: 1, value: Buffer.from('1'), cas: 0 });
+    expect(await pending(n.connect().run(add(LOCK)))).toMatchObject({ status: Status.Stored });
+    // Handed over at the expiry, not given up on after the 10 s wait.
+    expect(handoff.handedOff).toBe(1);
+    expect(handoff.timedOut).toBe(0);
   });
 
   it('pecl memcache: a poll waits at most 800 ms whatever the setting, inside pecl memcache\'s 1 s read timeout', async () => {

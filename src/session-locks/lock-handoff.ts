@@ -50,8 +50,16 @@ export class LockHandoff {
   timedOut = 0;
   private readonly waitCounts = new Array<number>(WAIT_BUCKETS_MS.length).fill(0);
   private readonly queues = new Map<string, Waiter[]>();
+  /** per lock with waiters: a wake-up when the held lock expires (its holder never released it) */
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
 
-  constructor(private readonly options: { waitMs: number; sessionPrefix: string; now?: () => number }) {}
+  constructor(private readonly options: {
+    waitMs: number;
+    sessionPrefix: string;
+    now?: () => number;
+    /** when the lock held under `key` expires (ms; 0 never), or null when none is held here */
+    lockExpiresAt?: (key: string) => number | null;
+  }) {}
 
   get waitMs(): number {
     return this.options.waitMs;
@@ -94,7 +102,33 @@ export class LockHandoff {
       if (queue === undefined) this.queues.set(key, (queue = []));
       queue.push(waiter);
       this.waitingNow++;
+      this.armExpiry(key);
     });
+  }
+
+  /**
+   * A lock that expires is as good as released: its first waiter is woken then, rather than
+   * waiting out the handoff time (a holder that hung, or one whose release was lost).
+   */
+  private armExpiry(key: string): void {
+    const expiresAt = this.options.lockExpiresAt?.(key);
+    if (expiresAt === undefined || expiresAt === null || expiresAt === 0) return;
+    const previous = this.expiryTimers.get(key);
+    if (previous !== undefined) clearTimeout(previous);
+    // A millisecond past the expiry: the store counts an item expired from that instant on.
+    const timer = setTimeout(() => {
+      this.expiryTimers.delete(key);
+      this.wake(key);
+    }, Math.max(1, expiresAt - this.now() + 1));
+    timer.unref();
+    this.expiryTimers.set(key, timer);
+  }
+
+  private disarmExpiry(key: string): void {
+    const timer = this.expiryTimers.get(key);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.expiryTimers.delete(key);
   }
 
   /** The lock of `key` was released: its first waiter takes it, if the take succeeds. */
@@ -102,7 +136,10 @@ export class LockHandoff {
     const queue = this.queues.get(key);
     const waiter = queue?.shift();
     if (waiter === undefined) return;
-    if (queue!.length === 0) this.queues.delete(key);
+    if (queue!.length === 0) {
+      this.queues.delete(key);
+      this.disarmExpiry(key);
+    }
     this.waitingNow--;
     clearTimeout(waiter.timer!);
     const settle = (reply: Reply) => {
@@ -114,6 +151,7 @@ export class LockHandoff {
         this.queues.set(key, back);
         this.waitingNow++;
         waiter.timer = setTimeout(() => this.giveUp(key, waiter), Math.max(1, waiter.waitMs - (this.now() - waiter.since)));
+        this.armExpiry(key);
         return;
       }
       this.handedOff++;
@@ -131,7 +169,10 @@ export class LockHandoff {
     const at = queue?.indexOf(waiter) ?? -1;
     if (at < 0) return;
     queue!.splice(at, 1);
-    if (queue!.length === 0) this.queues.delete(key);
+    if (queue!.length === 0) {
+      this.queues.delete(key);
+      this.disarmExpiry(key);
+    }
     this.waitingNow--;
     this.timedOut++;
     this.ended(waiter);

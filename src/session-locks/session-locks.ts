@@ -53,6 +53,8 @@ export interface SessionLocksOptions {
   log: Logger;
   /** lock handoff: how long a refused lock take waits for the release (--lock-wait-ms); 0: off */
   lockWaitMs?: number;
+  /** when the lock held under a key expires (ms; 0 never), or null: wakes waiters of an expired lock */
+  lockExpiresAt?: (key: string) => number | null;
 }
 
 /** The node's view of the session locks its clients take. */
@@ -66,7 +68,7 @@ export class SessionLocks {
 
   constructor(private readonly options: SessionLocksOptions) {
     const waitMs = options.lockWaitMs ?? 0;
-    this.handoff = waitMs > 0 ? new LockHandoff({ waitMs, sessionPrefix: options.sessionPrefix }) : null;
+    this.handoff = waitMs > 0 ? new LockHandoff({ waitMs, sessionPrefix: options.sessionPrefix, lockExpiresAt: options.lockExpiresAt }) : null;
   }
 
   /** Where releases run: the same path as clients' commands (the router in cluster mode). */
