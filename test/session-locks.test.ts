@@ -216,9 +216,13 @@ describe('lock handoff (--lock-wait-ms)', () => {
     const handoff = n.locks.handoff as LockHandoff;
     // Taken for one second, and never released.
     n.connect().run({ kind: 'store', mode: StoreMode.Add, key: LOCK, flags: 0, exptime: 1, value: Buffer.from('1'), cas: 0 });
-    expect(await pending(n.connect().run(add(LOCK)))).toMatchObject({ status: Status.Stored });
-    // Handed over at the expiry, not given up on after the 10 s wait.
-    expect(handoff.handedOff).toBe(1);
+    const first = pending(n.connect().run({ kind: 'store', mode: StoreMode.Add, key: LOCK, flags: 0, exptime: 1, value: Buffer.from('1'), cas: 0 }));
+    const second = pending(n.connect().run(add(LOCK)));
+    expect(await first).toMatchObject({ status: Status.Stored });
+    // The first waiter hangs too: its lock expires after its second, and the next gets it then.
+    expect(await second).toMatchObject({ status: Status.Stored });
+    // Handed over at each expiry, never given up on after the 10 s wait.
+    expect(handoff.handedOff).toBe(2);
     expect(handoff.timedOut).toBe(0);
   });
 

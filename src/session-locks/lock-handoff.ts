@@ -156,6 +156,8 @@ export class LockHandoff {
       }
       this.handedOff++;
       this.ended(waiter);
+      // The others now wait for the new holder, whose lock expires in its own time.
+      if (this.queues.has(key)) this.armExpiry(key);
       waiter.resolve(reply);
     };
     const reply = this.run(waiter);
