@@ -95,7 +95,8 @@ export class ClientAuth {
     this.counters.attempts++;
     if (this.file.verify(user, password)) return true;
     this.counters.failures++;
-    this.log.warn({ user, remote, how, totalFailures: this.counters.failures }, 'client authentication failed');
+    // The user name is the client's to choose: shown, but cut short.
+    this.log.warn({ user: user.slice(0, 64), remote, how, totalFailures: this.counters.failures }, 'client authentication failed');
     return false;
   }
 }
