@@ -15,7 +15,7 @@
 import type { Logger } from '../log.js';
 import type { Execute } from '../protocol/handler.js';
 import { type Command, type Reply, Status, StoreMode } from '../protocol/types.js';
-import type { CounterDefs, Stat } from '../stats/registry.js';
+import { type CounterDefs, countersToStats, type Stat } from '../stats/registry.js';
 import { LockHandoff } from './lock-handoff.js';
 import { idForLog, LockStyle, lockStyleOf, sessionIdOfLock } from './lock-keys.js';
 
@@ -36,10 +36,7 @@ export const SESSION_LOCK_COUNTER_STATS: CounterDefs<SessionLockCounters> = {
 /** The figures of `stats` about session locks. */
 export const SESSION_LOCK_STATS: ReadonlyArray<Stat<SessionLocks>> = [
   { name: 'session_locks_held', type: 'gauge', help: 'session locks held now by connections to this node', read: (locks) => locks.heldNow },
-  ...(Object.keys(SESSION_LOCK_COUNTER_STATS) as Array<keyof SessionLockCounters>).map((field) => ({
-    ...SESSION_LOCK_COUNTER_STATS[field],
-    read: (locks: SessionLocks) => locks.counters[field],
-  })),
+  ...countersToStats(SESSION_LOCK_COUNTER_STATS, (locks: SessionLocks) => locks.counters),
   { name: 'session_locks_waiting', type: 'gauge', help: 'lock takes waiting on this node (their session\'s master) for the lock\'s release (--lock-wait-ms)', read: (locks) => locks.handoff?.waitingNow ?? 0 },
   { name: 'session_locks_handed_off', type: 'counter', help: 'waiting lock takes that got the lock the moment it was released (--lock-wait-ms)', read: (locks) => locks.handoff?.handedOff ?? 0 },
   { name: 'session_locks_wait_timeouts', type: 'counter', help: 'waiting lock takes that ran out of --lock-wait-ms and were refused as memcached would (the client retries)', read: (locks) => locks.handoff?.timedOut ?? 0 },

@@ -34,11 +34,14 @@ export interface Stat<S> extends StatDef {
 /** A definition for each field of a counters object: a field without one does not compile. */
 export type CounterDefs<T> = { readonly [K in keyof T]: StatDef };
 
-/** Counter definitions as statistics that read their field. */
-export function countersToStats<T extends object>(defs: CounterDefs<T>): Array<Stat<T>> {
+/**
+ * Counter definitions as statistics that read their field: of the source itself, or of the
+ * counters object `of` finds in it (a section whose source has gauges of its own too).
+ */
+export function countersToStats<T extends object, S = T>(defs: CounterDefs<T>, of: (source: S) => T = (source) => source as unknown as T): Array<Stat<S>> {
   return (Object.keys(defs) as Array<keyof T>).map((field) => ({
     ...defs[field],
-    read: (counters: T) => counters[field] as unknown as number,
+    read: (source: S) => of(source)[field] as unknown as number,
   }));
 }
 
