@@ -16,8 +16,7 @@
  * hands it to the next.
  */
 import type { Command, Reply } from '../protocol/types.js';
-import { Status, StoreMode } from '../protocol/types.js';
-import { LockStyle, lockStyleOf } from './lock-keys.js';
+import { isRefusedTake, isRelease, LockStyle, lockStyleOf } from './lock-keys.js';
 
 type Run = (command: Command) => Reply | Promise<Reply>;
 
@@ -200,17 +199,4 @@ export class LockHandoff {
   private now(): number {
     return (this.options.now ?? Date.now)();
   }
-}
-
-/** Whether `reply` says `command` took no lock because the lock is held. */
-function isRefusedTake(command: Command, style: LockStyle, reply: Reply): boolean {
-  if (style === LockStyle.Memcached) return command.kind === 'store' && command.mode === StoreMode.Add && reply.kind === 'status' && reply.status === Status.NotStored;
-  return command.kind === 'arith' && command.incr && reply.kind === 'number' && reply.value > 1n;
-}
-
-/** Whether `command`, answered `reply`, released its lock. */
-function isRelease(command: Command, style: LockStyle, reply: Reply): boolean {
-  if (command.kind === 'delete') return reply.kind === 'status' && reply.status === Status.Deleted;
-  return style === LockStyle.Memcache && command.kind === 'store' && command.mode === StoreMode.Set && command.value.length === 1 && command.value[0] === 0x30
-    && reply.kind === 'status' && reply.status === Status.Stored;
 }

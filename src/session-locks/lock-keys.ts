@@ -10,8 +10,9 @@
  * The same rules as the routing key (src/cluster/placement/routing-key.ts), which keeps a lock and
  * its session on the same nodes; a key with nothing left once the markers are taken off is not a
  * lock. Nothing here changes how a key is stored: it tells the layers that watch locks which keys
- * to watch.
+ * to watch, and what the answer to a lock command says (taken, refused, released).
  */
+import { type Command, type Reply, Status, StoreMode } from '../protocol/types.js';
 
 export enum LockStyle {
   /** php-memcached: held while the key exists */
@@ -47,4 +48,27 @@ export function sessionIdOfLock(key: string, style: LockStyle, sessionPrefix: st
 /** What a log line may show of a session id: its first characters. The whole id is a credential. */
 export function idForLog(id: string): string {
   return id.length <= 6 ? `${id.slice(0, 2)}…` : `${id.slice(0, 6)}…`;
+}
+
+/** Whether `command`, answered `reply`, took its lock: an add stored, or pecl memcache's incr answering 1. */
+export function isTake(command: Command, style: LockStyle, reply: Reply): boolean {
+  if (command.kind === 'store') return command.mode === StoreMode.Add && reply.kind === 'status' && reply.status === Status.Stored;
+  return style === LockStyle.Memcache && command.kind === 'arith' && command.incr && reply.kind === 'number' && reply.value === 1n;
+}
+
+/**
+ * Whether `reply` says `command` took no lock because the lock is held: php-memcached's add
+ * refused, pecl memcache's incr answering more than 1 (its add that follows is not counted: the
+ * incr already was).
+ */
+export function isRefusedTake(command: Command, style: LockStyle, reply: Reply): boolean {
+  if (style === LockStyle.Memcached) return command.kind === 'store' && command.mode === StoreMode.Add && reply.kind === 'status' && reply.status === Status.NotStored;
+  return command.kind === 'arith' && command.incr && reply.kind === 'number' && reply.value > 1n;
+}
+
+/** Whether `command`, answered `reply`, released its lock: its delete, or pecl memcache's set of "0". */
+export function isRelease(command: Command, style: LockStyle, reply: Reply): boolean {
+  if (command.kind === 'delete') return reply.kind === 'status' && reply.status === Status.Deleted;
+  return style === LockStyle.Memcache && command.kind === 'store' && command.mode === StoreMode.Set && command.value.length === 1 && command.value[0] === 0x30
+    && reply.kind === 'status' && reply.status === Status.Stored;
 }

@@ -17,7 +17,7 @@ import type { Execute } from '../protocol/handler.js';
 import { type Command, type Reply, Status, StoreMode } from '../protocol/types.js';
 import { type CounterDefs, countersToStats, type Stat } from '../stats/registry.js';
 import { LockHandoff } from './lock-handoff.js';
-import { idForLog, LockStyle, lockStyleOf, sessionIdOfLock } from './lock-keys.js';
+import { idForLog, isRefusedTake, isTake, type LockStyle, lockStyleOf, sessionIdOfLock } from './lock-keys.js';
 
 export class SessionLockCounters {
   acquired = 0;
@@ -152,21 +152,18 @@ export class ConnectionLocks {
   private observe(command: Command, style: LockStyle, reply: Reply): void {
     if (!('key' in command)) return;
     const key = command.key;
+    if (isTake(command, style, reply)) {
+      this.take(key, style, (reply as { cas: number }).cas);
+      return;
+    }
+    if (isRefusedTake(command, style, reply)) {
+      this.locks.counters.contended++;
+      return;
+    }
     switch (command.kind) {
       case 'store':
-        if (command.mode === StoreMode.Add) {
-          if (reply.kind === 'status' && reply.status === Status.Stored) this.take(key, style, reply.cas);
-          // pecl memcache's add follows its incr, which already counted a held lock.
-          else if (style === LockStyle.Memcached && reply.kind === 'status' && reply.status === Status.NotStored) this.locks.counters.contended++;
-          return;
-        }
         // pecl memcache releases by setting "0"; a holder that writes its lock otherwise manages it itself.
-        this.drop(key);
-        return;
-      case 'arith':
-        if (style !== LockStyle.Memcache || !command.incr || reply.kind !== 'number') return;
-        if (reply.value === 1n) this.take(key, style, reply.cas);
-        else this.locks.counters.contended++;
+        if (command.mode !== StoreMode.Add) this.drop(key);
         return;
       case 'delete':
         if (!this.held.has(key)) return;
