@@ -93,10 +93,15 @@ export function encodeEntry(entry: LogEntry): Buffer {
   return frame;
 }
 
+/** How many bytes the frame of an item record takes, from its key's, origin's and value's lengths. */
+export function itemFrameSize(keyLength: number, originLength: number, valueLength: number): number {
+  return FRAME_HEADER_BYTES + 1 + 28 + 2 + keyLength + originLength + valueLength;
+}
+
 /** How many bytes the frame of `entry` takes. */
 export function frameSize(entry: LogEntry): number {
   switch (entry.kind) {
-    case RecordKind.Item: return FRAME_HEADER_BYTES + 1 + 28 + 2 + entry.key.length + entry.origin.length + entry.value.length;
+    case RecordKind.Item: return itemFrameSize(entry.key.length, entry.origin.length, entry.value.length);
     case RecordKind.Deletion: return FRAME_HEADER_BYTES + 1 + 16 + 2 + entry.key.length + entry.origin.length;
     case RecordKind.Removal: return FRAME_HEADER_BYTES + 1 + 1 + entry.key.length;
     case RecordKind.Flush: return FRAME_HEADER_BYTES + 1;

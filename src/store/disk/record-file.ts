@@ -11,11 +11,11 @@
  */
 import type { Item, RecordSource } from '../change.js';
 import type { DiskFile } from './disk-files.js';
-import { FRAME_HEADER_BYTES, RecordKind, tryReadFrame } from './record-codec.js';
+import { itemFrameSize, RecordKind, tryReadFrame } from './record-codec.js';
 
-/** The bytes of an item's record: frame header, kind, fixed fields, key, origin, value (record-codec.ts). */
-export function itemRecordBytes(item: Item): number {
-  return FRAME_HEADER_BYTES + 1 + 28 + 2 + item.key.length + item.origin.length + item.valueLength;
+/** The bytes of an item's record, its value held or not. */
+function itemRecordBytes(item: Item): number {
+  return itemFrameSize(item.key.length, item.origin.length, item.valueLength);
 }
 
 export class RecordFile implements RecordSource {
