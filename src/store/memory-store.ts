@@ -244,11 +244,7 @@ export class MemoryStore {
       this.readBackCounters.errors++;
       // Unreadable (a damaged record, the disk failing): served as a miss from now on, and
       // logged, rather than failing every read of the session.
-      if (this.items.get(item.key) === item) {
-        this.journal?.before(item.key);
-        this.unlink(item);
-        this.journal?.removal(item.key);
-      }
+      if (this.items.get(item.key) === item) this.forget(item.key);
       this.onReadError(item.key, error);
     }).finally(() => this.readsUnderWay.delete(item));
     this.readsUnderWay.set(item, read);
@@ -265,16 +261,27 @@ export class MemoryStore {
 
   /** `item`'s value, read back, is held again (at the young end); one replaced meanwhile too, for an undo. */
   private hold(item: Item, value: Buffer): void {
-    if (item.inMemory) return;
-    if (this.items.get(item.key) !== item) {
-      item.holdValue(value);
-      return;
-    }
-    this.bytesUsed -= item.size;
-    item.holdValue(value);
+    if (!item.inMemory) this.setValue(item, value);
+  }
+
+  /**
+   * Holds `value` as `item`'s value, or lets it go to disk (null), keeping what memory counts and
+   * the LRU of held values right while the item is in the store.
+   */
+  private setValue(item: Item, value: Buffer | null): void {
+    const indexed = this.items.get(item.key) === item;
+    if (indexed) this.bytesUsed -= item.size;
+    if (value === null) item.dropValue();
+    else item.holdValue(value);
+    if (!indexed) return;
     this.bytesUsed += item.size;
-    this.valuesOnDisk--;
-    this.valuesHeld?.add(item);
+    if (value === null) {
+      this.valuesOnDisk++;
+      this.valuesHeld?.delete(item);
+    } else {
+      this.valuesOnDisk--;
+      this.valuesHeld?.add(item);
+    }
   }
 
   /** What `key` holds now, to put back with restoreKey. */
@@ -750,11 +757,7 @@ export class MemoryStore {
         // A record still queued belongs to a write of this turn: the items after it were used
         // later still. The rest waits for the next write, when it is in the file.
         if (!item.source.written(item.sourceOffset)) break;
-        this.valuesHeld.delete(item);
-        this.bytesUsed -= item.size;
-        item.dropValue();
-        this.bytesUsed += item.size;
-        this.valuesOnDisk++;
+        this.setValue(item, null);
       }
     }
     for (const key of this.tombstones.keys()) {
