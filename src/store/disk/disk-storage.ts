@@ -158,11 +158,7 @@ export class DiskStorage implements StoreJournal, Durability {
     disk.files.makeDir(dir);
     disk.lock = await (options.lock ?? lockDataDir)(dir);
     // Memory becomes a cache: under --memory-limit, values stay on disk only (from recovery on).
-    options.store.keepValuesOnDisk((key, error) => {
-      // The key's first characters only: a session id is a credential.
-      disk.lastReadError = { key: `${key.slice(0, 8)}…`, err: error.message };
-      disk.readErrors.add();
-    });
+    options.store.keepValuesOnDisk((key, error) => disk.readFailed(key, error));
     try {
       disk.load();
       await disk.startLog();
@@ -211,6 +207,12 @@ export class DiskStorage implements StoreJournal, Durability {
     const limit = this.options.diskLimit;
     if (limit !== null && this.snapshotSize + this.logBytes >= limit) return `disk storage full (--disk-limit ${limit} bytes reached); write not applied`;
     return null;
+  }
+
+  /** A value that could not be read back from disk: logged (throttled) with the key's first characters only, a session id being a credential. */
+  private readFailed(key: string, error: Error): void {
+    this.lastReadError = { key: `${key.slice(0, 8)}…`, err: error.message };
+    this.readErrors.add();
   }
 
   /** Counts a refusal that refusal() answered. */
@@ -488,9 +490,8 @@ export class DiskStorage implements StoreJournal, Durability {
           try {
             entry = held instanceof Item ? itemEntry(held) : deletionEntry(held);
           } catch (error) {
-            // A value that cannot be read back is dropped from memory too, as a session read would.
-            this.lastReadError = { key: `${held.key.slice(0, 8)}…`, err: (error as Error).message };
-            this.readErrors.add();
+            // Left out of the snapshot; a session read of it drops it.
+            this.readFailed(held.key, error as Error);
             continue;
           }
           records++;
