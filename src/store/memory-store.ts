@@ -319,7 +319,7 @@ export class MemoryStore {
    * Recovery from disk: puts an item read back from the log as it was, unless it has expired
    * since. Its CAS and version keep the counters above them. Not journaled.
    */
-  loadItem(key: string, value: Buffer, flags: number, expiresAt: number, cas: number, version: number, origin: string, now: number, source?: { source: RecordSource; offset: number }): void {
+  loadItem(key: string, value: Buffer, flags: number, expiresAt: number, cas: number, version: number, origin: string, now: number, source: RecordSource | null = null, sourceOffset = 0): void {
     if (cas >= this.nextCas) this.nextCas = cas + 1;
     if (version > this.versionClock) this.versionClock = version;
     const replaced = this.items.get(key);
@@ -329,10 +329,8 @@ export class MemoryStore {
       return;
     }
     const item = new Item(key, value, flags, expiresAt, cas, now, version, origin);
-    if (source !== undefined) {
-      item.source = source.source;
-      item.sourceOffset = source.offset;
-    }
+    item.source = source;
+    item.sourceOffset = sourceOffset;
     this.link(item, replaced);
   }
 

@@ -318,7 +318,7 @@ export class DiskStorage implements StoreJournal, Durability {
       files: this.files,
       dir,
       recoverTruncate: this.options.recoverTruncate,
-      apply: (entry, file, offset) => loadEntry(store, entry, at, { source: this.recordFile(file), offset }),
+      apply: (entry, file, offset) => loadEntry(store, entry, at, this.recordFile(file), offset),
       progress: (records, bytes) => log.info({ dir, records, bytes, seconds: (Date.now() - started) / 1000 }, 'disk storage: loading'),
     });
     for (const cut of result.cuts) logCut(log, dir, cut);
@@ -565,15 +565,15 @@ function deletionEntry(deletion: Deletion): DeletionEntry {
   return { kind: RecordKind.Deletion, key: deletion.key, version: deletion.version, origin: deletion.origin, until: deletion.until };
 }
 
-/** Applies one record read back from disk to the store, as it was when written; `source` is where it is. */
-function loadEntry(store: MemoryStore, entry: LogEntry, now: number, source: { source: RecordFile; offset: number }): void {
+/** Applies one record read back from disk to the store, as it was when written; `source` and `offset` are where it is. */
+function loadEntry(store: MemoryStore, entry: LogEntry, now: number, source: RecordFile, offset: number): void {
   switch (entry.kind) {
     case RecordKind.Item: {
       // The value is a view of the read buffer: copied into a block of its own, as the protocols
       // allocate values, so the buffer can go.
       const value = Buffer.allocUnsafeSlow(entry.value.length);
       entry.value.copy(value);
-      store.loadItem(entry.key, value, entry.flags, entry.expiresAt, entry.cas, entry.version, entry.origin, now, source);
+      store.loadItem(entry.key, value, entry.flags, entry.expiresAt, entry.cas, entry.version, entry.origin, now, source, offset);
       return;
     }
     case RecordKind.Deletion:
