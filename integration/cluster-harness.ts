@@ -500,7 +500,7 @@ export async function writeThroughFirstReadThroughOthers(nodes: ClusterNode[], k
 }
 
 /** Each named `stats` field summed over `nodes` (NaN where a node lacks it). */
-export async function sumStats(nodes: ClusterNode[], names: string[], timeoutMs?: number): Promise<Record<string, number>> {
+export async function sumStats(nodes: Array<{ host: string; port: number; id?: string; running?: boolean }>, names: string[], timeoutMs?: number): Promise<Record<string, number>> {
   const all = await Promise.all(nodes.map((x) => stats(x, timeoutMs)));
   return Object.fromEntries(names.map((name) => [name, all.reduce((sum, s) => sum + Number(s[name] ?? NaN), 0)]));
 }

@@ -13,7 +13,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { sessionOwners, startLiveCluster, stats, stopCluster, type Cluster, type ClusterNode } from './cluster-harness.js';
+import { sessionOwners, startLiveCluster, stats, stopCluster, sumStats, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { pollUntil, startDaemon, startMemcached, type RunningServer } from './harness.js';
 import { clientSetups, PHP, php, phpArgs, phpOk, SESSION_SCRIPT, type ClientSetup, type SessionServer } from './php-harness.js';
 import { buildPacket, Opcode, RawClient, rawGet, Status as BinaryStatus, storageExtras } from './raw-client.js';
@@ -45,7 +45,7 @@ async function holdLock(server: SessionServer, setup: ClientSetup, id: string): 
 }
 
 const counter = async (node: SessionServer, name: string) => Number((await stats(node))[name]);
-const total = async (nodes: SessionServer[], name: string) => (await Promise.all(nodes.map((node) => counter(node, name)))).reduce((a, b) => a + b, 0);
+const total = async (nodes: SessionServer[], name: string) => (await sumStats(nodes, [name]))[name]!;
 
 /**
  * A worker holds `id`'s lock through `via`; another request for the session, through `waitVia`,
