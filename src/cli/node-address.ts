@@ -1,0 +1,29 @@
+/**
+ * Where a subcommand finds a node: the same address syntax as php.ini's session.save_path, so
+ * an operator can paste what PHP uses. host:port, [v6]:port, tcp://host:port (pecl memcache),
+ * unix:/path, unix:///path and a bare /path (a unix socket).
+ */
+import { formatEndpoint, matchEndpoint } from '../address.js';
+import { usageError } from './cli-error.js';
+
+export type NodeAddress = { host: string; port: number } | { path: string };
+
+export const DEFAULT_NODE = '127.0.0.1:11211';
+
+export function parseNodeAddress(text: string): NodeAddress {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('unix:') || trimmed.startsWith('/')) {
+    const path = trimmed.replace(/^unix:(\/\/)?/, '');
+    if (!path.startsWith('/')) throw usageError(`not a node address: "${text}" (a unix socket is unix:/absolute/path)`);
+    return { path };
+  }
+  const endpoint = matchEndpoint(trimmed.replace(/^tcp:\/\//, ''));
+  if (endpoint === null || endpoint.port === 0 || endpoint.host === '0.0.0.0') {
+    throw usageError(`not a node address: "${text}" (expected host:port, as in php.ini, or unix:/path)`);
+  }
+  return endpoint;
+}
+
+export function describeNode(address: NodeAddress): string {
+  return 'path' in address ? `unix:${address.path}` : formatEndpoint(address.host, address.port);
+}
