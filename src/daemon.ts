@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { formatEndpoint } from './address.js';
+import { type AdminCluster, AdminCommands } from './admin/admin-commands.js';
 import { ClusterNode, pathsOf } from './cluster/cluster-node.js';
 import { ClusterView } from './cluster/cluster-view.js';
 import { clockIncarnation } from './cluster/membership/clock.js';
@@ -97,8 +98,12 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     // The handoff runs on each lock's master, which holds the lock item.
     lockExpiresAt: (key) => store.peek(key, Date.now())?.expiresAt ?? null,
   });
+  // The operator's stats groups (admin-commands.ts): asked here, or by another node for a
+  // `stats node` question, which the router hands to nodeCommands.
+  let admin: AdminCommands | null = null;
+  const nodeCommands: Execute = (command) => admin!.execute(command, (inner) => executor.execute(inner));
   try {
-    cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, disk, locks.handoff, log) : null;
+    cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, disk, locks.handoff, nodeCommands, log) : null;
   } catch (error) {
     await disk?.close();
     throw error;
@@ -130,7 +135,9 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     settings,
   });
   const reservedKeys = new ReservedKeys(sessionIds, nodeId);
-  const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute : withHandoff(locks.handoff, disk === null ? (command) => executor.execute(command) : executeOnDisk(executor, disk)));
+  admin = new AdminCommands({ store, nodeId, sessionPrefix: settings.sessionPrefix, cluster: cluster?.admin ?? null });
+  const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute
+    : withAdmin(admin, withHandoff(locks.handoff, disk === null ? (command) => executor.execute(command) : executeOnDisk(executor, disk))));
   locks.releaseThrough(execute);
   listeners = new ClientListeners(
     {
@@ -205,6 +212,7 @@ function singleNodeSessionIds(nodeId: string, secret: string | Uint8Array): Sess
 interface BuiltCluster {
   node: ClusterNode;
   sessionIds: SessionIds;
+  admin: AdminCluster;
   statSources: Partial<StatSources>;
 }
 
@@ -213,6 +221,11 @@ interface BuiltCluster {
  * router and the node that runs them, built and wired. The peer listener is opened here, since
  * the address the node announces needs the port it bound.
  */
+/** A single node's commands, with the operator's stats groups answered first. */
+function withAdmin(admin: AdminCommands, execute: Execute): Execute {
+  return (command) => admin.execute(command, execute);
+}
+
 /** A single node's commands, with lock handoff around them when it is on (--lock-wait-ms). */
 function withHandoff(handoff: LockHandoff | null, execute: Execute): Execute {
   return handoff === null ? execute : (command) => handoff.execute(command, execute);
@@ -232,7 +245,9 @@ function executeOnDisk(executor: Executor, disk: DiskStorage): Execute {
   return execute;
 }
 
-async function buildClusterNode(settings: Settings, nodeId: string, store: MemoryStore, executor: Executor, disk: DiskStorage | null, handoff: LockHandoff | null, log: Logger): Promise<BuiltCluster> {
+async function buildClusterNode(
+  settings: Settings, nodeId: string, store: MemoryStore, executor: Executor, disk: DiskStorage | null, handoff: LockHandoff | null, nodeCommands: Execute, log: Logger,
+): Promise<BuiltCluster> {
   const secret = settings.clusterSecret!;
   const clusterLog = log.child({ node: nodeId });
   // Config checked that the three files are all there and make a TLS context (config.ts).
@@ -274,7 +289,7 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
   const forwardTimeoutMs = Math.max(settings.failureTimeoutMs * 2, 2000);
   const router = new Router({
     executor, view, peers, clocks, quorum, paths: pathsOf(membership, view), replicator, replication: settings.replication, log: clusterLog, forwardTimeoutMs, durability,
-    handoff: handoff ?? undefined,
+    handoff: handoff ?? undefined, nodeCommands,
   });
   const sessionIds = new SessionIds({ view, secret, loadOf: (member) => membership.loadOf(member) });
   const node = new ClusterNode({
@@ -285,9 +300,21 @@ async function buildClusterNode(settings: Settings, nodeId: string, store: Memor
       await server.close();
     },
   });
+  const admin: AdminCluster = {
+    self: nodeId,
+    members: () => membership.members(),
+    owners: (key) => view.owners(key),
+    // A listing page or a count over many sessions may take a moment on a busy node.
+    ask: (member, args) => peers.forward(member, { kind: 'stats', args }, { timeoutMs: Math.max(10_000, requestTimeoutMs), validForMs: 0 }),
+    copiesPending: () => replicator.pending,
+    drain: () => node.drainNow(),
+    drainStatus: () => node.drainStatus,
+    undrain: () => node.undrain(),
+  };
   return {
     node,
     sessionIds,
+    admin,
     statSources: {
       cluster: { nodeId, replication: settings.replication, peerTls: tls !== null, members: () => membership.members(), node, quorum },
       router: router.counters,

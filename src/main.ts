@@ -2,6 +2,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { PACKAGE_VERSION } from './daemon.js';
 import { registerStart } from './cli/start.js';
+import { registerDrain } from './cli/drain.js';
+import { registerLocks } from './cli/locks.js';
+import { registerSessions } from './cli/sessions.js';
+import { registerStatus } from './cli/status.js';
 
 const program = new Command();
 program
@@ -14,6 +18,10 @@ program
   });
 
 registerStart(program);
+registerStatus(program);
+registerSessions(program);
+registerLocks(program);
+registerDrain(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof InvalidArgumentError) {

@@ -1,7 +1,8 @@
 /**
  * The subcommands' way into a node: memcached's text protocol (protocol.txt) over one TCP or
- * unix-socket connection, one request at a time. It speaks to our daemon and to real memcached
- * alike, which is what `probe` needs; values stay bytes (a PHP session may hold any).
+ * unix-socket connection, one request at a time (callers may ask at once: they are queued). It
+ * speaks to our daemon and to real memcached alike, which is what `probe` needs; values stay
+ * bytes (a PHP session may hold any).
  */
 import net from 'node:net';
 import { CliError } from './cli-error.js';
@@ -25,6 +26,7 @@ export class AsciiClient {
   private waiting: { parse: Parse<unknown>; resolve: (value: unknown) => void; reject: (error: Error) => void } | null = null;
   private closedBecause: string | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private queue: Promise<void> = Promise.resolve();
 
   private constructor(private readonly socket: net.Socket, readonly address: NodeAddress, private readonly timeoutMs: number) {
     socket.on('data', (chunk: Buffer) => {
@@ -102,9 +104,15 @@ export class AsciiClient {
     return this.request(`${request}\r\n`, parseLine);
   }
 
+  /** Requests go out one after another: each waits for the reply before it, so replies never mix. */
   private request<T>(bytes: string | Buffer, parse: Parse<T | ReplyError>): Promise<T> {
+    const run = this.queue.then(() => this.send(bytes, parse));
+    this.queue = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  private send<T>(bytes: string | Buffer, parse: Parse<T | ReplyError>): Promise<T> {
     if (this.closedBecause !== null) return Promise.reject(new CliError(this.closedBecause));
-    if (this.waiting !== null) throw new Error('AsciiClient: one request at a time');
     return new Promise<T | ReplyError>((resolve, reject) => {
       this.waiting = { parse: parse as Parse<unknown>, resolve: resolve as (value: unknown) => void, reject };
       this.timer = setTimeout(() => this.fail(`${describeNode(this.address)} did not answer in ${this.timeoutMs} ms`), this.timeoutMs);

@@ -27,3 +27,15 @@ export function parseNodeAddress(text: string): NodeAddress {
 export function describeNode(address: NodeAddress): string {
   return 'path' in address ? `unix:${address.path}` : formatEndpoint(address.host, address.port);
 }
+
+/** The options every subcommand that talks to a node has: --node and --json. */
+export interface NodeOptions {
+  node: string;
+  json?: boolean;
+}
+
+export function nodeOptions<T extends { option: (flags: string, description: string, defaultValue?: string) => T }>(command: T): T {
+  return command
+    .option('--node <addr>', 'the node to ask, as in php.ini: host:port or unix:/path', DEFAULT_NODE)
+    .option('--json', 'print one JSON document, for scripts');
+}

@@ -49,6 +49,24 @@ export interface ClusterNodeOptions {
 /** How a drain ended: every session acknowledged, some not, out of time, or nothing to drain to. */
 export type DrainOutcome = 'complete' | 'incomplete' | 'timeout' | 'skipped';
 
+/**
+ * An operator's drain (`session-cluster drain`), with the process left running: serving, handing
+ * sessions over, gone from the cluster, or taking sessions back after an undrain.
+ */
+export type DrainState = 'serving' | 'draining' | 'drained' | 'rejoining';
+
+export interface DrainReport {
+  state: DrainState;
+  /** sessions (and lock keys) held when the drain started */
+  items: number;
+  /** copies sent to the new owners so far, and of those acknowledged */
+  copies: number;
+  acknowledged: number;
+  /** set once drained */
+  outcome: DrainOutcome | null;
+  replacement: NodeId | null;
+}
+
 export interface ClusterNodeEvents {
   /** the node took back its sessions and serves them (reason: start, or a stall) */
   caughtUp: [reason: string];
@@ -125,6 +143,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
    */
   private servedOnce = false;
   private serving: ReadonlySet<NodeId> = new Set();
+  private drainReport: DrainReport = { state: 'serving', items: 0, copies: 0, acknowledged: 0, outcome: null, replacement: null };
 
   constructor(private readonly options: ClusterNodeOptions) {
     super();
@@ -147,14 +166,16 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     membership.on('stall', (gapMs) => this.onStall(gapMs));
   }
 
-  /** Serving sessions: caught up, and with a majority (GET /ready). */
+  /** Serving sessions: caught up, with a majority, and not drained (GET /ready). */
   get ready(): boolean {
-    return this.started && this.catchingUp === 0 && this.options.quorum.ok;
+    return this.started && this.catchingUp === 0 && this.options.quorum.ok && this.drainReport.state === 'serving';
   }
 
   /** Why this node does not serve sessions now ('' when it does). */
   notReadyBecause(): string {
     if (!this.started) return 'starting';
+    if (this.drainReport.state === 'draining') return 'draining: handing this node\'s sessions to the other nodes';
+    if (this.drainReport.state === 'drained') return 'drained: this node has left the cluster (session-cluster undrain, or a restart, brings it back)';
     if (this.catchingUp > 0) return 'catching up: taking back this node\'s sessions from its peers';
     if (!this.options.quorum.ok) return this.options.quorum.describe();
     return '';
@@ -181,7 +202,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     const has = quorum.update(this.serving, members.filter((m) => m.state === MemberState.Left).map((m) => m.id));
     if (has && !had) this.emit('majority');
     if (!this.servedOnce) return;
-    if (had && !has) {
+    // Rejoining after a drain, this node is left out until the others hear it again: no news.
+    if (had && !has && this.drainReport.state !== 'rejoining') {
       this.counters.majorityLost++;
       this.log.warn({ serving: this.servingIds(), voters: quorum.voterIds }, `lost the majority: refusing session commands (${quorum.describe()})`);
     } else if (!had && has) {
@@ -314,9 +336,61 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     return this.stopping;
   }
 
+  /** Where an operator's drain is (`stats drain`). */
+  get drainStatus(): DrainReport {
+    const progress = this.drainReport.state === 'draining' ? this.options.replicator.progress : null;
+    return progress === null ? { ...this.drainReport } : { ...this.drainReport, copies: progress.copies, acknowledged: progress.acknowledged };
+  }
+
+  /**
+   * An operator's drain, the process left running: this node stops serving its own clients'
+   * session commands (a read at a new owner before its copy arrived would find nothing), hands
+   * every session over as a shutdown does, and leaves the cluster. Forwards that arrive after the
+   * leave are refused, so their senders go to the new owners; once every copy was acknowledged this
+   * node drops its own, so that an undrain cannot bring back a session deleted meanwhile.
+   * Settles when drained; a drain already under way or done is not started again.
+   */
+  drainNow(): DrainReport {
+    if (this.drainReport.state !== 'serving' || this.stopping !== null) return this.drainStatus;
+    const { store, membership, router, replicator, sessionIds } = this.options;
+    if (sessionIds.leastLoadedOther() === null) throw new Error('no other live node to hand this node\'s sessions to');
+    this.drainReport = { state: 'draining', items: store.itemCount, copies: 0, acknowledged: 0, outcome: null, replacement: null };
+    this.once('drained', (outcome, replacement) => {
+      const progress = replicator.progress;
+      this.drainReport = { ...this.drainReport, state: 'drained', outcome, replacement, copies: progress?.copies ?? 0, acknowledged: progress?.acknowledged ?? 0 };
+    });
+    void this.drain().then((replacement) => {
+      if (this.stopping !== null) return;
+      membership.leave(replacement ?? undefined);
+      router.refuseForwards('this node has left the cluster (drained)');
+      if (this.drainReport.outcome === 'complete') store.flush();
+    });
+    return this.drainStatus;
+  }
+
+  /**
+   * Undrain: back into the cluster after drainNow, as a restart would come back: alive again,
+   * owning what placement gives it, and serving once it has taken those sessions back.
+   */
+  undrain(): DrainReport {
+    if (this.drainReport.state !== 'drained' || this.stopping !== null) return this.drainStatus;
+    const { membership, router, view } = this.options;
+    this.drainReport = { ...this.drainReport, state: 'rejoining' };
+    view.rejoin();
+    router.refuseForwards(null);
+    membership.rejoin();
+    this.refresh();
+    this.log.info('undrained: rejoining the cluster');
+    void this.catchUp('undrain').finally(() => {
+      this.drainReport = { state: 'serving', items: 0, copies: 0, acknowledged: 0, outcome: null, replacement: null };
+    });
+    return this.drainStatus;
+  }
+
   private async leave(): Promise<void> {
     const { replicator, membership, heartbeatMs, closeLinks } = this.options;
-    const replacement = await this.drain();
+    // Drained by an operator already: its sessions are with their new owners, and it has left.
+    const replacement = this.drainReport.state === 'drained' ? this.drainReport.replacement : await this.drain();
     replicator.stop();
     membership.leave(replacement ?? undefined);
     // Give the leave a moment to go out before the links close.

@@ -137,6 +137,12 @@ export class ClusterView {
     this.update(this.members, this.serving ?? undefined);
   }
 
+  /** Undrain: this node owns sessions again, as placement decides. */
+  rejoin(): void {
+    this.drain = null;
+    this.update(this.members, this.serving ?? undefined);
+  }
+
   get leaving(): boolean {
     return this.drain !== null;
   }

@@ -66,6 +66,12 @@ export interface RouterOptions {
   durability?: Durability;
   /** lock handoff (--lock-wait-ms): lock takes refused here wait for the release (default: none) */
   handoff?: LockHandoff;
+  /**
+   * This node's own commands (version, stats and its operator groups), here or asked by another
+   * node (`stats node`): never forwarded, held or refused for a lack of majority (default: the
+   * executor)
+   */
+  nodeCommands?: (command: Command) => Reply | Promise<Reply>;
 }
 
 /**
@@ -91,6 +97,9 @@ export class Router {
   private readonly clocks: PeerClocks;
   private readonly quorum: QuorumCheck;
   private readonly paths: Paths;
+  private readonly nodeCommands: (command: Command) => Reply | Promise<Reply>;
+  /** why forwards are refused now (this node left the cluster after an operator's drain), or null */
+  private forwardsRefused: string | null = null;
 
   constructor(private readonly options: RouterOptions) {
     this.forwardFailures = new ThrottledWarning(options.log, 'forwarded commands failed: session owner unreachable',
@@ -98,6 +107,7 @@ export class Router {
     this.clocks = options.clocks ?? SAME_CLOCKS;
     this.quorum = options.quorum ?? ALWAYS_QUORUM;
     this.paths = options.paths ?? DIRECT_PATHS;
+    this.nodeCommands = options.nodeCommands ?? ((command) => options.executor.execute(command));
     // A command forwarded here runs here, and is never forwarded again: views that disagree for
     // a moment cannot make it loop.
     options.peers.serveForward((command, deadline, relay) => this.handleForward(command, deadline, relay));
@@ -115,7 +125,21 @@ export class Router {
     this.gate = gate;
   }
 
+  /**
+   * After an operator's drain this node has left: a forward that still comes (its sender has not
+   * heard the leave yet) is refused, not run against copies that are no longer kept, and its
+   * sender tries the new owners. null: run them again (undrain).
+   */
+  refuseForwards(reason: string | null): void {
+    this.forwardsRefused = reason;
+  }
+
   execute(command: Command): Reply | Promise<Reply> {
+    // Draining or drained: the sessions' new owners serve them; a read sent there before its copy
+    // arrived would find nothing, so this node's clients are refused rather than misled.
+    if (this.options.view.leaving && isSessionCommand(command)) {
+      return { kind: 'serverError', message: 'temporary failure: this node is drained or draining; its sessions are served by the other nodes' };
+    }
     if (this.gate !== null && isSessionCommand(command)) {
       const gate = this.gate;
       return gate.then(() => this.execute(command));
@@ -136,7 +160,7 @@ export class Router {
         return this.flushEverywhere(command);
       default:
         // version, stats, verbosity, quit: this node's own business
-        return this.options.executor.execute(command);
+        return this.nodeCommands(command);
     }
   }
 
@@ -153,6 +177,9 @@ export class Router {
    * What it may still take is what its copies get.
    */
   private handleForward(command: Command, deadline: Deadline | null, relay: boolean): Reply | Promise<Reply> {
+    // An operator's question to this node (`stats node`): answered whatever its state.
+    if (command.kind === 'stats') return this.nodeCommands(command);
+    if (this.forwardsRefused !== null) throw refusal(`refused: ${this.forwardsRefused}`);
     if (this.gate !== null) {
       const gate = this.gate;
       return gate.then(() => this.handleForward(command, deadline, relay));

@@ -48,6 +48,11 @@ export class Item {
   /** where the item's newest record is on disk (null: not logged, memory only) */
   source: RecordSource | null = null;
   sourceOffset = 0;
+  /**
+   * When this node first held the key's session (ms since the epoch): a new version keeps its
+   * predecessor's. Memory only: after a restart from disk, or a copy's arrival, it counts from then.
+   */
+  createdAt: number;
 
   constructor(
     readonly key: string,
@@ -67,6 +72,7 @@ export class Item {
   ) {
     this.held = value;
     this.valueLength = value.length;
+    this.createdAt = bumpedAt;
   }
 
   /**

@@ -379,6 +379,12 @@ export class MemoryStore {
     return item;
   }
 
+  /** The item of `key` unless expired, with nothing counted, moved or dropped: for operators' listings. */
+  inspect(key: string, now: number): Item | undefined {
+    const item = this.items.get(key);
+    return item === undefined || isExpired(item.expiresAt, now) ? undefined : item;
+  }
+
   /** get/gets: counts hits and misses and keeps the item young in the LRU. */
   get(key: string, now: number): Item | undefined {
     const item = this.peek(key, now);
@@ -706,7 +712,10 @@ export class MemoryStore {
   }
 
   private link(item: Item, replaced: Item | undefined): void {
-    if (replaced !== undefined) this.unlink(replaced);
+    if (replaced !== undefined) {
+      item.createdAt = replaced.createdAt;
+      this.unlink(replaced);
+    }
     this.dropTombstone(item.key);
     this.evictFor(item.size);
     this.index(item);

@@ -237,6 +237,30 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.log.info({ incarnation: this.selfInfo.incarnation, replacement: replacement ?? null }, 'left the cluster');
   }
 
+  /**
+   * Back after leave() (undrain), in the same process: alive again at a higher incarnation, which
+   * beats the leave every member holds (member-rules.ts), announced to every member known. The
+   * members it knew get a fresh failure window: they stopped heartbeating a member that left.
+   */
+  rejoin(): void {
+    if (this.phase !== 'left') return;
+    const now = this.clock.now();
+    this.selfInfo = { id: this.selfInfo.id, peerAddress: this.selfInfo.peerAddress, state: MemberState.Alive, incarnation: this.selfInfo.incarnation + 1 };
+    this.phase = 'running';
+    for (const record of this.records.values()) {
+      record.lastHeardAt = now;
+      record.lastDirectAt = now;
+    }
+    this.lastTickAt = now;
+    this.updateOwnReach(now);
+    this.scheduleTick();
+    this.log.info({ incarnation: this.selfInfo.incarnation }, 'rejoining the cluster');
+    const message = this.heartbeatMessage();
+    for (const record of this.records.values()) {
+      if (record.info.state !== MemberState.Left) this.sendHeartbeat(record.info.id, record.info.peerAddress, message);
+    }
+  }
+
   /** Stops everything, without telling anyone (shutdown after leave(), or a test's crash). */
   stop(): void {
     this.stopTimers();

@@ -122,6 +122,7 @@ export class Replicator {
   /** this node's peer address, known once it has caught up: what repairs ask peers to push to */
   private selfAddress: string | null = null;
   private stopped = false;
+  private scanProgress: { copies: number; acknowledged: number } | null = null;
   private repairTimer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private readonly clocks: PeerClocks;
@@ -385,6 +386,19 @@ export class Replicator {
    * one scan sends every item to its owners and waits for their acknowledgements. Settles with
    * whether every copy was acknowledged; the caller bounds how long it waits.
    */
+  /** Whether copies are still to be made: a scan runs or is due, or a repair of given-up copies is. */
+  get pending(): boolean {
+    return this.scanning !== null || this.scanTimer !== null || this.repairTimer !== null;
+  }
+
+  /**
+   * How far the newest scan is: copies batched for their owners, and of those acknowledged (a
+   * drain's progress). Null before the first scan.
+   */
+  get progress(): { readonly copies: number; readonly acknowledged: number } | null {
+    return this.scanProgress;
+  }
+
   async handOverAll(): Promise<boolean> {
     if (this.scanTimer !== null) clearTimeout(this.scanTimer);
     this.scanTimer = null;
@@ -439,10 +453,17 @@ export class Replicator {
       const sends: Array<Promise<boolean>> = [];
       /** the keys of each send, in order, to know which copies did not arrive */
       const sentKeys: string[][] = [];
+      const progress = { copies: 0, acknowledged: 0 };
+      this.scanProgress = progress;
       const flush = (batch: { target: Owner; records: ItemRecord[] }) => {
         // Offered first: a member back with its sessions on disk is sent only what changed while
         // it was away (and that, once, whichever of the scans its return sets off).
-        sends.push(this.sendChanged(batch.target, batch.records, 'scan'));
+        const count = batch.records.length;
+        progress.copies += count;
+        sends.push(this.sendChanged(batch.target, batch.records, 'scan').then((ok) => {
+          if (ok) progress.acknowledged += count;
+          return ok;
+        }));
         sentKeys.push(batch.records.map((record) => record.key));
         copied += batch.records.length;
         batch.records = [];

@@ -1,0 +1,122 @@
+/**
+ * The operator's groups of `stats` (src/admin/admin-commands.ts) as typed calls, over one
+ * connection to one node, which relays what it is asked of other members (`stats node`).
+ */
+import { AsciiClient } from './ascii-client.js';
+import { CliError } from './cli-error.js';
+import { describeNode, type NodeAddress } from './node-address.js';
+
+export interface Member {
+  id: string;
+  state: string;
+  /** '' for a single node */
+  peerAddress: string;
+}
+
+export interface KeyInfo {
+  node: string;
+  master: string | null;
+  backup: string | null;
+  /** this node's copy, when it holds one */
+  copy: { role: string; bytes: number; flags: number; exptime: number; created: number; version: number } | null;
+}
+
+export interface ListedItem {
+  /** the member that listed it */
+  node: string;
+  key: string;
+  role: string;
+  bytes: number;
+  /** unix seconds, 0: never */
+  exptime: number;
+  created: number;
+  version: number;
+}
+
+export interface DrainStatus {
+  state: 'serving' | 'draining' | 'drained' | 'rejoining';
+  items: number;
+  copies: number;
+  acknowledged: number;
+  outcome: string;
+  replacement: string;
+}
+
+/** How many sessions each listing page asks for. */
+const PAGE = 1000;
+
+export class AdminClient {
+  private constructor(readonly client: AsciiClient) {}
+
+  static async connect(address: NodeAddress, timeoutMs = 15_000): Promise<AdminClient> {
+    const client = await AsciiClient.connect(address, timeoutMs);
+    const admin = new AdminClient(client);
+    // A memcached (or an older daemon) answers our groups ERROR: say what it is instead.
+    try {
+      await client.stats('members');
+    } catch (error) {
+      client.close();
+      if (error instanceof CliError && /answered: ERROR/.test(error.message)) {
+        throw new CliError(`${describeNode(address)} is a memcached server, not a session-cluster node (it does not know "stats members")`);
+      }
+      throw error;
+    }
+    return admin;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  /** `stats <args>` as member `id` answers it (the node asked relays it), or this node when id is null. */
+  stats(args: string, id: string | null = null): Promise<Record<string, string>> {
+    return this.client.statsRecord(id === null ? args : `node ${id} ${args}`.trimEnd());
+  }
+
+  /** Every member the node knows, itself first. */
+  async members(): Promise<Member[]> {
+    const entries = await this.client.stats('members');
+    return entries.filter(([name]) => name === 'member').map(([, value]) => {
+      const [id = '', state = '', peerAddress = ''] = value.split(' ');
+      return { id, state, peerAddress: peerAddress === '-' ? '' : peerAddress };
+    });
+  }
+
+  async keyInfo(key: string, id: string | null = null): Promise<KeyInfo> {
+    const s = await this.stats(`key ${key}`, id);
+    const none = (value: string | undefined) => (value === undefined || value === 'none' ? null : value);
+    return {
+      node: s.node ?? '', master: none(s.master), backup: none(s.backup),
+      copy: s.held !== 'yes' ? null : {
+        role: s.role ?? '', bytes: Number(s.bytes), flags: Number(s.flags), exptime: Number(s.exptime), created: Number(s.created), version: Number(s.version),
+      },
+    };
+  }
+
+  /** Every item member `id` holds, page by page (a listing fixed when it starts). */
+  async *items(id: string, onSize: (keys: number) => void = () => undefined): AsyncGenerator<ListedItem> {
+    const started = await this.stats('sessions', id);
+    const listing = started.listing;
+    if (listing === undefined) throw new CliError(`${id} did not start a listing`);
+    onSize(Number(started.keys));
+    for (;;) {
+      const entries = await this.client.stats(`node ${id} sessions ${listing} ${PAGE}`);
+      let remaining = 0;
+      for (const [name, value] of entries) {
+        if (name === 'remaining') remaining = Number(value);
+        if (name !== 'item') continue;
+        const [key = '', role = '', bytes, exptime, created, version] = value.split(' ');
+        yield { node: id, key, role, bytes: Number(bytes), exptime: Number(exptime), created: Number(created), version: Number(version) };
+      }
+      if (remaining === 0) return;
+    }
+  }
+
+  async drain(action: 'drain' | 'drain status' | 'undrain'): Promise<DrainStatus> {
+    const s = await this.stats(action);
+    return {
+      state: s.state as DrainStatus['state'], items: Number(s.items), copies: Number(s.copies), acknowledged: Number(s.acknowledged),
+      outcome: s.outcome ?? 'none', replacement: s.replacement ?? 'none',
+    };
+  }
+}
