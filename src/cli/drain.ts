@@ -2,8 +2,8 @@
  * `session-cluster drain` and `undrain`: hand a node's sessions to the other nodes and take it out
  * of the cluster without stopping its process, and bring it back. While drained the node answers
  * its own clients' session commands SERVER_ERROR and its health check 503, so a load balancer
- * moves its users to the other servers (docs/operations.md, "Taking a node out, and rolling
- * restarts").
+ * moves its users to the other servers.
+ * See docs/operations.md, "Taking a node out, and rolling restarts".
  */
 import type { Command } from 'commander';
 import { AdminClient, type DrainStatus } from './admin-client.js';
