@@ -150,6 +150,25 @@ export async function phpOk(server: SessionServer, setup: ClientSetup, args: str
   return expectPhpOk(await php(server, setup, args, ini, env));
 }
 
+/**
+ * Starts a PHP request (session.php hold) that takes the session's lock and keeps it; settles
+ * once it holds it. The process is added to `track`, for the test to kill.
+ */
+export async function holdSessionLock(server: SessionServer, setup: ClientSetup, id: string, track: Set<ChildProcess>): Promise<ChildProcess> {
+  const holder = spawn(PHP, phpArgs(server, setup, SESSION_SCRIPT, ['hold', id], setup.lockingIni), { stdio: ['ignore', 'pipe', 'pipe'] });
+  track.add(holder);
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('"locked":true')) resolve();
+    });
+    holder.stderr!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    holder.on('exit', (code) => reject(new Error(`the holder ended (${code}) before it held the lock: ${out}`)));
+  });
+  return holder;
+}
+
 /** PHP's "php" session serializer, for the flat data these tests store. */
 export function phpSessionEncode(data: Record<string, string | number>): string {
   return Object.entries(data).map(([k, v]) =>

@@ -11,11 +11,11 @@
  *  - with handoff on, in both protocols: a waiter whose connection closes leaves the line, and a
  *    lock released because its holder disconnected goes to the next waiter.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sessionOwners, startLiveCluster, stats, stopCluster, sumStats, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { pollUntil, startDaemon, startMemcached, type RunningServer } from './harness.js';
-import { clientSetups, PHP, php, phpArgs, phpOk, SESSION_SCRIPT, type ClientSetup, type SessionServer } from './php-harness.js';
+import { clientSetups, holdSessionLock, php, phpOk, type ClientSetup, type SessionServer } from './php-harness.js';
 import { buildPacket, Opcode, RawClient, rawGet, Status as BinaryStatus, storageExtras } from './raw-client.js';
 
 // php-memcached's lock expires after 30 s, pecl memcache's after 15 s: a waiter that gets the lock
@@ -29,19 +29,8 @@ afterEach(() => {
 });
 
 /** Starts a PHP request that takes the session's lock and keeps it; settles once it holds it. */
-async function holdLock(server: SessionServer, setup: ClientSetup, id: string): Promise<ChildProcess> {
-  const holder = spawn(PHP, phpArgs(server, setup, SESSION_SCRIPT, ['hold', id], setup.lockingIni), { stdio: ['ignore', 'pipe', 'pipe'] });
-  holders.add(holder);
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    holder.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('"locked":true')) resolve();
-    });
-    holder.stderr!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
-    holder.on('exit', (code) => reject(new Error(`the holder ended (${code}) before it held the lock: ${out}`)));
-  });
-  return holder;
+function holdLock(server: SessionServer, setup: ClientSetup, id: string): Promise<ChildProcess> {
+  return holdSessionLock(server, setup, id, holders);
 }
 
 const counter = async (node: SessionServer, name: string) => Number((await stats(node))[name]);

@@ -19,7 +19,7 @@ import type { DrainReport } from '../cluster/cluster-node.js';
 import type { KeyOwners, MemberInfo, NodeId, Owner } from '../cluster/types.js';
 import { MemberState } from '../cluster/types.js';
 import type { Command, Reply } from '../protocol/types.js';
-import { lockStyleOf } from '../session-locks/lock-keys.js';
+import { LockStyle, lockStyleOf } from '../session-locks/lock-keys.js';
 import type { Item } from '../store/change.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import { SessionListings } from './session-listings.js';
@@ -127,11 +127,25 @@ export class AdminCommands {
     const entries: Entries = [['node', self], ['master', owners.master?.id ?? 'none'], ['backup', owners.backup?.id ?? 'none']];
     const item = this.options.store.inspect(key, this.now());
     if (item === undefined) return [...entries, ['held', 'no']];
+    const lock = this.lockState(item);
     return [
       ...entries, ['held', 'yes'], ['role', this.roleOf(key)], ['bytes', String(item.valueLength)], ['flags', String(item.flags)],
-      ['exptime', String(unixSeconds(item.expiresAt, Math.ceil))], ['created', String(unixSeconds(item.createdAt, Math.floor))],
+      ['exptime', String(unixSeconds(item.expiresAt, Math.ceil))], ['created', String(unixSeconds(this.createdAt(item), Math.floor))],
       ['version', String(item.version)], ['origin', item.origin], ['cas', String(item.cas)],
+      ...(lock === null ? [] : [['lock', lock] as [string, string]]),
     ];
+  }
+
+  /**
+   * For a lock key: whether the lock is held. php-memcached's is held while its key exists; pecl
+   * memcache releases its lock by setting it to 0, and holds it while it is not (lock-keys.ts).
+   */
+  private lockState(item: Item): 'held' | 'free' | null {
+    const style = lockStyleOf(item.key, this.options.sessionPrefix);
+    if (style === null) return null;
+    if (style === LockStyle.Memcached) return 'held';
+    // A lock's value is a digit or two, and recently written: in memory, not read back from disk.
+    return item.value.toString('latin1').trim() === '0' ? 'free' : 'held';
   }
 
   private roleEntries(): Entries {
@@ -167,9 +181,21 @@ export class AdminCommands {
     return stats(entries);
   }
 
-  /** `<key> <role> <bytes> <exptime> <created> <version>`: what a listing says of one item. */
+  /**
+   * `<key> <role> <bytes> <exptime> <created> <version>`, and for a lock key `held` or `free`:
+   * what a listing says of one item.
+   */
   private itemLine(item: Item): string {
-    return `${item.key} ${this.roleOf(item.key)} ${item.valueLength} ${unixSeconds(item.expiresAt, Math.ceil)} ${unixSeconds(item.createdAt, Math.floor)} ${item.version}`;
+    const lock = this.lockState(item);
+    return `${item.key} ${this.roleOf(item.key)} ${item.valueLength} ${unixSeconds(item.expiresAt, Math.ceil)} ${unixSeconds(this.createdAt(item), Math.floor)} ${item.version}${lock === null ? '' : ` ${lock}`}`;
+  }
+
+  /**
+   * When the session was first held here; for a lock key, when the lock was taken. pecl memcache
+   * takes a lock by incrementing the key it released to 0, so its take is the key's newest write.
+   */
+  private createdAt(item: Item): number {
+    return lockStyleOf(item.key, this.options.sessionPrefix) === LockStyle.Memcache ? item.writtenAt : item.createdAt;
   }
 
   private handleDrain(group: 'drain' | 'undrain', args: string[]): Reply {

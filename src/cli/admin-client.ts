@@ -18,7 +18,7 @@ export interface KeyInfo {
   master: string | null;
   backup: string | null;
   /** this node's copy, when it holds one */
-  copy: { role: string; bytes: number; flags: number; exptime: number; created: number; version: number } | null;
+  copy: { role: string; bytes: number; flags: number; exptime: number; created: number; version: number; lock: 'held' | 'free' | null } | null;
 }
 
 export interface ListedItem {
@@ -31,6 +31,8 @@ export interface ListedItem {
   exptime: number;
   created: number;
   version: number;
+  /** for a lock key: whether the lock is held (pecl memcache keeps a released lock as 0) */
+  lock: 'held' | 'free' | null;
 }
 
 export interface DrainStatus {
@@ -89,6 +91,7 @@ export class AdminClient {
       node: s.node ?? '', master: none(s.master), backup: none(s.backup),
       copy: s.held !== 'yes' ? null : {
         role: s.role ?? '', bytes: Number(s.bytes), flags: Number(s.flags), exptime: Number(s.exptime), created: Number(s.created), version: Number(s.version),
+        lock: s.lock === 'held' || s.lock === 'free' ? s.lock : null,
       },
     };
   }
@@ -105,8 +108,11 @@ export class AdminClient {
       for (const [name, value] of entries) {
         if (name === 'remaining') remaining = Number(value);
         if (name !== 'item') continue;
-        const [key = '', role = '', bytes, exptime, created, version] = value.split(' ');
-        yield { node: id, key, role, bytes: Number(bytes), exptime: Number(exptime), created: Number(created), version: Number(version) };
+        const [key = '', role = '', bytes, exptime, created, version, lock] = value.split(' ');
+        yield {
+          node: id, key, role, bytes: Number(bytes), exptime: Number(exptime), created: Number(created), version: Number(version),
+          lock: lock === 'held' || lock === 'free' ? lock : null,
+        };
       }
       if (remaining === 0) return;
     }

@@ -16,7 +16,7 @@ export function registerLocks(program: Command): void {
       const admin = await AdminClient.connect(parseNodeAddress(options.node));
       try {
         const prefix = await sessionPrefixOf(admin);
-        const items = await walkItems(admin, { label: 'listing', keep: (item) => lockStyleOf(item.key, prefix) !== null });
+        const items = await walkItems(admin, { label: 'listing', keep: (item) => lockStyleOf(item.key, prefix) !== null && item.lock === 'held' });
         const now = Date.now() / 1000;
         const locks = [...items.values()].sort((a, b) => a.created - b.created).map((item) => {
           const style = lockStyleOf(item.key, prefix)!;

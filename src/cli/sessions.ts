@@ -91,7 +91,7 @@ async function show(input: string, options: NodeOptions): Promise<ExitCode> {
         expiresAt: masterCopy === null || masterCopy.exptime === 0 ? null : new Date(masterCopy.exptime * 1000).toISOString(),
         createdAt: masterCopy === null ? null : new Date(masterCopy.created * 1000).toISOString(),
         version: masterCopy?.version ?? null,
-        lock: lock?.copy == null ? { held: false } : { held: true, key: candidate.lockKey, heldForSeconds: Math.max(0, Math.round(now - lock.copy.created)) },
+        lock: lock?.copy?.lock !== 'held' ? { held: false } : { held: true, key: candidate.lockKey, heldForSeconds: Math.max(0, Math.round(now - lock.copy.created)) },
         format: decoded.format,
         data: decoded.data,
         ...(decoded.data === null ? { hex: found.value.toString('hex') } : {}),

@@ -53,6 +53,8 @@ export class Item {
    * predecessor's. Memory only: after a restart from disk, or a copy's arrival, it counts from then.
    */
   createdAt: number;
+  /** when this version was written or copied here (ms since the epoch) */
+  readonly writtenAt: number;
 
   constructor(
     readonly key: string,
@@ -73,6 +75,7 @@ export class Item {
     this.held = value;
     this.valueLength = value.length;
     this.createdAt = bumpedAt;
+    this.writtenAt = bumpedAt;
   }
 
   /**
