@@ -6,7 +6,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { type RawSettings, SETTING_KEYS, SETTINGS, readConfigFile, resolveSettings } from '../config.js';
 import { type Daemon, startDaemon } from '../daemon.js';
 import { SessionClusterError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, defaultLogFormat } from '../log.js';
 
 export function registerStart(program: Command): void {
   const start = program
@@ -33,7 +33,7 @@ export function registerStart(program: Command): void {
         if (error instanceof SessionClusterError) throw new InvalidArgumentError(error.message);
         throw error;
       }
-      const log = createLogger(settings.logLevel);
+      const log = createLogger(settings.logLevel, settings.logFormat ?? defaultLogFormat());
       // Signals are handled from the very start: "ready" goes out as soon as the listeners are
       // open, and a supervisor may send SIGTERM the moment it reads it.
       let daemon: Daemon | null = null;
