@@ -558,37 +558,43 @@ export function settingStatName(key: keyof Settings): string {
   return key.replace(/[A-Z]/g, (upper) => `_${upper.toLowerCase()}`);
 }
 
-/** The settings as statistics, for `stats settings`, after memcached's own names. */
-export const SETTING_STATS: ReadonlyArray<Stat<Settings>> = SETTING_KEYS.map((key) => {
-  const spec = SETTINGS[key] as SettingSpec<typeof key>;
-  const show = spec.show as ((value: unknown) => string) | undefined;
-  return {
-    name: settingStatName(key),
-    type: 'text',
-    help: `${spec.flag}: ${spec.help}`,
-    read: (settings: Settings) => (show !== undefined ? show(settings[key]) : settings[key] === null ? 'none' : String(settings[key])),
-  };
-});
+/** A setting's value as text, as `stats settings` shows it (the cluster secret only as "set" or "none"). */
+export function showSetting(key: keyof Settings, settings: Settings): string {
+  const show = SETTINGS[key].show as ((value: unknown) => string) | undefined;
+  if (show !== undefined) return show(settings[key]);
+  return settings[key] === null ? 'none' : String(settings[key]);
+}
 
-/** Reads a JSON config file whose keys are the settings' names (listen, maxItemSize, …). */
-export function readConfigFile(path: string): RawSettings {
+/** The settings as statistics, for `stats settings`, after memcached's own names. */
+export const SETTING_STATS: ReadonlyArray<Stat<Settings>> = SETTING_KEYS.map((key) => ({
+  name: settingStatName(key),
+  type: 'text',
+  help: `${SETTINGS[key].flag}: ${SETTINGS[key].help}`,
+  read: (settings: Settings) => showSetting(key, settings),
+}));
+
+/**
+ * Reads a JSON config file whose keys are the settings' names (listen, maxItemSize, …). `name`
+ * starts each message: the flag that named the file, or what else did.
+ */
+export function readConfigFile(path: string, name = '--config'): RawSettings {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(`--config: cannot read ${path}: ${(error as Error).message}`);
+    throw new ConfigError(`${name}: cannot read ${path}: ${(error as Error).message}`);
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`--config: ${path} is not valid JSON: ${(error as Error).message}`);
+    throw new ConfigError(`${name}: ${path} is not valid JSON: ${(error as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigError(`--config: ${path} must hold a JSON object of settings`);
+    throw new ConfigError(`${name}: ${path} must hold a JSON object of settings`);
   }
   for (const key of Object.keys(parsed)) {
-    if (!(key in SETTINGS)) throw new ConfigError(`--config: ${path}: unknown setting "${key}"; known settings: ${SETTING_KEYS.join(', ')}`);
+    if (!(key in SETTINGS)) throw new ConfigError(`${name}: ${path}: unknown setting "${key}"; known settings: ${SETTING_KEYS.join(', ')}`);
   }
   return parsed as RawSettings;
 }
