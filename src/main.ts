@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { PACKAGE_VERSION } from './daemon.js';
 import { registerConfigCheck } from './cli/config-check.js';
+import { registerProbe } from './cli/probe.js';
 import { registerStart } from './cli/start.js';
 import { registerDrain } from './cli/drain.js';
 import { registerLocks } from './cli/locks.js';
@@ -27,6 +28,7 @@ registerSessions(program);
 registerLocks(program);
 registerDrain(program);
 registerConfigCheck(program);
+registerProbe(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof InvalidArgumentError) {
