@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import http from 'node:http';
 import type net from 'node:net';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { daemonBin, freePort, startDaemon, startMemcached, type RunningServer } from './harness.js';
@@ -97,6 +97,15 @@ describe('session-cluster probe', () => {
       ['connect', 'ok'], ['ascii', 'ok'], ['binary', 'FAILED'], ['round-trip', 'ok'], ['latency', 'ok'],
     ]);
     expect(result.stderr).toBe(`session-cluster: 127.0.0.1:${memcached.port} does not answer the binary protocol: no answer to a VERSION request in 500 ms`);
+  });
+
+  it('against a node that wants authentication, fails (exit 1) with its refusal, not as a stranger', async () => {
+    const authFile = path.join(mkdtempSync(path.join(tmpdir(), 'session-cluster-probe-')), 'users');
+    writeFileSync(authFile, 'php:a-password\n', { mode: 0o600 });
+    const server = await started(startDaemon(['--auth-file', authFile]));
+    const result = await probe([`127.0.0.1:${server.port}`]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toBe(`session-cluster: 127.0.0.1:${server.port} answered version with "CLIENT_ERROR unauthenticated"`);
   });
 
   it('fails with exit 1 and one line on a closed port', async () => {

@@ -63,6 +63,7 @@ export class AsciiClient {
   async version(): Promise<string> {
     const line = await this.request('version\r\n', parseLine);
     // protocol.txt, "General-purpose commands": the reply is "VERSION <version>".
+    if (isErrorLine(line)) throw this.unexpected('version', line);
     if (!line.startsWith('VERSION ')) throw new CliError(this.notMemcached(`it answered ${firstLineOf(Buffer.from(line, 'latin1'))}`));
     return line.slice('VERSION '.length);
   }
