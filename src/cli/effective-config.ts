@@ -4,6 +4,7 @@
  * by their path), except the cluster secret, of which only its presence is ever shown.
  */
 import { type Settings, SETTING_KEYS, showSetting } from '../config.js';
+import { printJson, printLines } from './output.js';
 
 export type EffectiveConfig = Record<keyof Settings, string>;
 
@@ -16,12 +17,14 @@ export function effectiveConfig(settings: Settings): EffectiveConfig {
 
 /**
  * Human: `headline`, then one "key  value" line per setting, in the settings table's order.
- * JSON: one object, `{ valid: true, ...extra, settings: { key: value } }`.
+ * JSON: one document, `{ valid: true, ...extra, settings: { key: value } }`.
  */
-export function formatEffectiveConfig(settings: Settings, options: { json: boolean; headline: string; extra?: Record<string, unknown> }): string {
+export function printEffectiveConfig(settings: Settings, options: { json: boolean; headline: string; extra?: Record<string, unknown> }): void {
   const shown = effectiveConfig(settings);
-  if (options.json) return `${JSON.stringify({ valid: true, ...options.extra, settings: shown })}\n`;
+  if (options.json) {
+    printJson({ valid: true, ...options.extra, settings: shown });
+    return;
+  }
   const width = Math.max(...SETTING_KEYS.map((key) => key.length));
-  const lines = SETTING_KEYS.map((key) => `  ${key.padEnd(width)}  ${shown[key]}`);
-  return `${[options.headline, ...lines].join('\n')}\n`;
+  printLines([options.headline, ...SETTING_KEYS.map((key) => `  ${key.padEnd(width)}  ${shown[key]}`)]);
 }

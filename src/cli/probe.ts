@@ -6,6 +6,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { action, CliError } from './cli-error.js';
 import { parseNodeAddress } from './node-address.js';
+import { printJson, printLines } from './output.js';
 import { probeNode, type ProbeReport, type StepResult } from './probe-steps.js';
 
 const DEFAULT_COUNT = 100;
@@ -26,7 +27,7 @@ export function registerProbe(program: Command): void {
     .argument('<addr>', 'host:port, tcp://host:port or unix:/path, as in php.ini\'s session.save_path')
     .option('--count <n>', `set+get round trips timed for the latency figures (1 to ${MAX_COUNT})`, wholeNumber(1, MAX_COUNT), DEFAULT_COUNT)
     .option('--timeout-ms <ms>', 'how long connecting and each request may take', wholeNumber(1, 3_600_000), DEFAULT_TIMEOUT_MS)
-    .option('--json', 'print one JSON object: {"address","ok","steps":[{"step","ok",...figures or "error"}],"error"}')
+    .option('--json', 'print one JSON document: {"address","ok","steps":[{"step","ok",...figures or "error"}],"error"}')
     .action(action(async (addr: string, flags: ProbeFlags) => {
       const address = parseNodeAddress(addr);
       const json = flags.json === true;
@@ -34,9 +35,9 @@ export function registerProbe(program: Command): void {
         count: flags.count,
         timeoutMs: flags.timeoutMs,
         // A person sees each step as it ends; a script gets the whole report at once.
-        onStep: json ? undefined : (result) => process.stdout.write(`${formatStep(result)}\n`),
+        onStep: json ? undefined : (result) => printLines([formatStep(result)]),
       });
-      if (json) process.stdout.write(`${JSON.stringify(reportAsJson(report))}\n`);
+      if (json) printJson(reportAsJson(report));
       if (!report.ok) throw new CliError(report.error!);
     }));
 }

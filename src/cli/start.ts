@@ -8,7 +8,7 @@ import { type RawSettings, SETTING_KEYS, SETTINGS, readConfigFile, resolveSettin
 import { type Daemon, startDaemon } from '../daemon.js';
 import { SessionClusterError } from '../errors.js';
 import { createLogger, defaultLogFormat } from '../log.js';
-import { formatEffectiveConfig } from './effective-config.js';
+import { printEffectiveConfig } from './effective-config.js';
 
 export function registerStart(program: Command): void {
   const start = program
@@ -24,7 +24,7 @@ export function registerStart(program: Command): void {
   start
     .option('--config <file>', `JSON file with the same settings, keyed by name (${SETTING_KEYS.join(', ')}); flags win`)
     .option('--dry-run', 'check the settings and print the effective configuration, then exit without starting')
-    .option('--json', 'with --dry-run, print the effective configuration as one JSON object')
+    .option('--json', 'with --dry-run, print the effective configuration as one JSON document')
     .action(async (flags: Record<string, string | undefined>) => {
       let settings;
       try {
@@ -39,7 +39,7 @@ export function registerStart(program: Command): void {
       }
       if (flags.json !== undefined && flags.dryRun === undefined) throw new InvalidArgumentError('--json goes with --dry-run: a running daemon logs instead (see --log-format)');
       if (flags.dryRun !== undefined) {
-        process.stdout.write(formatEffectiveConfig(settings, { json: flags.json !== undefined, headline: 'settings valid; effective configuration (dry run, nothing started):' }));
+        printEffectiveConfig(settings, { json: flags.json !== undefined, headline: 'settings valid; effective configuration (dry run, nothing started):' });
         return;
       }
       const log = createLogger(settings.logLevel, settings.logFormat ?? defaultLogFormat());
