@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { type Endpoint, formatEndpoint, isWildcardHost, matchEndpoint } from './address.js';
 import { ConfigError } from './errors.js';
-import { LOG_LEVELS, type LogLevel } from './log.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
 import { NODE_ID_PATTERN, NODE_ID_RULE, defaultNodeId } from './node-id.js';
 import { AllowList, type AllowedBlock, parseBlock } from './security/allow-list.js';
 import { AuthFile } from './security/client-auth.js';
@@ -47,6 +47,8 @@ export interface Settings {
    */
   commandTimeoutMs: number;
   logLevel: LogLevel;
+  /** json or pretty; null: pretty when stdout is a terminal, json otherwise (log.ts, defaultLogFormat) */
+  logFormat: LogFormat | null;
   /** the address the peer listener binds; set, it turns cluster mode on (port 0 picks a free port) */
   peerListen: Endpoint | null;
   /**
@@ -225,6 +227,11 @@ function parseMode(value: unknown, name: string): number {
 function parseLogLevel(value: unknown, name: string): LogLevel {
   if (typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value)) return value as LogLevel;
   throw new ConfigError(`${name}: "${String(value)}" is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
+}
+
+function parseLogFormat(value: unknown, name: string): LogFormat {
+  if (typeof value === 'string' && (LOG_FORMATS as readonly string[]).includes(value)) return value as LogFormat;
+  throw new ConfigError(`${name}: "${String(value)}" is not a log format; use one of ${LOG_FORMATS.join(', ')}`);
 }
 
 function parsePath(value: unknown, name: string): string | null {
@@ -416,7 +423,12 @@ export const SETTINGS: SettingsTable = {
   },
   logLevel: {
     flag: '--log-level', arg: '<level>', default: 'info', parse: parseLogLevel,
-    help: `One of ${LOG_LEVELS.join(', ')}. Logs are JSON lines on stdout.`,
+    help: `One of ${LOG_LEVELS.join(', ')}. Logs go to stdout, one line per event (see --log-format).`,
+  },
+  logFormat: {
+    flag: '--log-format', arg: '<format>', default: null, shownDefault: 'pretty on a terminal, json otherwise', parse: parseLogFormat,
+    show: (format) => format ?? 'auto',
+    help: 'json: one pino JSON object per line, for journald, jq and log shippers; pretty: human lines (time, level, message, fields). Without it, pretty when stdout is a terminal and json otherwise, so a service manager or a pipe gets JSON.',
   },
   peerListen: {
     flag: '--peer-listen', arg: '<host:port>', default: null, parse: parseOptionalEndpoint, show: showEndpoint,
@@ -546,37 +558,43 @@ export function settingStatName(key: keyof Settings): string {
   return key.replace(/[A-Z]/g, (upper) => `_${upper.toLowerCase()}`);
 }
 
-/** The settings as statistics, for `stats settings`, after memcached's own names. */
-export const SETTING_STATS: ReadonlyArray<Stat<Settings>> = SETTING_KEYS.map((key) => {
-  const spec = SETTINGS[key] as SettingSpec<typeof key>;
-  const show = spec.show as ((value: unknown) => string) | undefined;
-  return {
-    name: settingStatName(key),
-    type: 'text',
-    help: `${spec.flag}: ${spec.help}`,
-    read: (settings: Settings) => (show !== undefined ? show(settings[key]) : settings[key] === null ? 'none' : String(settings[key])),
-  };
-});
+/** A setting's value as text, as `stats settings` shows it (the cluster secret only as "set" or "none"). */
+export function showSetting(key: keyof Settings, settings: Settings): string {
+  const show = SETTINGS[key].show as ((value: unknown) => string) | undefined;
+  if (show !== undefined) return show(settings[key]);
+  return settings[key] === null ? 'none' : String(settings[key]);
+}
 
-/** Reads a JSON config file whose keys are the settings' names (listen, maxItemSize, …). */
-export function readConfigFile(path: string): RawSettings {
+/** The settings as statistics, for `stats settings`, after memcached's own names. */
+export const SETTING_STATS: ReadonlyArray<Stat<Settings>> = SETTING_KEYS.map((key) => ({
+  name: settingStatName(key),
+  type: 'text',
+  help: `${SETTINGS[key].flag}: ${SETTINGS[key].help}`,
+  read: (settings: Settings) => showSetting(key, settings),
+}));
+
+/**
+ * Reads a JSON config file whose keys are the settings' names (listen, maxItemSize, …). `name`
+ * starts each message: the flag that named the file, or what else did.
+ */
+export function readConfigFile(path: string, name = '--config'): RawSettings {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(`--config: cannot read ${path}: ${(error as Error).message}`);
+    throw new ConfigError(`${name}: cannot read ${path}: ${(error as Error).message}`);
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`--config: ${path} is not valid JSON: ${(error as Error).message}`);
+    throw new ConfigError(`${name}: ${path} is not valid JSON: ${(error as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigError(`--config: ${path} must hold a JSON object of settings`);
+    throw new ConfigError(`${name}: ${path} must hold a JSON object of settings`);
   }
   for (const key of Object.keys(parsed)) {
-    if (!(key in SETTINGS)) throw new ConfigError(`--config: ${path}: unknown setting "${key}"; known settings: ${SETTING_KEYS.join(', ')}`);
+    if (!(key in SETTINGS)) throw new ConfigError(`${name}: ${path}: unknown setting "${key}"; known settings: ${SETTING_KEYS.join(', ')}`);
   }
   return parsed as RawSettings;
 }

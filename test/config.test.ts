@@ -106,7 +106,7 @@ describe('resolveSettings', () => {
     expect(resolveSettings({}, {})).toEqual(DEFAULTS);
     expect(DEFAULTS).toEqual({
       listen: { host: '127.0.0.1', port: 11211 }, socket: null, socketMode: 0o660, maxItemSize: MiB,
-      memoryLimit: 1024 * MiB, maxConnections: 1024, commandTimeoutMs: 5000, logLevel: 'info', ...SINGLE_NODE,
+      memoryLimit: 1024 * MiB, maxConnections: 1024, commandTimeoutMs: 5000, logLevel: 'info', logFormat: null, ...SINGLE_NODE,
     });
   });
 
@@ -117,17 +117,17 @@ describe('resolveSettings', () => {
     const flags: RawSettings = { listen: '127.0.0.1:2', maxItemSize: '4m', maxConnections: '10', socketMode: undefined };
     expect(resolveSettings(file, flags)).toEqual({
       listen: { host: '127.0.0.1', port: 2 }, socket: '/run/sc.sock', socketMode: 0o600, maxItemSize: 4 * MiB,
-      memoryLimit: 512 * MiB, maxConnections: 10, commandTimeoutMs: 5000, logLevel: 'debug', ...SINGLE_NODE,
+      memoryLimit: 512 * MiB, maxConnections: 10, commandTimeoutMs: 5000, logLevel: 'debug', logFormat: null, ...SINGLE_NODE,
     });
   });
 
   it('reads each setting from its flag\'s string', () => {
     expect(resolveSettings({}, {
       listen: '[::]:11311', socket: '/tmp/x.sock', socketMode: '640', maxItemSize: '128k', memoryLimit: '1g',
-      maxConnections: ' 50 ', commandTimeoutMs: '2500', logLevel: 'silent',
+      maxConnections: ' 50 ', commandTimeoutMs: '2500', logLevel: 'silent', logFormat: 'pretty',
     })).toEqual({
       listen: { host: '::', port: 11311 }, socket: '/tmp/x.sock', socketMode: 0o640, maxItemSize: 128 * KiB,
-      memoryLimit: GiB, maxConnections: 50, commandTimeoutMs: 2500, logLevel: 'silent', ...SINGLE_NODE,
+      memoryLimit: GiB, maxConnections: 50, commandTimeoutMs: 2500, logLevel: 'silent', logFormat: 'pretty', ...SINGLE_NODE,
     });
   });
 
@@ -148,6 +148,7 @@ describe('resolveSettings', () => {
       ['socketMode', '999', '--socket-mode: "999" is not an octal file mode, e.g. 0660'],
       ['socketMode', 'rw-rw----', '--socket-mode: "rw-rw----" is not an octal file mode'],
       ['logLevel', 'loud', '--log-level: "loud" is not a log level; use one of fatal, error, warn, info, debug, trace, silent'],
+      ['logFormat', 'text', '--log-format: "text" is not a log format; use one of json, pretty'],
       ['peerListen', 'nowhere', '--peer-listen: "nowhere" is not HOST:PORT, e.g. 127.0.0.1:11211 (port 0 picks a free port)'],
       ['peerListen', '10.0.0.1:99999', '--peer-listen: "10.0.0.1:99999" is not HOST:PORT'],
       ['peers', '10.0.0.2:11212,nowhere', '--peers: "nowhere" is not HOST:PORT with a port from 1 to 65535, e.g. 10.0.0.2:11212,10.0.0.3:11212'],
@@ -215,6 +216,7 @@ describe('resolveSettings', () => {
       ['socketMode', '0888', '/etc/sc.json: "socketMode": "0888" is not an octal file mode'],
       ['socketMode', 888, '/etc/sc.json: "socketMode": "888" is not an octal file mode'],
       ['logLevel', 3, '/etc/sc.json: "logLevel": "3" is not a log level'],
+      ['logFormat', 'JSON', '/etc/sc.json: "logFormat": "JSON" is not a log format'],
       ['peerListen', 11212, '/etc/sc.json: "peerListen": expected a "HOST:PORT" string'],
       ['peers', 5, '/etc/sc.json: "peers": expected "HOST:PORT,..." or an array of "HOST:PORT" strings'],
       ['peers', ['10.0.0.2:11212', 11212], '/etc/sc.json: "peers": 11212 is not a "HOST:PORT" string'],
@@ -446,7 +448,7 @@ describe('readConfigFile', () => {
   it('an unknown key names it and lists the known ones', () => {
     const path = file('unknown.json', JSON.stringify({ listen: ':1', maxItemSzie: '1m' }));
     expect(configError(() => readConfigFile(path)).message).toBe(
-      `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, commandTimeoutMs, logLevel, `
+      `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, commandTimeoutMs, logLevel, logFormat, `
       + 'peerListen, peerAdvertise, peers, nodeId, replication, twoNodes, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
       + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen, dataDir, fsync, diskLimit, recoverTruncate, lockWaitMs, authFile, allow, disableFlush, disableCachedump',
     );

@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import { CliError } from './cli-error.js';
+import { connectSocket, firstLineOf } from './connect.js';
 import { describeNode, type NodeAddress } from './node-address.js';
 
 export interface Value {
@@ -34,28 +35,14 @@ export class AsciiClient {
       this.settle();
     });
     socket.on('error', (error: NodeJS.ErrnoException) => this.fail(`connection to ${describeNode(address)} failed: ${error.code ?? error.message}`));
-    socket.on('close', () => this.fail(`${describeNode(address)} closed the connection`));
+    socket.on('close', () => this.fail(this.buffer.length > 0
+      ? this.notMemcached(`it answered ${firstLineOf(this.buffer)} and closed the connection`)
+      : `${describeNode(address)} closed the connection`));
   }
 
   /** Connects, or fails with one line saying why (refused, no such socket, timed out). */
-  static connect(address: NodeAddress, timeoutMs = 5000): Promise<AsciiClient> {
-    return new Promise((resolve, reject) => {
-      const socket = 'path' in address ? net.connect(address.path) : net.connect(address.port, address.host);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new CliError(`cannot reach ${describeNode(address)}: no answer in ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once('error', (error: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        reject(new CliError(`cannot reach ${describeNode(address)}: ${connectFailure(error)}`));
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        socket.setNoDelay(true);
-        resolve(new AsciiClient(socket, address, timeoutMs));
-      });
-    });
+  static async connect(address: NodeAddress, timeoutMs = 5000): Promise<AsciiClient> {
+    return new AsciiClient(await connectSocket(address, timeoutMs), address, timeoutMs);
   }
 
   close(): void {
@@ -75,7 +62,9 @@ export class AsciiClient {
 
   async version(): Promise<string> {
     const line = await this.request('version\r\n', parseLine);
-    if (!line.startsWith('VERSION ')) throw this.unexpected('version', line);
+    // protocol.txt, "General-purpose commands": the reply is "VERSION <version>".
+    if (isErrorLine(line)) throw this.unexpected('version', line);
+    if (!line.startsWith('VERSION ')) throw new CliError(this.notMemcached(`it answered ${firstLineOf(Buffer.from(line, 'latin1'))}`));
     return line.slice('VERSION '.length);
   }
 
@@ -127,14 +116,14 @@ export class AsciiClient {
   private settle(): void {
     const waiting = this.waiting;
     if (waiting === null) {
-      if (this.buffer.length > 0) this.fail(`${describeNode(this.address)} sent bytes nobody asked for: not a memcached server?`);
+      if (this.buffer.length > 0) this.fail(this.notMemcached(`it sent ${firstLineOf(this.buffer)} unasked`));
       return;
     }
     let parsed: { value: unknown; used: number } | null;
     try {
       parsed = waiting.parse(this.buffer);
     } catch (error) {
-      this.fail(`${describeNode(this.address)} answered something that is not memcached's protocol: ${(error as Error).message}`);
+      this.fail(this.notMemcached(`it answered ${firstLineOf(this.buffer)} (${(error as Error).message})`));
       return;
     }
     if (parsed === null) {
@@ -154,6 +143,11 @@ export class AsciiClient {
     this.waiting = null;
     this.socket.destroy();
     waiting?.reject(new CliError(reason));
+  }
+
+  /** The reason when the other end does not speak memcached's text protocol, naming what it said. */
+  private notMemcached(what: string): string {
+    return `${describeNode(this.address)} is not a memcached server: ${what}`;
   }
 
   private unexpected(what: string, line: string): CliError {
@@ -219,13 +213,3 @@ const parseValues: Parse<Value[] | ReplyError> = (buffer) => {
     at = found.next + bytes + 2;
   }
 };
-
-function connectFailure(error: NodeJS.ErrnoException): string {
-  switch (error.code) {
-    case 'ECONNREFUSED': return 'connection refused (is the daemon running, and on this address?)';
-    case 'ENOENT': return 'no such socket';
-    case 'EACCES': return 'permission denied';
-    case 'ENOTFOUND': case 'EAI_AGAIN': return 'unknown host';
-    default: return error.code ?? error.message;
-  }
-}

@@ -1,12 +1,14 @@
 /**
  * `session-cluster start`: run the daemon in the foreground. One flag per setting, from the
- * settings table; stops cleanly on SIGTERM/SIGINT (a cluster node drains first).
+ * settings table; stops cleanly on SIGTERM/SIGINT (a cluster node drains first). With
+ * --dry-run it only checks the settings and prints the effective configuration.
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import { type RawSettings, SETTING_KEYS, SETTINGS, readConfigFile, resolveSettings } from '../config.js';
 import { type Daemon, startDaemon } from '../daemon.js';
 import { SessionClusterError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, defaultLogFormat } from '../log.js';
+import { printEffectiveConfig } from './effective-config.js';
 
 export function registerStart(program: Command): void {
   const start = program
@@ -21,6 +23,8 @@ export function registerStart(program: Command): void {
   }
   start
     .option('--config <file>', `JSON file with the same settings, keyed by name (${SETTING_KEYS.join(', ')}); flags win`)
+    .option('--dry-run', 'check the settings and print the effective configuration, then exit without starting')
+    .option('--json', 'with --dry-run, print the effective configuration as one JSON document')
     .action(async (flags: Record<string, string | undefined>) => {
       let settings;
       try {
@@ -33,7 +37,12 @@ export function registerStart(program: Command): void {
         if (error instanceof SessionClusterError) throw new InvalidArgumentError(error.message);
         throw error;
       }
-      const log = createLogger(settings.logLevel);
+      if (flags.json !== undefined && flags.dryRun === undefined) throw new InvalidArgumentError('--json goes with --dry-run: a running daemon logs instead (see --log-format)');
+      if (flags.dryRun !== undefined) {
+        printEffectiveConfig(settings, { json: flags.json !== undefined, headline: 'settings valid; effective configuration (dry run, nothing started):' });
+        return;
+      }
+      const log = createLogger(settings.logLevel, settings.logFormat ?? defaultLogFormat());
       // Signals are handled from the very start: "ready" goes out as soon as the listeners are
       // open, and a supervisor may send SIGTERM the moment it reads it.
       let daemon: Daemon | null = null;
