@@ -173,6 +173,48 @@ describe('ClusterNode lifecycle', () => {
     for (let i = 0; i < 20; i++) expect(n2.store.peek(`memc.sess.key.d${i}`, Date.now())?.value.toString()).toBe(`v${i}`);
   });
 
+  it('an operator\'s drain keeps the process: its clients are refused meanwhile, every session goes over, it leaves and drops its copies; undrain brings it back with its sessions', async () => {
+    const { n1, n2 } = await twoNodes();
+    const keys = [...Array(20).keys()].map((i) => `memc.sess.key.o${i}`);
+    for (const [i, key] of keys.entries()) await settle(n1.node.execute(set(key, `v${i}`)));
+    expect(n1.node.drainStatus.state).toBe('serving');
+
+    expect(n1.node.drainNow()).toMatchObject({ state: 'draining', items: 20 });
+    expect(n1.node.ready).toBe(false);
+    expect(n1.node.notReadyBecause()).toMatch(/^draining/);
+    expect(await n1.node.execute(get(keys[0]!))).toMatchObject({ kind: 'serverError' });
+    // asked again while it runs, it reports and starts nothing new
+    expect(n1.node.drainNow().state).toBe('draining');
+
+    await settle(Promise.resolve().then(async () => { while (n1.node.drainStatus.state !== 'drained') await vi.advanceTimersByTimeAsync(10); }));
+    expect(n1.node.drainStatus).toMatchObject({ state: 'drained', outcome: 'complete', replacement: 'n2', copies: 20, acknowledged: 20 });
+    expect(n1.node.notReadyBecause()).toMatch(/^drained/);
+    expect(n1.store.itemCount, 'its copies go once acknowledged').toBe(0);
+    expect(n1.closed.links, 'the process and its links stay').toBe(false);
+    await vi.advanceTimersByTimeAsync(2 * HEARTBEAT);
+    expect(n2.membership.member('n1')).toMatchObject({ state: MemberState.Left, replacement: 'n2' });
+    for (const [i, key] of keys.entries()) expect(valueOf(await settle(n2.node.execute(get(key))))).toBe(`v${i}`);
+
+    expect(n1.node.undrain().state).toBe('rejoining');
+    await settle(Promise.resolve().then(async () => { while (n1.node.drainStatus.state !== 'serving') await vi.advanceTimersByTimeAsync(10); }));
+    await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+    expect(n2.membership.member('n1')?.state).toBe(MemberState.Alive);
+    expect(n1.node.ready).toBe(true);
+    const owned = keys.filter((key) => n1.view.owners(key).master?.id === 'n1' || n1.view.owners(key).backup?.id === 'n1');
+    expect(owned.length).toBeGreaterThan(0);
+    for (const key of owned) expect(n1.store.peek(key, Date.now())?.value.toString(), key).toBe(`v${keys.indexOf(key)}`);
+    for (const [i, key] of keys.entries()) expect(valueOf(await settle(n1.node.execute(get(key))))).toBe(`v${i}`);
+  });
+
+  it('an operator\'s drain with no other live node to take the sessions is refused, and the node keeps serving', async () => {
+    const farm = new Farm();
+    const lonely = farm.build('lonely', []);
+    await settle(lonely.node.start());
+    expect(() => lonely.node.drainNow()).toThrow(/no other live node/);
+    expect(lonely.node.drainStatus.state).toBe('serving');
+    expect(lonely.node.ready).toBe(true);
+  });
+
   it('a stall past the failure timeout: the node drops its copies and takes the current ones back before serving again', async () => {
     const { farm, n1, n2 } = await twoNodes();
     const key = farm.keyMasteredBy('n1', 'n2');
