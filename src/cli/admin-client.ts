@@ -4,7 +4,7 @@
  */
 import { AsciiClient } from './ascii-client.js';
 import { CliError } from './cli-error.js';
-import { describeNode, type NodeAddress } from './node-address.js';
+import { describeNode, type NodeAddress, type NodeOptions, parseNodeAddress } from './node-address.js';
 
 export interface Member {
   id: string;
@@ -124,5 +124,15 @@ export class AdminClient {
       state: s.state as DrainStatus['state'], items: Number(s.items), copies: Number(s.copies), acknowledged: Number(s.acknowledged),
       outcome: s.outcome ?? 'none', replacement: s.replacement ?? 'none',
     };
+  }
+}
+
+/** Runs `run` with a connection to the node --node names, closed whatever happens. */
+export async function withAdmin<T>(options: NodeOptions, run: (admin: AdminClient) => Promise<T>): Promise<T> {
+  const admin = await AdminClient.connect(parseNodeAddress(options.node));
+  try {
+    return await run(admin);
+  } finally {
+    admin.close();
   }
 }

@@ -6,61 +6,51 @@
  * See docs/operations.md, "Taking a node out, and rolling restarts".
  */
 import type { Command } from 'commander';
-import { AdminClient, type DrainStatus } from './admin-client.js';
+import { type DrainStatus, withAdmin } from './admin-client.js';
 import { action, CliError, ExitCode } from './cli-error.js';
-import { nodeOptions, parseNodeAddress, type NodeOptions } from './node-address.js';
+import { nodeOptions, type NodeOptions } from './node-address.js';
 import { printJson, printLines, progressBar } from './output.js';
 
 const POLL_MS = 200;
 
 export function registerDrain(program: Command): void {
   nodeOptions(program.command('drain').description('hand this node\'s sessions to the other nodes and leave the cluster, keeping the process running'))
-    .action(action(async (options: NodeOptions) => {
-      const admin = await AdminClient.connect(parseNodeAddress(options.node));
+    .action(action(async (options: NodeOptions) => withAdmin(options, async (admin) => {
+      const node = (await admin.members())[0]!.id;
+      let status = await admin.drain('drain');
+      if (status.state === 'rejoining') throw new CliError(`${node} is rejoining after an undrain: drain it once it serves`);
+      const bar = progressBar(`draining ${node}`);
       try {
-        const node = (await admin.members())[0]!.id;
-        let status = await admin.drain('drain');
-        if (status.state === 'rejoining') throw new CliError(`${node} is rejoining after an undrain: drain it once it serves`);
-        const bar = progressBar(`draining ${node}`);
-        try {
-          while (status.state === 'draining') {
-            bar.update(status.acknowledged, status.copies);
-            await sleep(POLL_MS);
-            status = await admin.drain('drain status');
-          }
-        } finally {
-          bar.end();
-        }
-        report(options, node, status, status.outcome === 'complete'
-          ? `drained ${node}: ${status.items} sessions handed over (${status.acknowledged} copies acknowledged by ${status.replacement} and the others); it serves no sessions until undrained or restarted`
-          : `drain of ${node} ended ${status.outcome}: ${status.acknowledged} of ${status.copies} copies acknowledged; the rest keep their other copy, which re-replication restores`);
-        return status.outcome === 'complete' ? ExitCode.Ok : ExitCode.Failed;
-      } finally {
-        admin.close();
-      }
-    }));
-
-  nodeOptions(program.command('undrain').description('bring a drained node back into the cluster: it takes its sessions back, then serves'))
-    .action(action(async (options: NodeOptions) => {
-      const admin = await AdminClient.connect(parseNodeAddress(options.node));
-      try {
-        const node = (await admin.members())[0]!.id;
-        let status = await admin.drain('undrain');
-        if (status.state === 'serving') {
-          report(options, node, status, `${node} is not drained: it serves`);
-          return ExitCode.Ok;
-        }
-        if (status.state === 'draining') throw new CliError(`${node} is draining: undrain it once the drain has ended`);
-        while (status.state === 'rejoining') {
+        while (status.state === 'draining') {
+          bar.update(status.acknowledged, status.copies);
           await sleep(POLL_MS);
           status = await admin.drain('drain status');
         }
-        report(options, node, status, `${node} is back: it took its sessions back and serves`);
-        return ExitCode.Ok;
       } finally {
-        admin.close();
+        bar.end();
       }
-    }));
+      report(options, node, status, status.outcome === 'complete'
+        ? `drained ${node}: ${status.items} sessions handed over (${status.acknowledged} copies acknowledged by ${status.replacement} and the others); it serves no sessions until undrained or restarted`
+        : `drain of ${node} ended ${status.outcome}: ${status.acknowledged} of ${status.copies} copies acknowledged; the rest keep their other copy, which re-replication restores`);
+      return status.outcome === 'complete' ? ExitCode.Ok : ExitCode.Failed;
+    })));
+
+  nodeOptions(program.command('undrain').description('bring a drained node back into the cluster: it takes its sessions back, then serves'))
+    .action(action(async (options: NodeOptions) => withAdmin(options, async (admin) => {
+      const node = (await admin.members())[0]!.id;
+      let status = await admin.drain('undrain');
+      if (status.state === 'serving') {
+        report(options, node, status, `${node} is not drained: it serves`);
+        return ExitCode.Ok;
+      }
+      if (status.state === 'draining') throw new CliError(`${node} is draining: undrain it once the drain has ended`);
+      while (status.state === 'rejoining') {
+        await sleep(POLL_MS);
+        status = await admin.drain('drain status');
+      }
+      report(options, node, status, `${node} is back: it took its sessions back and serves`);
+      return ExitCode.Ok;
+    })));
 }
 
 function report(options: NodeOptions, node: string, status: DrainStatus, text: string): void {

@@ -6,10 +6,10 @@
 import type { Command } from 'commander';
 import { KEY_MAX_LENGTH } from '../protocol/types.js';
 import { lockStyleOf } from '../session-locks/lock-keys.js';
-import { AdminClient, type KeyInfo, type ListedItem } from './admin-client.js';
+import { type AdminClient, type KeyInfo, type ListedItem, withAdmin } from './admin-client.js';
 import { action, CliError, ExitCode, usageError } from './cli-error.js';
 import { sessionPrefixOf, walkItems } from './cluster-items.js';
-import { nodeOptions, parseNodeAddress, type NodeOptions } from './node-address.js';
+import { nodeOptions, type NodeOptions } from './node-address.js';
 import { formatBytes, formatDuration, printJson, printLines, progressBar, table } from './output.js';
 import { decodeSession, hexDump, matches, parseWhere, type Where } from './php-session.js';
 
@@ -58,16 +58,6 @@ export function registerSessions(program: Command): void {
   nodeOptions(sessions.command('top').option('--by <what>', 'size (the biggest) or age (the oldest)', 'size').option('--limit <n>', 'how many to list', '20')
     .description('the biggest or the oldest sessions: the ones that slow a site down'))
     .action(action(async (options: NodeOptions & { by: string; limit: string }) => top(options)));
-}
-
-async function withAdmin<T>(options: NodeOptions, run: (admin: AdminClient) => Promise<T>): Promise<T> {
-  const address = parseNodeAddress(options.node);
-  const admin = await AdminClient.connect(address);
-  try {
-    return await run(admin);
-  } finally {
-    admin.close();
-  }
 }
 
 async function show(input: string, options: NodeOptions): Promise<ExitCode> {

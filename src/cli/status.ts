@@ -5,9 +5,9 @@
  * copies still to be made.
  */
 import type { Command } from 'commander';
-import { AdminClient, type Member } from './admin-client.js';
+import { type AdminClient, type Member, withAdmin } from './admin-client.js';
 import { action, ExitCode } from './cli-error.js';
-import { nodeOptions, parseNodeAddress, type NodeOptions } from './node-address.js';
+import { nodeOptions, type NodeOptions } from './node-address.js';
 import { formatBytes, formatDuration, printJson, printLines, table } from './output.js';
 
 export interface MemberStatus {
@@ -81,17 +81,12 @@ async function memberStatus(admin: AdminClient, member: Member): Promise<MemberS
 
 export function registerStatus(program: Command): void {
   nodeOptions(program.command('status').description('the cluster\'s members, their sessions and figures, and whether every session has its two copies'))
-    .action(action(async (options: NodeOptions) => {
-      const admin = await AdminClient.connect(parseNodeAddress(options.node));
-      try {
-        const status = await clusterStatus(admin);
-        if (options.json === true) printJson(status);
-        else printLines(describe(status));
-        return status.healthy ? ExitCode.Ok : ExitCode.Failed;
-      } finally {
-        admin.close();
-      }
-    }));
+    .action(action(async (options: NodeOptions) => withAdmin(options, async (admin) => {
+      const status = await clusterStatus(admin);
+      if (options.json === true) printJson(status);
+      else printLines(describe(status));
+      return status.healthy ? ExitCode.Ok : ExitCode.Failed;
+    })));
 }
 
 function describe(status: ClusterStatus): string[] {
