@@ -3,7 +3,7 @@
  * - a node given --peers that cannot join any of them (a wrong cluster secret, a seed where
  *   nothing listens) does not serve as a cluster of one: its client port stays closed, GET
  *   /health and /ready answer 503 naming each seed's refusal, it warns with the same, and after
- *   --join-timeout-ms it exits 1 with a fatal line naming them;
+ *   --join-timeout-ms it exits 1 with a fatal line naming them (SIGTERM meanwhile stops it, exit 0);
  * - GET /health is 200 `ok` on a cluster node that serves and on a single node, and 503
  *   `catching up` while a restarted node waits for a stopped peer to hand over its sessions;
  * - a peer's graceful leave (SIGTERM) is logged at info on the survivors, not as a
@@ -89,6 +89,17 @@ describe('a node that cannot join any of its --peers does not serve alone', () =
     const lonely = await startOutsiderNode('lonely', [{ peerAddress: nobody }], { joinTimeoutMs: 3000 });
     others.push(lonely);
     await expectCannotJoin(lonely, `${nobody}: connection refused (nothing listens there)`);
+  });
+
+  it('SIGTERM while it waits to join (--join-timeout-ms 0: for ever) stops it at once, exit 0', async () => {
+    const nobody = `127.0.0.1:${await freePort()}`;
+    const waiting = await startOutsiderNode('waiting', [{ peerAddress: nobody }], { joinTimeoutMs: 0 });
+    others.push(waiting);
+    await waitFor(async () => (await httpGet(waiting, '/health')).body.includes(`${nobody}: connection refused`), { timeoutMs: 5000, what: 'the waiting node to name its seed' });
+    expect(await waiting.terminate(10_000)).toBe(0);
+    expect(waiting.logsMatching('stop requested while starting')).toHaveLength(1);
+    expect(waiting.logsMatching(/^stopped$/)).toHaveLength(1);
+    expect(waiting.logs.filter((line) => Number(line.level) >= 50)).toEqual([]);
   });
 
   it('the first node of a cluster, whose peers are not up yet, waits for them and forms the cluster when they come', async () => {
