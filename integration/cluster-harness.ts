@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { FaultNetwork } from './fault-proxy.js';
-import { freePort, freePorts, signalDaemon, sleep, startDaemon, type RunningServer } from './harness.js';
+import { freePort, freePorts, httpGet, signalDaemon, sleep, startDaemon, type RunningServer } from './harness.js';
 import { RawClient, rawGet, rawStats } from './raw-client.js';
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
@@ -84,9 +84,16 @@ export class ClusterNode {
   /** log lines of the current incarnation */
   get logs(): Array<Record<string, unknown>> { return this.server?.logs ?? []; }
 
-  async start(): Promise<void> {
+  /** the HTTP port of --metrics-listen, when the node has one */
+  get metricsPort(): number | undefined { return this.server?.metricsPort; }
+
+  /**
+   * Starts the daemon; resolves once it is ready, or with `until: 'metrics'` once its metrics
+   * listener is open (a node that is not expected to join: it never opens its client port).
+   */
+  async start(until: 'ready' | 'metrics' = 'ready'): Promise<void> {
     const listen = `127.0.0.1:${this.port}`;
-    const server = await startDaemon(['--listen', listen, ...this.args()], { env: this.env, prefix: this.prefix });
+    const server = await startDaemon(['--listen', listen, ...this.args()], { env: this.env, prefix: this.prefix, until });
     this.server = server;
     this.port = server.port;
     this.stopped = false;
@@ -258,16 +265,55 @@ export async function startLiveCluster(n: number, opts: ClusterOptions = {}): Pr
 }
 
 /**
- * Starts one more daemon that names `seeds` as its peers (for the wrong-secret test and for
- * joining a running cluster). It is not part of any Cluster: stop it with node.cleanup().
+ * Starts one more daemon that names `seeds` as its peers (for joining a running cluster). It is
+ * not part of any Cluster: stop it with node.cleanup(). Resolves once it is ready.
  */
 export async function startExtraNode(id: string, seeds: ClusterNode[], opts: ClusterOptions = {}): Promise<ClusterNode> {
-  const peerPort = await freePort();
-  const secret = opts.secret ?? DEFAULT_SECRET;
-  const node = new ClusterNode(id, peerPort,
-    () => nodeArgs(id, peerPort, seeds.map((s) => s.peerAddress), opts, secret, false), undefined);
+  const node = await extraNode(id, seeds, opts, []);
   await node.start();
   return node;
+}
+
+/**
+ * Starts one more daemon that names `seeds` as its peers but is not expected to join them (a
+ * wrong secret, TLS on one side only): such a node never serves, so it never opens its client
+ * port. It gets a --metrics-listen port (its /health, /metrics) and the join timeout given
+ * (default 0: it waits, until cleanup()). Resolves once its metrics listener is open.
+ */
+export async function startOutsiderNode(id: string, seeds: Array<{ peerAddress: string }>, opts: ClusterOptions & { joinTimeoutMs?: number } = {}): Promise<ClusterNode> {
+  const node = await extraNode(id, seeds, opts, ['--metrics-listen', '127.0.0.1:0', '--join-timeout-ms', String(opts.joinTimeoutMs ?? 0)]);
+  // A client port chosen beforehand, so that a test can see that nothing listens on it.
+  node.port = await freePort();
+  await node.start('metrics');
+  return node;
+}
+
+async function extraNode(id: string, seeds: Array<{ peerAddress: string }>, opts: ClusterOptions, more: string[]): Promise<ClusterNode> {
+  const peerPort = await freePort();
+  const secret = opts.secret ?? DEFAULT_SECRET;
+  return new ClusterNode(id, peerPort,
+    () => [...nodeArgs(id, peerPort, seeds.map((s) => s.peerAddress), opts, secret, false), ...more], undefined);
+}
+
+/**
+ * `stats` as GET /metrics shows it, for a node whose client port is closed (startOutsiderNode):
+ * each series by its metric name (labels included, as written), and the member list as
+ * cluster_members would give it.
+ */
+export async function scrapeMetrics(node: ClusterNode): Promise<{ series: Map<string, number>; members: Record<string, string> }> {
+  const { status, body } = await httpGet(node, '/metrics');
+  if (status !== 200) throw new Error(`GET /metrics on ${node.id}: ${status} ${body}`);
+  const series = new Map<string, number>();
+  const members: Record<string, string> = {};
+  for (const line of body.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    const name = line.slice(0, space);
+    series.set(name, Number(line.slice(space + 1)));
+    const member = /^session_cluster_cluster_member\{node="([^"]*)",state="([^"]*)"\}$/.exec(name);
+    if (member !== null) members[member[1]!] = member[2]!;
+  }
+  return { series, members };
 }
 
 /** Continues stopped nodes, then kills every node of every cluster given (default: all started). */

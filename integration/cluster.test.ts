@@ -24,7 +24,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  allAlive, parseMembers, reservedValue, sessionOwners, startExtraNode, startLiveCluster, stats, stopCluster, sumStats, waitForMembers, waitForSettled,
+  allAlive, parseMembers, reservedValue, scrapeMetrics, sessionOwners, startLiveCluster, startOutsiderNode, stats, stopCluster, sumStats, waitForMembers, waitForSettled,
   type Cluster, type ClusterNode,
 } from './cluster-harness.js';
 import { pollUntil, sleep } from './harness.js';
@@ -229,7 +229,9 @@ describe('three nodes: any node serves any session', () => {
 
   it('a peer with the wrong cluster secret is refused', async () => {
     const refusalsBefore = nodes[0]!.logsMatching(/refused/i).length;
-    const intruder = await startExtraNode('intruder', [nodes[0]!], { secret: 'not-the-cluster-secret-at-all' });
+    // It never joins, so it never serves: its client port stays closed, and what it sees is read
+    // from its /metrics.
+    const intruder = await startOutsiderNode('intruder', [nodes[0]!], { secret: 'not-the-cluster-secret-at-all' });
     try {
       // node1 logs the refusal (a warn line whose msg says "refused").
       await pollUntil(() => nodes[0]!.logsMatching(/refused/i).length > refusalsBefore, { timeoutMs: 5000, intervalMs: 50 });
@@ -243,13 +245,14 @@ describe('three nodes: any node serves any session', () => {
         const m = parseMembers((await stats(x)).cluster_members);
         expect(m, `${x.id} members`).toEqual({ node1: 'alive', node2: 'alive', node3: 'alive' });
       }
-      const seenByIntruder = parseMembers((await stats(intruder)).cluster_members);
+      const seenByIntruder = (await scrapeMetrics(intruder)).members;
       for (const x of nodes) expect(seenByIntruder[x.id] ?? 'absent', `intruder sees ${x.id}`).not.toBe('alive');
       expect(intruder.logsMatching(/refused/i).length, `intruder logs: ${JSON.stringify(intruder.logs.slice(-10))}`).toBeGreaterThan(0);
       // and both count it: node1 refused the intruder's handshakes, the intruder was refused
       expect(Number((await stats(nodes[0]!)).cluster_peer_auth_refused)).toBeGreaterThan(0);
-      const intruderStats = await stats(intruder);
-      expect(Number(intruderStats.cluster_peer_refused_by_peer) + Number(intruderStats.cluster_peer_auth_refused), JSON.stringify(intruderStats)).toBeGreaterThan(0);
+      const intruderStats = (await scrapeMetrics(intruder)).series;
+      expect(Number(intruderStats.get('session_cluster_cluster_peer_refused_by_peer_total')) + Number(intruderStats.get('session_cluster_cluster_peer_auth_refused_total')),
+        JSON.stringify([...intruderStats])).toBeGreaterThan(0);
     } finally {
       await intruder.cleanup();
     }

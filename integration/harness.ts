@@ -17,6 +17,8 @@ export interface RunningServer {
   port: number;
   /** unix socket path, when the daemon was started with --socket */
   socketPath?: string;
+  /** the HTTP port of --metrics-listen (/metrics, /health, /ready), once it logged it */
+  metricsPort?: number;
   process: ResultPromise;
   /** every log line the process printed so far, parsed when it was JSON */
   logs: Array<Record<string, unknown>>;
@@ -110,9 +112,11 @@ function stopper(child: ResultPromise, server?: () => RunningServer): (signal?: 
 /**
  * Starts bin/session-cluster with `start --listen 127.0.0.1:0` plus `args`, and resolves
  * once it logged the port it bound ("listening") and that it is "ready". `prefix` runs the
- * daemon under another command (e.g. `faketime -f +1h`).
+ * daemon under another command (e.g. `faketime -f +1h`). `until: 'metrics'` resolves as soon as
+ * the --metrics-listen listener is open instead: for a daemon that is not expected to serve (a
+ * cluster node that cannot join), whose client port stays closed.
  */
-export async function startDaemon(args: string[] = [], opts: { timeoutMs?: number; env?: Record<string, string>; prefix?: string[] } = {}): Promise<RunningServer> {
+export async function startDaemon(args: string[] = [], opts: { timeoutMs?: number; env?: Record<string, string>; prefix?: string[]; until?: 'ready' | 'metrics' } = {}): Promise<RunningServer> {
   const hasListen = args.includes('--listen');
   const fullArgs = ['start', ...(hasListen ? [] : ['--listen', '127.0.0.1:0']), ...args];
   const [file, ...before] = [...(opts.prefix ?? []), daemonBin];
@@ -131,6 +135,10 @@ export async function startDaemon(args: string[] = [], opts: { timeoutMs?: numbe
         server.port = Number(entry.port);
       }
       if (entry.msg === 'listening' && entry.transport === 'unix') server.socketPath = String(entry.path);
+      if (entry.msg === 'listening' && entry.transport === 'metrics') {
+        server.metricsPort = Number(entry.port);
+        if (opts.until === 'metrics') { clearTimeout(timer); resolve(); }
+      }
       if (entry.msg === 'ready') { clearTimeout(timer); resolve(); }
     };
     collectLines(child.stdout, onLine);
@@ -138,6 +146,13 @@ export async function startDaemon(args: string[] = [], opts: { timeoutMs?: numbe
     child.then((r) => { clearTimeout(timer); reject(new Error(`daemon exited early (${r.exitCode ?? r.signal}): ${JSON.stringify(logs)}`)); }, reject);
   });
   return server;
+}
+
+/** GET `path` on a daemon's --metrics-listen port: the status and the body. */
+export async function httpGet(server: { metricsPort?: number }, path: string): Promise<{ status: number; body: string }> {
+  if (server.metricsPort === undefined) throw new Error(`GET ${path}: the daemon has no --metrics-listen port (yet)`);
+  const response = await fetch(`http://127.0.0.1:${server.metricsPort}${path}`, { signal: AbortSignal.timeout(2000) });
+  return { status: response.status, body: await response.text() };
 }
 
 /** `n` different free ports (see freePort). */

@@ -80,6 +80,11 @@ export interface Settings {
   failureTimeoutMs: number;
   /** on SIGTERM/SIGINT, how long a cluster node may spend handing its sessions over; 0 = leave without handing over */
   drainTimeoutMs: number;
+  /**
+   * with --peers, how long a starting node may go without joining a peer before it exits non-zero;
+   * 0 = wait forever (it serves nothing meanwhile)
+   */
+  joinTimeoutMs: number;
   /** php-memcached's memcached.sess_prefix: how session and lock keys are recognised (routing-key.ts) */
   sessionPrefix: string;
   /**
@@ -476,6 +481,13 @@ export const SETTINGS: SettingsTable = {
     // full of sessions with room to spare, and stays under systemd's default stop timeout (90 s).
     flag: '--drain-timeout-ms', arg: '<ms>', default: 30_000, parse: wholeNumber(0),
     help: 'On SIGTERM/SIGINT, how long a cluster node may take to hand its sessions to their new owners before it leaves; 0 leaves at once.',
+  },
+  joinTimeoutMs: {
+    // Long enough for the nodes of a cluster started one after another (a rolling deploy, a
+    // supervisor starting them in turn) to come up; short enough that a node that cannot join
+    // (wrong secret, wrong address) is a failed start a supervisor sees, not a silent wait.
+    flag: '--join-timeout-ms', arg: '<ms>', default: 30_000, parse: wholeNumber(0),
+    help: 'With --peers: how long a starting node may go without joining one of them (it serves nothing meanwhile) before it exits with code 1, naming why each refused; 0 waits forever.',
   },
   sessionPrefix: {
     flag: '--session-prefix', arg: '<prefix>', default: 'memc.sess.key.', parse: parseSessionPrefix,

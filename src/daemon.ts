@@ -48,6 +48,11 @@ import { ThrottledWarning } from './throttled-log.js';
 /** How often expired items are reclaimed in the background, and how many are looked at each time. */
 const SWEEP_INTERVAL_MS = 1000;
 const SWEEP_BUDGET = 50_000;
+/**
+ * A peer's leave message and the drop of its links travel on different connections: a drop is
+ * warned about only if no leave came within this long (peer-link.ts, leaveGraceMs).
+ */
+const LEAVE_GRACE_MS = 500;
 /** Repeating warnings (evictions, refused connections) are logged at most this often; stats count each. */
 const WARNING_INTERVAL_MS = 10_000;
 
@@ -65,7 +70,11 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(settings: Settings, log: Logger): Promise<Daemon> {
+/**
+ * Starts the daemon; settles once it serves. `abort` abandons a start still waiting for the
+ * cluster (a signal meanwhile): it then rejects with a StartAbortedError, everything closed.
+ */
+export async function startDaemon(settings: Settings, log: Logger, abort?: AbortSignal): Promise<Daemon> {
   const clustered = settings.peerListen !== null;
   const nodeId = clustered ? (settings.nodeId ?? randomNodeId(hostname())) : 'local';
   const evictions: ThrottledWarning = new ThrottledWarning(log,
@@ -163,16 +172,18 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
   const sweeper = setInterval(() => store.sweepExpired(Date.now(), SWEEP_BUDGET), SWEEP_INTERVAL_MS);
   sweeper.unref();
 
-  // A cluster node takes back its sessions before it accepts PHP's connections
-  // (docs/architecture.md, "Graceful startup"): PHP gets a refused connection rather than a
-  // request held past its timeout.
-  if (cluster !== null) await cluster.node.start();
   const readiness = () => cluster === null ? { ready: true, why: '' } : { ready: cluster.node.ready, why: cluster.node.notReadyBecause() };
   const metrics = settings.metricsListen === null ? null : new MetricsServer(() => stats.samples(), log, readiness);
   try {
+    // The HTTP listener first: while the node joins its cluster and catches up, /health and
+    // /ready answer 503 with the reason, and /metrics shows the peer refusals.
+    if (metrics !== null) await metrics.listen(settings.metricsListen!.host, settings.metricsListen!.port);
+    // A cluster node joins its cluster and takes back its sessions before it accepts PHP's
+    // connections (docs/architecture.md, "Graceful startup"): PHP gets a refused connection
+    // rather than a request held past its timeout, or served by a node that is not in the cluster.
+    if (cluster !== null) await cluster.node.start(abort);
     await listeners.listenTcp(settings.listen.host, settings.listen.port);
     if (settings.socket !== null) await listeners.listenUnix(settings.socket, settings.socketMode);
-    if (metrics !== null) await metrics.listen(settings.metricsListen!.host, settings.metricsListen!.port);
   } catch (error) {
     clearInterval(sweeper);
     await listeners.close();
@@ -259,7 +270,7 @@ async function buildClusterNode(
   const server = new PeerServer({ nodeId, secret, log: clusterLog, maxFrameSize, tls, counters: peerCounters });
   // A peer that does not answer within the failure timeout is as good as dead for one request.
   const requestTimeoutMs = Math.max(settings.failureTimeoutMs, 200);
-  const pool = new PeerPool({ nodeId, secret, log: clusterLog, maxFrameSize, requestTimeoutMs, tls, counters: peerCounters });
+  const pool = new PeerPool({ nodeId, secret, log: clusterLog, maxFrameSize, requestTimeoutMs, tls, counters: peerCounters, leaveGraceMs: LEAVE_GRACE_MS });
   const endpoint = settings.peerListen!;
   const bound = await server.listen(endpoint.host, endpoint.port);
   // What the other nodes dial: --peer-advertise, else --peer-listen as written with the bound port
@@ -269,6 +280,8 @@ async function buildClusterNode(
   log.info({ transport: 'peer', host: bound.address, port: bound.port, node: nodeId, advertised: peerAddress, tls: tls !== null }, 'listening');
 
   const peers = new PeerLinks(pool, server);
+  // The seeds this node joins through: --peers less its own address (membership skips it too).
+  const seeds = settings.peers.filter((address) => address !== peerAddress);
   const membership = new Membership({
     self: { id: nodeId, peerAddress, incarnation: clockIncarnation() },
     seeds: settings.peers,
@@ -278,6 +291,8 @@ async function buildClusterNode(
     failureTimeoutMs: settings.failureTimeoutMs,
     load: () => store.itemCount,
   });
+  // A member that announced its leave closes its links: expected, not a warning (PeerLink.peerLeft).
+  membership.on('leave', (member) => pool.departed(member.peerAddress));
   // Deadlines of forwards and copies are judged by their sender's clock, as heartbeats measure it.
   const clocks = membership.clocks;
   const quorum = new Quorum(nodeId, settings.twoNodes);
@@ -295,6 +310,7 @@ async function buildClusterNode(
   const node = new ClusterNode({
     peerAddress, seeds: settings.peers, store, view, membership, replicator, router, sessionIds, quorum, log: clusterLog,
     failureTimeoutMs: settings.failureTimeoutMs, heartbeatMs: settings.heartbeatMs, drainTimeoutMs: settings.drainTimeoutMs,
+    joinTimeoutMs: settings.joinTimeoutMs, whyNotJoined: () => pool.whyUnanswered(seeds),
     closeLinks: async () => {
       pool.close();
       await server.close();

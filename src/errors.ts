@@ -27,6 +27,23 @@ export class ListenError extends SessionClusterError {
 }
 
 /**
+ * A node given --peers joined none of them within --join-timeout-ms: it exits rather than serve
+ * alone as if it were the whole cluster. The message names why each peer could not be joined.
+ */
+export class JoinError extends SessionClusterError {
+  constructor(message: string) {
+    super('ERR_JOIN', message);
+  }
+}
+
+/** The start was abandoned on request (a signal while the node waited to join its cluster). */
+export class StartAbortedError extends SessionClusterError {
+  constructor(message: string) {
+    super('ERR_START_ABORTED', message);
+  }
+}
+
+/**
  * A peer link could not carry a request. The code says what the caller may assume:
  * - never sent, safe to retry elsewhere: ERR_PEER_UNAVAILABLE (no connection right now),
  *   ERR_PEER_BUSY (bounded queue full), ERR_PEER_CLOSED (link closed by its owner),

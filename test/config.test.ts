@@ -28,7 +28,7 @@ const GiB = 1024 * MiB;
 /** The cluster settings' defaults: a single node, not in a cluster. */
 const SINGLE_NODE = {
   peerListen: null, peerAdvertise: null, peers: [], nodeId: null, replication: 'sync', twoNodes: 'available', clusterSecret: null, heartbeatMs: 200, failureTimeoutMs: 800,
-  drainTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.', peerTlsCert: null, peerTlsKey: null, peerTlsCa: null,
+  drainTimeoutMs: 30000, joinTimeoutMs: 30000, sessionPrefix: 'memc.sess.key.', peerTlsCert: null, peerTlsKey: null, peerTlsCa: null,
   metricsListen: null, dataDir: null, fsync: 'everysec', diskLimit: null, recoverTruncate: false, lockWaitMs: 0, authFile: null, allow: null, disableFlush: false, disableCachedump: false,
 };
 const SECRET = 'correct-horse-battery';
@@ -170,6 +170,7 @@ describe('resolveSettings', () => {
       ['failureTimeoutMs', '1.5', '--failure-timeout-ms: "1.5" is not a whole number of at least 1'],
       ['drainTimeoutMs', '-1', '--drain-timeout-ms: "-1" is not a whole number of at least 0'],
       ['drainTimeoutMs', 'long', '--drain-timeout-ms: "long" is not a whole number of at least 0'],
+      ['joinTimeoutMs', '-1', '--join-timeout-ms: "-1" is not a whole number of at least 0'],
       ['sessionPrefix', 'my prefix.', '--session-prefix: "my prefix." is not a key prefix'],
       ['sessionPrefix', 'p'.repeat(201), '--session-prefix: "ppp'],
     ];
@@ -202,6 +203,8 @@ describe('resolveSettings', () => {
     expect(resolveSettings({ metricsListen: '127.0.0.1:9150' }, {})).toMatchObject({ metricsListen: { host: '127.0.0.1', port: 9150 } });
     expect(configError(() => resolveSettings({}, { metricsListen: 'nowhere' })).message).toContain('--metrics-listen: "nowhere" is not HOST:PORT');
     expect(resolveSettings({ sessionPrefix: 'app1.' }, { drainTimeoutMs: '0' })).toMatchObject({ sessionPrefix: 'app1.', drainTimeoutMs: 0 });
+    expect(resolveSettings({ joinTimeoutMs: 5000 }, {}).joinTimeoutMs).toBe(5000);
+    expect(resolveSettings({ joinTimeoutMs: 5000 }, { joinTimeoutMs: '0' }).joinTimeoutMs).toBe(0);
     expect(resolveSettings({}, { sessionPrefix: '' })).toMatchObject({ sessionPrefix: '' });
   });
 
@@ -449,7 +452,7 @@ describe('readConfigFile', () => {
     const path = file('unknown.json', JSON.stringify({ listen: ':1', maxItemSzie: '1m' }));
     expect(configError(() => readConfigFile(path)).message).toBe(
       `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, commandTimeoutMs, logLevel, logFormat, `
-      + 'peerListen, peerAdvertise, peers, nodeId, replication, twoNodes, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, sessionPrefix, '
+      + 'peerListen, peerAdvertise, peers, nodeId, replication, twoNodes, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, joinTimeoutMs, sessionPrefix, '
       + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen, dataDir, fsync, diskLimit, recoverTruncate, lockWaitMs, authFile, allow, disableFlush, disableCachedump',
     );
   });

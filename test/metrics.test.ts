@@ -1,9 +1,11 @@
 /**
  * The Prometheus exposition of the `stats` figures: names, types, the member list as series, the
- * text fields as labels of one info series, and label escaping.
+ * text fields as labels of one info series, and label escaping. And the health endpoints of the
+ * same listener: /health and /ready, 200 or 503 with the reason.
  */
-import { describe, expect, it } from 'vitest';
-import { renderMetrics } from '../src/server/metrics.js';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MetricsServer, renderMetrics } from '../src/server/metrics.js';
 import { STATS_SECTIONS } from '../src/stats-catalog.js';
 import type { Sample } from '../src/stats/registry.js';
 
@@ -72,5 +74,49 @@ describe('renderMetrics', () => {
 
   it('label values are escaped', () => {
     expect(renderMetrics(samples([['version', 'a"b\\c\nd']]))).toContain('session_cluster_info{version="a\\"b\\\\c\\nd"} 1');
+  });
+});
+
+describe('GET /health and GET /ready', () => {
+  let server: MetricsServer | null = null;
+  afterEach(async () => { await server?.close(); server = null; });
+
+  /** A listener whose readiness is `state`, read at each request; its base URL. */
+  async function serve(state: { ready: boolean; why: string }): Promise<string> {
+    server = new MetricsServer(() => [], pino({ level: 'silent' }), () => state);
+    const address = await server.listen('127.0.0.1', 0);
+    return `http://127.0.0.1:${address.port}`;
+  }
+  const get = async (url: string) => {
+    const response = await fetch(url);
+    return { status: response.status, body: await response.text() };
+  };
+
+  it('200 "ok" and "ready" while the node serves', async () => {
+    const base = await serve({ ready: true, why: '' });
+    expect(await get(`${base}/health`)).toEqual({ status: 200, body: 'ok\n' });
+    expect(await get(`${base}/ready`)).toEqual({ status: 200, body: 'ready\n' });
+  });
+
+  it('503 with the reason otherwise, and the answer follows the node\'s state', async () => {
+    const state = { ready: false, why: 'not joined: 127.0.0.1:7001 refused our cluster secret' };
+    const base = await serve(state);
+    expect(await get(`${base}/health`)).toEqual({ status: 503, body: 'unhealthy: not joined: 127.0.0.1:7001 refused our cluster secret\n' });
+    expect(await get(`${base}/ready`)).toEqual({ status: 503, body: 'not ready: not joined: 127.0.0.1:7001 refused our cluster secret\n' });
+    state.ready = true;
+    state.why = '';
+    expect((await get(`${base}/health`)).status).toBe(200);
+  });
+
+  it('/health fails on any reason given, even while counted ready (a state such as a drain)', async () => {
+    const base = await serve({ ready: true, why: 'draining' });
+    expect(await get(`${base}/health`)).toEqual({ status: 503, body: 'unhealthy: draining\n' });
+  });
+
+  it('other paths are 404, naming the ones there are', async () => {
+    const base = await serve({ ready: true, why: '' });
+    const answer = await get(`${base}/healthz`);
+    expect(answer.status).toBe(404);
+    expect(answer.body).toContain('/health');
   });
 });

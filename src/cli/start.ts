@@ -6,7 +6,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { type RawSettings, SETTING_KEYS, SETTINGS, readConfigFile, resolveSettings } from '../config.js';
 import { type Daemon, startDaemon } from '../daemon.js';
-import { SessionClusterError } from '../errors.js';
+import { SessionClusterError, StartAbortedError } from '../errors.js';
 import { createLogger, defaultLogFormat } from '../log.js';
 import { printEffectiveConfig } from './effective-config.js';
 
@@ -48,9 +48,14 @@ export function registerStart(program: Command): void {
       let daemon: Daemon | null = null;
       let stopRequested: string | null = null;
       let stopping = false;
+      // A signal while a cluster node still waits to join (possibly for ever: --join-timeout-ms 0)
+      // abandons the start rather than wait for it to finish.
+      const startAbort = new AbortController();
       const stop = (signal: string) => {
         if (daemon === null) {
+          if (stopRequested === null) logSafely(() => log.info({ signal }, 'stop requested while starting'));
           stopRequested = signal;
+          startAbort.abort();
           return;
         }
         if (stopping) return;
@@ -75,8 +80,14 @@ export function registerStart(program: Command): void {
       // Node would die on SIGHUP (a closed terminal, or a habitual "reload"); there is nothing to reload.
       process.on('SIGHUP', () => logSafely(() => log.info({ signal: 'SIGHUP' }, 'ignored: settings are read at start only')));
       try {
-        daemon = await startDaemon(settings, log);
+        daemon = await startDaemon(settings, log, startAbort.signal);
       } catch (error) {
+        if (error instanceof StartAbortedError) {
+          logSafely(() => log.info({ signal: stopRequested }, 'stopped'));
+          process.exit(0);
+        }
+        // A node that could not join its cluster (JoinError) ends here too: the reason, naming each
+        // peer's refusal, is in `err`, and the exit code is 1.
         logSafely(() => log.fatal({ code: (error as SessionClusterError).code, err: (error as Error).message }, 'cannot start'));
         process.exit(1);
       }

@@ -9,6 +9,7 @@
  * replicator, router, session ids), so its unit tests run it over in-memory transports.
  */
 import { EventEmitter } from 'node:events';
+import { JoinError, StartAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Command, Reply } from '../protocol/types.js';
 import type { MemoryStore } from '../store/memory-store.js';
@@ -44,7 +45,21 @@ export interface ClusterNodeOptions {
   drainTimeoutMs: number;
   /** closes the peer listener and links, once the node has left */
   closeLinks: () => Promise<void>;
+  /**
+   * with seeds: how long start() waits for this node to join through one of them before it fails
+   * with a JoinError (--join-timeout-ms); 0 or absent waits forever
+   */
+  joinTimeoutMs?: number;
+  /** why no seed has let this node join yet, one phrase per seed (logged, and in notReadyBecause) */
+  whyNotJoined?: () => string;
 }
+
+/**
+ * A node that has not joined after this long is warned about, and again at the interval: a join
+ * takes one round trip to a seed, so a normal start logs nothing.
+ */
+const JOIN_FIRST_WARNING_MS = 1000;
+const JOIN_WARNING_INTERVAL_MS = 5000;
 
 /** How a drain ended: every session acknowledged, some not, out of time, or nothing to drain to. */
 export type DrainOutcome = 'complete' | 'incomplete' | 'timeout' | 'skipped';
@@ -125,7 +140,7 @@ export const CLUSTER_STATS: ReadonlyArray<Stat<ClusterStatsSource>> = [
   { name: 'cluster_serving_voters', type: 'gauge', help: 'of those, how many serve now', read: (s) => s.quorum.servingVoters },
   { name: 'cluster_majority', type: 'gauge', help: '1 while this node serves with a majority of the voters and so acknowledges session writes, else 0', read: (s) => (s.quorum.ok ? 1 : 0) },
   { name: 'cluster_majority_lost', type: 'counter', help: 'times this node lost the majority and stopped serving sessions', read: (s) => s.node.counters.majorityLost },
-  { name: 'cluster_ready', type: 'gauge', help: '1 while this node serves sessions (caught up, with a majority), else 0: what GET /ready says', read: (s) => (s.node.ready ? 1 : 0) },
+  { name: 'cluster_ready', type: 'gauge', help: '1 while this node serves sessions (joined, caught up, with a majority), else 0: what GET /ready and GET /health say', read: (s) => (s.node.ready ? 1 : 0) },
 ];
 
 export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
@@ -166,9 +181,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     membership.on('stall', (gapMs) => this.onStall(gapMs));
   }
 
-  /** Serving sessions: caught up, with a majority, and not drained (GET /ready). */
+  /** Serving sessions: in a cluster, caught up, with a majority, and not drained (GET /ready). */
   get ready(): boolean {
-    return this.started && this.catchingUp === 0 && this.options.quorum.ok && this.drainReport.state === 'serving';
+    return this.started && this.options.membership.joined && this.catchingUp === 0 && this.options.quorum.ok && this.drainReport.state === 'serving';
   }
 
   /** Why this node does not serve sessions now ('' when it does). */
@@ -176,6 +191,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     if (!this.started) return 'starting';
     if (this.drainReport.state === 'draining') return 'draining: handing this node\'s sessions to the other nodes';
     if (this.drainReport.state === 'drained') return 'drained: this node has left the cluster (session-cluster undrain, or a restart, brings it back)';
+    if (!this.options.membership.joined) return `not joined: ${this.whyNotJoined()}`;
     if (this.catchingUp > 0) return 'catching up: taking back this node\'s sessions from its peers';
     if (!this.options.quorum.ok) return this.options.quorum.describe();
     return '';
@@ -216,12 +232,59 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   /** Where PHP's commands go: the router, which holds them while the node catches up. */
   readonly execute = (command: Command): Reply | Promise<Reply> => this.options.router.execute(command);
 
-  /** Joins the cluster and settles once caught up; until then session commands wait. */
-  start(): Promise<void> {
+  /**
+   * Joins the cluster and settles once caught up; until then session commands wait. A node with
+   * seeds must join through one of them first (docs/cluster.md, "Joining"): it is not a cluster
+   * of its own. Rejects with a JoinError when the join timeout passes first, and with a
+   * StartAbortedError when `abort` fires while it waits.
+   */
+  start(abort?: AbortSignal): Promise<void> {
     this.options.membership.start();
     this.started = true;
-    return this.catchUp('start').then(() => {
+    return this.joinAtStart(abort).then(() => this.catchUp('start')).then(() => {
       this.servedOnce = true;
+    });
+  }
+
+  /** Why no seed has let this node join yet. */
+  private whyNotJoined(): string {
+    return this.options.whyNotJoined?.() ?? `no answer from ${this.options.seeds.join(', ')}`;
+  }
+
+  /**
+   * Waits until membership has joined a cluster, warning at intervals with each seed's refusal,
+   * until the join timeout (0: none). Settles at once for a node without seeds (it starts one).
+   */
+  private joinAtStart(abort?: AbortSignal): Promise<void> {
+    const { membership, joinTimeoutMs = 0 } = this.options;
+    if (membership.joined) return Promise.resolve();
+    const started = Date.now();
+    return new Promise<void>((resolve, reject) => {
+      const warn = () => {
+        this.log.warn({ seeds: this.options.seeds, waitedMs: Date.now() - started, joinTimeoutMs }, `cannot join the cluster: ${this.whyNotJoined()}`);
+      };
+      let warnings: NodeJS.Timeout | null = null;
+      const firstWarning = setTimeout(() => {
+        warn();
+        warnings = setInterval(warn, JOIN_WARNING_INTERVAL_MS);
+      }, JOIN_FIRST_WARNING_MS);
+      const deadline = joinTimeoutMs === 0 ? null : setTimeout(() => {
+        finish(new JoinError(`cannot join the cluster within --join-timeout-ms (${joinTimeoutMs} ms): ${this.whyNotJoined()}`));
+      }, joinTimeoutMs);
+      const aborted = () => finish(new StartAbortedError('start abandoned while waiting to join the cluster'));
+      const joined = () => finish(null);
+      const finish = (error: Error | null) => {
+        clearTimeout(firstWarning);
+        if (warnings !== null) clearInterval(warnings);
+        if (deadline !== null) clearTimeout(deadline);
+        membership.off('joined', joined);
+        abort?.removeEventListener('abort', aborted);
+        if (error === null) resolve();
+        else reject(error);
+      };
+      membership.once('joined', joined);
+      if (abort?.aborted === true) aborted();
+      else abort?.addEventListener('abort', aborted, { once: true });
     });
   }
 
@@ -304,6 +367,12 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   async drain(): Promise<NodeId | null> {
     const { drainTimeoutMs, sessionIds, store, view, replicator } = this.options;
     if (drainTimeoutMs === 0) {
+      this.emit('drained', 'skipped', null);
+      return null;
+    }
+    // A node that never joined (its start failed, or was abandoned) has no one to hand over to;
+    // what it holds was never served from it.
+    if (!this.options.membership.joined) {
       this.emit('drained', 'skipped', null);
       return null;
     }
@@ -392,7 +461,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     // Drained by an operator already: its sessions are with their new owners, and it has left.
     const replacement = this.drainReport.state === 'drained' ? this.drainReport.replacement : await this.drain();
     replicator.stop();
-    membership.leave(replacement ?? undefined);
+    // A node that never joined has no one to tell (its start failed or was abandoned).
+    if (membership.joined) membership.leave(replacement ?? undefined);
     // Give the leave a moment to go out before the links close.
     await new Promise((resolve) => setTimeout(resolve, Math.min(heartbeatMs, 100)));
     membership.stop();

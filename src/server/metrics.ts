@@ -77,8 +77,8 @@ export class MetricsServer {
   private readonly server: http.Server;
 
   /**
-   * `readiness`: whether the node serves sessions now, and why not; GET /ready answers 200 or 503
-   * with it, for a load balancer's health check.
+   * `readiness`: whether the node serves sessions now, and why not; GET /ready and GET /health
+   * answer 200 or 503 with it, for a load balancer's or a container's health check.
    */
   constructor(
     private readonly samples: () => readonly Sample[],
@@ -117,20 +117,23 @@ export class MetricsServer {
 
   private answer(request: http.IncomingMessage, response: http.ServerResponse): void {
     const path = (request.url ?? '').split('?')[0];
-    if (path !== '/metrics' && path !== '/ready') {
-      response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: the metrics are at /metrics, readiness at /ready\n');
+    if (path !== '/metrics' && path !== '/ready' && path !== '/health') {
+      response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: the metrics are at /metrics, health at /health, readiness at /ready\n');
       return;
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
       return;
     }
-    if (path === '/ready') {
-      // 503 while the node does not serve sessions (catching up, or without a majority): a load
-      // balancer moves the users to nodes that do.
+    if (path === '/ready' || path === '/health') {
+      // 503 while the node does not serve sessions (not joined to its cluster, catching up, without
+      // a majority, draining): a load balancer moves the users to nodes that do, and a container's
+      // health check reads the reason. /health says `ok`, /ready `ready`; the rest is the same.
       const { ready, why } = this.readiness();
-      const text = ready ? 'ready\n' : `not ready: ${why}\n`;
-      response.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+      // /health also fails on any reason given (the reason is what its body is for).
+      const serving = path === '/health' ? ready && why === '' : ready;
+      const text = serving ? (path === '/health' ? 'ok\n' : 'ready\n') : `${path === '/health' ? 'unhealthy' : 'not ready'}: ${why || 'not serving'}\n`;
+      response.writeHead(serving ? 200 : 503, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
       response.end(request.method === 'HEAD' ? undefined : text);
       return;
     }

@@ -2,7 +2,8 @@
  * A cluster node's lifecycle, whole nodes in one process: membership over the in-memory hub,
  * forwarding and copies over the in-memory peer network, real stores, routers and replicators,
  * on fake timers. Join and catch-up (commands wait until the node has its sessions back), a join
- * nobody answers, a drain cut short by its timeout, and a stall past the failure timeout.
+ * nobody answers (never serving alone), a drain cut short by its timeout, and a stall past the
+ * failure timeout.
  */
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -37,7 +38,7 @@ class Farm {
   readonly nodes = new Map<NodeId, ReturnType<Farm['build']>>();
 
   /** One node, built as the composition root builds it, over the in-memory transports. */
-  build(id: NodeId, seeds: NodeId[], options: { drainTimeoutMs?: number; twoNodes?: TwoNodeMode } = {}) {
+  build(id: NodeId, seeds: NodeId[], options: { drainTimeoutMs?: number; twoNodes?: TwoNodeMode; joinTimeoutMs?: number } = {}) {
     const peerAddress = addressOf(id);
     const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: id });
     const executor = new Executor({ store, version: 'v' });
@@ -54,9 +55,12 @@ class Farm {
     const router = new Router({ executor, view, peers, clocks, quorum, paths: pathsOf(membership, view), replicator, replication: 'sync', log, forwardTimeoutMs: 2000 });
     const sessionIds = new SessionIds({ view, secret: 'a-secret-for-these-tests', loadOf: (member) => membership.loadOf(member) });
     const closed = { links: false };
+    const warnings: string[] = [];
+    const nodeLog = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(String(JSON.parse(line).msg)); } });
     const node = new ClusterNode({
-      peerAddress, seeds: seeds.map(addressOf), store, view, membership, replicator, router, sessionIds, quorum, log,
+      peerAddress, seeds: seeds.map(addressOf), store, view, membership, replicator, router, sessionIds, quorum, log: nodeLog,
       failureTimeoutMs: FAILURE_TIMEOUT, heartbeatMs: HEARTBEAT, drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
+      joinTimeoutMs: options.joinTimeoutMs ?? 0, whyNotJoined: () => seeds.map((seed) => `${addressOf(seed)}: no answer`).join('; '),
       closeLinks: async () => {
         this.network.disconnect(peerAddress);
         closed.links = true;
@@ -66,7 +70,7 @@ class Farm {
     const drained: Array<[DrainOutcome, NodeId | null]> = [];
     node.on('caughtUp', (reason) => caughtUp.push(reason));
     node.on('drained', (outcome, replacement) => drained.push([outcome, replacement]));
-    const built = { id, node, store, view, membership, quorum, router, closed, caughtUp, drained };
+    const built = { id, node, store, view, membership, quorum, router, closed, caughtUp, drained, warnings };
     this.nodes.set(id, built);
     return built;
   }
@@ -137,16 +141,51 @@ describe('ClusterNode lifecycle', () => {
     expect(n2.store.itemCount).toBe(owned.length);
   });
 
-  it('a join nobody answers: after twice the failure timeout the node serves alone, and says it caught up', async () => {
+  it('a join nobody answers: the node does not serve alone; it warns with each seed\'s reason, and fails at the join timeout', async () => {
+    const farm = new Farm();
+    const lonely = farm.build('lonely', ['nobody'], { joinTimeoutMs: 3000 });
+    const started = lonely.node.start();
+    const outcome = started.then(() => null, (error: unknown) => error as Error);
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(lonely.caughtUp).toEqual([]);
+    expect(lonely.node.ready).toBe(false);
+    expect(lonely.node.notReadyBecause()).toBe('not joined: nobody.test:7000: no answer');
+    expect(lonely.warnings).toContain('cannot join the cluster: nobody.test:7000: no answer');
+    const error = await settle(outcome);
+    expect(error).toMatchObject({ code: 'ERR_JOIN', message: 'cannot join the cluster within --join-timeout-ms (3000 ms): nobody.test:7000: no answer' });
+    expect(lonely.caughtUp).toEqual([]);
+    expect(lonely.node.ready).toBe(false);
+  });
+
+  it('a first node whose seeds are not up yet waits for them (join timeout 0), then joins and serves when one comes up', async () => {
+    const farm = new Farm();
+    const first = farm.build('n1', ['n2']);
+    const started = first.node.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(first.node.ready).toBe(false);
+    expect(first.caughtUp).toEqual([]);
+    const second = farm.build('n2', ['n1']);
+    const secondStarted = second.node.start();
+    await settle(Promise.all([started, secondStarted]));
+    expect(first.caughtUp).toEqual(['start']);
+    expect(first.membership.joined && second.membership.joined).toBe(true);
+    await vi.advanceTimersByTimeAsync(3 * HEARTBEAT);
+    expect(first.node.ready && second.node.ready).toBe(true);
+    expect(first.node.notReadyBecause()).toBe('');
+  });
+
+  it('a start abandoned while waiting to join rejects with ERR_START_ABORTED, and stops without a leave', async () => {
     const farm = new Farm();
     const lonely = farm.build('lonely', ['nobody']);
-    const started = lonely.node.start();
-    await vi.advanceTimersByTimeAsync(2 * FAILURE_TIMEOUT - 50);
-    expect(lonely.caughtUp).toEqual([]);
-    await settle(started);
-    expect(lonely.caughtUp).toEqual(['start']);
-    expect(lonely.membership.joined).toBe(false);
-    expect(await lonely.node.execute(set('memc.sess.key.a', 'x'))).toMatchObject({ status: Status.Stored });
+    const abort = new AbortController();
+    const outcome = lonely.node.start(abort.signal).then(() => null, (error: unknown) => error as Error);
+    await vi.advanceTimersByTimeAsync(500);
+    abort.abort();
+    expect(await settle(outcome)).toMatchObject({ code: 'ERR_START_ABORTED' });
+    await settle(lonely.node.stop());
+    expect(lonely.drained).toEqual([['skipped', null]]);
+    expect(lonely.membership.self.state).toBe(MemberState.Alive);
+    expect(lonely.closed.links).toBe(true);
   });
 
   it('a drain whose copies are not acknowledged ends at the drain timeout; the node leaves anyway, naming its replacement', async () => {

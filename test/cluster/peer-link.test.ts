@@ -63,6 +63,15 @@ async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
   }
 }
 
+/** A port nothing listens on: bound by the kernel's choice, then released. */
+async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
 async function rejection(promise: Promise<unknown>): Promise<PeerError> {
   try {
     await promise;
@@ -194,6 +203,27 @@ describe('peer authentication', () => {
     expect(warning?.remote).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(wentUp).toBe(false);
     expect(handled).toBe(0);
+  });
+
+  it('a link says why it cannot reach its peer: a refused secret, or nothing listening; nothing while up', async () => {
+    const { address } = await startServer();
+    const { link } = startLink(address, { secret: 'wrong secret' });
+    expect(link.unreachableBecause).toBeNull();
+    const refused = once<Refusal>(link, 'refused');
+    link.start();
+    await refused;
+    expect(link.unreachableBecause).toBe(`${address} refused our cluster secret`);
+
+    const nobody = `127.0.0.1:${await closedPort()}`;
+    const { link: toNobody } = startLink(nobody);
+    toNobody.start();
+    await until(() => toNobody.unreachableBecause !== null);
+    expect(toNobody.unreachableBecause).toBe(`${nobody}: connection refused (nothing listens there)`);
+
+    const { link: good } = startLink(address);
+    good.start();
+    await once(good, 'up');
+    expect(good.unreachableBecause).toBeNull();
   });
 
   it('the dialer refuses an acceptor that cannot prove the secret', async () => {
@@ -474,6 +504,49 @@ describe('peer link requests', () => {
       (reply) => new PayloadReader(reply.payload).u32(),
       (error: PeerError) => error.code)));
     expect(outcomes).toEqual([big.length, big.length, big.length, big.length, 'ERR_PEER_BUSY', 'ERR_PEER_BUSY']);
+  });
+});
+
+describe('a link dropped by a peer that leaves', () => {
+  it('is logged at info when the leave came first, with no "peer link down" warning', async () => {
+    const first = await startServer();
+    const { link, lines } = startLink(first.address, { leaveGraceMs: 200 });
+    link.start();
+    await once(link, 'up');
+    link.peerLeft();
+    const down = once(link, 'down');
+    await first.server.close();
+    await down;
+    expect(lines.find((line) => line.msg === 'peer link closed after the peer left the cluster')).toMatchObject({ level: 30, peerNodeId: 'node-b' });
+    // past the grace: still no warning
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(lines.filter((line) => line.msg === 'peer link down')).toEqual([]);
+  });
+
+  it('is logged at info when the leave follows the drop within the grace', async () => {
+    const first = await startServer();
+    const { link, lines } = startLink(first.address, { leaveGraceMs: 5000 });
+    link.start();
+    await once(link, 'up');
+    const down = once(link, 'down');
+    await first.server.close();
+    await down;
+    link.peerLeft();
+    expect(lines.find((line) => line.msg === 'peer link closed after the peer left the cluster')).toMatchObject({ level: 30 });
+    expect(lines.filter((line) => line.msg === 'peer link down')).toEqual([]);
+  });
+
+  it('is warned about when no leave comes within the grace', async () => {
+    const first = await startServer();
+    const { link, lines } = startLink(first.address, { leaveGraceMs: 50 });
+    link.start();
+    await once(link, 'up');
+    const down = once(link, 'down');
+    await first.server.close();
+    await down;
+    await until(() => lines.some((line) => line.msg === 'peer link down'));
+    expect(lines.find((line) => line.msg === 'peer link down')).toMatchObject({ level: 40, peerNodeId: 'node-b' });
+    expect(lines.filter((line) => line.msg === 'peer link closed after the peer left the cluster')).toEqual([]);
   });
 });
 

@@ -114,8 +114,11 @@ export interface HandshakeStep {
   send: OutgoingFrame[];
   /** authenticated: the link is open */
   done?: PeerIdentity;
-  /** refused: send `send` (an Error frame, if any), then close */
-  refused?: { reason: Refusal; detail: string };
+  /**
+   * refused: send `send` (an Error frame, if any), then close. `remoteCode`: the code of the
+   * other side's Error frame, when it was the one that refused (RefusedByPeer)
+   */
+  refused?: { reason: Refusal; detail: string; remoteCode?: number };
 }
 
 export interface HandshakeOptions {
@@ -247,14 +250,12 @@ export class Handshake {
 
   private refusedByPeer(payload: Buffer): HandshakeStep {
     this.state = State.Refused;
-    let detail: string;
     try {
       const error = decodeError(payload);
-      detail = `code ${error.code}: ${error.message}`;
+      return { send: [], refused: { reason: Refusal.RefusedByPeer, detail: `code ${error.code}: ${error.message}`, remoteCode: error.code } };
     } catch {
-      detail = 'unreadable Error frame';
+      return { send: [], refused: { reason: Refusal.RefusedByPeer, detail: 'unreadable Error frame' } };
     }
-    return { send: [], refused: { reason: Refusal.RefusedByPeer, detail } };
   }
 
   private refuse(reason: Refusal, detail: string): HandshakeStep {

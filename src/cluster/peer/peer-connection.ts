@@ -53,6 +53,10 @@ export interface CloseInfo {
   reason: string;
   /** set when the handshake was refused, by either side */
   refusal?: Refusal;
+  /** with a refusal: what was refused, in words */
+  detail?: string;
+  /** with Refusal.RefusedByPeer: the code of the other side's Error frame (RemoteErrorCode) */
+  remoteCode?: number;
 }
 
 export interface PeerConnectionHooks {
@@ -201,7 +205,7 @@ export class PeerConnection {
     counters.tlsRefused++;
     log.warn({ remote, role, reason: Refusal.Tls, detail: failure.detail }, failure.mismatch ? 'peer refused: TLS is on on one side only' : 'peer refused: TLS handshake failed');
     this.socket.destroy();
-    this.finish({ wasOpen: false, reason: `TLS: ${failure.detail}`, refusal: Refusal.Tls });
+    this.finish({ wasOpen: false, reason: `TLS: ${failure.detail}`, refusal: Refusal.Tls, detail: failure.detail });
   }
 
   private onData(chunk: Buffer): void {
@@ -237,7 +241,7 @@ export class PeerConnection {
     if (this.closed) return;
     this.writeFrames(step.send);
     if (step.refused !== undefined) {
-      this.refused(step.refused.reason, step.refused.detail);
+      this.refused(step.refused.reason, step.refused.detail, step.refused.remoteCode);
     } else if (step.done !== undefined) {
       clearTimeout(this.handshakeTimer!);
       this.handshakeTimer = null;
@@ -262,7 +266,7 @@ export class PeerConnection {
     this.endAndClose(`frame of ${size} bytes exceeds the maximum frame size`);
   }
 
-  private refused(reason: Refusal, detail: string): void {
+  private refused(reason: Refusal, detail: string, remoteCode?: number): void {
     const { counters, log, remote, role } = this.options;
     const fields = { remote, claimedNodeId: this.handshake.claimedNodeId, role, reason, detail };
     if (reason === Refusal.RefusedByPeer) {
@@ -277,11 +281,11 @@ export class PeerConnection {
       if (reason === Refusal.Timeout && !this.received && this.options.onSilentTimeout !== undefined) this.options.onSilentTimeout();
       else log.warn(fields, 'peer refused: handshake failed');
     }
-    this.endAndClose(`handshake refused: ${reason}`, reason);
+    this.endAndClose(`handshake refused: ${reason}`, { refusal: reason, detail, ...(remoteCode !== undefined ? { remoteCode } : {}) });
   }
 
   /** Lets the queued Error frame leave, then closes; the owner learns of the close at once. */
-  private endAndClose(reason: string, refusal?: Refusal): void {
+  private endAndClose(reason: string, refused?: Pick<CloseInfo, 'refusal' | 'detail' | 'remoteCode'>): void {
     if (this.socket.connecting) {
       this.socket.destroy(); // nothing to say to a peer we never reached
     } else {
@@ -289,7 +293,7 @@ export class PeerConnection {
       this.socket.end();
       setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
     }
-    this.finish({ wasOpen: this.identity !== null, reason, ...(refusal !== undefined ? { refusal } : {}) });
+    this.finish({ wasOpen: this.identity !== null, reason, ...refused });
   }
 
   private writeFrames(frames: OutgoingFrame[]): void {

@@ -23,7 +23,7 @@ import { type Endpoint, matchEndpoint } from '../../address.js';
 import { ConfigError, PeerError } from '../../errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, type Frame } from './frame.js';
 import { HandshakeRole, Refusal, type PeerIdentity } from './handshake.js';
-import { Opcode, opcodeName } from './opcodes.js';
+import { Opcode, RemoteErrorCode, opcodeName } from './opcodes.js';
 import { decodeError } from './payload.js';
 import { PeerConnection, type CloseInfo } from './peer-connection.js';
 import { PeerCounters } from './peer-counters.js';
@@ -53,6 +53,12 @@ export interface PeerLinkOptions {
   reconnectMaxMs?: number;
   /** after a refused handshake (wrong secret or version, a failed TLS handshake); default 5000 ms */
   refusedBackoffMs?: number;
+  /**
+   * A drop of an established link is logged at warn unless the peer announced its leave
+   * (peerLeft()): the leave message and the drop travel on different connections, so the warning
+   * waits this long for a leave that may arrive just after the drop. Default 0: warned at once.
+   */
+  leaveGraceMs?: number;
   /** in [0, 1); injected in tests */
   random?: () => number;
   /** TLS on the link (mutual); null or absent: plain TCP */
@@ -116,9 +122,18 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   private attempts = 0;
   private upSince = 0;
   private backoffTimer: NodeJS.Timeout | null = null;
+  /** why the last connection attempt failed or the link last dropped; null while up, or never tried */
+  private lastFailure: CloseInfo | null = null;
+  /** the peer announced that it leaves the cluster (peerLeft()), and the link has not been up since */
+  private left = false;
+  /** a drop's warning, held for leaveGraceMs in case the peer's leave follows */
+  private dropWarning: NodeJS.Timeout | null = null;
+  /** the node id of the peer the link was last up to, for the log lines about its drop */
+  private lastPeerNodeId: NodeId | null = null;
   private readonly secret: Buffer;
   private readonly log: Logger;
   private readonly settings: Required<Omit<PeerLinkOptions, 'counters' | 'secret' | 'log' | 'address' | 'nodeId' | 'tls'>>;
+  private readonly leaveGraceMs: number;
 
   constructor(private readonly options: PeerLinkOptions) {
     super();
@@ -139,7 +154,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       reconnectMaxMs: options.reconnectMaxMs ?? 2000,
       refusedBackoffMs: options.refusedBackoffMs ?? 5000,
       random: options.random ?? Math.random,
+      leaveGraceMs: options.leaveGraceMs ?? 0,
     };
+    this.leaveGraceMs = this.settings.leaveGraceMs;
   }
 
   get state(): LinkState {
@@ -158,6 +175,29 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   get inFlight(): number {
     return this.pending.size;
   }
+
+  /**
+   * Why this link cannot reach its peer, in words that start with the address ("127.0.0.1:7001
+   * refused our cluster secret", "127.0.0.1:7002: connection refused"), from its last failed
+   * attempt or drop; null while up, and before the first attempt ends.
+   */
+  get unreachableBecause(): string | null {
+    if (this.linkState === LinkState.Up || this.lastFailure === null) return null;
+    return describeFailure(this.address, this.lastFailure);
+  }
+
+  /**
+   * The peer announced that it leaves the cluster: the drop of its link that comes with the leave
+   * (before or after it) is expected, and logged at info rather than warned about.
+   */
+  peerLeft(): void {
+    this.left = true;
+    if (this.dropWarning === null) return;
+    clearTimeout(this.dropWarning);
+    this.dropWarning = null;
+    this.log.info({ peerNodeId: this.lastPeerNodeId }, 'peer link closed after the peer left the cluster');
+  }
+
 
   /** Starts connecting (idempotent). */
   start(): this {
@@ -200,6 +240,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.linkState = LinkState.Closed;
     if (this.backoffTimer !== null) clearTimeout(this.backoffTimer);
     this.backoffTimer = null;
+    if (this.dropWarning !== null) clearTimeout(this.dropWarning);
+    this.dropWarning = null;
     this.failQueued(() => new PeerError('ERR_PEER_CLOSED', `link to ${this.address} closed`));
     this.failPending('ERR_PEER_CLOSED', `link to ${this.address} closed`);
     const connection = this.connection;
@@ -294,6 +336,12 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   private onOpen(peer: PeerIdentity): void {
     this.linkState = LinkState.Up;
     this.identity = peer;
+    this.lastPeerNodeId = peer.nodeId;
+    this.lastFailure = null;
+    // Up again: the peer is back (a restart after its leave), and a later drop is news again.
+    this.left = false;
+    if (this.dropWarning !== null) clearTimeout(this.dropWarning);
+    this.dropWarning = null;
     this.upSince = Date.now();
     this.counters.linksUp++;
     this.log.info({ peerNodeId: peer.nodeId }, 'peer link up');
@@ -342,12 +390,13 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (this.linkState === LinkState.Closed) return;
     this.connection = null;
     this.identity = null;
+    this.lastFailure = info;
     // Sent, unanswered: the peer may or may not have acted on these.
     this.failPending('ERR_PEER_DISCONNECTED', `link to ${this.address} dropped (${info.reason})`);
     if (info.wasOpen) {
       this.counters.linksUp--;
       this.counters.linkDrops++;
-      this.log.warn({ reason: info.reason }, 'peer link down');
+      this.logDrop(info.reason);
       this.emit('down', info.reason);
       if (this.state === LinkState.Closed) return; // a listener closed the link
       if (Date.now() - this.upSince >= STABLE_UP_MS) {
@@ -365,6 +414,28 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     // Never sent: the caller may try elsewhere at once.
     this.failQueued(() => new PeerError('ERR_PEER_UNAVAILABLE', `peer ${this.address} is not reachable (${info.reason})`));
     this.scheduleReconnect(info.refusal !== undefined ? this.settings.refusedBackoffMs : this.backoffDelay());
+  }
+
+  /**
+   * A dropped link is a warning, unless its peer said it leaves: then the drop is what a planned
+   * leave looks like from here. A leave that may still follow the drop gets leaveGraceMs.
+   */
+  private logDrop(reason: string): void {
+    const fields = { peerNodeId: this.lastPeerNodeId, reason };
+    if (this.left) {
+      this.log.info(fields, 'peer link closed after the peer left the cluster');
+      return;
+    }
+    if (this.leaveGraceMs === 0) {
+      this.log.warn(fields, 'peer link down');
+      return;
+    }
+    if (this.dropWarning !== null) clearTimeout(this.dropWarning);
+    this.dropWarning = setTimeout(() => {
+      this.dropWarning = null;
+      this.log.warn(fields, 'peer link down');
+    }, this.leaveGraceMs);
+    this.dropWarning.unref();
   }
 
   private backoffDelay(): number {
@@ -429,6 +500,38 @@ function safeError(payload: Buffer): { code: number; message: string } {
     return decodeError(payload);
   } catch {
     return { code: 0, message: 'unreadable Error payload' };
+  }
+}
+
+/** Socket error codes as an operator reads them. */
+const SOCKET_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused (nothing listens there)',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed',
+};
+
+/** Why a link to `address` failed, as one phrase that names the address. */
+export function describeFailure(address: string, failure: CloseInfo): string {
+  switch (failure.refusal) {
+    case undefined:
+      return `${address}: ${SOCKET_ERRORS[failure.reason] ?? failure.reason}`;
+    case Refusal.RefusedByPeer:
+      if (failure.remoteCode === RemoteErrorCode.AuthFailed) return `${address} refused our cluster secret`;
+      return `${address} refused our handshake (${failure.detail ?? failure.reason})`;
+    case Refusal.BadSecret:
+      return `${address} does not prove our cluster secret`;
+    case Refusal.Timeout:
+      return `${address}: no handshake answer in time (a stopped process, or not a session-cluster peer port)`;
+    case Refusal.Tls:
+      return `${address}: TLS: ${failure.detail ?? failure.reason}`;
+    case Refusal.SelfConnection:
+      return `${address} is this node itself`;
+    default:
+      return `${address}: handshake failed (${failure.refusal}: ${failure.detail ?? failure.reason})`;
   }
 }
 

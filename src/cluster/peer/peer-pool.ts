@@ -45,6 +45,31 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     return this.links.get(address);
   }
 
+  /**
+   * The member at `address` announced its leave: the drop of the link to it is expected (logged
+   * at info, not warned about). The link stays and keeps knocking, as for any member.
+   */
+  departed(address: string): void {
+    this.links.get(address)?.peerLeft();
+  }
+
+  /** Why `address` cannot be reached, from its link's last attempt (PeerLink.unreachableBecause). */
+  unreachableBecause(address: string): string | null {
+    return this.links.get(address)?.unreachableBecause ?? null;
+  }
+
+  /**
+   * Why none of `addresses` has let this node join, one phrase each: its link's failure, or that
+   * it has not answered yet.
+   */
+  whyUnanswered(addresses: readonly string[]): string {
+    return addresses.map((address) => {
+      const link = this.links.get(address);
+      if (link === undefined) return `${address}: not tried yet`;
+      return link.unreachableBecause ?? (link.isUp ? `${address}: connected, no answer to our join yet` : `${address}: no answer yet`);
+    }).join('; ');
+  }
+
   addresses(): string[] {
     return [...this.links.keys()];
   }
