@@ -8,6 +8,9 @@
  * subcommand ends in one line and exit 1 or 2.
  */
 import type { ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startLiveCluster, stopCluster, waitForMembers, type Cluster, type ClusterNode } from './cluster-harness.js';
@@ -21,8 +24,8 @@ const PHP_SERIALIZE = ['session.serialize_handler=php_serialize'];
 
 interface CliRun { exitCode: number; stdout: string; stderr: string }
 
-async function cli(args: string[]): Promise<CliRun> {
-  const run = await execa(daemonBin, args, { reject: false, timeout: 60_000, stdin: 'ignore' });
+async function cli(args: string[], env: Record<string, string | undefined> = { SESSION_CLUSTER_PASSWORD: undefined }): Promise<CliRun> {
+  const run = await execa(daemonBin, args, { reject: false, timeout: 60_000, stdin: 'ignore', env });
   return { exitCode: run.exitCode ?? -1, stdout: String(run.stdout), stderr: String(run.stderr) };
 }
 
@@ -280,6 +283,27 @@ describe('bad input to the operator subcommands: one line and exit 1 or 2, never
   it('a real memcached is named as such; a single node has nothing to drain to', async () => {
     expectOneLineError(await cli(['status', '--node', address(memcached)]), 1, /is a memcached server, not a session-cluster node/);
     expectOneLineError(await cli(['drain', '--node', address(single)]), 1, /a single node has nothing to drain to/);
+  });
+
+  it('a node with --auth-file: refused without credentials, served with --user and SESSION_CLUSTER_PASSWORD', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sc-cli-auth-'));
+    const users = path.join(dir, 'users');
+    writeFileSync(users, 'ops:0p3rat0r\n');
+    chmodSync(users, 0o600);
+    const secured = await startDaemon(['--auth-file', users]);
+    try {
+      const at = ['--node', address(secured)];
+      expectOneLineError(await cli(['status', ...at]), 1, /requires authentication \(--auth-file\): give --user, and the password in SESSION_CLUSTER_PASSWORD/);
+      expectOneLineError(await cli(['status', ...at, '--user', 'ops']), 2, /--user needs the password in the environment variable SESSION_CLUSTER_PASSWORD/);
+      expectOneLineError(await cli(['status', ...at, '--user', 'ops'], { SESSION_CLUSTER_PASSWORD: 'wrong' }), 1, /refused user ops: wrong user or password/);
+      const ok = await cli(['status', ...at, '--user', 'ops', '--json'], { SESSION_CLUSTER_PASSWORD: '0p3rat0r' });
+      expect(ok.exitCode, ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ members: [{ id: 'local', state: 'alive' }] });
+      // the password is on no command line: not in the process list, not in the output
+      expect(ok.stdout + ok.stderr).not.toContain('0p3rat0r');
+    } finally {
+      await secured.stop();
+    }
   });
 
   it('a single node: status and sessions work, with one copy of each session', async () => {

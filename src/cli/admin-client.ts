@@ -2,8 +2,8 @@
  * The operator's groups of `stats` (src/admin/admin-commands.ts) as typed calls, over one
  * connection to one node, which relays what it is asked of other members (`stats node`).
  */
-import { AsciiClient } from './ascii-client.js';
-import { CliError } from './cli-error.js';
+import { AsciiClient, type Credentials } from './ascii-client.js';
+import { CliError, usageError } from './cli-error.js';
 import { describeNode, type NodeAddress, type NodeOptions, parseNodeAddress } from './node-address.js';
 
 export interface Member {
@@ -50,16 +50,20 @@ const PAGE = 1000;
 export class AdminClient {
   private constructor(readonly client: AsciiClient) {}
 
-  static async connect(address: NodeAddress, timeoutMs = 15_000): Promise<AdminClient> {
+  static async connect(address: NodeAddress, credentials: Credentials | null = null, timeoutMs = 15_000): Promise<AdminClient> {
     const client = await AsciiClient.connect(address, timeoutMs);
     const admin = new AdminClient(client);
     // A memcached (or an older daemon) answers our groups ERROR: say what it is instead.
     try {
+      if (credentials !== null) await client.authenticate(credentials);
       await client.stats('members');
     } catch (error) {
       client.close();
       if (error instanceof CliError && /answered: ERROR/.test(error.message)) {
         throw new CliError(`${describeNode(address)} is a memcached server, not a session-cluster node (it does not know "stats members")`);
+      }
+      if (error instanceof CliError && /answered: CLIENT_ERROR unauthenticated/.test(error.message)) {
+        throw new CliError(`${describeNode(address)} requires authentication (--auth-file): give --user, and the password in SESSION_CLUSTER_PASSWORD`);
       }
       throw error;
     }
@@ -127,12 +131,25 @@ export class AdminClient {
   }
 }
 
-/** Runs `run` with a connection to the node --node names, closed whatever happens. */
+/**
+ * Runs `run` with a connection to the node --node names, logged in as --user when given, closed
+ * whatever happens.
+ */
 export async function withAdmin<T>(options: NodeOptions, run: (admin: AdminClient) => Promise<T>): Promise<T> {
-  const admin = await AdminClient.connect(parseNodeAddress(options.node));
+  const address = parseNodeAddress(options.node);
+  const admin = await AdminClient.connect(address, credentialsOf(options));
   try {
     return await run(admin);
   } finally {
     admin.close();
   }
+}
+
+/** --user with the password from SESSION_CLUSTER_PASSWORD, so that it shows in no process list. */
+export function credentialsOf(options: NodeOptions, env: NodeJS.ProcessEnv = process.env): Credentials | null {
+  if (options.user === undefined) return null;
+  const password = env.SESSION_CLUSTER_PASSWORD;
+  if (password === undefined || password === '') throw usageError('--user needs the password in the environment variable SESSION_CLUSTER_PASSWORD');
+  if (/\s/.test(options.user) || options.user === '') throw usageError(`not a user name: "${options.user}"`);
+  return { user: options.user, password };
 }

@@ -9,6 +9,12 @@ import { CliError } from './cli-error.js';
 import { connectSocket, firstLineOf } from './connect.js';
 import { describeNode, type NodeAddress } from './node-address.js';
 
+/** A user of the node's --auth-file, and its password. */
+export interface Credentials {
+  user: string;
+  password: string;
+}
+
 export interface Value {
   key: string;
   flags: number;
@@ -86,6 +92,17 @@ export class AsciiClient {
   async set(key: string, value: Buffer, exptime = 0, flags = 0): Promise<string> {
     const head = Buffer.from(`set ${key} ${flags} ${exptime} ${value.length}\r\n`, 'latin1');
     return this.request(Buffer.concat([head, value, Buffer.from('\r\n')]), parseLine);
+  }
+
+  /**
+   * Logs in as a node with --auth-file expects: memcached -Y's ascii authentication, a `set` of
+   * any key whose data is `user password`, answered STORED (the password never on a command line).
+   */
+  async authenticate(credentials: Credentials): Promise<void> {
+    const line = await this.set('auth', Buffer.from(`${credentials.user} ${credentials.password}`, 'latin1'));
+    if (line === 'STORED') return;
+    if (line === 'CLIENT_ERROR authentication failure') throw new CliError(`${describeNode(this.address)} refused user ${credentials.user}: wrong user or password (SESSION_CLUSTER_PASSWORD)`);
+    throw this.unexpected('the credentials', line);
   }
 
   /** Any one-line exchange (probe sends its own). */

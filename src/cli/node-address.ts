@@ -32,10 +32,13 @@ export function describeNode(address: NodeAddress): string {
 export interface NodeOptions {
   node: string;
   json?: boolean;
+  /** a user of the node's --auth-file; its password comes from SESSION_CLUSTER_PASSWORD */
+  user?: string;
 }
 
 export function nodeOptions<T extends { option: (flags: string, description: string, defaultValue?: string) => T }>(command: T): T {
   return command
     .option('--node <addr>', 'the node to ask, as in php.ini: host:port or unix:/path', DEFAULT_NODE)
+    .option('--user <name>', 'log in as this user of the node\'s --auth-file; the password is read from SESSION_CLUSTER_PASSWORD')
     .option('--json', 'print one JSON document, for scripts');
 }
