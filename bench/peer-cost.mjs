@@ -46,6 +46,8 @@ const { values: opt } = parseArgs({
 });
 const ROUNDS = Number(opt.rounds);
 const SECONDS = Number(opt.seconds);
+/** load before each measurement, unmeasured: the JIT has compiled the paths by then */
+const WARMUP_SECONDS = 2;
 const CONNECTIONS = Number(opt.connections);
 const PARTS = opt.parts.split(',');
 const PROTOCOLS = opt.protocols.split(',');
@@ -90,19 +92,25 @@ async function stop(children) {
   })));
 }
 
-/** utime + stime (ticks) of every process in the sessions led by `pids`. */
+/** utime + stime (ticks) and read / write system calls of every process in the sessions led by `pids`. */
 function cpuTicks(pids) {
   const sessions = new Set(pids);
   let ticks = 0;
+  let syscalls = 0;
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     let stat;
     try { stat = readFileSync(`/proc/${name}/stat`, 'utf8'); } catch { continue; }
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields after the name: state(0) ppid(1) pgrp(2) session(3) ... utime(11) stime(12)
-    if (sessions.has(Number(f[3]))) ticks += Number(f[11]) + Number(f[12]);
+    if (!sessions.has(Number(f[3]))) continue;
+    ticks += Number(f[11]) + Number(f[12]);
+    try {
+      const io = readFileSync(`/proc/${name}/io`, 'utf8');
+      syscalls += Number(/syscr: (\d+)/.exec(io)[1]) + Number(/syscw: (\d+)/.exec(io)[1]);
+    } catch { /* not readable: counted as 0 */ }
   }
-  return ticks;
+  return { ticks, syscalls };
 }
 
 async function startTarget(kind, profileDir) {
@@ -173,7 +181,7 @@ function asciiComplete(buf) {
 function binaryComplete(buf) { return buf.length >= 24 && buf.length >= 24 + buf.readUInt32BE(8); }
 
 /** C connections, each one request in flight, for SECONDS: requests answered (errors counted apart). */
-function ownLoad(port, kind, binary, keys) {
+function ownLoad(port, kind, binary, keys, seconds = SECONDS) {
   const build = binary ? binaryRequest : asciiRequest;
   // mixed: 9 reads to 1 write, over all the keys
   const requests = kind === 'mixed'
@@ -188,7 +196,7 @@ function ownLoad(port, kind, binary, keys) {
       s.setNoDelay(true);
       let buf = Buffer.alloc(0);
       const next = () => { if (Date.now() >= stopAt) { s.end(); return; } s.write(requests[i++ % requests.length]); };
-      s.once('connect', () => { stopAt ||= Date.now() + SECONDS * 1000; next(); });
+      s.once('connect', () => { stopAt ||= Date.now() + seconds * 1000; next(); });
       s.on('data', (d) => {
         buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
         if (!complete(buf)) return;
@@ -223,7 +231,11 @@ async function measure(target, load) {
   const t0 = cpuTicks(pids);
   const r = await load();
   const t1 = cpuTicks(pids);
-  return { ...r, cpuUsPerOp: r.ops > 0 ? ((t1 - t0) * 1e6) / HZ / r.ops : null };
+  return {
+    ...r,
+    cpuUsPerOp: r.ops > 0 ? ((t1.ticks - t0.ticks) * 1e6) / HZ / r.ops : null,
+    syscallsPerOp: r.ops > 0 ? (t1.syscalls - t0.syscalls) / r.ops : null,
+  };
 }
 
 const profileDirFor = (name) => {
@@ -244,6 +256,7 @@ for (let round = 1; round <= ROUNDS; round++) {
         log(`round ${round}: ${kind} ${proto}`);
         const keys = mixedKeys(1000);
         await prime(target.ports[0], keys);
+        await ownLoad(target.ports[0], 'mixed', proto === 'binary', keys, WARMUP_SECONDS); // JIT, not measured
         const m = await measure(target, () => ownLoad(target.ports[0], 'mixed', proto === 'binary', keys));
         const node1 = kind.startsWith('cluster') ? await stats(target.ports[0], 3000) : {};
         record({ part: 'mixed', round, target: kind, proto, ...m, tps: Math.round(m.ops / SECONDS), forwarded: Number(node1.cluster_forwarded ?? 0), replicated: Number(node1.cluster_replicated ?? 0),
@@ -259,6 +272,7 @@ for (let round = 1; round <= ROUNDS; round++) {
       const local = keysMasteredBy('node1', members, 256);
       const remote = keysMasteredBy('node2', members, 256);
       await prime(target.ports[0], [...local, ...remote]);
+      for (const kind of KINDS) await ownLoad(target.ports[0], kind, proto === 'binary', kind === 'forward-get' ? remote : local, WARMUP_SECONDS / KINDS.length);
       const order = round % 2 === 1 ? KINDS : [...KINDS].reverse();
       for (const kind of order) {
         const keys = kind === 'forward-get' ? remote : local;
@@ -276,7 +290,7 @@ const median = (xs) => { const s = xs.filter((x) => x != null).sort((a, b) => a 
 const f = (x, d = 2) => (x == null ? '–' : x.toFixed(d));
 const lines = [];
 if (PARTS.includes('mixed')) {
-  lines.push('| protocol | target | median TPS | ÷ memcached TPS | CPU µs/request, all nodes (per round) | ÷ single |', '|---|---|---:|---:|---|---:|');
+  lines.push('| protocol | target | median TPS | ÷ memcached TPS | CPU µs/request, all nodes (per round) | ÷ single | read+write syscalls/request |', '|---|---|---:|---:|---|---:|---:|');
   for (const proto of PROTOCOLS) {
     const of = (t) => results.filter((r) => r.part === 'mixed' && r.proto === proto && r.target === t);
     const mcTps = median(of('memcached').map((r) => r.tps));
@@ -284,12 +298,12 @@ if (PARTS.includes('mixed')) {
     for (const t of TARGETS) {
       const rs = of(t);
       const cpu = median(rs.map((r) => r.cpuUsPerOp));
-      lines.push(`| ${proto} | ${t} | ${median(rs.map((r) => r.tps)) ?? '–'} | ${mcTps ? f(median(rs.map((r) => r.tps)) / mcTps) : '–'} | **${f(cpu, 1)}** (${rs.map((r) => f(r.cpuUsPerOp, 1)).join(' / ')}) | ${t === 'memcached' || !single ? '' : f(cpu / single)} |`);
+      lines.push(`| ${proto} | ${t} | ${median(rs.map((r) => r.tps)) ?? '–'} | ${mcTps ? f(median(rs.map((r) => r.tps)) / mcTps) : '–'} | **${f(cpu, 1)}** (${rs.map((r) => f(r.cpuUsPerOp, 1)).join(' / ')}) | ${t === 'memcached' || !single ? '' : f(cpu / single)} | ${f(median(rs.map((r) => r.syscallsPerOp)))} |`);
     }
   }
 }
 if (PARTS.includes('kinds')) {
-  lines.push('', '| protocol | request kind (2-node cluster, client on node1) | median requests/s | CPU µs/request, both nodes (per round) | ÷ local read |', '|---|---|---:|---|---:|');
+  lines.push('', '| protocol | request kind (2-node cluster, client on node1) | median requests/s | CPU µs/request, both nodes (per round) | ÷ local read | read+write syscalls/request |', '|---|---|---:|---|---:|---:|');
   for (const proto of PROTOCOLS) {
     const of = (k) => results.filter((r) => r.part === 'kinds' && r.proto === proto && r.kind === k);
     const local = median(of('local-get').map((r) => r.cpuUsPerOp));
@@ -297,7 +311,7 @@ if (PARTS.includes('kinds')) {
       const rs = of(k);
       const cpu = median(rs.map((r) => r.cpuUsPerOp));
       const errs = rs.reduce((a, r) => a + r.errors, 0);
-      lines.push(`| ${proto} | ${k}${errs ? ` (${errs} errors)` : ''} | ${median(rs.map((r) => r.tps))} | **${f(cpu, 1)}** (${rs.map((r) => f(r.cpuUsPerOp, 1)).join(' / ')}) | ${local ? f(cpu / local) : '–'} |`);
+      lines.push(`| ${proto} | ${k}${errs ? ` (${errs} errors)` : ''} | ${median(rs.map((r) => r.tps))} | **${f(cpu, 1)}** (${rs.map((r) => f(r.cpuUsPerOp, 1)).join(' / ')}) | ${local ? f(cpu / local) : '–'} | ${f(median(rs.map((r) => r.syscallsPerOp)))} |`);
     }
   }
 }
