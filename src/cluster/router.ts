@@ -303,7 +303,8 @@ export class Router {
       // answer takes to come back: after that, this node has answered SERVER_ERROR.
       const left = deadline - Date.now();
       const validForMs = left - guardOf(left);
-      let error: unknown = new PeerError('ERR_PEER_TIMEOUT', `no time left to forward to ${target.id}`);
+      /** why the attempt failed; null while none went out (made only then: an Error costs its stack trace) */
+      let error: unknown = null;
       // A master this node does not hear (an asymmetric partition) is reached through a serving
       // member that hears it, when there is one.
       const via = mayRelay && !this.paths.reaches(target.id) ? this.paths.relayTo(target.id) : null;
@@ -320,6 +321,7 @@ export class Router {
         }
       }
       if (validForMs < 1 || !mayRetry(error, command) || Date.now() + FORWARD_RETRY_MS >= deadline) {
+        error ??= new PeerError('ERR_PEER_TIMEOUT', `no time left to forward to ${target.id}`);
         this.counters.forwardFailures++;
         this.forwardFailures.add();
         this.lastForwardFailure = { peer: target.id, err: (error as Error).message };

@@ -339,7 +339,13 @@ export function encodeReply(reply: Reply): Buffer {
   }
 }
 
-export function decodeReply(payload: Buffer): Reply {
+/**
+ * A Reply. With `values` 'view' the values of a Values reply are views into `payload` rather
+ * than copies: for a forwarded read, whose reply is written to the client's output and dropped,
+ * the copy would be made only to be copied again. Only a caller that keeps nothing of the reply
+ * asks for views.
+ */
+export function decodeReply(payload: Buffer, values: 'copy' | 'view' = 'copy'): Reply {
   const reader = new PayloadReader(payload);
   const tag = reader.u8();
   let reply: Reply;
@@ -357,7 +363,8 @@ export function decodeReply(payload: Buffer): Reply {
         const key = readKey(reader);
         const flags = reader.u32();
         const cas = reader.u64Number();
-        entries.push({ key, flags, value: copyOf(reader.bytes32()), cas });
+        const value = reader.bytes32();
+        entries.push({ key, flags, value: values === 'view' ? value : copyOf(value), cas });
       }
       reply = { kind: 'values', entries, missing: readKeys(reader) };
       break;
@@ -576,11 +583,12 @@ function readCount(reader: PayloadReader, minElementSize: number, what: string):
 
 /** A safe integer that may be negative (exptimes: memcached's negative exptime means "expired"). */
 function writeInt(writer: PayloadWriter, value: number): PayloadWriter {
-  if (!Number.isSafeInteger(value)) throw new RangeError(`${value} is not a safe integer`);
-  return writer.u64(BigInt.asUintN(64, BigInt(value)));
+  return writer.i64(value);
 }
 
 function readInt(reader: PayloadReader): number {
+  const safe = reader.i64Safe();
+  if (safe !== null) return safe;
   const value = BigInt.asIntN(64, reader.u64());
   if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
     throw new PeerError('ERR_PEER_PAYLOAD', `i64 ${value} is not a safe integer`);

@@ -78,6 +78,14 @@ export function encodeFrameHeader(opcode: number, requestId: number, payloadLeng
   return header;
 }
 
+/** Writes the 9 header bytes of a frame into `target` at `offset` (a batch of frames being built). */
+export function writeFrameHeader(target: Buffer, offset: number, opcode: number, requestId: number, payloadLength: number): void {
+  checkHeaderFields(opcode, requestId, payloadLength);
+  target.writeUInt32BE(payloadLength, offset);
+  target[offset + 4] = opcode;
+  target.writeUInt32BE(requestId, offset + 5);
+}
+
 /** A whole frame in one buffer. */
 export function encodeFrame(opcode: number, requestId: number, payload: Buffer = EMPTY): Buffer {
   checkHeaderFields(opcode, requestId, payload.length);

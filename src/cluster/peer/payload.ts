@@ -49,10 +49,27 @@ export class PayloadWriter {
 
   /** A u64 from a bigint, or from a safe non-negative integer number. */
   u64(value: bigint | number): this {
-    const big = typeof value === 'bigint' ? value : BigInt(checkSafe(value));
+    // A number is written as two u32 halves: no bigint made per field on the per-request path.
+    if (typeof value === 'number') return this.i64Halves(checkSafe(value));
+    const big = value;
     if (big < 0n || big > MAX_U64) throw new RangeError(`${value} is not a u64`);
     this.reserve(8);
     this.position = this.buffer.writeBigUInt64BE(big, this.position);
+    return this;
+  }
+
+  /** A safe integer as a two's complement 64-bit field. */
+  i64(value: number): this {
+    if (!Number.isSafeInteger(value)) throw new RangeError(`${value} is not a safe integer`);
+    return this.i64Halves(value);
+  }
+
+  private i64Halves(value: number): this {
+    const high = Math.floor(value / 0x1_0000_0000);
+    this.reserve(8);
+    this.buffer.writeInt32BE(high, this.position);
+    this.buffer.writeUInt32BE(value - high * 0x1_0000_0000, this.position + 4);
+    this.position += 8;
     return this;
   }
 
@@ -139,9 +156,21 @@ export class PayloadReader {
 
   /** A u64 that must fit a JS number exactly (counters, versions below 2^53). */
   u64Number(): number {
-    const value = this.u64();
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new PeerError('ERR_PEER_PAYLOAD', `u64 ${value} exceeds 2^53 - 1`);
-    return Number(value);
+    this.need(8, 'u64');
+    const high = this.payload.readUInt32BE(this.position);
+    if (high > 0x1f_ffff) throw new PeerError('ERR_PEER_PAYLOAD', `u64 ${this.payload.readBigUInt64BE(this.position)} exceeds 2^53 - 1`);
+    const value = high * 0x1_0000_0000 + this.payload.readUInt32BE(this.position + 4);
+    this.position += 8;
+    return value;
+  }
+
+  /** A two's complement 64-bit field that must hold a safe integer; null when it does not. */
+  i64Safe(): number | null {
+    this.need(8, 'i64');
+    const value = this.payload.readInt32BE(this.position) * 0x1_0000_0000 + this.payload.readUInt32BE(this.position + 4);
+    if (!Number.isSafeInteger(value)) return null;
+    this.position += 8;
+    return value;
   }
 
   /** `length` raw bytes, as a view into the payload. */

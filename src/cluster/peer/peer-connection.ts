@@ -1,14 +1,17 @@
 /**
  * One peer TCP connection, either role: frames the bytes, runs the handshake (no other frame
- * gets through before it succeeds), and batches writes: frames written in one tick leave in one
- * corked writev. Used by PeerLink (dialer) and PeerServer (acceptor), which own what the
+ * gets through before it succeeds), and batches writes: the frames written during one turn of
+ * the event loop (every client read of a poll phase, every reply a read of the link's input
+ * produced) are copied into one buffer, which leaves in one socket write in the check phase of
+ * that turn. A write per frame would cost a system call and, on the other node, a read and a
+ * wakeup per request. Used by PeerLink (dialer) and PeerServer (acceptor), which own what the
  * frames mean. Refusals are logged (warn, with the remote address and the claimed node id) and
  * counted here, and so are the TLS failures a dialer sees under the handshake (peer-tls.ts).
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../../log.js';
 import type { NodeId } from '../types.js';
-import { FRAME_HEADER_SIZE, FrameDecoder, FrameStatus, HANDSHAKE_MAX_FRAME_SIZE, encodeFrame, encodeFrameHeader, type Frame } from './frame.js';
+import { FRAME_HEADER_SIZE, FrameDecoder, FrameStatus, HANDSHAKE_MAX_FRAME_SIZE, writeFrameHeader, type Frame } from './frame.js';
 import { Handshake, HandshakeProgress, HandshakeRole, Refusal, type HandshakeStep, type OutgoingFrame, type PeerIdentity } from './handshake.js';
 import { Opcode, RemoteErrorCode } from './opcodes.js';
 import { encodeError } from './payload.js';
@@ -47,6 +50,12 @@ export interface PeerConnectionOptions {
   onSilentTimeout?: () => void;
 }
 
+/** The frames written in one turn, and their size with headers. */
+interface OutgoingBatch {
+  frames: Array<{ opcode: number; requestId: number; payload: Buffer }>;
+  bytes: number;
+}
+
 export interface CloseInfo {
   /** whether the connection had been authenticated */
   wasOpen: boolean;
@@ -78,7 +87,9 @@ export class PeerConnection {
   private identity: PeerIdentity | null = null;
   private closed = false;
   private socketError: string | null = null;
-  private corked = false;
+  /** frames written this turn, not yet handed to the socket (see flushBatch) */
+  private batch: OutgoingBatch = { frames: [], bytes: 0 };
+  private flushScheduled = false;
   private readPaused = false;
   private received = false;
   private progress = HandshakeProgress.None;
@@ -125,22 +136,21 @@ export class PeerConnection {
    * water mark: only above it does the socket promise a 'drain' event (onDrain) to wait for.
    */
   isBackedUp(highWater: number): boolean {
-    return this.socket.writableLength >= Math.max(highWater, this.socket.writableHighWaterMark);
+    // The frames of this turn's batch are as good as in the socket: they leave before anything else.
+    return this.socket.writableLength + this.batch.bytes >= Math.max(highWater, this.socket.writableHighWaterMark);
   }
 
-  /** Queues one frame; false if the connection is closed. `payload` must not change afterwards. */
+  /**
+   * Queues one frame for the end of this turn; false if the connection is closed. `payload` must
+   * not change until then (it is copied into the turn's buffer, or written as it is when large).
+   */
   write(opcode: number, requestId: number, payload: Buffer): boolean {
     if (this.closed) return false;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
-    if (payload.length >= LARGE_PAYLOAD) {
-      this.socket.write(encodeFrameHeader(opcode, requestId, payload.length));
-      this.socket.write(payload);
-    } else {
-      this.socket.write(encodeFrame(opcode, requestId, payload));
+    this.batch.frames.push({ opcode, requestId, payload });
+    this.batch.bytes += FRAME_HEADER_SIZE + payload.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushBatch);
     }
     this.options.counters.framesSent++;
     this.options.counters.bytesSent += FRAME_HEADER_SIZE + payload.length;
@@ -168,8 +178,41 @@ export class PeerConnection {
     this.finish({ wasOpen: this.identity !== null, reason });
   }
 
-  private readonly uncork = (): void => {
-    this.corked = false;
+  /**
+   * Hands the turn's frames to the socket: small ones copied into one buffer, a large payload
+   * (LARGE_PAYLOAD and up) written beside its header rather than copied. One write in the common
+   * case; a corked writev when a large payload is among them.
+   */
+  private readonly flushBatch = (): void => {
+    this.flushScheduled = false;
+    const { frames, bytes } = this.batch;
+    if (frames.length === 0) return;
+    this.batch = { frames: [], bytes: 0 };
+    if (this.closed || this.socket.destroyed) return;
+    const chunks: Buffer[] = [];
+    let largeBytes = 0;
+    for (const frame of frames) if (frame.payload.length >= LARGE_PAYLOAD) largeBytes += frame.payload.length;
+    let joined = Buffer.allocUnsafe(bytes - largeBytes);
+    let offset = 0;
+    for (const frame of frames) {
+      const { payload } = frame;
+      writeFrameHeader(joined, offset, frame.opcode, frame.requestId, payload.length);
+      offset += FRAME_HEADER_SIZE;
+      if (payload.length < LARGE_PAYLOAD) {
+        offset += payload.copy(joined, offset);
+        continue;
+      }
+      chunks.push(joined.subarray(0, offset), payload);
+      joined = joined.subarray(offset);
+      offset = 0;
+    }
+    if (offset > 0) chunks.push(joined.subarray(0, offset));
+    if (chunks.length === 1) {
+      this.socket.write(chunks[0]!);
+      return;
+    }
+    this.socket.cork();
+    for (const chunk of chunks) this.socket.write(chunk);
     this.socket.uncork();
   };
 
@@ -289,6 +332,7 @@ export class PeerConnection {
     if (this.socket.connecting) {
       this.socket.destroy(); // nothing to say to a peer we never reached
     } else {
+      this.flushBatch(); // the Error frame just written, and whatever came before it
       this.socket.pause();
       this.socket.end();
       setTimeout(() => this.socket.destroy(), LINGER_MS).unref();

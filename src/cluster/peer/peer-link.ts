@@ -10,7 +10,8 @@
  *   full); while the link waits out a backoff they fail at once (ERR_PEER_UNAVAILABLE), as do the
  *   queued ones when an attempt fails: none of these were sent;
  * - requests in flight when the link drops fail at once (ERR_PEER_DISCONNECTED), and each request
- *   has its own timeout (ERR_PEER_TIMEOUT): for these, the peer may or may not have acted;
+ *   has its own timeout (ERR_PEER_TIMEOUT), swept by one timer per link (deadline-sweep.ts): for
+ *   these, the peer may or may not have acted;
  * - when the socket is above its high water mark, frames wait in the same bounded queue until it
  *   drains, so a slow peer costs bounded memory.
  * One-way sends never throw: a dropped send is counted (sendsDropped) and reported by `false`.
@@ -21,6 +22,7 @@ import type { Logger } from '../../log.js';
 import type { NodeId } from '../types.js';
 import { type Endpoint, matchEndpoint } from '../../address.js';
 import { ConfigError, PeerError } from '../../errors.js';
+import { DeadlineSweep } from './deadline-sweep.js';
 import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, type Frame } from './frame.js';
 import { HandshakeRole, Refusal, type PeerIdentity } from './handshake.js';
 import { Opcode, RemoteErrorCode, opcodeName } from './opcodes.js';
@@ -90,7 +92,9 @@ export enum LinkState {
 interface Pending {
   resolve(reply: PeerReply): void;
   reject(error: PeerError): void;
-  timer: NodeJS.Timeout;
+  /** when it times out (Date.now() ms) */
+  deadline: number;
+  timeoutMs: number;
   opcode: number;
 }
 
@@ -115,6 +119,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   private connection: PeerConnection | null = null;
   private identity: PeerIdentity | null = null;
   private readonly pending = new Map<number, Pending>();
+  private readonly deadlines = new DeadlineSweep((now) => this.expireRequests(now));
   /** frames not yet handed to a socket (connecting, or socket above high water) */
   private queue: Queued[] = [];
   private queuedBytes = 0;
@@ -216,9 +221,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     const requestId = this.takeRequestId();
     return new Promise<PeerReply>((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? this.settings.requestTimeoutMs;
-      const timer = setTimeout(() => this.onRequestTimeout(requestId, timeoutMs), timeoutMs);
-      timer.unref();
-      this.pending.set(requestId, { resolve, reject, timer, opcode });
+      const deadline = Date.now() + timeoutMs;
+      this.pending.set(requestId, { resolve, reject, deadline, timeoutMs, opcode });
+      this.deadlines.watch(deadline);
       this.enqueueOrWrite(opcode, requestId, payload);
     });
   }
@@ -244,6 +249,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.dropWarning = null;
     this.failQueued(() => new PeerError('ERR_PEER_CLOSED', `link to ${this.address} closed`));
     this.failPending('ERR_PEER_CLOSED', `link to ${this.address} closed`);
+    this.deadlines.stop();
     const connection = this.connection;
     this.connection = null;
     connection?.close('link closed');
@@ -370,7 +376,6 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       return;
     }
     this.pending.delete(frame.requestId);
-    clearTimeout(pending.timer);
     if (frame.opcode === Opcode.Error) {
       this.counters.remoteErrors++;
       const error = safeError(frame.payload);
@@ -455,19 +460,27 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.backoffTimer.unref();
   }
 
-  private onRequestTimeout(requestId: number, timeoutMs: number): void {
-    const pending = this.pending.get(requestId);
-    if (pending === undefined) return;
-    this.pending.delete(requestId);
-    this.counters.requestTimeouts++;
-    pending.reject(new PeerError('ERR_PEER_TIMEOUT', `no reply from ${this.address} to ${opcodeName(pending.opcode)} within ${timeoutMs} ms`));
+  /** The deadline sweep: fails the requests due at `now`; returns the earliest deadline left. */
+  private expireRequests(now: number): number {
+    let next = Infinity;
+    const due: Array<[number, Pending]> = [];
+    for (const entry of this.pending) {
+      const deadline = entry[1].deadline;
+      if (deadline <= now) due.push(entry);
+      else if (deadline < next) next = deadline;
+    }
+    for (const [requestId, pending] of due) {
+      this.pending.delete(requestId);
+      this.counters.requestTimeouts++;
+      pending.reject(new PeerError('ERR_PEER_TIMEOUT', `no reply from ${this.address} to ${opcodeName(pending.opcode)} within ${pending.timeoutMs} ms`));
+    }
+    return next;
   }
 
   private settle(requestId: number, error: PeerError): void {
     const pending = this.pending.get(requestId);
     if (pending === undefined) return;
     this.pending.delete(requestId);
-    clearTimeout(pending.timer);
     this.counters.requestsRejected++;
     pending.reject(error);
   }
@@ -488,7 +501,6 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     for (const [requestId, pending] of this.pending) {
       if (queuedIds.has(requestId)) continue;
       this.pending.delete(requestId);
-      clearTimeout(pending.timer);
       if (code === 'ERR_PEER_DISCONNECTED') this.counters.requestsDisconnected++;
       pending.reject(new PeerError(code, message));
     }

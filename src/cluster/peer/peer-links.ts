@@ -47,13 +47,17 @@ export class PeerLinks implements Peers {
 
   constructor(private readonly pool: PeerPool, private readonly server: PeerServer, private readonly now: () => number = Date.now) {}
 
+  /**
+   * The reply's values are views into the received frame (decodeReply 'view'): a forwarded reply
+   * goes to a client's output, or back to the node that relayed it, and nothing keeps it.
+   */
   async forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply> {
     const link = this.pool.get(owner.address);
     if (!this.untimed.has(owner.address)) {
       const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
       try {
         const answer = await link.request(limits.relay === true ? Opcode.ForwardVia : Opcode.ForwardWithin, encodeTimedCommand(timed, command), { timeoutMs: limits.timeoutMs });
-        return decodeReply(answer.payload);
+        return decodeReply(answer.payload, 'view');
       } catch (error) {
         if (!this.olderPeer(owner.address, error)) throw refusedOrAsIs(error);
       }
@@ -61,7 +65,7 @@ export class PeerLinks implements Peers {
     // An older peer relays nothing: refused, so the caller tries elsewhere.
     if (limits.relay === true) throw new PeerError('ERR_PEER_REFUSED', `${owner.address} does not relay forwards`);
     const answer = await link.request(Opcode.Forward, encodeCommand(command), { timeoutMs: limits.timeoutMs });
-    return decodeReply(answer.payload);
+    return decodeReply(answer.payload, 'view');
   }
 
   async replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
