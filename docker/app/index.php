@@ -3,8 +3,8 @@
 //
 // session_start() answers false when the session could not be read (its daemon died in the middle
 // of this request, say): PHP then goes on without a session, and the page would show a count of 1
-// as if the user's session were gone. Answer 503 instead, so that nginx tries another PHP server
-// (the cluster example's fastcgi_next_upstream) or the user tries again: the session is untouched.
+// as if the user's session were gone. Answer 503 instead: the user tries again, the session is
+// untouched.
 if (!session_start()) {
     http_response_code(503);
     header('Retry-After: 1');
