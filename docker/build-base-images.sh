@@ -46,7 +46,9 @@ available() {
 }
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# --one-file-system: debootstrap mounts /proc and /sys inside the tree it builds; a run interrupted
+# there must not reach into them.
+trap 'rm -rf --one-file-system "$work" 2>/dev/null || true' EXIT
 
 debian_slim() {
   command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || {
