@@ -292,8 +292,8 @@ describe('docker/docker-compose.cluster.yml', () => {
       expect(drained).not.toBe(killed);
       // The drain runs while the users go on: SIGTERM, the daemon hands its sessions over, exits.
       const stopping = timed(`cluster: stop ${drained} (drain)`, () => compose(project, CLUSTER, ['stop', drained], { timeoutMs: 120_000 }));
-      await Promise.all([stopping, go(4)]);
-      await go(4);
+      await timed('cluster: 50 users x 4 requests, during the drain', () => Promise.all([stopping, go(4)]));
+      await timed('cluster: 50 users x 4 requests, after it', () => go(4));
 
       expectNothingLost('cluster', browsers, requests);
       const [survivor] = ['sc1', 'sc2', 'sc3'].filter((s) => s !== killed && s !== drained);
