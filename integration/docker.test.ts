@@ -144,18 +144,24 @@ class Browser {
 
   /** requests answered with an error first, then served on another try */
   retries = 0;
+  /** the statuses of those error answers (0: no answer), and the longest wait through them */
+  readonly retryStatuses = new Map<number, number>();
+  longestRetryMs = 0;
 
   /**
    * One request, as a user makes it: an error page (5xx, or no answer) is tried again, as a user
    * reloads, for up to about 15 s. What counts is what the user finally sees.
    */
   async visit(): Promise<void> {
+    const t0 = Date.now();
     let visit = await this.once();
     for (let attempt = 1; visit.status !== 200 && attempt < 60; attempt++) {
       this.retries++;
+      this.retryStatuses.set(visit.status, (this.retryStatuses.get(visit.status) ?? 0) + 1);
       await sleep(250);
       visit = await this.once();
     }
+    if (this.retries) this.longestRetryMs = Math.max(this.longestRetryMs, Date.now() - t0);
     // One more than the last count shown: an error answer must not have counted, a session must
     // not have been lost (a slip is reported once, not again on every request after it).
     const expected = (this.seen.filter((v) => v.status === 200).at(-1)?.visits ?? 0) + 1;
@@ -210,7 +216,10 @@ function servingDaemon(browsers: Browser[]): string {
 }
 
 function expectNothingLost(what: string, browsers: Browser[], requests: number): void {
-  timings.push(`${what}: requests answered with an error page first, served when tried again: ${browsers.reduce((n, b) => n + b.retries, 0)}`);
+  const statuses = new Map<number, number>();
+  for (const b of browsers) for (const [status, n] of b.retryStatuses) statuses.set(status, (statuses.get(status) ?? 0) + n);
+  timings.push(`${what}: error pages before a request was served: ${browsers.reduce((n, b) => n + b.retries, 0)} ` +
+    `(by status: ${JSON.stringify(Object.fromEntries(statuses))}; longest wait ${Math.max(0, ...browsers.map((b) => b.longestRetryMs))} ms)`);
   expect(browsers.flatMap((b) => b.problems)).toEqual([]);
   for (const b of browsers) expect(b.seen.map((v) => v.visits)).toEqual(Array.from({ length: requests }, (_, i) => i + 1));
 }
