@@ -1,7 +1,6 @@
-# syntax=docker/dockerfile:1
 # php-fpm 8.2 with both stock session extensions, from Debian 12's own packages (the versions
 # the integration tests run: php8.2-memcached 3.2.0, php8.2-memcache). Build context: docker/.
-# Not exercised by CI: CI has no Docker engine.
+# Where no registry is reachable, docker/build-base-images.sh builds a local debian:bookworm-slim.
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends php8.2-fpm php8.2-memcached php8.2-memcache \

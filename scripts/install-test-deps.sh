@@ -3,14 +3,21 @@
 # pecl `memcache` and `memcached` extensions (the stock session handlers we must serve), real
 # memcached (reference server), memccapable/memcaslap (protocol conformance and load), nginx +
 # php-fpm (end-to-end web tests), phpunit (php-client tests), openssl (throwaway CAs and
-# certificates for the peer TLS tests) and faketime (nodes whose wall clock is off, for the
-# clock-skew fault scenario).
+# certificates for the peer TLS tests), faketime (nodes whose wall clock is off, for the
+# clock-skew fault scenario), and a Docker engine with Debian's docker-compose and debootstrap
+# (the compose examples under docker/; debootstrap builds their base images where no image
+# registry is reachable: docker/build-base-images.sh).
 #
-# `npm test` runs this first. When everything is present it only probes (no apt, well under a
-# second). Otherwise it installs the Debian packages as root, or through sudo when not root.
+# `npm test` runs this first. When everything is present it only probes (no apt, about a second).
+# Otherwise it installs the Debian packages as root, or through sudo when not root. Last, it makes
+# sure a Docker engine answers: when none runs, it starts dockerd in the background and records
+# its pid in $DOCKERD_PIDFILE, so that integration/docker.test.ts stops it afterwards (through
+# `scripts/docker-engine.sh stop`), and only that one: an engine that was already running is left
+# alone.
 set -euo pipefail
 
-PACKAGES=(php8.2-cli php8.2-memcache php8.2-memcached memcached libmemcached-tools nginx php8.2-fpm phpunit openssl faketime)
+PACKAGES=(php8.2-cli php8.2-memcache php8.2-memcached memcached libmemcached-tools nginx php8.2-fpm phpunit openssl faketime
+          docker.io docker-compose debootstrap)
 
 # Programs in sbin (nginx, php-fpm8.2) are not on a normal user's PATH on Debian, so look there too.
 have() {
@@ -37,13 +44,18 @@ check_all() {
     done
   fi
   local prog
-  for prog in memcached memccapable memcaslap nginx php-fpm8.2 phpunit openssl faketime; do
+  for prog in memcached memccapable memcaslap nginx php-fpm8.2 phpunit openssl faketime dockerd docker docker-compose debootstrap; do
     have "$prog" || missing+=("$prog")
   done
 }
 
+engine() {
+  bash "$(dirname "$0")/docker-engine.sh" start
+}
+
 check_all
 if [ "${#missing[@]}" -eq 0 ]; then
+  engine
   exit 0
 fi
 
@@ -83,3 +95,4 @@ if [ "${#missing[@]}" -ne 0 ]; then
   fail "packages installed, but these are still not usable"
 fi
 echo "install-test-deps: all test dependencies present" >&2
+engine
