@@ -25,7 +25,15 @@ function parse(file) {
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const socketErrors = socket === null ? 0 : socket.slice(1).reduce((sum, n) => sum + Number(n), 0);
-  return { rps, requests, p50, p99, errors: non2xx + socketErrors };
+  // the 3-node cluster's commands and forwards during this run (bench/farm.sh, cluster_counts)
+  let commands = 0;
+  let forwarded = 0;
+  try {
+    [commands, forwarded] = readFileSync(file.replace(/wrk-(.+)\.txt$/, 'cluster-$1.txt'), 'utf8').trim().split(' ').map(Number);
+  } catch {
+    // an older run without the counts
+  }
+  return { rps, requests, p50, p99, errors: non2xx + socketErrors, commands, forwarded };
 }
 
 const median = (values) => {
@@ -53,8 +61,8 @@ const refP99 = median(reference.map((r) => r.p99));
 
 console.log(readFileSync(path.join(dir, 'machine.txt'), 'utf8').trim().split('\n').map((l) => `    ${l}`).join('\n'));
 console.log('');
-console.log('| store | req/s, median (per round) | ÷ memcached | p50 ms | p99 ms | p99 ÷ memcached | failed requests | target |');
-console.log('|---|---|---:|---:|---:|---:|---:|---|');
+console.log('| store | req/s, median (per round) | ÷ memcached | p50 ms | p99 ms | p99 ÷ memcached | failed requests | commands forwarded | target |');
+console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
 for (const target of targets) {
   const list = (runs.get(target) ?? []).sort((a, b) => a.round - b.round);
   if (list.length === 0) continue;
@@ -65,7 +73,9 @@ for (const target of targets) {
   const failed = list.reduce((sum, r) => sum + r.errors, 0);
   const goal = TARGET_RATIO[target];
   const verdict = goal === undefined ? '' : `≥ ${goal} and p99 ≤ memcached's: ${ratio >= goal && p99Ratio <= 1 && failed === 0 ? 'met' : 'NOT met'}`;
-  console.log(`| ${NAMES[target] ?? target} | ${Math.round(rps)} (${list.map((r) => Math.round(r.rps)).join(' / ')}) | ${ratio.toFixed(2)} | ${median(list.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${p99Ratio.toFixed(2)} | ${failed} of ${list.reduce((sum, r) => sum + r.requests, 0)} | ${verdict} |`);
+  const commands = list.reduce((sum, r) => sum + r.commands, 0);
+  const forwarded = commands > 0 && target.startsWith('sc-3') ? `${(100 * list.reduce((sum, r) => sum + r.forwarded, 0) / commands).toFixed(0)} %` : '';
+  console.log(`| ${NAMES[target] ?? target} | ${Math.round(rps)} (${list.map((r) => Math.round(r.rps)).join(' / ')}) | ${ratio.toFixed(2)} | ${median(list.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${p99Ratio.toFixed(2)} | ${failed} of ${list.reduce((sum, r) => sum + r.requests, 0)} | ${forwarded} | ${verdict} |`);
 }
 try {
   const stats = readFileSync(path.join(dir, 'cluster-stats.txt'), 'utf8').trim();

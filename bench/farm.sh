@@ -140,6 +140,9 @@ FPM_PID=$!
 for name in "${!POOL_PORT[@]}"; do wait_port "$FPM_PID" "${POOL_PORT[$name]}" "$OUT/php-fpm.out"; done
 
 # ---- nginx: round robin over the three PHP servers; sticky by the route cookie for sc-3-sticky ----
+# No keepalive to php-fpm: a php-fpm worker stays bound to a kept-alive connection, so the idle
+# connections one upstream group keeps would hold the workers another group (the same pool, named
+# for stickiness) waits for.
 {
   echo "$NGINX_USER"
   echo "worker_processes 1; pid $DIR/nginx/nginx.pid; error_log $DIR/nginx/error.log warn;"
@@ -150,8 +153,8 @@ for name in "${!POOL_PORT[@]}"; do wait_port "$FPM_PID" "${POOL_PORT[$name]}" "$
   echo "  uwsgi_temp_path $DIR/nginx/tmp/uwsgi; scgi_temp_path $DIR/nginx/tmp/scgi;"
   for target in "${TARGETS[@]}"; do
     up=${target//-/_}
-    echo "  upstream ${up}_rr { server 127.0.0.1:${POOL_PORT[${target}_1]}; server 127.0.0.1:${POOL_PORT[${target}_2]}; server 127.0.0.1:${POOL_PORT[${target}_3]}; keepalive 32; }"
-    for s in 1 2 3; do echo "  upstream ${up}_php$s { server 127.0.0.1:${POOL_PORT[${target}_$s]}; keepalive 16; }"; done
+    echo "  upstream ${up}_rr { server 127.0.0.1:${POOL_PORT[${target}_1]}; server 127.0.0.1:${POOL_PORT[${target}_2]}; server 127.0.0.1:${POOL_PORT[${target}_3]}; }"
+    for s in 1 2 3; do echo "  upstream ${up}_php$s { server 127.0.0.1:${POOL_PORT[${target}_$s]}; }"; done
   done
   echo "  map \$cookie_route \$sticky_server { php1 sc_3_sticky_php1; php2 sc_3_sticky_php2; php3 sc_3_sticky_php3; default sc_3_sticky_rr; }"
   echo "  server {"
@@ -160,7 +163,7 @@ for name in "${!POOL_PORT[@]}"; do wait_port "$FPM_PID" "${POOL_PORT[$name]}" "$
     up=${target//-/_}
     pass="${up}_rr"
     [[ $target == sc-3-sticky ]] && pass="\$sticky_server"
-    echo "    location = /$target/page.php { include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME \$document_root/page.php; fastcgi_keep_conn on; fastcgi_read_timeout 60s; fastcgi_pass $pass; }"
+    echo "    location = /$target/page.php { include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME \$document_root/page.php; fastcgi_read_timeout 60s; fastcgi_pass $pass; }"
   done
   echo "  }"
   echo "}"
@@ -176,12 +179,23 @@ for target in "${TARGETS[@]}"; do
   log "$target: $SESSIONS sessions created, warmed up"
 done
 
+# the 3-node cluster's commands and forwards so far, summed over its nodes: "commands forwarded"
+cluster_counts() {
+  local i
+  for i in 0 1 2; do
+    printf 'stats\r\nquit\r\n' | (exec 3<>"/dev/tcp/127.0.0.1/${NODE_PORTS[$i]}"; cat >&3; cat <&3) | tr -d '\r'
+  done | awk '/STAT (cmd_get|cmd_set|cmd_touch|delete_hits|delete_misses|incr_hits|incr_misses) / { c += $3 } /STAT cluster_forwarded / { f += $3 } END { print c, f }'
+}
+
 for ((round = 1; round <= ROUNDS; round++)); do
   # a rotating order, so that no store always runs first or last
   order=("${TARGETS[@]:$(((round - 1) % ${#TARGETS[@]}))}" "${TARGETS[@]:0:$(((round - 1) % ${#TARGETS[@]}))}")
   for target in "${order[@]}"; do
     url="http://127.0.0.1:$NGINX_PORT/$target/page.php"
+    before=$(cluster_counts)
     run_child wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$ROOT/bench/farm.lua" "$url" -- "$OUT/sessions-$target.txt" >"$OUT/wrk-$target-$round.txt"
+    # what this run made the cluster do (nothing, for the stores outside it)
+    echo "$before $(cluster_counts)" | awk '{ print $3 - $1, $4 - $2 }' >"$OUT/cluster-$target-$round.txt"
     log "round $round/$ROUNDS $target: $(awk '/Requests\/sec/ { print $2 " req/s" }' "$OUT/wrk-$target-$round.txt")"
   done
 done
