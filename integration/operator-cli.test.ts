@@ -280,6 +280,17 @@ describe('bad input to the operator subcommands: one line and exit 1 or 2, never
     expectOneLineError(await cli(['sessions', 'show', 'abc.lock', '--node', address(single)]), 2, /is a lock key/);
   });
 
+  it('a node with --disable-cachedump refuses listings, and says which subcommands that turns off', async () => {
+    const guarded = await startDaemon(['--disable-cachedump']);
+    try {
+      expectOneLineError(await cli(['sessions', 'count', '--node', address(guarded)]), 1, /runs with --disable-cachedump, which also turns off the listings that sessions find, count, top and locks read/);
+      const status = await cli(['status', '--node', address(guarded)]);
+      expect(status.exitCode, status.stderr).toBe(0);
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   it('a real memcached is named as such; a single node has nothing to drain to', async () => {
     expectOneLineError(await cli(['status', '--node', address(memcached)]), 1, /is a memcached server, not a session-cluster node/);
     expectOneLineError(await cli(['drain', '--node', address(single)]), 1, /a single node has nothing to drain to/);

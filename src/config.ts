@@ -552,7 +552,7 @@ export const SETTINGS: SettingsTable = {
   },
   disableCachedump: {
     flag: '--disable-cachedump', arg: '', default: false, parse: parseSwitch,
-    help: 'Refuse stats cachedump, by which memcdump lists every key, that is every session id (as memcached -X). Turn it on in production.',
+    help: 'Refuse stats cachedump, by which memcdump lists every key, that is every session id (as memcached -X), and the session listings of stats sessions. Turn it on in production.',
   },
 };
 

@@ -144,7 +144,7 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
     settings,
   });
   const reservedKeys = new ReservedKeys(sessionIds, nodeId);
-  admin = new AdminCommands({ store, nodeId, sessionPrefix: settings.sessionPrefix, cluster: cluster?.admin ?? null });
+  admin = new AdminCommands({ store, nodeId, sessionPrefix: settings.sessionPrefix, cluster: cluster?.admin ?? null, disableListings: settings.disableCachedump });
   const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute
     : withAdmin(admin, withHandoff(locks.handoff, disk === null ? (command) => executor.execute(command) : executeOnDisk(executor, disk))));
   locks.releaseThrough(execute);

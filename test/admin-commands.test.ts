@@ -97,6 +97,18 @@ describe('operator stats groups on a single node', () => {
     expect(Number(record(run('key s.lock')).created)).toBeGreaterThan(Number(firstHeld));
   });
 
+  it('--disable-cachedump turns listings off too: they name every session id', () => {
+    const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1 << 16 });
+    const executor = new Executor({ store, version: 'v' });
+    const admin = new AdminCommands({ store, nodeId: 'local', sessionPrefix: PREFIX, cluster: null, disableListings: true });
+    const run = (line: string) => admin.execute({ kind: 'stats', args: line.split(' ') }, (command) => executor.execute(command));
+    expect(run('sessions')).toEqual({ kind: 'notAllowed', message: 'stats sessions not allowed' });
+    expect(run('sessions 1 10')).toEqual({ kind: 'notAllowed', message: 'stats sessions not allowed' });
+    // counts and one named key reveal no id
+    expect(run('roles')).toMatchObject({ kind: 'stats' });
+    expect(run(`key ${PREFIX}x`)).toMatchObject({ kind: 'stats' });
+  });
+
   it('drain on a single node, a relay to an unknown member, and malformed groups', () => {
     const { run } = single();
     expect(run('drain')).toMatchObject({ kind: 'serverError', message: expect.stringMatching(/single node has nothing to drain to/) });

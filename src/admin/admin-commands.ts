@@ -48,6 +48,11 @@ export interface AdminOptions {
   /** the session key prefix (--session-prefix), to tell lock keys from sessions */
   sessionPrefix: string;
   cluster: AdminCluster | null;
+  /**
+   * --disable-cachedump: listings name every session id, as `stats cachedump` does, so the same
+   * guard refuses them (the subcommands that list sessions then say so)
+   */
+  disableListings?: boolean;
   now?: () => number;
 }
 
@@ -165,6 +170,7 @@ export class AdminCommands {
   }
 
   private handleSessions(args: string[]): Reply {
+    if (this.options.disableListings === true) return { kind: 'notAllowed', message: 'stats sessions not allowed' };
     const now = this.now();
     if (args.length === 0) {
       const keys: string[] = [];

@@ -102,7 +102,12 @@ export class AdminClient {
 
   /** Every item member `id` holds, page by page (a listing fixed when it starts). */
   async *items(id: string, onSize: (keys: number) => void = () => undefined): AsyncGenerator<ListedItem> {
-    const started = await this.stats('sessions', id);
+    const started = await this.stats('sessions', id).catch((error: unknown) => {
+      if (error instanceof CliError && /not allowed/.test(error.message)) {
+        throw new CliError(`${id} does not list its sessions: it runs with --disable-cachedump, which also turns off the listings that sessions find, count, top and locks read`);
+      }
+      throw error;
+    });
     const listing = started.listing;
     if (listing === undefined) throw new CliError(`${id} did not start a listing`);
     onSize(Number(started.keys));
