@@ -40,18 +40,7 @@ stop_on_exit   # bench/lib.sh: the driver, then every server started
 # the cluster secret goes through the environment (ps shows command lines); the nodes inherit it
 export SESSION_CLUSTER_SECRET=bench-farm-cluster-secret-0123456789
 
-missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-command -v php-fpm8.2 >/dev/null || missing+=(php8.2-fpm)
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v wrk >/dev/null || missing+=(wrk)
-php8.2 -m | grep -qx redis || missing+=(php8.2-redis)
-php8.2 -m | grep -qx memcached || missing+=(php8.2-memcached)
-if ((${#missing[@]} > 0)); then
-  log "installing ${missing[*]} (Debian packages)"
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if [[ "${BENCH_SKIP_BUILD:-}" != 1 ]]; then (cd "$ROOT" && npm run build --silent) >&2; fi
+prepare_web_bench wrk   # bench/lib.sh: the packages it drives, then the build
 
 {
   machine_lines

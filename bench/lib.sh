@@ -103,3 +103,22 @@ wait_port() {   # pid port logfile [seconds, default 30]
   done
   log "port $2 not open after $limit s; log ($3):"; sed 's/^/    /' "$3" >&2; return 1
 }
+
+# ---- the web benches (bench/locks.sh, bench/farm.sh) ----------------------------------------
+# Installs what a web bench drives, when missing (Debian packages): nginx, php-fpm, redis-server
+# with phpredis, php-memcached, and the programs named as arguments (wrk); then builds the daemon
+# unless BENCH_SKIP_BUILD=1. The caller defines log() and ROOT.
+prepare_web_bench() {
+  local missing=() program
+  command -v nginx >/dev/null || missing+=(nginx)
+  command -v php-fpm8.2 >/dev/null || missing+=(php8.2-fpm)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  for program in "$@"; do command -v "$program" >/dev/null || missing+=("$program"); done
+  php8.2 -m | grep -qx redis || missing+=(php8.2-redis)
+  php8.2 -m | grep -qx memcached || missing+=(php8.2-memcached)
+  if ((${#missing[@]} > 0)); then
+    log "installing ${missing[*]} (Debian packages)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if [[ "${BENCH_SKIP_BUILD:-}" != 1 ]]; then (cd "$ROOT" && npm run build --silent) >&2; fi
+}

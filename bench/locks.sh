@@ -36,17 +36,7 @@ RESULTS=$OUT/results.tsv
 log() { printf '[locks bench] %s\n' "$*" >&2; }
 stop_on_exit   # bench/lib.sh: the driver, then every server started
 
-missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-command -v php-fpm8.2 >/dev/null || missing+=(php8.2-fpm)
-command -v redis-server >/dev/null || missing+=(redis-server)
-php8.2 -m | grep -qx redis || missing+=(php8.2-redis)
-php8.2 -m | grep -qx memcached || missing+=(php8.2-memcached)
-if ((${#missing[@]} > 0)); then
-  log "installing ${missing[*]} (Debian packages)"
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if [[ "${BENCH_SKIP_BUILD:-}" != 1 ]]; then (cd "$ROOT" && npm run build --silent) >&2; fi
+prepare_web_bench   # bench/lib.sh: the packages it drives, then the build
 
 {
   machine_lines
