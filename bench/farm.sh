@@ -44,10 +44,8 @@ prepare_web_bench wrk   # bench/lib.sh: the packages it drives, then the build
 
 {
   machine_lines
-  echo "redis: $(redis-server --version | awk '{ print $3 }')"
-  echo "nginx: $(nginx -v 2>&1 | awk -F/ '{ print $2 }')"
+  web_machine_lines
   echo "wrk: $(wrk -v 2>&1 | head -1 | awk '{ print $2 }')"
-  echo "php: $(php8.2 -r 'echo PHP_VERSION;'), memcached ext $(php8.2 -r 'echo phpversion("memcached");'), redis ext $(php8.2 -r 'echo phpversion("redis");')"
   echo "settings: sessions=$SESSIONS connections=$CONNECTIONS threads=$THREADS duration=${DURATION}s rounds=$ROUNDS php_workers_per_pool=$WORKERS"
 } >"$OUT/machine.txt"
 sed 's/^/[farm bench] /' "$OUT/machine.txt" >&2
@@ -78,35 +76,14 @@ done
 for i in 0 1 2; do wait_port "${node_pids[$i]}" "${NODE_PORTS[$i]}" "$OUT/sc-node$((i + 1)).log"; done
 
 # ---- php-fpm: one master, three pools (php1..php3) per store ----
-RUN_AS=""; NGINX_USER=""; FPM_ROOT=()
-if [[ $(id -u) == 0 ]]; then RUN_AS=$'user = root\ngroup = root'; NGINX_USER="user root;"; FPM_ROOT=(-R); fi
 declare -A POOL_PORT
-pool() {   # store, server number (1..3), then its session settings, NAME=VALUE each
-  local name="${1}_$2"; local server=$2; shift 2
+pool() {   # store, server number (1..3), then its settings (bench/lib.sh, fpm_pool)
+  local name="${1}_$2" server=$2; shift 2
   POOL_PORT[$name]=$(free_port)
-  cat <<POOL
-[$name]
-$RUN_AS
-listen = 127.0.0.1:${POOL_PORT[$name]}
-listen.backlog = 4096
-pm = static
-pm.max_children = $WORKERS
-clear_env = no
-env[FARM_SERVER] = php$server
-php_admin_flag[log_errors] = on
-php_value[session.use_strict_mode] = 0
-php_value[session.gc_probability] = 0
-POOL
-  local setting
-  for setting in "$@"; do
-    # admin:NAME=VALUE is a php_admin_value (auto_prepend_file), the others php_value
-    if [[ $setting == admin:* ]]; then setting=${setting#admin:}; echo "php_admin_value[${setting%%=*}] = ${setting#*=}"
-    else echo "php_value[${setting%%=*}] = ${setting#*=}"; fi
-  done
-  echo
+  fpm_pool "$name" "${POOL_PORT[$name]}" "$WORKERS" "env:FARM_SERVER=php$server" "$@"
 }
 {
-  printf '[global]\npid = %s/php-fpm.pid\nerror_log = %s/php-fpm.log\n\n' "$DIR" "$DIR"
+  fpm_global "$DIR"
   for s in 1 2 3; do
     for target in "${TARGETS[@]}"; do
       case $target in
@@ -133,13 +110,7 @@ for name in "${!POOL_PORT[@]}"; do wait_port "$FPM_PID" "${POOL_PORT[$name]}" "$
 # connections one upstream group keeps would hold the workers another group (the same pool, named
 # for stickiness) waits for.
 {
-  echo "$NGINX_USER"
-  echo "worker_processes 1; pid $DIR/nginx/nginx.pid; error_log $DIR/nginx/error.log warn;"
-  echo "events { worker_connections 8192; }"
-  echo "http {"
-  echo "  access_log off;"
-  echo "  client_body_temp_path $DIR/nginx/tmp/body; fastcgi_temp_path $DIR/nginx/tmp/fastcgi; proxy_temp_path $DIR/nginx/tmp/proxy;"
-  echo "  uwsgi_temp_path $DIR/nginx/tmp/uwsgi; scgi_temp_path $DIR/nginx/tmp/scgi;"
+  nginx_head "$DIR"
   for target in "${TARGETS[@]}"; do
     up=${target//-/_}
     echo "  upstream ${up}_rr { server 127.0.0.1:${POOL_PORT[${target}_1]}; server 127.0.0.1:${POOL_PORT[${target}_2]}; server 127.0.0.1:${POOL_PORT[${target}_3]}; }"

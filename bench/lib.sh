@@ -1,4 +1,4 @@
-# Shared by bench/run.sh and bench/cluster.sh (sourced, not run).
+# Shared by the bench scripts (sourced, not run).
 
 # The machine and tool versions a result was measured on, one "name: value" line each.
 machine_lines() {
@@ -121,4 +121,59 @@ prepare_web_bench() {
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   if [[ "${BENCH_SKIP_BUILD:-}" != 1 ]]; then (cd "$ROOT" && npm run build --silent) >&2; fi
+}
+
+# The web servers' versions, one "name: value" line each, after machine_lines.
+web_machine_lines() {
+  echo "redis: $(redis-server --version | awk '{ print $3 }')"
+  echo "nginx: $(nginx -v 2>&1 | awk -F/ '{ print $2 }')"
+  echo "php: $(php8.2 -r 'echo PHP_VERSION;'), memcached ext $(php8.2 -r 'echo phpversion("memcached");'), redis ext $(php8.2 -r 'echo phpversion("redis");')"
+}
+
+# php-fpm refuses root pools unless told (-R), and nginx's workers run as nobody otherwise: as
+# root, both run as root, so they read the bench's directory and write its session files.
+RUN_AS=""; NGINX_USER=""; FPM_ROOT=()
+if [[ $(id -u) == 0 ]]; then RUN_AS=$'user = root\ngroup = root'; NGINX_USER="user root;"; FPM_ROOT=(-R); fi
+
+# php-fpm's [global] section, for a master whose pid and log live in DIR.
+fpm_global() {   # DIR
+  printf '[global]\npid = %s/php-fpm.pid\nerror_log = %s/php-fpm.log\n\n' "$1" "$1"
+}
+
+# One static php-fpm pool on 127.0.0.1:PORT, strict mode and session GC off, then its settings:
+# NAME=VALUE a php_value, admin:NAME=VALUE a php_admin_value, env:NAME=VALUE an environment variable.
+fpm_pool() {   # NAME PORT WORKERS SETTING...
+  local name=$1 port=$2 workers=$3 setting; shift 3
+  cat <<POOL
+[$name]
+$RUN_AS
+listen = 127.0.0.1:$port
+listen.backlog = 4096
+pm = static
+pm.max_children = $workers
+clear_env = no
+php_admin_flag[log_errors] = on
+php_value[session.use_strict_mode] = 0
+php_value[session.gc_probability] = 0
+POOL
+  for setting in "$@"; do
+    case $setting in
+      admin:*) setting=${setting#admin:}; echo "php_admin_value[${setting%%=*}] = ${setting#*=}" ;;
+      env:*) setting=${setting#env:}; echo "env[${setting%%=*}] = ${setting#*=}" ;;
+      *) echo "php_value[${setting%%=*}] = ${setting#*=}" ;;
+    esac
+  done
+  echo
+}
+
+# The start of an nginx config whose pid, logs and temp files live in DIR/nginx: everything up
+# to the inside of http { }, which the caller fills and closes.
+nginx_head() {   # DIR
+  echo "$NGINX_USER"
+  echo "worker_processes 1; pid $1/nginx/nginx.pid; error_log $1/nginx/error.log warn;"
+  echo "events { worker_connections 8192; }"
+  echo "http {"
+  echo "  access_log off;"
+  echo "  client_body_temp_path $1/nginx/tmp/body; fastcgi_temp_path $1/nginx/tmp/fastcgi; proxy_temp_path $1/nginx/tmp/proxy;"
+  echo "  uwsgi_temp_path $1/nginx/tmp/uwsgi; scgi_temp_path $1/nginx/tmp/scgi;"
 }

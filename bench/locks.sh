@@ -40,9 +40,7 @@ prepare_web_bench   # bench/lib.sh: the packages it drives, then the build
 
 {
   machine_lines
-  echo "redis: $(redis-server --version | awk '{ print $3 }')"
-  echo "nginx: $(nginx -v 2>&1 | awk -F/ '{ print $2 }')"
-  echo "php: $(php8.2 -r 'echo PHP_VERSION;'), memcached ext $(php8.2 -r 'echo phpversion("memcached");'), redis ext $(php8.2 -r 'echo phpversion("redis");')"
+  web_machine_lines
   echo "php-memcached locking: $(php8.2 -i | awk '/^memcached.sess_lock_(wait_min|wait_max|retries) / { printf "%s=%s ", $1, $3 }')"
   echo "phpredis locking: $(php8.2 -i | awk '/^redis.session.lock_(wait_time|retries|expire) / { printf "%s=%s ", $1, $3 }')"
   echo "settings: users=$USERS burst=$BURST rounds=$ROUNDS hold_ms=$HOLD_MS php_workers=$WORKERS repeats=$REPEATS"
@@ -67,32 +65,15 @@ setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly
 STARTED+=($!); wait_port "$!" "$REDIS_PORT" "$OUT/redis.log"
 
 # One php-fpm master, one pool per store, each on its own port.
-RUN_AS=""; NGINX_USER=""; FPM_ROOT=()
-if [[ $(id -u) == 0 ]]; then RUN_AS=$'user = root\ngroup = root'; NGINX_USER="user root;"; FPM_ROOT=(-R); fi
 TARGETS=(memcached sc sc-handoff files redis)
 declare -A POOL_PORT
-pool() {   # name, then its session settings, NAME=VALUE each
+pool() {   # name, then its session settings, NAME=VALUE each (bench/lib.sh, fpm_pool)
   local name=$1; shift
   POOL_PORT[$name]=$(free_port)
-  cat <<POOL
-[$name]
-$RUN_AS
-listen = 127.0.0.1:${POOL_PORT[$name]}
-listen.backlog = 4096
-pm = static
-pm.max_children = $WORKERS
-clear_env = no
-env[HOLD_MS] = $HOLD_MS
-php_admin_flag[log_errors] = on
-php_value[session.use_strict_mode] = 0
-php_value[session.gc_probability] = 0
-POOL
-  local setting
-  for setting in "$@"; do echo "php_value[${setting%%=*}] = ${setting#*=}"; done
-  echo
+  fpm_pool "$name" "${POOL_PORT[$name]}" "$WORKERS" "env:HOLD_MS=$HOLD_MS" "$@"
 }
 {
-  printf '[global]\npid = %s/php-fpm.pid\nerror_log = %s/php-fpm.log\n\n' "$DIR" "$DIR"
+  fpm_global "$DIR"
   pool memcached "session.save_handler=memcached" "session.save_path=\"127.0.0.1:$MC_PORT\""
   pool sc "session.save_handler=memcached" "session.save_path=\"127.0.0.1:$SC_PORT\""
   pool sc-handoff "session.save_handler=memcached" "session.save_path=\"127.0.0.1:$HANDOFF_PORT\""
@@ -104,13 +85,7 @@ STARTED+=($!)
 for target in "${TARGETS[@]}"; do wait_port "${STARTED[-1]}" "${POOL_PORT[$target]}" "$OUT/php-fpm.out"; done
 
 {
-  echo "$NGINX_USER"
-  echo "worker_processes 1; pid $DIR/nginx/nginx.pid; error_log $DIR/nginx/error.log warn;"
-  echo "events { worker_connections 8192; }"
-  echo "http {"
-  echo "  access_log off;"
-  echo "  client_body_temp_path $DIR/nginx/tmp/body; fastcgi_temp_path $DIR/nginx/tmp/fastcgi; proxy_temp_path $DIR/nginx/tmp/proxy;"
-  echo "  uwsgi_temp_path $DIR/nginx/tmp/uwsgi; scgi_temp_path $DIR/nginx/tmp/scgi;"
+  nginx_head "$DIR"
   for target in "${TARGETS[@]}"; do echo "  upstream pool_${target//-/_} { server 127.0.0.1:${POOL_PORT[$target]}; }"; done
   echo "  server {"
   echo "    listen 127.0.0.1:$NGINX_PORT; root $DIR/docroot;"
