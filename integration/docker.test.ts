@@ -29,6 +29,7 @@ import { execa } from 'execa';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CookieJar } from './cookie-jar.js';
 import { freePort, repoRoot, sleep, waitFor } from './harness.js';
 
 const COMPOSE = (process.env.SESSION_CLUSTER_COMPOSE ?? 'docker-compose').split(' ').filter(Boolean);
@@ -136,7 +137,7 @@ interface Visit { status: number; visits: number; sessionId: string; handler: st
 
 /** One user: a cookie jar for the session cookie, and every visit count the page showed. */
 class Browser {
-  readonly cookies = new Map<string, string>();
+  private readonly jar = new CookieJar();
   readonly seen: Visit[] = [];
   readonly problems: string[] = [];
 
@@ -172,18 +173,10 @@ class Browser {
   }
 
   private async once(): Promise<Visit> {
-    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const cookie = this.jar.header();
     try {
       const res = await fetch(`http://127.0.0.1:${httpPort}/`, { headers: cookie ? { cookie } : {}, signal: AbortSignal.timeout(60_000) });
-      for (const line of res.headers.getSetCookie()) {
-        const [pair, ...attrs] = line.split(';').map((s) => s.trim());
-        const eq = pair!.indexOf('=');
-        const name = pair!.slice(0, eq);
-        const value = pair!.slice(eq + 1);
-        const expired = attrs.some((a) => /^max-age=0$/i.test(a) || (/^expires=/i.test(a) && Date.parse(a.slice(8)) < Date.now()));
-        if (expired || value === '' || value === 'deleted') this.cookies.delete(name);
-        else this.cookies.set(name, value);
-      }
+      this.jar.remember(res.headers.getSetCookie());
       const body = await res.text();
       return {
         status: res.status,

@@ -26,6 +26,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sessionOwners, startLiveCluster, stopCluster, sumStats, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { freePorts, repoRoot, waitForPort } from './harness.js';
+import { CookieJar } from './cookie-jar.js';
 import { rawGet } from './raw-client.js';
 
 const WEB = path.join(repoRoot, 'integration', 'web');
@@ -281,29 +282,21 @@ interface Page {
   released_at: number;
 }
 
-/** A browser's cookie jar, enough for PHP's session cookie: keeps, replaces and deletes cookies. */
+/** A browser: a cookie jar (integration/cookie-jar.ts) and the page it was shown. */
 class Browser {
-  readonly cookies = new Map<string, string>();
+  private readonly jar = new CookieJar();
 
   async get(urlPath: string): Promise<Page> {
-    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const cookie = this.jar.header();
     const res = await httpGet(urlPath, cookie ? { cookie } : {});
-    for (const line of res.setCookies) {
-      const [pair, ...attrs] = line.split(';').map((s) => s.trim());
-      const eq = pair!.indexOf('=');
-      const name = pair!.slice(0, eq);
-      const value = pair!.slice(eq + 1);
-      const expired = attrs.some((a) => /^max-age=0$/i.test(a) || (/^expires=/i.test(a) && Date.parse(a.slice(8)) < Date.now()));
-      if (expired || value === '' || value === 'deleted') this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
+    this.jar.remember(res.setCookies);
     if (res.status !== 200) throw new Error(`GET ${urlPath}: HTTP ${res.status}: ${res.body.slice(0, 2000)}`);
     return JSON.parse(res.body) as Page;
   }
 
   /** The session id the browser holds (PHP url-encodes it in the cookie: a minted id's commas). */
   get sessionId(): string | undefined {
-    const raw = this.cookies.get('PHPSESSID');
+    const raw = this.jar.cookies.get('PHPSESSID');
     return raw === undefined ? undefined : decodeURIComponent(raw);
   }
 }
