@@ -18,15 +18,15 @@ export async function walkItems(admin: AdminClient, options: WalkOptions): Promi
   const members = (await admin.members()).filter(isLive);
   const found = new Map<string, ListedItem>();
   const bar = progressBar(options.label);
-  const sizes = new Map<string, number>();
   let seen = 0;
-  const total = () => [...sizes.values()].reduce((a, b) => a + b, 0);
+  /** the keys of the listings started so far: the bar's total grows as each member answers */
+  let total = 0;
   try {
     for (const member of members) {
       try {
-        for await (const item of admin.items(member.id, (keys) => sizes.set(member.id, keys))) {
+        for await (const item of admin.items(member.id, (keys) => { total += keys; })) {
           seen++;
-          bar.update(seen, total());
+          bar.update(seen, total);
           if (!options.keep(item)) continue;
           const known = found.get(item.key);
           if (known === undefined || (known.role !== 'master' && item.role === 'master')) found.set(item.key, item);
