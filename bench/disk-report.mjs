@@ -38,7 +38,8 @@ if (rows.some((r) => r[0] === 'recovery')) {
     `| data directory after writing, bytes | ${one('recovery', 'files_bytes')} |`,
     `| records loaded | ${one('recovery', 'records')} |`, `| sessions loaded | ${one('recovery', 'items')} (stats after: ${one('recovery', 'verify')}) |`,
     `| loading took (log "disk storage: loaded"), s | **${one('recovery', 'load_seconds')}** (target < 10) |`,
-    `| from start to the client port open, s | ${one('recovery', 'start_to_port_open_seconds')} |`, '');
+    `| from start to the client port open, s | ${one('recovery', 'start_to_port_open_seconds')} |`,
+    `| then values warmed into memory in the background (log "disk storage: values warmed into memory"), s | ${one('recovery', 'warm_seconds')} (${one('recovery', 'warm_values')} values) |`, '');
 }
 if (rows.some((r) => r[0] === 'churn')) {
   out.push('### Churn', '', '| figure | value |', '|---|---|',

@@ -58,8 +58,11 @@ export class Item {
 
   constructor(
     readonly key: string,
-    /** never mutated in place: replies may still hold a reference while the socket drains */
-    value: Buffer,
+    /**
+     * Never mutated in place: replies may still hold a reference while the socket drains. Null
+     * only through onDisk().
+     */
+    value: Buffer | null,
     readonly flags: number,
     public expiresAt: number,
     public cas: number,
@@ -71,11 +74,24 @@ export class Item {
      */
     public version: number,
     public origin: string,
+    valueLength = value!.length,
   ) {
     this.held = value;
-    this.valueLength = value.length;
+    this.valueLength = valueLength;
     this.createdAt = bumpedAt;
     this.writtenAt = bumpedAt;
+  }
+
+  /**
+   * An item whose value is in its record at `offset` of `source` and not in memory: what
+   * recovery loads, so that start-up reads each value once and allocates none (they are warmed
+   * into memory afterwards, in the background).
+   */
+  static onDisk(key: string, valueLength: number, flags: number, expiresAt: number, cas: number, now: number, version: number, origin: string, source: RecordSource, offset: number): Item {
+    const item = new Item(key, null, flags, expiresAt, cas, now, version, origin, valueLength);
+    item.source = source;
+    item.sourceOffset = offset;
+    return item;
   }
 
   /**

@@ -259,6 +259,26 @@ export class MemoryStore {
     if (!item.inMemory) this.hold(item, item.value);
   }
 
+  /**
+   * The item `key` names now, if it is the one whose record is at `offset` of `source` and its
+   * value is on disk only: what a background pass over that file may bring into memory.
+   */
+  onDiskAt(key: string, source: RecordSource, offset: number): Item | null {
+    const item = this.items.get(key);
+    return item !== undefined && !item.inMemory && item.source === source && item.sourceOffset === offset ? item : null;
+  }
+
+  /**
+   * Holds `value`, read in the background, as the value of `item` (see onDiskAt) if that fits
+   * under the memory limit as it is: no other value is let go for it. False when it does not fit.
+   */
+  warmValue(item: Item, value: Buffer): boolean {
+    const growth = item.key.length + item.valueLength + ITEM_OVERHEAD_BYTES - item.size;
+    if (this.bytesUsed + this.tombstoneBytes + growth > this.options.memoryLimit) return false;
+    this.setValue(item, value);
+    return true;
+  }
+
   /** `item`'s value, read back, is held again (at the young end); one replaced meanwhile too, for an undo. */
   private hold(item: Item, value: Buffer): void {
     if (!item.inMemory) this.setValue(item, value);
@@ -317,9 +337,10 @@ export class MemoryStore {
 
   /**
    * Recovery from disk: puts an item read back from the log as it was, unless it has expired
-   * since. Its CAS and version keep the counters above them. Not journaled.
+   * since. Its CAS and version keep the counters above them. Not journaled. A null value is on
+   * disk only, in the record at `sourceOffset` of `source`, `valueLength` bytes long.
    */
-  loadItem(key: string, value: Buffer, flags: number, expiresAt: number, cas: number, version: number, origin: string, now: number, source: RecordSource | null = null, sourceOffset = 0): void {
+  loadItem(key: string, value: Buffer | null, flags: number, expiresAt: number, cas: number, version: number, origin: string, now: number, source: RecordSource | null = null, sourceOffset = 0, valueLength = value?.length ?? 0): void {
     if (cas >= this.nextCas) this.nextCas = cas + 1;
     if (version > this.versionClock) this.versionClock = version;
     const replaced = this.items.get(key);
@@ -328,9 +349,14 @@ export class MemoryStore {
       if (replaced !== undefined) this.unlink(replaced);
       return;
     }
-    const item = new Item(key, value, flags, expiresAt, cas, now, version, origin);
-    item.source = source;
-    item.sourceOffset = sourceOffset;
+    let item: Item;
+    if (value === null) {
+      item = Item.onDisk(key, valueLength, flags, expiresAt, cas, now, version, origin, source!, sourceOffset);
+    } else {
+      item = new Item(key, value, flags, expiresAt, cas, now, version, origin);
+      item.source = source;
+      item.sourceOffset = sourceOffset;
+    }
     this.link(item, replaced);
   }
 

@@ -373,6 +373,56 @@ describe('memory as a cache of disk', () => {
     expect(again.store.readBackCounters.errors).toBe(0);
   });
 
+  it('a restart loads the values on disk only, then warms them into memory in the background: all when they fit', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec', { compactMinBytes: 1 });
+    for (let round = 0; round < 2; round++) for (let i = 0; i < 1000; i++) await node.run(set(`s${i}`, sessionValue(i, round)));
+    await node.disk.compact();
+    // Newer versions of a hundred in the log after the snapshot, and one deleted.
+    for (let i = 0; i < 100; i++) await node.run(set(`s${i}`, sessionValue(i, 2)));
+    await node.run({ kind: 'delete', key: 's999', cas: 0 });
+    await node.disk.close();
+    open.splice(open.indexOf(node.disk), 1);
+
+    const again = await start(files, 'everysec');
+    // Loaded with no value in memory: start-up read each record once and allocated no value.
+    expect(again.store.itemCount).toBe(999);
+    expect(again.store.valuesOnDiskCount).toBe(999);
+    // A read before the warm-up got to it reads back as it always did.
+    expect(valueOf(await again.run(get('s500')))).toBe(sessionValue(500, 1));
+    await again.disk.whenWarm();
+    expect(again.store.valuesOnDiskCount).toBe(0);
+    const readsBefore = again.store.readBackCounters.reads;
+    for (let i = 0; i < 999; i++) expect(valueOf(await again.run(get(`s${i}`)))).toBe(sessionValue(i, i < 100 ? 2 : 1));
+    expect(valueOf(await again.run(get('s999')))).toBe(null);
+    expect(again.store.readBackCounters.reads).toBe(readsBefore);
+    expect(again.store.counters.evictions).toBe(0);
+    const warmed = again.lines.find((line) => line.msg === 'disk storage: values warmed into memory') as { values?: number } | undefined;
+    // Each value once: the older versions of the hundred rewritten, in the snapshot, were skipped
+    // (and s500 too if its read back finished first).
+    expect(warmed?.values).toBeGreaterThanOrEqual(998);
+    expect(warmed?.values).toBeLessThanOrEqual(999);
+  });
+
+  it('the warm-up stops at --memory-limit: the rest stay on disk, nothing is evicted, everything reads back', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec');
+    for (let i = 0; i < 1000; i++) await node.run(set(`s${i}`, sessionValue(i)));
+    await node.disk.close();
+    open.splice(open.indexOf(node.disk), 1);
+
+    const again = await start(files, 'everysec', { memoryLimit: 256 * 1024 });
+    await again.disk.whenWarm();
+    const onDisk = again.store.valuesOnDiskCount;
+    expect(onDisk).toBeGreaterThan(500);
+    expect(onDisk).toBeLessThan(1000);
+    expect(again.store.bytes).toBeLessThanOrEqual(256 * 1024);
+    expect(again.lines.some((line) => line.msg.startsWith('disk storage: values warmed into memory up to --memory-limit'))).toBe(true);
+    for (let i = 0; i < 1000; i++) expect(valueOf(await again.run(get(`s${i}`)))).toBe(sessionValue(i));
+    expect(again.store.counters.evictions).toBe(0);
+    expect(again.store.readBackCounters.errors).toBe(0);
+  });
+
   it('a value whose record is damaged is not served: its session reads as a miss, and the error is counted and logged', async () => {
     const files = new PowerLossFiles();
     const node = await start(files, 'everysec', { memoryLimit: 128 * 1024 });

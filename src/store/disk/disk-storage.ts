@@ -19,7 +19,7 @@ import { logName, parseDataFile, snapshotName } from './data-files.js';
 import { type DiskFile, type DiskFiles, NodeDiskFiles } from './disk-files.js';
 import {
   type DeletionEntry, encodeEntry, encodeEntryInto, fileHeader, FILE_HEADER_BYTES, frameSize, type ItemEntry, type LogEntry, LOG_MAGIC,
-  RecordKind, SNAPSHOT_MAGIC,
+  RecordKind, SNAPSHOT_MAGIC, tryReadFrame,
 } from './record-codec.js';
 import { RecordFile } from './record-file.js';
 import { type Cut, recover } from './recovery.js';
@@ -39,6 +39,8 @@ const COMPACT_MIN_BYTES = 16 * 1024 * 1024;
 const COMPACT_SLICE_BYTES = 4 * 1024 * 1024;
 /** A compaction starts, whatever their size, once there are more logs than this since the last snapshot. */
 const MAX_LOG_FILES = 8;
+/** The values left on disk at start are read back this many bytes at a time (warmValues). */
+const WARM_CHUNK_BYTES = 4 * 1024 * 1024;
 /** How often the need for a compaction is checked. */
 const COMPACT_CHECK_MS = 1000;
 /** Disk errors are logged at most this often; stats count each. */
@@ -116,6 +118,10 @@ export class DiskStorage implements StoreJournal, Durability {
   /** the logs since the newest snapshot (all of them when there is none), and their size before the current one */
   private olderLogBytes = 0;
   private snapshotSize = 0;
+  /** the files recovery loaded, in order, until warmValues() has been through them */
+  private loadedFiles: string[] = [];
+  /** warmValues() under way (or done) */
+  private warming: Promise<void> = Promise.resolve();
   /** the log files recovery will replay after the snapshot: one per start since it, and the current one */
   private logFiles = 1;
   /** under `always`: what each key held before each write not yet durable, oldest first */
@@ -170,7 +176,13 @@ export class DiskStorage implements StoreJournal, Durability {
     disk.compactTimer = setInterval(() => disk.maybeCompact(), COMPACT_CHECK_MS);
     disk.compactTimer.unref();
     log.info({ dir, fsync: options.fsync, generation: disk.generation }, 'disk storage: logging changes');
+    disk.warming = disk.warmValues();
     return disk;
+  }
+
+  /** Settles once the values recovery left on disk are in memory, or as many as fit. */
+  whenWarm(): Promise<void> {
+    return this.warming;
   }
 
   get policy(): FsyncPolicy {
@@ -245,6 +257,7 @@ export class DiskStorage implements StoreJournal, Durability {
     if (this.closed) return;
     this.closed = true;
     if (this.compactTimer !== null) clearInterval(this.compactTimer);
+    await this.warming;
     this.options.store.attachJournal(null);
     const complete = await this.log.flush();
     if (!complete) this.options.log.error({ dir: this.options.dir, unsyncedBytes: this.log.unsyncedBytes }, 'disk storage: stopped with changes not on disk (the disk was failing)');
@@ -322,6 +335,7 @@ export class DiskStorage implements StoreJournal, Durability {
       progress: (records, bytes) => log.info({ dir, records, bytes, seconds: (Date.now() - started) / 1000 }, 'disk storage: loading'),
     });
     for (const cut of result.cuts) logCut(log, dir, cut);
+    this.loadedFiles = result.files;
     this.generation = result.generation;
     this.snapshotSize = result.snapshotBytes;
     this.olderLogBytes = result.logBytes;
@@ -408,6 +422,71 @@ export class DiskStorage implements StoreJournal, Durability {
     }
     for (const file of replaced) file.close();
     this.abandoned = [];
+  }
+
+  /**
+   * Brings the values recovery left on disk into memory, in the background: the files loaded,
+   * in the order loaded, a chunk per turn of the event loop, each value whose item still points
+   * at that record held again, until every value is in memory or the next would not fit under
+   * --memory-limit (then the rest stay on disk, read back when asked for). Sequential reads of
+   * whole chunks: far cheaper than reading each value back on its first request.
+   */
+  private async warmValues(): Promise<void> {
+    const { store, log, dir } = this.options;
+    if (store.valuesOnDiskCount === 0) return;
+    const started = Date.now();
+    let values = 0;
+    let bytes = 0;
+    let full = false;
+    try {
+      for (const name of this.loadedFiles) {
+        const source = this.recordFiles.get(name);
+        let offset = FILE_HEADER_BYTES;
+        let chunk = Buffer.allocUnsafeSlow(WARM_CHUNK_BYTES);
+        while (source !== undefined && source.readable && !this.closed && !full && store.valuesOnDiskCount > 0) {
+          const got = await source.readChunk(chunk, offset);
+          if (got === 0 || this.closed || !source.readable) break;
+          const data = chunk.subarray(0, got);
+          let at = 0;
+          for (;;) {
+            const frame = tryReadFrame(data, at);
+            if (frame.kind !== 'entry') break;
+            const entry = frame.entry;
+            const item = entry.kind === RecordKind.Item ? store.onDiskAt(entry.key, source, offset + at) : null;
+            if (item !== null && entry.kind === RecordKind.Item) {
+              const value = Buffer.allocUnsafeSlow(entry.value.length);
+              entry.value.copy(value);
+              if (!store.warmValue(item, value)) {
+                full = true;
+                break;
+              }
+              values++;
+              bytes += value.length;
+            }
+            at = frame.next;
+          }
+          if (full) break;
+          if (at === 0) {
+            // A record larger than the chunk (a value near --max-item-size): read it whole. Or
+            // the end of what recovery read.
+            const length = got >= 8 ? data.readUInt32LE(0) + 8 : 0;
+            if (got < chunk.length || length <= chunk.length) break;
+            chunk = Buffer.allocUnsafeSlow(length);
+            continue;
+          }
+          offset += at;
+          if (got < chunk.length && at === got) break;
+        }
+      }
+    } catch (error) {
+      // The values stay on disk, read back when asked for (and reported then if they cannot be).
+      if (!this.closed) log.warn({ dir, err: describe(error as Error) }, 'disk storage: warming values into memory stopped');
+    }
+    this.loadedFiles = [];
+    if (values > 0 || full) {
+      log.info({ dir, values, bytes, onDiskOnly: store.valuesOnDiskCount, seconds: (Date.now() - started) / 1000 },
+        full ? 'disk storage: values warmed into memory up to --memory-limit; the rest are read back when asked for' : 'disk storage: values warmed into memory');
+    }
   }
 
   private maybeCompact(): void {
@@ -568,14 +647,11 @@ function deletionEntry(deletion: Deletion): DeletionEntry {
 /** Applies one record read back from disk to the store, as it was when written; `source` and `offset` are where it is. */
 function loadEntry(store: MemoryStore, entry: LogEntry, now: number, source: RecordFile, offset: number): void {
   switch (entry.kind) {
-    case RecordKind.Item: {
-      // The value is a view of the read buffer: copied into a block of its own, as the protocols
-      // allocate values, so the buffer can go.
-      const value = Buffer.allocUnsafeSlow(entry.value.length);
-      entry.value.copy(value);
-      store.loadItem(entry.key, value, entry.flags, entry.expiresAt, entry.cas, entry.version, entry.origin, now, source, offset);
+    case RecordKind.Item:
+      // Loaded with its value on disk only: allocating and copying a million values is most of
+      // what start-up would cost. warmValues() brings them into memory once the node serves.
+      store.loadItem(entry.key, null, entry.flags, entry.expiresAt, entry.cas, entry.version, entry.origin, now, source, offset, entry.value.length);
       return;
-    }
     case RecordKind.Deletion:
       store.loadDeletion(entry.key, entry.version, entry.origin, entry.until, now);
       return;

@@ -61,6 +61,21 @@ export class RecordFile implements RecordSource {
   }
 
   /**
+   * Reads up to `into.length` bytes at `offset`, without blocking: for a background pass over the
+   * whole file. The descriptor stays open until the read is done, even if the file is replaced.
+   */
+  async readChunk(into: Buffer, offset: number): Promise<number> {
+    if (this.closing) throw new Error(`${this.name} was replaced`);
+    this.readsUnderWay++;
+    try {
+      return await this.reader.readAsync(into, offset, into.length);
+    } finally {
+      this.readsUnderWay--;
+      if (this.closing && this.readsUnderWay === 0) this.closeNow();
+    }
+  }
+
+  /**
    * No item points here any more (a compaction replaced the file): closed once the reads under
    * way are done. Reads after this fail.
    */
