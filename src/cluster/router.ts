@@ -289,26 +289,48 @@ export class Router {
    * did not run is sent again, or one that may have run but does the same when run twice (see
    * isIdempotent).
    */
-  private async forward(key: string, master: Owner, command: Command, options: { budgetMs?: number; mayRelay?: boolean } = {}): Promise<Reply> {
+  private forward(key: string, master: Owner, command: Command, options: { budgetMs?: number; mayRelay?: boolean } = {}): Promise<Reply> {
     this.counters.forwarded++;
     if (command.kind === 'get' || command.kind === 'touchGet') this.counters.forwardedReads++;
     command = withRelativeExptime(command, Date.now());
     const deadline = Date.now() + (options.budgetMs ?? this.options.forwardTimeoutMs);
     const mayRelay = options.mayRelay ?? true;
-    let target = master;
+    // The first attempt to a master this node reaches: its reply settles the client's reply
+    // straight from the peer link's dispatch; only a failure goes on to forwardAgain, which
+    // judges it and retries as the loop below does.
+    const left = deadline - Date.now();
+    const validForMs = left - guardOf(left);
+    if (validForMs >= 1 && (!mayRelay || this.paths.reaches(master.id))) {
+      const first = command;
+      return this.options.peers.forward(master, command, { timeoutMs: left, validForMs }, (failure) => this.forwardAgain(key, master, first, deadline, mayRelay, { error: failure }));
+    }
+    return this.forwardAgain(key, master, command, deadline, mayRelay, null);
+  }
+
+  /**
+   * The rest of forward: from its first attempt's failure (`failed`), or with no attempt made yet
+   * (null: no time left, or the master is reached through a relay).
+   */
+  private async forwardAgain(key: string, target: Owner, command: Command, deadline: number, mayRelay: boolean, failed: { error: unknown } | null): Promise<Reply> {
     /** whether an attempt went out and got no answer: the command may have run */
     let mayHaveRun = false;
     for (;;) {
       // The master may run it only while this node still waits for the answer, less the time the
       // answer takes to come back: after that, this node has answered SERVER_ERROR.
       const left = deadline - Date.now();
-      const validForMs = left - guardOf(left);
+      let validForMs = left - guardOf(left);
       /** why the attempt failed; null while none went out (made only then: an Error costs its stack trace) */
       let error: unknown = null;
       // A master this node does not hear (an asymmetric partition) is reached through a serving
       // member that hears it, when there is one.
       const via = mayRelay && !this.paths.reaches(target.id) ? this.paths.relayTo(target.id) : null;
-      if (validForMs >= 1) {
+      if (failed !== null) {
+        // The first attempt, made by forward(), with time left then.
+        error = failed.error;
+        failed = null;
+        validForMs = Math.max(1, validForMs);
+        if (!certainlyNotRun(error)) mayHaveRun = true;
+      } else if (validForMs >= 1) {
         try {
           if (via !== null) {
             this.counters.sentThroughRelay++;

@@ -13,7 +13,7 @@
 import { PeerError } from '../../errors.js';
 import type { Command, Reply } from '../../protocol/types.js';
 import type { ItemRecord } from '../../store/types.js';
-import type { Deadline, ForwardHandler, HandoffHandler, Offer, OfferHandler, Peers, ReplicateHandler, RequestLimits } from '../peers.js';
+import { type Deadline, type ForwardHandler, type HandoffHandler, type Offer, type OfferHandler, type Peers, type Recover, type ReplicateHandler, type RequestLimits, settleWith } from '../peers.js';
 import type { Owner } from '../types.js';
 import {
   decodeCommand, decodeItemBatch, decodeReply, decodeTimedBatch, decodeTimedCommand, encodeCommand, encodeItemBatch,
@@ -22,6 +22,7 @@ import {
 import type { PeerIdentity } from './handshake.js';
 import { Opcode, RemoteErrorCode } from './opcodes.js';
 import { decodeJson, encodeError, encodeJson } from './payload.js';
+import type { PeerLink } from './peer-link.js';
 import type { PeerPool } from './peer-pool.js';
 import type { PeerReplyFn, PeerServer } from './peer-server.js';
 
@@ -49,36 +50,80 @@ export class PeerLinks implements Peers {
 
   /**
    * The reply's values are views into the received frame (decodeReply 'view'): a forwarded reply
-   * goes to a client's output, or back to the node that relayed it, and nothing keeps it.
+   * goes to a client's output, or back to the node that relayed it, and nothing keeps it. The
+   * reply is decoded in the link's dispatch of the frame and settles the returned promise there:
+   * no promise or async function between the link and the caller. `recover`, when given, takes
+   * a failure instead of a rejection (Peers.forward).
    */
-  async forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply> {
-    const link = this.pool.get(owner.address);
-    if (!this.untimed.has(owner.address)) {
-      const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
-      try {
-        const answer = await link.request(limits.relay === true ? Opcode.ForwardVia : Opcode.ForwardWithin, encodeTimedCommand(timed, command), { timeoutMs: limits.timeoutMs });
-        return decodeReply(answer.payload, 'view');
-      } catch (error) {
-        if (!this.olderPeer(owner.address, error)) throw refusedOrAsIs(error);
-      }
+  forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }, recover?: Recover<Reply>): Promise<Reply> {
+    let link: PeerLink;
+    try {
+      link = this.pool.get(owner.address);
+    } catch (error) {
+      return settleWith(Promise.reject(error), recover);
     }
+    if (this.untimed.has(owner.address)) return settleWith(this.forwardUntimed(link, owner, command, limits), recover);
+    return new Promise<Reply>((resolve, reject) => {
+      const fail = (error: unknown) => {
+        if (recover === undefined) reject(error);
+        else resolve(recover(error));
+      };
+      let payload: Buffer;
+      try {
+        payload = encodeTimedCommand({ sentAt: this.now(), validForMs: limits.validForMs }, command);
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      link.requestWith(limits.relay === true ? Opcode.ForwardVia : Opcode.ForwardWithin, payload, limits.timeoutMs, {
+        reply: (_opcode, payload) => {
+          let reply: Reply;
+          try {
+            reply = decodeReply(payload, 'view');
+          } catch (error) {
+            fail(error);
+            return;
+          }
+          resolve(reply);
+        },
+        fail: (error) => {
+          if (this.olderPeer(owner.address, error)) resolve(settleWith(this.forwardUntimed(link, owner, command, limits), recover));
+          else fail(refusedOrAsIs(error));
+        },
+      });
+    });
+  }
+
+  /** A forward to a peer that does not know the timed opcodes. */
+  private async forwardUntimed(link: PeerLink, owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply> {
     // An older peer relays nothing: refused, so the caller tries elsewhere.
     if (limits.relay === true) throw new PeerError('ERR_PEER_REFUSED', `${owner.address} does not relay forwards`);
     const answer = await link.request(Opcode.Forward, encodeCommand(command), { timeoutMs: limits.timeoutMs });
     return decodeReply(answer.payload, 'view');
   }
 
-  async replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
-    const link = this.pool.get(owner.address);
-    if (!this.untimed.has(owner.address)) {
-      const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
-      try {
-        await link.request(Opcode.ReplicateTimed, encodeTimedBatch(timed, records), { timeoutMs: limits.timeoutMs });
-        return;
-      } catch (error) {
-        if (!this.olderPeer(owner.address, error)) throw refusedOrAsIs(error);
-      }
+  /** As forward: the acknowledgement settles the returned promise from the link's dispatch. */
+  replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
+    let link: PeerLink;
+    try {
+      link = this.pool.get(owner.address);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    if (this.untimed.has(owner.address)) return this.replicateUntimed(link, records, limits);
+    return new Promise<void>((resolve, reject) => {
+      const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
+      link.requestWith(Opcode.ReplicateTimed, encodeTimedBatch(timed, records), limits.timeoutMs, {
+        reply: () => resolve(),
+        fail: (error) => {
+          if (this.olderPeer(owner.address, error)) resolve(this.replicateUntimed(link, records, limits));
+          else reject(refusedOrAsIs(error));
+        },
+      });
+    });
+  }
+
+  private async replicateUntimed(link: PeerLink, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
     await link.request(Opcode.Replicate, encodeItemBatch(records), { timeoutMs: limits.timeoutMs });
   }
 
