@@ -257,15 +257,22 @@ export class Router {
       if (copy !== null) copies.push(copy);
     }
     if (copies.length === 0 || !sync) return whenDurable(reply, durable);
+    // One copy and no disk to wait for (the common case): its result settles the reply directly.
+    if (copies.length === 1 && durable === null) return copies[0]!.then((result) => (result === 'copied' ? reply : this.notCopied([result])));
     return Promise.all([Promise.all(copies), durable]).then(([results, onDisk]): Reply => {
       if (onDisk === false) return NOT_DURABLE;
       if (results.every((result) => result === 'copied')) return reply;
-      this.counters.writesNotCopied++;
-      // Undone here; the other owner has it only if the copy arrived and just its answer was lost.
-      return results.includes('maybe copied')
-        ? { kind: 'serverError', message: 'temporary failure: no answer in time from the session\'s other owner; the write may have been applied' }
-        : { kind: 'serverError', message: 'temporary failure: the write could not be copied to the session\'s other owner in time; not stored' };
+      return this.notCopied(results);
     });
+  }
+
+  /** The reply to a write whose copies were not all made (undone here). */
+  private notCopied(results: CopyResult[]): Reply {
+    this.counters.writesNotCopied++;
+    // Undone here; the other owner has it only if the copy arrived and just its answer was lost.
+    return results.includes('maybe copied')
+      ? { kind: 'serverError', message: 'temporary failure: no answer in time from the session\'s other owner; the write may have been applied' }
+      : { kind: 'serverError', message: 'temporary failure: the write could not be copied to the session\'s other owner in time; not stored' };
   }
 
   private route(key: string, command: Command): Reply | Promise<Reply> {
