@@ -92,10 +92,15 @@ async function stop(children) {
   })));
 }
 
-/** utime + stime (ticks) and read / write system calls of every process in the sessions led by `pids`. */
+/**
+ * utime + stime (ticks), stime alone, and read / write system calls of every process in the
+ * sessions led by `pids`. User time is the JavaScript (and libuv); system time is the kernel's
+ * (socket writes and reads, their delivery on loopback, epoll and wakeups).
+ */
 function cpuTicks(pids) {
   const sessions = new Set(pids);
   let ticks = 0;
+  let sysTicks = 0;
   let syscalls = 0;
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -105,12 +110,13 @@ function cpuTicks(pids) {
     // fields after the name: state(0) ppid(1) pgrp(2) session(3) ... utime(11) stime(12)
     if (!sessions.has(Number(f[3]))) continue;
     ticks += Number(f[11]) + Number(f[12]);
+    sysTicks += Number(f[12]);
     try {
       const io = readFileSync(`/proc/${name}/io`, 'utf8');
       syscalls += Number(/syscr: (\d+)/.exec(io)[1]) + Number(/syscw: (\d+)/.exec(io)[1]);
     } catch { /* not readable: counted as 0 */ }
   }
-  return { ticks, syscalls };
+  return { ticks, sysTicks, syscalls };
 }
 
 async function startTarget(kind, profileDir) {
@@ -234,6 +240,7 @@ async function measure(target, load) {
   return {
     ...r,
     cpuUsPerOp: r.ops > 0 ? ((t1.ticks - t0.ticks) * 1e6) / HZ / r.ops : null,
+    sysUsPerOp: r.ops > 0 ? ((t1.sysTicks - t0.sysTicks) * 1e6) / HZ / r.ops : null,
     syscallsPerOp: r.ops > 0 ? (t1.syscalls - t0.syscalls) / r.ops : null,
   };
 }
@@ -290,7 +297,7 @@ const median = (xs) => { const s = xs.filter((x) => x != null).sort((a, b) => a 
 const f = (x, d = 2) => (x == null ? '–' : x.toFixed(d));
 const lines = [];
 if (PARTS.includes('mixed')) {
-  lines.push('| protocol | target | median TPS | ÷ memcached TPS | CPU µs/request, all nodes (per round) | ÷ single | read+write syscalls/request |', '|---|---|---:|---:|---|---:|---:|');
+  lines.push('| protocol | target | median TPS | ÷ memcached TPS | CPU µs/request, all nodes (per round) | ÷ single | of which system µs | read+write syscalls/request |', '|---|---|---:|---:|---|---:|---:|---:|');
   for (const proto of PROTOCOLS) {
     const of = (t) => results.filter((r) => r.part === 'mixed' && r.proto === proto && r.target === t);
     const mcTps = median(of('memcached').map((r) => r.tps));
@@ -298,12 +305,12 @@ if (PARTS.includes('mixed')) {
     for (const t of TARGETS) {
       const rs = of(t);
       const cpu = median(rs.map((r) => r.cpuUsPerOp));
-      lines.push(`| ${proto} | ${t} | ${median(rs.map((r) => r.tps)) ?? '–'} | ${mcTps ? f(median(rs.map((r) => r.tps)) / mcTps) : '–'} | **${f(cpu, 1)}** (${rs.map((r) => f(r.cpuUsPerOp, 1)).join(' / ')}) | ${t === 'memcached' || !single ? '' : f(cpu / single)} | ${f(median(rs.map((r) => r.syscallsPerOp)))} |`);
+      lines.push(`| ${proto} | ${t} | ${median(rs.map((r) => r.tps)) ?? '–'} | ${mcTps ? f(median(rs.map((r) => r.tps)) / mcTps) : '–'} | **${f(cpu, 1)}** (${rs.map((r) => f(r.cpuUsPerOp, 1)).join(' / ')}) | ${t === 'memcached' || !single ? '' : f(cpu / single)} | ${f(median(rs.map((r) => r.sysUsPerOp)), 1)} | ${f(median(rs.map((r) => r.syscallsPerOp)))} |`);
     }
   }
 }
 if (PARTS.includes('kinds')) {
-  lines.push('', '| protocol | request kind (2-node cluster, client on node1) | median requests/s | CPU µs/request, both nodes (per round) | ÷ local read | read+write syscalls/request |', '|---|---|---:|---|---:|---:|');
+  lines.push('', '| protocol | request kind (2-node cluster, client on node1) | median requests/s | CPU µs/request, both nodes (per round) | ÷ local read | of which system µs | read+write syscalls/request |', '|---|---|---:|---|---:|---:|---:|');
   for (const proto of PROTOCOLS) {
     const of = (k) => results.filter((r) => r.part === 'kinds' && r.proto === proto && r.kind === k);
     const local = median(of('local-get').map((r) => r.cpuUsPerOp));
@@ -311,7 +318,7 @@ if (PARTS.includes('kinds')) {
       const rs = of(k);
       const cpu = median(rs.map((r) => r.cpuUsPerOp));
       const errs = rs.reduce((a, r) => a + r.errors, 0);
-      lines.push(`| ${proto} | ${k}${errs ? ` (${errs} errors)` : ''} | ${median(rs.map((r) => r.tps))} | **${f(cpu, 1)}** (${rs.map((r) => f(r.cpuUsPerOp, 1)).join(' / ')}) | ${local ? f(cpu / local) : '–'} | ${f(median(rs.map((r) => r.syscallsPerOp)))} |`);
+      lines.push(`| ${proto} | ${k}${errs ? ` (${errs} errors)` : ''} | ${median(rs.map((r) => r.tps))} | **${f(cpu, 1)}** (${rs.map((r) => f(r.cpuUsPerOp, 1)).join(' / ')}) | ${local ? f(cpu / local) : '–'} | ${f(median(rs.map((r) => r.sysUsPerOp)), 1)} | ${f(median(rs.map((r) => r.syscallsPerOp)))} |`);
     }
   }
 }

@@ -81,6 +81,55 @@ describe('replies that arrive later', () => {
   });
 });
 
+describe('a binary batch of gets', () => {
+  it('sends every get of the batch on at once and answers in packet order', async () => {
+    const rig = deferringRig('binary');
+    const packets = Buffer.concat([
+      request({ opcode: OP.SET, key: 'local', value: 'L', extras: storeExtras(0, 0), opaque: 1 }),
+      request({ opcode: Opcode.GetKQ, key: 'remote-a', opaque: 2 }),
+      request({ opcode: Opcode.GetKQ, key: 'local', opaque: 3 }),
+      request({ opcode: Opcode.GetKQ, key: 'remote-b', opaque: 4 }),
+      request({ opcode: OP.NOOP, opaque: 5 }),
+    ]);
+    expect(feedLent(rig.protocol, packets)).toBe(FeedResult.Waiting);
+    // Both remote gets are under way together; the local one's reply waits behind the first.
+    expect(rig.held).toHaveLength(2);
+    const setReply = Buffer.concat(rig.output.take());
+    expect([setReply.length, setReply[1], setReply.readUInt32BE(12)]).toEqual([24, OP.SET, 1]);
+    // The second arrives first: nothing is written until the first has arrived as well.
+    rig.held[1]!();
+    rig.held[0]!();
+    rig.held.length = 0;
+    await rig.protocol.waiting;
+    expect(rig.protocol.feed(null)).toBe(FeedResult.NeedMore);
+    const replies = Buffer.concat(rig.output.take());
+    // remote-a and remote-b were never stored: quiet misses answer nothing.
+    expect(replies.length).toBe(24 + 4 + 5 + 1 + 24);
+    expect([replies[1], replies.readUInt32BE(12)]).toEqual([Opcode.GetKQ, 3]);
+    expect([replies[34 + 1], replies.readUInt32BE(34 + 12)]).toEqual([OP.NOOP, 5]);
+  });
+
+  it('holds anything but a get behind the replies awaited', async () => {
+    const rig = deferringRig('binary');
+    const packets = Buffer.concat([
+      request({ opcode: Opcode.GetK, key: 'remote-c', opaque: 1 }),
+      request({ opcode: OP.SET, key: 'remote-c', value: 'v', extras: storeExtras(0, 0), opaque: 2 }),
+      request({ opcode: Opcode.GetK, key: 'remote-c', opaque: 3 }),
+    ]);
+    expect(feedLent(rig.protocol, packets)).toBe(FeedResult.Waiting);
+    expect(rig.held).toHaveLength(1);
+    expect(await rig.releaseOne()).toBe(FeedResult.Waiting);
+    expect(rig.held).toHaveLength(1);
+    expect(await rig.releaseOne()).toBe(FeedResult.Waiting);
+    expect(await rig.releaseOne()).toBe(FeedResult.NeedMore);
+    const replies = Buffer.concat(rig.output.take());
+    const opaques = [];
+    for (let at = 0; at < replies.length; at += 24 + replies.readUInt32BE(at + 8)) opaques.push([replies.readUInt16BE(at + 6), replies.readUInt32BE(at + 12)]);
+    // The first get ran before the set: not found; the last after it: found.
+    expect(opaques).toEqual([[1, 1], [0, 2], [0, 3]]);
+  });
+});
+
 describe('a waiting command at the very end of a read', () => {
   it('ascii: a storage command whose data block ends the read still answers', async () => {
     const rig = deferringRig('ascii');

@@ -16,7 +16,7 @@ import { PeerError, type PeerErrorCode } from '../errors.js';
 import type { Command, Reply } from '../protocol/types.js';
 import type { ItemRecord } from '../store/types.js';
 import { decodeReply, decodeTimedBatch, decodeTimedCommand, encodeReply, encodeTimedBatch, encodeTimedCommand } from './peer/command-codec.js';
-import type { Deadline, ForwardHandler, HandoffHandler, Offer, OfferHandler, Peers, ReplicateHandler, RequestLimits } from './peers.js';
+import { type Deadline, type ForwardHandler, type HandoffHandler, type Offer, type OfferHandler, type Peers, type Recover, type ReplicateHandler, type RequestLimits, settleWith } from './peers.js';
 import type { NodeId, Owner } from './types.js';
 
 /** One request as the network saw it. */
@@ -146,7 +146,11 @@ export class MemoryPeers implements Peers {
 
   constructor(private readonly network: MemoryPeerNetwork, readonly self: Owner) {}
 
-  async forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply> {
+  forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }, recover?: Recover<Reply>): Promise<Reply> {
+    return settleWith(this.forwardOnce(owner, command, limits), recover);
+  }
+
+  private async forwardOnce(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply> {
     this.network.requests.push({ kind: 'forward', from: this.self.id, to: owner.address, command, limits });
     const payload = encodeTimedCommand({ sentAt: Date.now(), validForMs: limits.validForMs }, command);
     const answer = await this.network.carry(this.self.id, owner.address, limits.timeoutMs, async (node) => {

@@ -90,12 +90,22 @@ export type OfferHandler = (offers: Offer[]) => number[];
  */
 export type HandoffHandler = (requester: Owner) => Promise<boolean>;
 
+/** What a failed request becomes instead of a rejection (Peers.forward). */
+export type Recover<T> = (error: unknown) => T | Promise<T>;
+
+/** `settled` as it is, or, with `recover`, with its rejection turned into what recover makes of it. */
+export function settleWith<T>(settled: Promise<T>, recover: Recover<T> | undefined): Promise<T> {
+  return recover === undefined ? settled : settled.then(undefined, recover);
+}
+
 export interface Peers {
   /**
    * Runs `command` on `owner`, which runs it as the session's owner and never forwards it
-   * again, and settles with its reply.
+   * again, and settles with its reply. With `recover`, a failure settles it with what `recover`
+   * makes of the error instead of rejecting it: the router's first attempt hands its retries to
+   * recover, so that the reply itself reaches the client with no promise in between.
    */
-  forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply>;
+  forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }, recover?: Recover<Reply>): Promise<Reply>;
   /** Copies `records` to `owner`; settles once it has applied them. */
   replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void>;
   /**

@@ -257,15 +257,22 @@ export class Router {
       if (copy !== null) copies.push(copy);
     }
     if (copies.length === 0 || !sync) return whenDurable(reply, durable);
+    // One copy and no disk to wait for (the common case): its result settles the reply directly.
+    if (copies.length === 1 && durable === null) return copies[0]!.then((result) => (result === 'copied' ? reply : this.notCopied([result])));
     return Promise.all([Promise.all(copies), durable]).then(([results, onDisk]): Reply => {
       if (onDisk === false) return NOT_DURABLE;
       if (results.every((result) => result === 'copied')) return reply;
-      this.counters.writesNotCopied++;
-      // Undone here; the other owner has it only if the copy arrived and just its answer was lost.
-      return results.includes('maybe copied')
-        ? { kind: 'serverError', message: 'temporary failure: no answer in time from the session\'s other owner; the write may have been applied' }
-        : { kind: 'serverError', message: 'temporary failure: the write could not be copied to the session\'s other owner in time; not stored' };
+      return this.notCopied(results);
     });
+  }
+
+  /** The reply to a write whose copies were not all made (undone here). */
+  private notCopied(results: CopyResult[]): Reply {
+    this.counters.writesNotCopied++;
+    // Undone here; the other owner has it only if the copy arrived and just its answer was lost.
+    return results.includes('maybe copied')
+      ? { kind: 'serverError', message: 'temporary failure: no answer in time from the session\'s other owner; the write may have been applied' }
+      : { kind: 'serverError', message: 'temporary failure: the write could not be copied to the session\'s other owner in time; not stored' };
   }
 
   private route(key: string, command: Command): Reply | Promise<Reply> {
@@ -289,26 +296,48 @@ export class Router {
    * did not run is sent again, or one that may have run but does the same when run twice (see
    * isIdempotent).
    */
-  private async forward(key: string, master: Owner, command: Command, options: { budgetMs?: number; mayRelay?: boolean } = {}): Promise<Reply> {
+  private forward(key: string, master: Owner, command: Command, options: { budgetMs?: number; mayRelay?: boolean } = {}): Promise<Reply> {
     this.counters.forwarded++;
     if (command.kind === 'get' || command.kind === 'touchGet') this.counters.forwardedReads++;
     command = withRelativeExptime(command, Date.now());
     const deadline = Date.now() + (options.budgetMs ?? this.options.forwardTimeoutMs);
     const mayRelay = options.mayRelay ?? true;
-    let target = master;
+    // The first attempt to a master this node reaches: its reply settles the client's reply
+    // straight from the peer link's dispatch; only a failure goes on to forwardAgain, which
+    // judges it and retries as the loop below does.
+    const left = deadline - Date.now();
+    const validForMs = left - guardOf(left);
+    if (validForMs >= 1 && (!mayRelay || this.paths.reaches(master.id))) {
+      const first = command;
+      return this.options.peers.forward(master, command, { timeoutMs: left, validForMs }, (failure) => this.forwardAgain(key, master, first, deadline, mayRelay, { error: failure }));
+    }
+    return this.forwardAgain(key, master, command, deadline, mayRelay, null);
+  }
+
+  /**
+   * The rest of forward: from its first attempt's failure (`failed`), or with no attempt made yet
+   * (null: no time left, or the master is reached through a relay).
+   */
+  private async forwardAgain(key: string, target: Owner, command: Command, deadline: number, mayRelay: boolean, failed: { error: unknown } | null): Promise<Reply> {
     /** whether an attempt went out and got no answer: the command may have run */
     let mayHaveRun = false;
     for (;;) {
       // The master may run it only while this node still waits for the answer, less the time the
       // answer takes to come back: after that, this node has answered SERVER_ERROR.
       const left = deadline - Date.now();
-      const validForMs = left - guardOf(left);
+      let validForMs = left - guardOf(left);
       /** why the attempt failed; null while none went out (made only then: an Error costs its stack trace) */
       let error: unknown = null;
       // A master this node does not hear (an asymmetric partition) is reached through a serving
       // member that hears it, when there is one.
       const via = mayRelay && !this.paths.reaches(target.id) ? this.paths.relayTo(target.id) : null;
-      if (validForMs >= 1) {
+      if (failed !== null) {
+        // The first attempt, made by forward(), with time left then.
+        error = failed.error;
+        failed = null;
+        validForMs = Math.max(1, validForMs);
+        if (!certainlyNotRun(error)) mayHaveRun = true;
+      } else if (validForMs >= 1) {
         try {
           if (via !== null) {
             this.counters.sentThroughRelay++;

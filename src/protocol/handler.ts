@@ -24,8 +24,14 @@ export interface ProtocolHandler {
    * next read overwrites, so whatever a protocol keeps past the call it copies.
    */
   feed(chunk: Buffer | null): FeedResult;
-  /** after Waiting: settles once the pending reply is known */
+  /** after Waiting: settles once the pending replies are known */
   readonly waiting: Promise<void> | null;
+  /**
+   * after Waiting: calls `callback` once, when the pending replies are known (as `waiting`
+   * settling does, without a promise of its own: a forwarded request's reply reaches the client
+   * one microtask sooner)
+   */
+  whenReplied?(callback: () => void): void;
   /**
    * Part of a request has arrived and the rest has not: a command line without its newline, a
    * binary header, key or extras cut short, or a value still coming. False between requests.
@@ -44,36 +50,88 @@ export interface ProtocolHandler {
 export type Execute = (command: Command) => Reply | Promise<Reply>;
 
 /**
- * Holds the one reply a protocol is waiting for. When it arrives it is only remembered: it is
- * written by release(), from the next feed(null), so it goes out in the same synchronous step
- * as the connection's flush (the Output is shared between connections).
+ * Holds the replies a protocol is waiting for, in the order of their requests: usually one; a
+ * binary batch of quiet gets (GETQ/GETKQ, as php-memcached's getMulti sends) may have several in
+ * flight at once, each key forwarded to its master concurrently instead of one after another.
+ * Arrived replies are only remembered: they are written by release(), from the next
+ * feed(null), all at once when the last has arrived, so they go out in request order and in the
+ * same synchronous step as the connection's flush (the Output is shared between connections).
  */
 export class PendingReply {
+  /** the replies waited for, in request order; `write` is set once the reply has arrived */
+  private readonly replies: Array<{ write: (() => void) | null }> = [];
+  private unarrived = 0;
   private promise: Promise<void> | null = null;
-  private writeReply: (() => void) | null = null;
+  private settle: (() => void) | null = null;
+  private callback: (() => void) | null = null;
+
+  /** whether a reply is still to be written (arrived or not) */
+  get busy(): boolean {
+    return this.replies.length > 0;
+  }
+
+  /** how many replies are held */
+  get count(): number {
+    return this.replies.length;
+  }
 
   get waiting(): Promise<void> | null {
+    if (this.replies.length === 0) return null;
+    if (this.promise === null) {
+      this.promise = this.unarrived === 0 ? Promise.resolve() : new Promise<void>((resolve) => { this.settle = resolve; });
+    }
     return this.promise;
   }
 
-  wait(reply: Promise<Reply>, write: (reply: Reply) => void): void {
-    this.promise = reply.then(
-      (value) => { this.writeReply = () => write(value); },
+  /** Calls `callback` once every held reply has arrived (in a microtask if they all have). */
+  whenArrived(callback: () => void): void {
+    if (this.unarrived === 0) {
+      queueMicrotask(callback);
+      return;
+    }
+    this.callback = callback;
+  }
+
+  /**
+   * Holds a reply, to be written after those held before it. A reply known already (a read
+   * served here while earlier ones are still coming) waits its turn all the same.
+   */
+  wait(reply: Reply | Promise<Reply>, write: (reply: Reply) => void): void {
+    if (!(reply instanceof Promise)) {
+      this.replies.push({ write: () => write(reply) });
+      return;
+    }
+    const entry: { write: (() => void) | null } = { write: null };
+    this.replies.push(entry);
+    this.unarrived++;
+    reply.then(
+      (value) => this.arrived(entry, () => write(value)),
       // The router answers failures with a reply of their own; a rejection is a bug, but the
       // client still gets an answer in its place rather than a connection that hangs.
-      (error: unknown) => { this.writeReply = () => write({ kind: 'serverError', message: `internal error: ${(error as Error).message}` }); },
+      (error: unknown) => this.arrived(entry, () => write({ kind: 'serverError', message: `internal error: ${(error as Error).message}` })),
     );
   }
 
-  /** Writes the reply that arrived; returns false while it has not arrived yet. */
+  /** Writes the held replies once all have arrived; returns false while one has not. */
   release(): boolean {
-    if (this.promise === null) return true;
-    if (this.writeReply === null) return false;
-    const write = this.writeReply;
-    this.writeReply = null;
+    if (this.replies.length === 0) return true;
+    if (this.unarrived > 0) return false;
+    const replies = this.replies.splice(0);
     this.promise = null;
-    write();
+    this.settle = null;
+    for (const reply of replies) reply.write!();
     return true;
+  }
+
+  private arrived(entry: { write: (() => void) | null }, write: () => void): void {
+    entry.write = write;
+    if (--this.unarrived > 0) return;
+    const settle = this.settle;
+    const callback = this.callback;
+    this.settle = null;
+    this.callback = null;
+    settle?.();
+    callback?.();
   }
 }
 
@@ -106,6 +164,10 @@ export abstract class PushProtocol implements ProtocolHandler {
     return this.pending.waiting;
   }
 
+  whenReplied(callback: () => void): void {
+    this.pending.whenArrived(callback);
+  }
+
   abstract get midRequest(): boolean;
 
   feed(chunk: Buffer | null): FeedResult {
@@ -119,15 +181,23 @@ export abstract class PushProtocol implements ProtocolHandler {
     if (data === null) return FeedResult.NeedMore;
     const result = this.consume(data);
     // The last command of this read may be waiting for its reply too.
-    return result === FeedResult.NeedMore && this.pending.waiting !== null ? FeedResult.Waiting : result;
+    return result === FeedResult.NeedMore && this.pending.busy ? FeedResult.Waiting : result;
   }
 
   /** Consumes `data` from its start; what it cannot consume yet goes back to `this.input`. */
   protected abstract consume(data: Buffer): FeedResult;
 
+  /**
+   * Whether the step at `offset` may run while replies are still awaited: only one whose reply
+   * is held in order behind them and that changes nothing (the binary protocol's reads).
+   */
+  protected mayGoOnWhileWaiting(_data: Buffer, _offset: number): boolean {
+    return false;
+  }
+
   /** Asked before each step: whether to stop here, holding back the rest of `data`. */
   protected mustPause(data: Buffer, offset: number): FeedResult | null {
-    if (this.pending.waiting !== null) {
+    if (this.pending.busy && !this.mayGoOnWhileWaiting(data, offset)) {
       this.input = offset < data.length ? Buffer.from(data.subarray(offset)) : null;
       return FeedResult.Waiting;
     }

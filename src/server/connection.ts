@@ -165,12 +165,15 @@ export class Connection {
     if (this.awaitingReply) return;
     this.awaitingReply = true;
     this.heldBytes = 0;
-    void this.handler!.waiting!.then(() => {
+    const replied = () => {
       this.awaitingReply = false;
       if (this.closing || this.socket.destroyed) return;
       this.process(this.handler!.feed(null));
       if (!this.waitingForDrain && !this.closing && !this.awaitingReply && this.socket.isPaused()) this.socket.resume();
-    });
+    };
+    const handler = this.handler!;
+    if (handler.whenReplied !== undefined) handler.whenReplied(replied);
+    else void handler.waiting!.then(replied);
   }
 
   private pauseUntilDrained(): void {

@@ -141,60 +141,69 @@ const TIMED_SIZE = 8 + 4;
 // Commands
 
 export function encodeCommand(command: Command): Buffer {
+  return writeCommand(command, (capacity) => new PayloadWriter(capacity)).finish();
+}
+
+/**
+ * Writes `command` into the writer `make` gives for about `capacity` bytes: a fresh one
+ * (encodeCommand), or one with the Timed fields before it (encodeTimedCommand), so a forward's
+ * payload is encoded once, into its one buffer.
+ */
+function writeCommand(command: Command, make: (capacity: number) => PayloadWriter): PayloadWriter {
   switch (command.kind) {
     case 'store': {
-      const writer = new PayloadWriter(32 + command.key.length + command.value.length);
+      const writer = make(32 + command.key.length + command.value.length);
       writer.u8(CommandTag.Store).u8(STORE_MODE_WIRE[command.mode]);
       writeKey(writer, command.key);
       writer.u32(command.flags);
       writeInt(writer, command.exptime);
-      return writer.u64(command.cas).bytes32(command.value).finish();
+      return writer.u64(command.cas).bytes32(command.value);
     }
     case 'refuseOversized': {
-      const writer = new PayloadWriter(8 + command.key.length).u8(CommandTag.RefuseOversized).u8(STORE_MODE_WIRE[command.mode]);
-      return writeKey(writer, command.key).finish();
+      const writer = make(8 + command.key.length).u8(CommandTag.RefuseOversized).u8(STORE_MODE_WIRE[command.mode]);
+      return writeKey(writer, command.key);
     }
     case 'get': {
-      const writer = new PayloadWriter(8 + keysSize(command.keys)).u8(CommandTag.Get).u8(bool(command.withCas));
-      return writeKeys(writer, command.keys).finish();
+      const writer = make(8 + keysSize(command.keys)).u8(CommandTag.Get).u8(bool(command.withCas));
+      return writeKeys(writer, command.keys);
     }
     case 'touchGet': {
-      const writer = new PayloadWriter(16 + keysSize(command.keys)).u8(CommandTag.TouchGet);
+      const writer = make(16 + keysSize(command.keys)).u8(CommandTag.TouchGet);
       writeInt(writer, command.exptime);
       writer.u8(bool(command.withCas));
-      return writeKeys(writer, command.keys).finish();
+      return writeKeys(writer, command.keys);
     }
     case 'touch': {
-      const writer = new PayloadWriter(16 + command.key.length).u8(CommandTag.Touch);
+      const writer = make(16 + command.key.length).u8(CommandTag.Touch);
       writeKey(writer, command.key);
-      return writeInt(writer, command.exptime).finish();
+      return writeInt(writer, command.exptime);
     }
     case 'delete': {
-      const writer = new PayloadWriter(16 + command.key.length).u8(CommandTag.Delete);
-      return writeKey(writer, command.key).u64(command.cas).finish();
+      const writer = make(16 + command.key.length).u8(CommandTag.Delete);
+      return writeKey(writer, command.key).u64(command.cas);
     }
     case 'arith': {
-      const writer = new PayloadWriter(48 + command.key.length).u8(CommandTag.Arith).u8(bool(command.incr));
+      const writer = make(48 + command.key.length).u8(CommandTag.Arith).u8(bool(command.incr));
       writeKey(writer, command.key).u64(command.delta);
       if (command.initial === null) writer.u8(0);
       else writer.u8(1).u64(command.initial);
       writeInt(writer, command.exptime);
-      return writer.u64(command.cas).finish();
+      return writer.u64(command.cas);
     }
     case 'flush':
-      return writeInt(new PayloadWriter(16).u8(CommandTag.Flush), command.delaySeconds).finish();
+      return writeInt(make(16).u8(CommandTag.Flush), command.delaySeconds);
     case 'version':
-      return tagOnly(CommandTag.Version);
+      return make(1).u8(CommandTag.Version);
     case 'verbosity':
-      return new PayloadWriter(16).u8(CommandTag.Verbosity).u64(command.level).finish();
+      return make(16).u8(CommandTag.Verbosity).u64(command.level);
     case 'stats': {
-      const writer = new PayloadWriter(8 + command.args.reduce((sum, arg) => sum + 2 + arg.length * 3, 0)).u8(CommandTag.Stats);
+      const writer = make(8 + command.args.reduce((sum, arg) => sum + 2 + arg.length * 3, 0)).u8(CommandTag.Stats);
       writer.u32(command.args.length);
       for (const arg of command.args) writer.string16(arg);
-      return writer.finish();
+      return writer;
     }
     case 'quit':
-      return tagOnly(CommandTag.Quit);
+      return make(1).u8(CommandTag.Quit);
     case 'saslList':
     case 'saslAuth':
       // Authentication is between a client and the node it connected to: never forwarded.
@@ -483,8 +492,7 @@ export interface Timed {
 }
 
 export function encodeTimedCommand(timed: Timed, command: Command): Buffer {
-  const body = encodeCommand(command);
-  return writeTimed(new PayloadWriter(TIMED_SIZE + body.length), timed).raw(body).finish();
+  return writeCommand(command, (capacity) => writeTimed(new PayloadWriter(TIMED_SIZE + capacity), timed)).finish();
 }
 
 export function decodeTimedCommand(payload: Buffer): { timed: Timed; command: Command } {

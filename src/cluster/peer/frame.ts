@@ -111,6 +111,8 @@ function checkHeaderFields(opcode: number, requestId: number, payloadLength: num
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
+  /** where the first unread byte of chunks[0] is: frames are read in place, not cut off the chunk */
+  private head = 0;
   private buffered = 0;
 
   /** The limit can change: small during the handshake, the configured one afterwards. */
@@ -127,24 +129,37 @@ export class FrameDecoder {
     this.buffered += chunk.length;
   }
 
-  /** The next whole frame, NeedMore, or TooLarge (after which the decoder must not be used). */
+  /**
+   * The next whole frame, NeedMore, or TooLarge (after which the decoder must not be used). A
+   * frame's `next` is where the following one starts in the decoder's own chunk.
+   */
   next(): FrameRead {
     if (this.buffered < 4) return NEED_MORE;
-    if (this.chunks[0]!.length < 4) this.coalesce();
-    const size = FRAME_HEADER_SIZE + this.chunks[0]!.readUInt32BE(0);
+    if (this.chunks[0]!.length - this.head < 4) this.coalesce();
+    const size = FRAME_HEADER_SIZE + this.chunks[0]!.readUInt32BE(this.head);
     if (size > this.maxFrameSize) return { status: FrameStatus.TooLarge, size };
     if (this.buffered < size) return NEED_MORE;
-    if (this.chunks[0]!.length < size) this.coalesce();
-    const head = this.chunks[0]!;
-    const read = tryReadFrame(head, 0, this.maxFrameSize);
-    if (read.status !== FrameStatus.Frame) throw new Error('FrameDecoder: a counted whole frame did not read');
-    if (read.next === head.length) this.chunks.shift();
-    else this.chunks[0] = head.subarray(read.next);
+    if (this.chunks[0]!.length - this.head < size) this.coalesce();
+    const chunk = this.chunks[0]!;
+    const at = this.head;
+    const frame: Frame = {
+      opcode: chunk[at + 4]!,
+      requestId: chunk.readUInt32BE(at + 5),
+      payload: chunk.subarray(at + FRAME_HEADER_SIZE, at + size),
+    };
+    this.head = at + size;
+    if (this.head === chunk.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
     this.buffered -= size;
-    return read;
+    return { status: FrameStatus.Frame, frame, next: this.head };
   }
 
   private coalesce(): void {
+    const first = this.chunks[0]!;
+    if (this.head > 0) this.chunks[0] = first.subarray(this.head);
+    this.head = 0;
     this.chunks = [Buffer.concat(this.chunks, this.buffered)];
   }
 }

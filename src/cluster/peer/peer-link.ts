@@ -89,9 +89,19 @@ export enum LinkState {
   Closed = 'closed',
 }
 
+/**
+ * Where the outcome of a request goes (requestWith): exactly one of the two is called, `reply`
+ * from the dispatch of the received frame (its payload a view into the received bytes, valid
+ * kept as long as it is referenced), `fail` with the request's PeerError. Neither may throw: they
+ * run inside the link's frame dispatch.
+ */
+export interface ReplyHandler {
+  reply(opcode: number, payload: Buffer): void;
+  fail(error: PeerError): void;
+}
+
 interface Pending {
-  resolve(reply: PeerReply): void;
-  reject(error: PeerError): void;
+  handler: ReplyHandler;
   /** when it times out (Date.now() ms) */
   deadline: number;
   timeoutMs: number;
@@ -212,20 +222,35 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   /** A request; resolves with the reply frame, rejects with a PeerError (see the header). */
   request(opcode: Opcode, payload: Buffer, options: { timeoutMs?: number } = {}): Promise<PeerReply> {
+    return new Promise<PeerReply>((resolve, reject) => {
+      this.requestWith(opcode, payload, options.timeoutMs, {
+        // The payload is only lent to reply(): a view that stays valid as long as it is kept.
+        reply: (replyOpcode, replyPayload) => resolve({ opcode: replyOpcode, payload: replyPayload }),
+        fail: reject,
+      });
+    });
+  }
+
+  /**
+   * A request whose outcome goes to `handler` (once, as for request(); a refusal of a new
+   * request is given to handler.fail before this returns) instead of a promise of its own: the
+   * forward and copy paths decode the reply in the link's dispatch and settle their caller's
+   * promise there, rather than through another promise and its microtask.
+   */
+  requestWith(opcode: Opcode, payload: Buffer, timeoutMs: number | undefined, handler: ReplyHandler): void {
     this.counters.requests++;
     const refusal = this.refuseNew(payload);
     if (refusal !== null) {
       this.counters.requestsRejected++;
-      return Promise.reject(refusal);
+      handler.fail(refusal);
+      return;
     }
     const requestId = this.takeRequestId();
-    return new Promise<PeerReply>((resolve, reject) => {
-      const timeoutMs = options.timeoutMs ?? this.settings.requestTimeoutMs;
-      const deadline = Date.now() + timeoutMs;
-      this.pending.set(requestId, { resolve, reject, deadline, timeoutMs, opcode });
-      this.deadlines.watch(deadline);
-      this.enqueueOrWrite(opcode, requestId, payload);
-    });
+    const ms = timeoutMs ?? this.settings.requestTimeoutMs;
+    const deadline = Date.now() + ms;
+    this.pending.set(requestId, { handler, deadline, timeoutMs: ms, opcode });
+    this.deadlines.watch(deadline);
+    this.enqueueOrWrite(opcode, requestId, payload);
   }
 
   /** A one-way message (requestId 0); false if it was dropped (counted, never thrown). */
@@ -379,10 +404,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (frame.opcode === Opcode.Error) {
       this.counters.remoteErrors++;
       const error = safeError(frame.payload);
-      pending.reject(new PeerError('ERR_PEER_REMOTE', `peer ${this.address} answered ${opcodeName(pending.opcode)} with error ${error.code}: ${error.message}`, error.code));
+      pending.handler.fail(new PeerError('ERR_PEER_REMOTE', `peer ${this.address} answered ${opcodeName(pending.opcode)} with error ${error.code}: ${error.message}`, error.code));
       return;
     }
-    pending.resolve({ opcode: frame.opcode, payload: frame.payload });
+    pending.handler.reply(frame.opcode, frame.payload);
   }
 
   private protocolError(detail: string): void {
@@ -472,7 +497,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     for (const [requestId, pending] of due) {
       this.pending.delete(requestId);
       this.counters.requestTimeouts++;
-      pending.reject(new PeerError('ERR_PEER_TIMEOUT', `no reply from ${this.address} to ${opcodeName(pending.opcode)} within ${pending.timeoutMs} ms`));
+      pending.handler.fail(new PeerError('ERR_PEER_TIMEOUT', `no reply from ${this.address} to ${opcodeName(pending.opcode)} within ${pending.timeoutMs} ms`));
     }
     return next;
   }
@@ -482,7 +507,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (pending === undefined) return;
     this.pending.delete(requestId);
     this.counters.requestsRejected++;
-    pending.reject(error);
+    pending.handler.fail(error);
   }
 
   private failQueued(makeError: () => PeerError): void {
@@ -502,7 +527,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       if (queuedIds.has(requestId)) continue;
       this.pending.delete(requestId);
       if (code === 'ERR_PEER_DISCONNECTED') this.counters.requestsDisconnected++;
-      pending.reject(new PeerError(code, message));
+      pending.handler.fail(new PeerError(code, message));
     }
   }
 }

@@ -13,7 +13,7 @@
 import { PeerError } from '../../errors.js';
 import type { Command, Reply } from '../../protocol/types.js';
 import type { ItemRecord } from '../../store/types.js';
-import type { Deadline, ForwardHandler, HandoffHandler, Offer, OfferHandler, Peers, ReplicateHandler, RequestLimits } from '../peers.js';
+import { type Deadline, type ForwardHandler, type HandoffHandler, type Offer, type OfferHandler, type Peers, type Recover, type ReplicateHandler, type RequestLimits, settleWith } from '../peers.js';
 import type { Owner } from '../types.js';
 import {
   decodeCommand, decodeItemBatch, decodeReply, decodeTimedBatch, decodeTimedCommand, encodeCommand, encodeItemBatch,
@@ -22,6 +22,7 @@ import {
 import type { PeerIdentity } from './handshake.js';
 import { Opcode, RemoteErrorCode } from './opcodes.js';
 import { decodeJson, encodeError, encodeJson } from './payload.js';
+import type { PeerLink, ReplyHandler } from './peer-link.js';
 import type { PeerPool } from './peer-pool.js';
 import type { PeerReplyFn, PeerServer } from './peer-server.js';
 
@@ -49,36 +50,60 @@ export class PeerLinks implements Peers {
 
   /**
    * The reply's values are views into the received frame (decodeReply 'view'): a forwarded reply
-   * goes to a client's output, or back to the node that relayed it, and nothing keeps it.
+   * goes to a client's output, or back to the node that relayed it, and nothing keeps it. The
+   * reply is decoded in the link's dispatch of the frame and settles the returned promise there:
+   * no promise or async function between the link and the caller. `recover`, when given, takes
+   * a failure instead of a rejection (Peers.forward).
    */
-  async forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply> {
-    const link = this.pool.get(owner.address);
-    if (!this.untimed.has(owner.address)) {
-      const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
-      try {
-        const answer = await link.request(limits.relay === true ? Opcode.ForwardVia : Opcode.ForwardWithin, encodeTimedCommand(timed, command), { timeoutMs: limits.timeoutMs });
-        return decodeReply(answer.payload, 'view');
-      } catch (error) {
-        if (!this.olderPeer(owner.address, error)) throw refusedOrAsIs(error);
-      }
+  forward(owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }, recover?: Recover<Reply>): Promise<Reply> {
+    let link: PeerLink;
+    try {
+      link = this.pool.get(owner.address);
+    } catch (error) {
+      return settleWith(Promise.reject(error), recover);
     }
+    if (this.untimed.has(owner.address)) return settleWith(this.forwardUntimed(link, owner, command, limits), recover);
+    let payload: Buffer;
+    try {
+      payload = encodeTimedCommand({ sentAt: this.now(), validForMs: limits.validForMs }, command);
+    } catch (error) {
+      return settleWith(Promise.reject(error), recover);
+    }
+    return new Promise<Reply>((resolve, reject) => {
+      link.requestWith(limits.relay === true ? Opcode.ForwardVia : Opcode.ForwardWithin, payload, limits.timeoutMs, new ForwardCall(this, link, owner, command, limits, recover, resolve, reject));
+    });
+  }
+
+  /** A forward to a peer that does not know the timed opcodes (also ForwardCall's, on learning so). */
+  async forwardUntimed(link: PeerLink, owner: Owner, command: Command, limits: RequestLimits & { relay?: boolean }): Promise<Reply> {
     // An older peer relays nothing: refused, so the caller tries elsewhere.
     if (limits.relay === true) throw new PeerError('ERR_PEER_REFUSED', `${owner.address} does not relay forwards`);
     const answer = await link.request(Opcode.Forward, encodeCommand(command), { timeoutMs: limits.timeoutMs });
     return decodeReply(answer.payload, 'view');
   }
 
-  async replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
-    const link = this.pool.get(owner.address);
-    if (!this.untimed.has(owner.address)) {
-      const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
-      try {
-        await link.request(Opcode.ReplicateTimed, encodeTimedBatch(timed, records), { timeoutMs: limits.timeoutMs });
-        return;
-      } catch (error) {
-        if (!this.olderPeer(owner.address, error)) throw refusedOrAsIs(error);
-      }
+  /** As forward: the acknowledgement settles the returned promise from the link's dispatch. */
+  replicate(owner: Owner, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
+    let link: PeerLink;
+    try {
+      link = this.pool.get(owner.address);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    if (this.untimed.has(owner.address)) return this.replicateUntimed(link, records, limits);
+    return new Promise<void>((resolve, reject) => {
+      const timed: Timed = { sentAt: this.now(), validForMs: limits.validForMs };
+      link.requestWith(Opcode.ReplicateTimed, encodeTimedBatch(timed, records), limits.timeoutMs, {
+        reply: () => resolve(),
+        fail: (error) => {
+          if (this.olderPeer(owner.address, error)) resolve(this.replicateUntimed(link, records, limits));
+          else reject(refusedOrAsIs(error));
+        },
+      });
+    });
+  }
+
+  private async replicateUntimed(link: PeerLink, records: readonly ItemRecord[], limits: RequestLimits): Promise<void> {
     await link.request(Opcode.Replicate, encodeItemBatch(records), { timeoutMs: limits.timeoutMs });
   }
 
@@ -105,8 +130,18 @@ export class PeerLinks implements Peers {
   }
 
   serveForward(handler: ForwardHandler): void {
+    // No closures per request beyond the reply's own: a forwarded request is the master's
+    // most frequent peer frame.
     const run = (command: Command, deadline: Deadline | null, relay: boolean, reply: PeerReplyFn) => {
-      answer(() => handler(command, deadline, relay), reply, (settled) => reply(Opcode.ForwardReply, encodeReply(settled)));
+      let result: Reply | Promise<Reply>;
+      try {
+        result = handler(command, deadline, relay);
+      } catch (error) {
+        refuseOrThrow(error, reply);
+        return;
+      }
+      if (result instanceof Promise) result.then((settled) => reply(Opcode.ForwardReply, encodeReply(settled)), (error: unknown) => replyFailure(error, reply));
+      else reply(Opcode.ForwardReply, encodeReply(result));
     };
     for (const [opcode, relay] of [[Opcode.ForwardWithin, false], [Opcode.ForwardVia, true]] as const) {
       this.server.handle(opcode, (frame, reply, peer) => {
@@ -118,15 +153,23 @@ export class PeerLinks implements Peers {
   }
 
   serveReplicate(handler: ReplicateHandler): void {
-    const acknowledge = (reply: PeerReplyFn) => () => reply(Opcode.ReplicateAck);
+    const run = (records: ItemRecord[], deadline: Deadline | null, reply: PeerReplyFn) => {
+      // A handler returns nothing (applied) or, should one ever wait, a promise of it.
+      let result: unknown;
+      try {
+        result = handler(records, deadline);
+      } catch (error) {
+        refuseOrThrow(error, reply);
+        return;
+      }
+      if (result instanceof Promise) result.then(() => reply(Opcode.ReplicateAck), (error: unknown) => replyFailure(error, reply));
+      else reply(Opcode.ReplicateAck);
+    };
     this.server.handle(Opcode.ReplicateTimed, (frame, reply, peer) => {
       const { timed, records } = decodeTimedBatch(frame.payload, this.now());
-      answer(() => handler(records, deadlineOf(timed, peer)), reply, acknowledge(reply));
+      run(records, deadlineOf(timed, peer), reply);
     });
-    this.server.handle(Opcode.Replicate, (frame, reply) => {
-      const records = decodeItemBatch(frame.payload);
-      answer(() => handler(records, null), reply, acknowledge(reply));
-    });
+    this.server.handle(Opcode.Replicate, (frame, reply) => run(decodeItemBatch(frame.payload), null, reply));
   }
 
   serveHandoff(handler: HandoffHandler): void {
@@ -141,10 +184,48 @@ export class PeerLinks implements Peers {
   }
 
   /** Whether `error` says the peer does not know the timed opcodes; it is remembered if so. */
-  private olderPeer(address: string, error: unknown): boolean {
+  olderPeer(address: string, error: unknown): boolean {
     if (!(error instanceof PeerError) || error.code !== 'ERR_PEER_REMOTE' || error.remoteCode !== RemoteErrorCode.UnknownOpcode) return false;
     this.untimed.add(address);
     return true;
+  }
+}
+
+/**
+ * One forward under way: the link's reply handler, which settles the caller's promise with the
+ * decoded reply (one object per forward rather than a closure per outcome).
+ */
+class ForwardCall implements ReplyHandler {
+  constructor(
+    private readonly links: PeerLinks,
+    private readonly link: PeerLink,
+    private readonly owner: Owner,
+    private readonly command: Command,
+    private readonly limits: RequestLimits & { relay?: boolean },
+    private readonly recover: Recover<Reply> | undefined,
+    private readonly resolve: (reply: Reply | Promise<Reply>) => void,
+    private readonly reject: (error: unknown) => void,
+  ) {}
+
+  reply(_opcode: number, payload: Buffer): void {
+    let reply: Reply;
+    try {
+      reply = decodeReply(payload, 'view');
+    } catch (error) {
+      this.failWith(error);
+      return;
+    }
+    this.resolve(reply);
+  }
+
+  fail(error: PeerError): void {
+    if (this.links.olderPeer(this.owner.address, error)) this.resolve(settleWith(this.links.forwardUntimed(this.link, this.owner, this.command, this.limits), this.recover));
+    else this.failWith(refusedOrAsIs(error));
+  }
+
+  private failWith(error: unknown): void {
+    if (this.recover === undefined) this.reject(error);
+    else this.resolve(this.recover(error));
   }
 }
 
@@ -153,27 +234,19 @@ function deadlineOf(timed: Timed, peer: PeerIdentity): Deadline | null {
 }
 
 /**
- * Runs a handler and answers with its result; a refusal it throws or rejects with is answered
- * Error(Refused), so the sender knows the request did not run. Anything else thrown synchronously
- * is the peer server's to answer (a bug, or a malformed payload).
+ * A handler's synchronous failure: a refusal is answered Error(Refused), so the sender knows the
+ * request did not run; anything else is rethrown, the peer server's to answer (a bug, or a
+ * malformed payload).
  */
-function answer<T>(run: () => T | Promise<T>, reply: PeerReplyFn, done: (result: T) => void): void {
-  let result: T | Promise<T>;
-  try {
-    result = run();
-  } catch (error) {
-    if (!isRefusal(error)) throw error;
-    reply(Opcode.Error, encodeError(RemoteErrorCode.Refused, error.message));
-    return;
-  }
-  if (!(result instanceof Promise)) {
-    done(result);
-    return;
-  }
-  result.then(done, (error: unknown) => {
-    if (isRefusal(error)) reply(Opcode.Error, encodeError(RemoteErrorCode.Refused, error.message));
-    else reply(Opcode.Error, encodeError(RemoteErrorCode.Internal, error instanceof Error ? error.message : String(error)));
-  });
+function refuseOrThrow(error: unknown, reply: PeerReplyFn): void {
+  if (!isRefusal(error)) throw error;
+  reply(Opcode.Error, encodeError(RemoteErrorCode.Refused, error.message));
+}
+
+/** A handler's rejection: a refusal as Error(Refused), anything else as Error(Internal). */
+function replyFailure(error: unknown, reply: PeerReplyFn): void {
+  if (isRefusal(error)) reply(Opcode.Error, encodeError(RemoteErrorCode.Refused, error.message));
+  else reply(Opcode.Error, encodeError(RemoteErrorCode.Internal, error instanceof Error ? error.message : String(error)));
 }
 
 function isRefusal(error: unknown): error is PeerError {

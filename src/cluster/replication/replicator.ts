@@ -55,6 +55,7 @@ export function guardOf(ms: number): number {
  * it may have been applied there).
  */
 type CopyOutcome = 'acknowledged' | 'owner dead' | 'refused' | 'out of time' | 'unanswered';
+const acknowledged = (): CopyOutcome => 'acknowledged';
 
 /** What a write's copies came to: made; certainly not made; or perhaps made somewhere. */
 export type CopyResult = 'copied' | 'not copied' | 'maybe copied';
@@ -173,12 +174,15 @@ export class Replicator {
     if (deadlineAt === undefined) {
       return Promise.all(targets.map((target) => this.send(target, records))).then(() => 'copied');
     }
-    return Promise.all(targets.map((target) => this.sendBy(target, records, deadlineAt))).then((outcomes): CopyResult => {
+    const judge = (outcomes: CopyOutcome[]): CopyResult => {
       const quorum = this.options.quorum ?? ALWAYS_QUORUM;
       if (outcomes.every((outcome) => outcome === 'acknowledged' || (outcome === 'owner dead' && quorum.ok))) return 'copied';
       this.undo(change, targets, outcomes);
       return outcomes.includes('unanswered') ? 'maybe copied' : 'not copied';
-    });
+    };
+    // One other owner (the common case): its acknowledgement settles the result directly.
+    if (targets.length === 1) return this.sendBy(targets[0]!, records, deadlineAt).then((outcome) => (outcome === 'acknowledged' ? 'copied' : judge([outcome])));
+    return Promise.all(targets.map((target) => this.sendBy(target, records, deadlineAt))).then(judge);
   }
 
   /**
@@ -588,15 +592,32 @@ export class Replicator {
    * it, is declared dead, refuses it (it came too late), or the time is up. Each attempt tells
    * the owner how long it may still apply it.
    */
-  private async sendBy(target: Owner, records: ItemRecord[], deadlineAt: number): Promise<CopyOutcome> {
+  private sendBy(target: Owner, records: ItemRecord[], deadlineAt: number): Promise<CopyOutcome> {
+    // The first attempt without an async function around it: the acknowledgement settles the
+    // outcome in one step; a failure goes on to sendAgain, which judges it and retries.
+    const left = deadlineAt - Date.now();
+    const validForMs = left - guardOf(left);
+    if (validForMs < 1 || this.stopped) return this.sendAgain(target, records, deadlineAt, null);
+    return this.options.peers.replicate(target, records, { timeoutMs: Math.min(this.options.requestTimeoutMs, left), validForMs })
+      .then(acknowledged, (error: unknown) => this.sendAgain(target, records, deadlineAt, { error }));
+  }
+
+  /** The rest of sendBy: from its first attempt's failure (`failed`), or with none made (null). */
+  private async sendAgain(target: Owner, records: ItemRecord[], deadlineAt: number, failed: { error: unknown } | null): Promise<CopyOutcome> {
     const { peers, view, requestTimeoutMs } = this.options;
     /** an attempt went out and got no answer: it may have been applied */
     let unanswered = false;
     for (;;) {
-      const left = deadlineAt - Date.now();
-      const validForMs = left - guardOf(left);
-      if (validForMs < 1 || this.stopped) return unanswered ? 'unanswered' : 'out of time';
       try {
+        if (failed !== null) {
+          // sendBy's attempt failed: judged below as this loop's own attempts are.
+          const { error } = failed;
+          failed = null;
+          throw error;
+        }
+        const left = deadlineAt - Date.now();
+        const validForMs = left - guardOf(left);
+        if (validForMs < 1 || this.stopped) return unanswered ? 'unanswered' : 'out of time';
         await peers.replicate(target, records, { timeoutMs: Math.min(requestTimeoutMs, left), validForMs });
         return 'acknowledged';
       } catch (error) {

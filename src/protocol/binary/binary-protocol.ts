@@ -64,6 +64,11 @@ for (const [opcode, mode] of [
   [Opcode.Prepend, StoreMode.Prepend], [Opcode.PrependQ, StoreMode.Prepend],
 ] as Array<[Opcode, StoreMode]>) STORE_MODES[opcode] = mode;
 
+/** The gets that may be read and sent on while earlier replies are awaited (mayGoOnWhileWaiting). */
+const GET_OPCODES: ReadonlySet<number> = new Set([Opcode.Get, Opcode.GetQ, Opcode.GetK, Opcode.GetKQ]);
+/** Replies held at once for one connection's batch of gets; past it, reading the batch waits. */
+const MAX_HELD_REPLIES = 64;
+
 /** "no auto-create" expiration of INCR/DECR (binary spec, "Increment, Decrement") */
 const ARITH_NO_CREATE = 0xffffffff;
 
@@ -80,11 +85,31 @@ export class BinaryProtocol extends PushProtocol {
   private value: Buffer | null = null;
   private valueFilled = 0;
   private swallowRemaining = 0;
+  /** a reply to something else than a get is among those held (see mayGoOnWhileWaiting) */
+  private heldOtherThanReads = false;
   /** set by QUIT: the reply is queued, then the connection closes */
   private closeAfterReply = false;
 
   get midRequest(): boolean {
     return this.phase !== Phase.Header || this.input !== null;
+  }
+
+  /**
+   * While replies are awaited, a get of any kind (GET, GETQ, GETK, GETKQ) whose header is whole
+   * and well-formed goes on: a batch of quiet gets is then forwarded key by key in one turn, to
+   * each key's master at once, and the replies are held in order (PendingReply). The rest of its
+   * packet (the key) follows, as it is part of the same step. Anything else, a malformed get
+   * (answered at once, out of order otherwise), any get behind a held reply to something else
+   * than a get, and more than MAX_HELD_REPLIES, waits its turn.
+   */
+  protected override mayGoOnWhileWaiting(data: Buffer, offset: number): boolean {
+    if (this.phase !== Phase.Header) return true;
+    // Behind anything but a read (a write forwarded), a get must see what it did: it waits.
+    if (this.heldOtherThanReads) return false;
+    if (data.length - offset < HEADER_LENGTH || this.pending.count >= MAX_HELD_REPLIES) return false;
+    if (data[offset] !== REQUEST_MAGIC || !GET_OPCODES.has(data[offset + 1]!)) return false;
+    const keyLength = data.readUInt16BE(offset + 2);
+    return data[offset + 4] === 0 && keyLength > 0 && keyLength <= KEY_MAX_LENGTH && data.readUInt32BE(offset + 8) === keyLength;
   }
 
   protected consume(data: Buffer): FeedResult {
@@ -306,8 +331,11 @@ export class BinaryProtocol extends PushProtocol {
         writeBinaryStatus(this.output, header, BinaryStatus.UnknownCommand);
         return;
     }
+    if (!this.pending.busy) this.heldOtherThanReads = false;
     const reply = this.execute(command);
-    if (reply instanceof Promise) this.pending.wait(reply, (arrived) => writeBinaryReply(this.output, header, arrived, command));
+    if (reply instanceof Promise && command.kind !== 'get') this.heldOtherThanReads = true;
+    // Behind replies still awaited (a batch of gets), even one known now waits its turn.
+    if (reply instanceof Promise || this.pending.busy) this.pending.wait(reply, (arrived) => writeBinaryReply(this.output, header, arrived, command));
     else writeBinaryReply(this.output, header, reply, command);
   }
 
