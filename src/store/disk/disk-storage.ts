@@ -39,8 +39,8 @@ const COMPACT_MIN_BYTES = 16 * 1024 * 1024;
 const COMPACT_SLICE_BYTES = 4 * 1024 * 1024;
 /** A compaction starts, whatever their size, once there are more logs than this since the last snapshot. */
 const MAX_LOG_FILES = 8;
-/** The values left on disk at start are read back this many bytes at a time (warmValues). */
-const WARM_CHUNK_BYTES = 4 * 1024 * 1024;
+/** The values left on disk at start are read back this many bytes per turn of the event loop (warmValues): about 10 ms of work. */
+const WARM_CHUNK_BYTES = 1024 * 1024;
 /** How often the need for a compaction is checked. */
 const COMPACT_CHECK_MS = 1000;
 /** Disk errors are logged at most this often; stats count each. */
@@ -120,6 +120,7 @@ export class DiskStorage implements StoreJournal, Durability {
   private snapshotSize = 0;
   /** the files recovery loaded, in order, until warmValues() has been through them */
   private loadedFiles: string[] = [];
+  private warmingUp = false;
   /** warmValues() under way (or done) */
   private warming: Promise<void> = Promise.resolve();
   /** the log files recovery will replay after the snapshot: one per start since it, and the current one */
@@ -434,6 +435,7 @@ export class DiskStorage implements StoreJournal, Durability {
   private async warmValues(): Promise<void> {
     const { store, log, dir } = this.options;
     if (store.valuesOnDiskCount === 0) return;
+    this.warmingUp = true;
     const started = Date.now();
     let values = 0;
     let bytes = 0;
@@ -483,6 +485,7 @@ export class DiskStorage implements StoreJournal, Durability {
       if (!this.closed) log.warn({ dir, err: describe(error as Error) }, 'disk storage: warming values into memory stopped');
     }
     this.loadedFiles = [];
+    this.warmingUp = false;
     if (values > 0 || full) {
       log.info({ dir, values, bytes, onDiskOnly: store.valuesOnDiskCount, seconds: (Date.now() - started) / 1000 },
         full ? 'disk storage: values warmed into memory up to --memory-limit; the rest are read back when asked for' : 'disk storage: values warmed into memory');
@@ -490,7 +493,9 @@ export class DiskStorage implements StoreJournal, Durability {
   }
 
   private maybeCompact(): void {
-    if (this.compacting || this.closed || this.log.failing !== null) return;
+    // Not while the values are warmed: a snapshot would read each value still on disk back on
+    // its own, and move the items' records out of the files the warm-up reads in sequence.
+    if (this.compacting || this.closed || this.log.failing !== null || this.warmingUp) return;
     const store = this.options.store;
     // What the live data takes on disk: key and value and about 40 bytes of record each.
     const held = store.itemCount - store.valuesOnDiskCount;
