@@ -6,13 +6,17 @@
  * fifth of the daemon's CPU per request (bench/RESULTS.md, "Where the daemon's time goes").
  * net.Socket's `onread` option (Node's net docs: "incoming data is stored in a single buffer
  * and passed to the supplied callback") skips both, but net.Server has no way to ask for it.
- * So the server is created with `pauseOnConnect`, and the accepted socket's handle is moved
- * into a net.Socket constructed with `onread`, the way Node builds accepted sockets itself
- * (lib/net.js, onconnection) plus that option. The empty shell the server made is destroyed
- * at once, which keeps the server's own connection count right.
  *
- * The handle is `_handle`, which Node does not document. If a Node release changes it, the
- * accepted socket is used as it is, reading through 'data': slower, never wrong, and logged.
+ * So the server is created with `pauseOnConnect`, and the accepted socket is given, before it
+ * reads anything, what the `onread` option would have given it: the fields the constructor sets
+ * from it (found by their names on a socket constructed with the option), and the buffer handed
+ * to its handle (`useUserBuffer`), as Node's initSocketHandle does (lib/net.js). It was done by
+ * moving the handle into a second net.Socket constructed with `onread`; for PHP, which opens a
+ * connection per request, building and destroying that second socket cost about 30 µs per
+ * connection, an eighth of what a connection costs the daemon.
+ *
+ * The fields and the handle are Node internals, not documented. If a Node release changes
+ * them, the accepted socket reads through 'data': slower, never wrong, and logged.
  * `test/accept.test.ts` checks that the Node running the tests takes the shared buffer.
  */
 import net from 'node:net';
@@ -31,30 +35,49 @@ const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
 export type ChunkListener = (chunk: Buffer) => void;
 
 interface HandleCarrier {
-  _handle?: { useUserBuffer?: unknown; readStart?: unknown } | null;
+  _handle?: { useUserBuffer?: (buffer: Uint8Array) => void; readStart?: unknown } | null;
 }
 
+/** The symbols under which a net.Socket keeps what its `onread` option gave it. */
+interface OnreadFields {
+  buffer: symbol;
+  generator: symbol;
+  callback: symbol;
+}
+
+const onreadFields: OnreadFields | null = (() => {
+  const buffer = Buffer.alloc(1);
+  const callback = (): void => {};
+  const socket = new net.Socket({ onread: { buffer, callback } } as net.SocketConstructorOpts);
+  const probe = socket as unknown as Record<symbol, unknown>;
+  const find = (test: (symbol: symbol) => boolean): symbol | null => Object.getOwnPropertySymbols(probe).find(test) ?? null;
+  const fields = {
+    buffer: find((s) => probe[s] === buffer),
+    callback: find((s) => probe[s] === callback),
+    generator: find((s) => s.description === 'kBufferGen' && probe[s] === null),
+  };
+  socket.destroy();
+  return fields.buffer !== null && fields.callback !== null && fields.generator !== null ? (fields as OnreadFields) : null;
+})();
+
 /**
- * Takes a socket accepted by a server created with `pauseOnConnect: true` and returns the
- * socket to use in its place, which delivers what it reads to `onChunk`. The returned socket
- * is `accepted` itself only when this Node cannot move the handle. Nothing is read before the
- * caller's synchronous code has run, so `onChunk` may refer to objects built after this call.
+ * Makes a socket accepted by a server created with `pauseOnConnect: true` deliver what it reads
+ * to `onChunk`, and resumes it. Returns whether it reads into the shared buffer (false: through
+ * 'data', this Node's internals being other than expected). Nothing is read before the caller's
+ * synchronous code has run, so `onChunk` may refer to objects built after this call.
  */
-export function adoptAccepted(accepted: net.Socket, onChunk: ChunkListener): net.Socket {
-  const carrier = accepted as unknown as HandleCarrier;
-  const handle = carrier._handle;
-  if (!handle || typeof handle.useUserBuffer !== 'function' || typeof handle.readStart !== 'function') {
+export function adoptAccepted(accepted: net.Socket, onChunk: ChunkListener): boolean {
+  const handle = (accepted as unknown as HandleCarrier)._handle;
+  if (onreadFields === null || !handle || typeof handle.useUserBuffer !== 'function' || typeof handle.readStart !== 'function') {
     accepted.on('data', onChunk);
     accepted.resume();
-    return accepted;
+    return false;
   }
-  carrier._handle = null;
-  const socket = new net.Socket({
-    handle,
-    readable: true,
-    writable: true,
-    onread: { buffer: sharedReadBuffer, callback: (length: number) => onChunk(sharedReadBuffer.subarray(0, length)) },
-  } as net.SocketConstructorOpts);
-  accepted.destroy();
-  return socket;
+  const socket = accepted as unknown as Record<symbol, unknown>;
+  socket[onreadFields.buffer] = sharedReadBuffer;
+  socket[onreadFields.generator] = null;
+  socket[onreadFields.callback] = (length: number) => onChunk(sharedReadBuffer.subarray(0, length));
+  handle.useUserBuffer(sharedReadBuffer);
+  accepted.resume();
+  return true;
 }

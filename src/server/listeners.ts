@@ -164,8 +164,8 @@ export class ClientListeners {
       counters.currConnections++;
       counters.totalConnections++;
       let connection: Connection | null = null;
-      const socket = adoptAccepted(accepted, (chunk) => connection!.receive(chunk));
-      if (socket === accepted) this.warnStreamedReads();
+      const socket = accepted;
+      if (!adoptAccepted(socket, (chunk) => connection!.receive(chunk))) this.warnStreamedReads();
       socket.on('error', (error: NodeJS.ErrnoException) => {
         this.options.log.debug({ transport, err: error.code ?? error.message }, 'client connection error');
         socket.destroy();
