@@ -71,7 +71,7 @@ start() {
 stop() { stop_pids "$SRV_PID"; }
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }   # what size target round value
 # json_field PATH < one JSON document: the field at PATH (e.g. stats.curr_items)
-json_field() { node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(process.argv[1].split(".").reduce((o,k)=>o?.[k],JSON.parse(s))))' "$1"; }
+json_field() { node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(process.argv[1].split(".").reduce((o,k)=>o?.[k],JSON.parse(s.trim() === "" ? "{}" : s))))' "$1"; }
 
 # ---------------------------------------------------------------- 1. throughput
 run_throughput() {

@@ -3,7 +3,7 @@
  * durable (test/support/power-loss-files.ts): what each --fsync policy really keeps, recovery
  * of torn and damaged files, compaction, and a disk that fills up.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Executor } from '../../src/command/executor.js';
 import type { Reply } from '../../src/protocol/types.js';
 import { StoreMode } from '../../src/store/types.js';
@@ -402,6 +402,27 @@ describe('memory as a cache of disk', () => {
     // (and s500 too if its read back finished first).
     expect(warmed?.values).toBeGreaterThanOrEqual(998);
     expect(warmed?.values).toBeLessThanOrEqual(999);
+  });
+
+  it('no snapshot starts while the values are warmed; the next check after it does start one', async () => {
+    const files = new PowerLossFiles();
+    const node = await start(files, 'everysec');
+    for (let i = 0; i < 1000; i++) await node.run(set(`s${i}`, sessionValue(i)));
+    await node.disk.close();
+    open.splice(open.indexOf(node.disk), 1);
+
+    // Any check compacts a store this size (compactMinBytes 1): but not during the warm-up.
+    const again = await start(files, 'everysec', { compactMinBytes: 1 });
+    const internals = again.disk as unknown as { maybeCompact(): void; compacting: boolean };
+    expect(again.store.valuesOnDiskCount).toBe(1000);
+    internals.maybeCompact();
+    expect(internals.compacting).toBe(false);
+    await again.disk.whenWarm();
+    expect(again.store.valuesOnDiskCount).toBe(0);
+    internals.maybeCompact();
+    expect(internals.compacting).toBe(true);
+    await vi.waitFor(() => expect(again.disk.counters.compactions).toBe(1));
+    for (let i = 0; i < 1000; i += 97) expect(valueOf(await again.run(get(`s${i}`)))).toBe(sessionValue(i));
   });
 
   it('the warm-up stops at --memory-limit: the rest stay on disk, nothing is evicted, everything reads back', async () => {
