@@ -24,7 +24,8 @@ use SessionCluster\Transport\TransportFactory;
  *
  * Failures inside the handler methods PHP calls are reported with trigger_error(E_USER_WARNING)
  * and answered with false, which PHP turns into its own warning ("Failed to read session data").
- * create_sid is the exception: PHP has no failure answer for it, so it throws.
+ * create_sid and validateId are the exceptions, and throw: PHP has no failure answer for
+ * create_sid, and validateId's false means "start a new session", which would log the user out.
  */
 final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterface, \SessionUpdateTimestampHandlerInterface
 {
@@ -194,6 +195,8 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
      * True only for an id this cluster minted whose named master still serves it. Any other id is
      * refused, and PHP asks create_sid for a new one: a stock or forged id never becomes a session.
      * A failed-over id is refused too, after noting it, so that create_sid re-homes it.
+     *
+     * @throws SessionIdException when the daemon cannot be asked: the id is neither valid nor invalid
      */
     public function validateId(string $id): bool
     {
@@ -208,7 +211,15 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
         try {
             $owners = $this->ids->owners($id);
         } catch (SessionClusterException $e) {
-            return $this->failed('validation', $id, $e);
+            // Not false: PHP would start a new session under a freshly minted id, and a daemon
+            // that answers the mint after failing this question (a timeout under load) would
+            // log the user out. The request fails instead; the browser keeps its cookie.
+            throw new SessionIdException(sprintf(
+                'session-cluster: cannot check session id %s (daemon %s): %s',
+                self::shown($id),
+                $this->transport->address(),
+                $this->reason($e),
+            ), 0, $e);
         }
         if ($owners->isFailedOver()) {
             $this->rehomeFrom = $id;
