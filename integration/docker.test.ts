@@ -140,6 +140,12 @@ class Browser {
   private readonly jar = new CookieJar();
   readonly seen: Visit[] = [];
   readonly problems: string[] = [];
+  /**
+   * Every answer, error pages included: the status, the session cookie sent and the one set (its
+   * first characters), the id the page showed. Printed with a problem, so that a session that
+   * went missing shows where the browser's cookie changed.
+   */
+  private readonly trail: string[] = [];
 
   constructor(readonly name: string) {}
 
@@ -168,24 +174,31 @@ class Browser {
     const expected = (this.seen.filter((v) => v.status === 200).at(-1)?.visits ?? 0) + 1;
     this.seen.push(visit);
     if (visit.status !== 200 || visit.visits !== expected) {
-      this.problems.push(`${this.name}, request ${this.seen.length}: HTTP ${visit.status}, visits ${visit.visits} (expected ${expected}): ${visit.body.slice(0, 300)}`);
+      this.problems.push(`${this.name}, request ${this.seen.length}: HTTP ${visit.status}, visits ${visit.visits} (expected ${expected}): ${visit.body.slice(0, 300)}`
+        + `\nits answers, oldest first (status, cookie sent > cookie set, id shown):\n  ${this.trail.join('\n  ')}`);
     }
   }
 
   private async once(): Promise<Visit> {
     const cookie = this.jar.header();
+    // Enough of an id to tell two apart: its owners, its revision, a little of its random part.
+    const short = (text: string | undefined) => (text === undefined || text === '' ? '-' : text.slice(0, 32));
     try {
       const res = await fetch(`http://127.0.0.1:${httpPort}/`, { headers: cookie ? { cookie } : {}, signal: AbortSignal.timeout(60_000) });
-      this.jar.remember(res.headers.getSetCookie());
+      const setCookies = res.headers.getSetCookie();
+      this.jar.remember(setCookies);
       const body = await res.text();
+      const shown = /^session id:\s+(\S+)$/m.exec(body)?.[1] ?? '';
+      this.trail.push(`${res.status}, ${short(cookie)} > ${short(setCookies.map((c) => c.split(';')[0]).join(' '))}, ${short(shown)}`);
       return {
         status: res.status,
         visits: Number(/^visits:\s+(\d+)$/m.exec(body)?.[1] ?? NaN),
-        sessionId: /^session id:\s+(\S+)$/m.exec(body)?.[1] ?? '',
+        sessionId: shown,
         handler: /^handler:\s+\S+\s+(\S+?):\d+$/m.exec(body)?.[1] ?? '',
         body,
       };
     } catch (err) {
+      this.trail.push(`no answer (${String(err).slice(0, 60)}), ${short(cookie)}`);
       return { status: 0, visits: NaN, sessionId: '', handler: '', body: String(err) };
     }
   }
