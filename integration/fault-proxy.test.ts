@@ -43,8 +43,9 @@ describe('fault proxy in front of three daemons', () => {
   }
 
   it('every peer connection passes through the proxy of the node it dials, identified by its dialer', async () => {
-    // A node that dialed a peer before the peer listened backs off before it dials again (up to
-    // 2 s): the members can all be alive, each hearing the others on its own links, meanwhile.
+    // A node that dialed a peer's proxy before the peer listened backs off before it dials again
+    // (up to 5 s when its handshake timed out): the members can all be alive meanwhile, each
+    // hearing the others on the links that are up.
     const pairs = IDS.flatMap((from) => IDS.filter((to) => to !== from).map((to) => [from, to] as const));
     await waitFor(() => pairs.every(([from, to]) => faults.bytes(from, to).open === 1), { timeoutMs: 10_000, what: () => `one open link per pair\n${faults.describe()}` });
     for (const from of IDS) {
