@@ -55,6 +55,12 @@ async function start(files: PowerLossFiles, fsync: FsyncPolicy, extra: { recover
   };
 }
 
+/** A clean stop, as the daemon's: what is queued written and synced, the files closed. */
+async function stop(node: Node): Promise<void> {
+  open.splice(open.indexOf(node.disk), 1);
+  await node.disk.close();
+}
+
 /** The node's process is gone (no clean stop): nothing more reaches the files. */
 function crash(node: Node): void {
   open.splice(open.indexOf(node.disk), 1);
@@ -362,8 +368,7 @@ describe('memory as a cache of disk', () => {
     expect(files.list(DIR).filter((name) => name.startsWith('log-'))).toEqual([logName(2)]);
     for (let i = 0; i < 1000; i++) expect(valueOf(await node.run(get(`s${i}`)))).toBe(sessionValue(i, 1));
     expect(node.store.readBackCounters.errors).toBe(0);
-    await node.disk.close();
-    open.splice(open.indexOf(node.disk), 1);
+    await stop(node);
 
     const again = await start(files, 'everysec', { memoryLimit: 256 * 1024 });
     expect(again.store.itemCount).toBe(1000);
@@ -381,8 +386,7 @@ describe('memory as a cache of disk', () => {
     // Newer versions of a hundred in the log after the snapshot, and one deleted.
     for (let i = 0; i < 100; i++) await node.run(set(`s${i}`, sessionValue(i, 2)));
     await node.run({ kind: 'delete', key: 's999', cas: 0 });
-    await node.disk.close();
-    open.splice(open.indexOf(node.disk), 1);
+    await stop(node);
 
     const again = await start(files, 'everysec');
     // Loaded with no value in memory: start-up read each record once and allocated no value.
@@ -408,8 +412,7 @@ describe('memory as a cache of disk', () => {
     const files = new PowerLossFiles();
     const node = await start(files, 'everysec');
     for (let i = 0; i < 1000; i++) await node.run(set(`s${i}`, sessionValue(i)));
-    await node.disk.close();
-    open.splice(open.indexOf(node.disk), 1);
+    await stop(node);
 
     // Any check compacts a store this size (compactMinBytes 1): but not during the warm-up.
     const again = await start(files, 'everysec', { compactMinBytes: 1 });
@@ -429,8 +432,7 @@ describe('memory as a cache of disk', () => {
     const files = new PowerLossFiles();
     const node = await start(files, 'everysec');
     for (let i = 0; i < 1000; i++) await node.run(set(`s${i}`, sessionValue(i)));
-    await node.disk.close();
-    open.splice(open.indexOf(node.disk), 1);
+    await stop(node);
 
     const again = await start(files, 'everysec', { memoryLimit: 256 * 1024 });
     await again.disk.whenWarm();
