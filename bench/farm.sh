@@ -51,10 +51,7 @@ prepare_web_bench wrk   # bench/lib.sh: the packages it drives, then the build
 sed 's/^/[farm bench] /' "$OUT/machine.txt" >&2
 
 DIR=$OUT/run
-mkdir -p "$DIR/docroot" "$DIR/files-sessions" "$DIR/nginx/tmp"
-cp "$ROOT/bench/web/farm-page.php" "$DIR/docroot/page.php"
-chmod -R a+rwX "$DIR"
-chmod a+x "$OUT" "$ROOT/bench/out" 2>/dev/null || true
+web_docroot "$DIR" farm-page.php   # bench/lib.sh
 
 # ---- the session stores ----
 MC_PORT=$(free_port); REDIS_PORT=$(free_port); SINGLE_PORT=$(free_port); NGINX_PORT=$(free_port)

@@ -123,6 +123,18 @@ prepare_web_bench() {
   if [[ "${BENCH_SKIP_BUILD:-}" != 1 ]]; then (cd "$ROOT" && npm run build --silent) >&2; fi
 }
 
+# The docroot of a web bench under DIR: PAGE (a file of bench/web/) as page.php with what the
+# pages share beside it, a directory for the files handler's sessions and nginx's temporary
+# files, readable and writable by nginx's and php-fpm's workers. The caller defines ROOT.
+web_docroot() {   # DIR PAGE
+  local dir=$1 page=$2
+  mkdir -p "$dir/docroot" "$dir/files-sessions" "$dir/nginx/tmp"
+  cp "$ROOT/bench/web/$page" "$dir/docroot/page.php"
+  cp "$ROOT/bench/web/start-session.php" "$dir/docroot/"
+  chmod -R a+rwX "$dir"
+  chmod a+x "$(dirname "$dir")" "$ROOT/bench/out" 2>/dev/null || true
+}
+
 # The web servers' versions, one "name: value" line each, after machine_lines.
 web_machine_lines() {
   echo "redis: $(redis-server --version | awk '{ print $3 }')"

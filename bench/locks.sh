@@ -48,11 +48,7 @@ prepare_web_bench   # bench/lib.sh: the packages it drives, then the build
 sed 's/^/[locks bench] /' "$OUT/machine.txt" >&2
 
 DIR=$OUT/run
-mkdir -p "$DIR/docroot" "$DIR/files-sessions" "$DIR/nginx/tmp"
-cp "$ROOT/bench/web/lock-page.php" "$DIR/docroot/page.php"
-# nginx's and php-fpm's workers read the docroot and write the session files.
-chmod -R a+rwX "$DIR"
-chmod a+x "$OUT" "$ROOT/bench/out" 2>/dev/null || true
+web_docroot "$DIR" lock-page.php   # bench/lib.sh
 
 MC_PORT=$(free_port); SC_PORT=$(free_port); HANDOFF_PORT=$(free_port); REDIS_PORT=$(free_port); NGINX_PORT=$(free_port)
 setsid memcached -u root -l 127.0.0.1 -p "$MC_PORT" -U 0 -m 1024 </dev/null >"$OUT/memcached.log" 2>&1 &

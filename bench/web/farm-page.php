@@ -5,16 +5,9 @@
 // says so. A first request (no cookie) also gets the `route` cookie naming the PHP server that
 // served it, which nginx's sticky routing follows (the open-source way: a map on a cookie).
 // A failed session_start() or write answers 500, which wrk counts as an error.
+require __DIR__ . '/start-session.php';
 $errors = [];
-set_error_handler(function (int $no, string $msg) use (&$errors) {
-    $errors[] = $msg;
-    return true;
-});
-if (!session_start()) {
-    http_response_code(500);
-    echo 'session_start failed: ', implode('; ', $errors), "\n";
-    exit;
-}
+bench_start_session(500, $errors);
 if (!isset($_SESSION['profile'])) {
     $_SESSION['profile'] = ['name' => 'user ' . substr(session_id(), 0, 8), 'bio' => str_repeat('lorem ipsum ', 120)];
     $_SESSION['cart'] = array_fill(0, 20, ['sku' => 'SKU-0000', 'qty' => 1, 'price' => 9.99]);
