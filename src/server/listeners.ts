@@ -140,13 +140,13 @@ export class ClientListeners {
     const counters = this.context.counters;
     // Paused until adoptAccepted has given the socket its reading path.
     const allow = transport === 'tcp' ? this.options.allow ?? null : null;
-    const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
-      if (allow !== null && !allow.allows(accepted.remoteAddress)) {
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+      if (allow !== null && !allow.allows(socket.remoteAddress)) {
         // Not a client of this daemon: closed before a byte is read or a slot is taken.
         counters.notAllowedConnections++;
-        this.lastNotAllowed = accepted.remoteAddress ?? 'unknown';
+        this.lastNotAllowed = socket.remoteAddress ?? 'unknown';
         this.options.notAllowed?.add();
-        accepted.destroy();
+        socket.destroy();
         return;
       }
       // The reclaimed connection is counted until its close event: the count may pass the limit
@@ -155,17 +155,16 @@ export class ClientListeners {
         counters.rejectedConnections++;
         // memcached's own words when it is over its connection limit (memcached.c, conn_new).
         // Reading resumes so the client's close is seen; what it sends is discarded.
-        accepted.on('error', () => accepted.destroy());
-        accepted.resume();
-        accepted.end('ERROR Too many open connections\r\n');
+        socket.on('error', () => socket.destroy());
+        socket.resume();
+        socket.end('ERROR Too many open connections\r\n');
         this.options.refused.add();
         return;
       }
       counters.currConnections++;
       counters.totalConnections++;
-      let connection: Connection | null = null;
-      const socket = accepted;
-      if (!adoptAccepted(socket, (chunk) => connection!.receive(chunk))) this.warnStreamedReads();
+      const connection = new Connection(socket, this.context);
+      if (!adoptAccepted(socket, (chunk) => connection.receive(chunk))) this.warnStreamedReads();
       socket.on('error', (error: NodeJS.ErrnoException) => {
         this.options.log.debug({ transport, err: error.code ?? error.message }, 'client connection error');
         socket.destroy();
@@ -173,9 +172,8 @@ export class ClientListeners {
       socket.on('close', () => {
         counters.currConnections--;
         this.connections.delete(socket);
-        connection?.closed();
+        connection.closed();
       });
-      connection = new Connection(socket, this.context);
       this.connections.set(socket, connection);
     });
     this.servers.push(server);
