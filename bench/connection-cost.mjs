@@ -15,6 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { freePort, waitPort } from './ports.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -28,21 +29,6 @@ const { values: opt } = parseArgs({
 const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const log = (...a) => console.error('[connection-cost]', ...a);
 
-function freePort() {
-  return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
-}
-async function waitPort(port) {
-  for (let i = 0; i < 300; i++) {
-    const open = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`port ${port} did not open`);
-}
 function cpuSeconds(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -93,7 +79,7 @@ for (let round = 1; round <= Number(opt.rounds); round++) {
     const [cmd, args] = target.command(port);
     const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
     try {
-      await waitPort(port);
+      await waitPort(port, child);
       await load(port, child.pid, 1, Number(opt.connections)); // warm-up, not measured
       const m = await load(port, child.pid, Number(opt.seconds), Number(opt.connections));
       log(JSON.stringify({ round, target: target.name, ...m }));

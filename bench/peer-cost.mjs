@@ -27,6 +27,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { stats, waitForMembers, waitForServing } from './cluster-stats.mjs';
+import { freePort, waitPort } from './ports.mjs';
 import { owners } from '../dist/cluster/placement/rendezvous.js';
 import { routingKey } from '../dist/cluster/placement/routing-key.js';
 
@@ -62,21 +63,6 @@ process.on('exit', stopAll);
 process.on('SIGINT', () => process.exit(130));
 process.on('SIGTERM', () => process.exit(143));
 
-function freePort() {
-  return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
-}
-function waitPort(port, child, ms = 30000) {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const tryOnce = () => {
-      if (child.exitCode !== null) return reject(new Error(`exited during startup (${child.exitCode})`));
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(); });
-      s.once('error', () => { s.destroy(); if (Date.now() - t0 > ms) reject(new Error(`port ${port} not open`)); else setTimeout(tryOnce, 100); });
-    };
-    tryOnce();
-  });
-}
 function launch(cmd, args, env = {}) {
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
   started.add(child);
