@@ -3,7 +3,6 @@
  * midway, in both protocols, and that an idle connection, or one waiting on this daemon, is never
  * closed. Connections are driven with a stand-in socket and an explicit clock: no timers here.
  */
-import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Executor } from '../src/command/executor.js';
 import { AsciiProtocol } from '../src/protocol/ascii/ascii-protocol.js';
@@ -13,6 +12,7 @@ import type { Execute, ProtocolHandler } from '../src/protocol/handler.js';
 import { Output } from '../src/protocol/output.js';
 import { type Command, type Reply, Status } from '../src/protocol/types.js';
 import { NOT_MID_REQUEST, StallWatch, reclaimAfterMs, sweepIntervalMs } from '../src/server/command-timeout.js';
+import type { ClientSocket } from '../src/server/client-socket.js';
 import { Connection } from '../src/server/connection.js';
 import { ServerCounters } from '../src/server/server-counters.js';
 import { MemoryStore } from '../src/store/memory-store.js';
@@ -137,22 +137,21 @@ describe('what the protocols report to the sweep', () => {
   });
 });
 
-/** Enough of a net.Socket for a Connection: records writes and whether it was destroyed. */
-class StandInSocket {
+/** Enough of a ClientSocket for a Connection: records writes and whether it was destroyed. */
+class StandInSocket implements ClientSocket {
+  readonly remoteAddress = '127.0.0.1';
   destroyed = false;
   paused = false;
   written: Buffer[] = [];
   writableLength = 0;
-  setNoDelay(): this { return this; }
-  on(): this { return this; }
-  pause(): this { this.paused = true; return this; }
-  resume(): this { this.paused = false; return this; }
-  isPaused(): boolean { return this.paused; }
+  start(): void {}
+  pause(): void { this.paused = true; }
+  resume(): void { this.paused = false; }
   cork(): void {}
   uncork(): void {}
-  write(chunk: Buffer): boolean { this.written.push(Buffer.from(chunk)); return true; }
-  end(): this { return this; }
-  destroy(): this { this.destroyed = true; return this; }
+  write(chunk: Buffer): void { this.written.push(Buffer.from(chunk)); }
+  end(): void {}
+  destroy(): void { this.destroyed = true; }
 }
 
 function connection(execute?: Execute) {
@@ -160,12 +159,12 @@ function connection(execute?: Execute) {
   const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024 });
   const executor = new Executor({ store, version: 'v', now: () => START_MS });
   const counters = new ServerCounters();
-  const conn = new Connection(socket as unknown as Socket, {
+  const conn = new Connection(socket, {
     execute: execute ?? ((command: Command) => executor.execute(command)),
     limits: { maxItemSize: 1024 },
     counters,
     output: new Output(),
-  });
+  }, { connectionClosed() {}, connectionFailed() {} });
   return { socket, conn, counters };
 }
 

@@ -4,7 +4,6 @@
  * one batch. When a client stops reading its replies, reading from it pauses until the socket
  * drains, so a slow client costs a bounded amount of memory.
  */
-import type { Socket } from 'node:net';
 import { AsciiProtocol } from '../protocol/ascii/ascii-protocol.js';
 import { BinaryProtocol } from '../protocol/binary/binary-protocol.js';
 import { REQUEST_MAGIC } from '../protocol/binary/constants.js';
@@ -15,6 +14,7 @@ import type { ClientAuth } from '../security/client-auth.js';
 import type { ConnectionLocks, SessionLocks } from '../session-locks/session-locks.js';
 import type { ReplyBatch } from './reply-batch.js';
 import type { ServerCounters } from './server-counters.js';
+import type { ClientSocket, SocketReceiver } from './client-socket.js';
 
 export interface ConnectionContext {
   execute: Execute;
@@ -33,10 +33,18 @@ export interface ConnectionContext {
   auth?: ClientAuth;
 }
 
+/** What the listener that accepted a connection hears of it. */
+export interface ConnectionOwner {
+  /** Its socket closed, however (the connection has released its session locks). */
+  connectionClosed(connection: Connection): void;
+  /** Its socket failed (a reset, ...) and is closing. */
+  connectionFailed(reason: string): void;
+}
+
 /** Input held while a reply is pending elsewhere, before reading pauses (a pipelining client). */
 const HELD_INPUT_LIMIT = 64 * 1024;
 
-export class Connection {
+export class Connection implements SocketReceiver {
   private handler: ProtocolHandler | null = null;
   /** waiting for 'drain' before feeding held-back input */
   private waitingForDrain = false;
@@ -54,15 +62,15 @@ export class Connection {
   private readonly locks: ConnectionLocks | null;
   private readonly execute: Execute;
 
-  constructor(private readonly socket: Socket, private readonly context: ConnectionContext) {
+  /** Starts reading from `socket`. */
+  constructor(private readonly socket: ClientSocket, private readonly context: ConnectionContext, private readonly owner: ConnectionOwner) {
     this.output = context.output;
     this.locks = context.locks?.forConnection() ?? null;
     this.execute = this.locks?.wrap(context.execute) ?? context.execute;
-    socket.setNoDelay(true);
-    socket.on('drain', () => this.onDrain());
+    socket.start(this);
   }
 
-  /** What the socket read (src/server/accept.ts): lent, valid only until this returns. */
+  /** What the socket read: lent, valid only until this returns. */
   receive(chunk: Buffer): void {
     if (this.closing) return;
     this.context.counters.bytesRead += chunk.length;
@@ -113,6 +121,11 @@ export class Connection {
   closed(): void {
     this.closing = true;
     this.locks?.close();
+    this.owner.connectionClosed(this);
+  }
+
+  failed(reason: string): void {
+    this.owner.connectionFailed(reason);
   }
 
   /** Closes the connection to give its slot to a new one; no reply (it is mid-request or silent). */
@@ -121,7 +134,20 @@ export class Connection {
     this.socket.destroy();
   }
 
-  private onDrain(): void {
+  /** The daemon stops: what is queued goes out, then the connection closes. */
+  end(): void {
+    this.closing = true;
+    this.context.replies?.release();
+    this.socket.end();
+  }
+
+  /** The daemon stops and the connection did not end in time. */
+  destroy(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+
+  drained(): void {
     if (!this.waitingForDrain || this.closing) return;
     this.waitingForDrain = false;
     this.process(this.handler!.feed(null));
@@ -134,10 +160,9 @@ export class Connection {
       if (result === FeedResult.Close) {
         // Send what is queued, then drop the connection instead of reading more of its input.
         this.closing = true;
-        this.socket.pause();
-        // end() uncorks: what it sends must be on disk first.
+        // A net.Socket's end uncorks: what it sends must be on disk first.
         this.context.replies?.release();
-        this.socket.end(() => this.socket.destroy());
+        this.socket.end();
         return;
       }
       if (result === FeedResult.NeedMore) break;
@@ -169,7 +194,7 @@ export class Connection {
       this.awaitingReply = false;
       if (this.closing || this.socket.destroyed) return;
       this.process(this.handler!.feed(null));
-      if (!this.waitingForDrain && !this.closing && !this.awaitingReply && this.socket.isPaused()) this.socket.resume();
+      if (!this.waitingForDrain && !this.closing && !this.awaitingReply && this.socket.paused) this.socket.resume();
     };
     const handler = this.handler!;
     if (handler.whenReplied !== undefined) handler.whenReplied(replied);

@@ -13,9 +13,9 @@ import type { Logger } from '../log.js';
 import type { ThrottledWarning } from '../throttled-log.js';
 import { ListenError } from '../errors.js';
 import type { AllowList } from '../security/allow-list.js';
-import { adoptAccepted } from './accept.js';
+import { acceptClients, type ClientSocket, type SocketReceiver } from './client-socket.js';
 import { reclaimAfterMs, sweepIntervalMs } from './command-timeout.js';
-import { Connection, type ConnectionContext } from './connection.js';
+import { Connection, type ConnectionContext, type ConnectionOwner } from './connection.js';
 
 export interface ListenerOptions {
   maxConnections: number;
@@ -37,9 +37,20 @@ export interface ListenerOptions {
 /** After a scan at the limit found no stuck connection, the next this much later at the soonest. */
 const RECLAIM_RESCAN_MS = 20;
 
+/** A failed accept (out of file descriptors, ...) is logged at most this often. */
+const ACCEPT_ERROR_LOG_MS = 10_000;
+
+/** For a connection refused at the limit: what it sends is read, so its close is seen, and dropped. */
+const DISCARD: SocketReceiver = { receive() {}, drained() {}, closed() {}, failed() {} };
+
+const TOO_MANY_CONNECTIONS = Buffer.from('ERROR Too many open connections\r\n');
+
 export class ClientListeners {
   private readonly servers: net.Server[] = [];
-  private readonly connections = new Map<net.Socket, Connection>();
+  private readonly connections = new Set<Connection>();
+  /** close() waits for the last connection to close */
+  private lastClosed: (() => void) | null = null;
+  private acceptErrorLoggedAt = -Infinity;
   private socketPath: string | null = null;
   private readonly sweeper: NodeJS.Timeout | null = null;
   /** until when a connection at the limit is refused without a scan (the last one found nothing) */
@@ -57,8 +68,9 @@ export class ClientListeners {
   }
 
   async listenTcp(host: string, port: number): Promise<net.AddressInfo> {
-    const server = this.createServer('tcp');
+    const server = net.createServer();
     await listen(server, { host, port }, `${host}:${port}`);
+    this.accept(server, 'tcp');
     const address = server.address() as net.AddressInfo;
     this.tcpPort = address.port;
     this.options.log.info({ transport: 'tcp', host: address.address, port: address.port }, 'listening');
@@ -67,8 +79,9 @@ export class ClientListeners {
 
   async listenUnix(path: string, mode: number): Promise<void> {
     await removeStaleSocket(path);
-    const server = this.createServer('unix');
+    const server = net.createServer();
     await listen(server, { path }, path);
+    this.accept(server, 'unix');
     this.socketPath = path;
     chmodSync(path, mode);
     this.options.log.info({ transport: 'unix', path, mode: mode.toString(8) }, 'listening');
@@ -78,9 +91,10 @@ export class ClientListeners {
   async close(): Promise<void> {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     const closed = this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
-    for (const socket of this.connections.keys()) socket.end();
-    const deadline = setTimeout(() => { for (const socket of this.connections.keys()) socket.destroy(); }, 2000);
+    for (const connection of this.connections) connection.end();
+    const deadline = setTimeout(() => { for (const connection of this.connections) connection.destroy(); }, 2000);
     await Promise.all(closed);
+    if (this.connections.size > 0) await new Promise<void>((resolve) => { this.lastClosed = resolve; });
     clearTimeout(deadline);
     if (this.socketPath !== null && existsSync(this.socketPath)) unlinkSync(this.socketPath);
     this.options.refused.flush();
@@ -100,7 +114,7 @@ export class ClientListeners {
     const latest = now - reclaimAfterMs(timeoutMs);
     let victim: Connection | null = null;
     let oldest = Infinity;
-    for (const connection of this.connections.values()) {
+    for (const connection of this.connections) {
       const since = connection.stuckSince();
       if (since !== null && since <= latest && since < oldest) {
         oldest = since;
@@ -120,7 +134,7 @@ export class ClientListeners {
   /** The sweep: closes the connections stuck mid-request for the timeout, counts and logs them. */
   private closeStuck(now: number, timeoutMs: number): void {
     let closed = 0;
-    for (const connection of this.connections.values()) {
+    for (const connection of this.connections) {
       if (connection.closeIfStuck(now, timeoutMs)) closed++;
     }
     if (closed === 0) return;
@@ -128,19 +142,20 @@ export class ClientListeners {
     this.options.timedOut.add(closed);
   }
 
-  private streamedReadsWarned = false;
-
-  private warnStreamedReads(): void {
-    if (this.streamedReadsWarned) return;
-    this.streamedReadsWarned = true;
-    this.options.log.warn({ node: process.version }, 'this Node cannot read client sockets into a shared buffer; reading through streams instead, which is slower');
-  }
-
-  private createServer(transport: 'tcp' | 'unix'): net.Server {
-    const counters = this.context.counters;
-    // Paused until adoptAccepted has given the socket its reading path.
+  /** Takes the connections `server` accepts, now that it listens. */
+  private accept(server: net.Server, transport: 'tcp' | 'unix'): void {
+    const { counters } = this.context;
+    const { log } = this.options;
     const allow = transport === 'tcp' ? this.options.allow ?? null : null;
-    const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+    const owner: ConnectionOwner = {
+      connectionClosed: (connection) => {
+        counters.currConnections--;
+        this.connections.delete(connection);
+        if (this.connections.size === 0) this.lastClosed?.();
+      },
+      connectionFailed: (reason) => log.debug({ transport, err: reason }, 'client connection error'),
+    };
+    const handles = acceptClients(server, (socket: ClientSocket) => {
       if (allow !== null && !allow.allows(socket.remoteAddress)) {
         // Not a client of this daemon: closed before a byte is read or a slot is taken.
         counters.notAllowedConnections++;
@@ -149,35 +164,30 @@ export class ClientListeners {
         socket.destroy();
         return;
       }
-      // The reclaimed connection is counted until its close event: the count may pass the limit
+      // The reclaimed connection is counted until it has closed: the count may pass the limit
       // by the connections being closed at this moment, never more.
       if (counters.currConnections >= this.options.maxConnections && !this.reclaimSlot(performance.now())) {
         counters.rejectedConnections++;
         // memcached's own words when it is over its connection limit (memcached.c, conn_new).
-        // Reading resumes so the client's close is seen; what it sends is discarded.
-        socket.on('error', () => socket.destroy());
-        socket.resume();
-        socket.end('ERROR Too many open connections\r\n');
+        socket.start(DISCARD);
+        socket.write(TOO_MANY_CONNECTIONS);
+        socket.end();
         this.options.refused.add();
         return;
       }
       counters.currConnections++;
       counters.totalConnections++;
-      const connection = new Connection(socket, this.context);
-      if (!adoptAccepted(socket, (chunk) => connection.receive(chunk))) this.warnStreamedReads();
-      socket.on('error', (error: NodeJS.ErrnoException) => {
-        this.options.log.debug({ transport, err: error.code ?? error.message }, 'client connection error');
-        socket.destroy();
-      });
-      socket.on('close', () => {
-        counters.currConnections--;
-        this.connections.delete(socket);
-        connection.closed();
-      });
-      this.connections.set(socket, connection);
+      this.connections.add(new Connection(socket, this.context, owner));
+    });
+    if (!handles) log.warn({ node: process.version }, 'this Node\'s stream handles are not those session-cluster drives client connections with; using net.Socket instead, which costs more CPU per connection');
+    // Node reports a failed accept (EMFILE, ...) on the server and goes on listening.
+    server.on('error', (error: NodeJS.ErrnoException) => {
+      const now = performance.now();
+      if (now - this.acceptErrorLoggedAt < ACCEPT_ERROR_LOG_MS) return;
+      this.acceptErrorLoggedAt = now;
+      log.warn({ transport, err: error.code ?? error.message }, 'accepting a client connection failed');
     });
     this.servers.push(server);
-    return server;
   }
 }
 

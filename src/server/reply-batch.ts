@@ -6,10 +6,10 @@
  * connection's commands, and the sockets are uncorked. Replies that acknowledge nothing new
  * (reads) are not held.
  */
-import type { Socket } from 'node:net';
+import type { ClientSocket } from './client-socket.js';
 
 /** What the batch does with a socket. */
-export type Corkable = Pick<Socket, 'cork' | 'uncork' | 'destroyed'>;
+export type Corkable = Pick<ClientSocket, 'cork' | 'uncork' | 'destroyed'>;
 
 export class ReplyBatch {
   private readonly held = new Set<Corkable>();

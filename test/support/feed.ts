@@ -62,7 +62,7 @@ export interface FeedOutcome {
   sawOutputFull: boolean;
 }
 
-/** The one buffer every chunk is read into, as connections share one (src/server/accept.ts). */
+/** The one buffer every chunk is read into, as connections share one (src/server/client-socket.ts). */
 let readBuffer = Buffer.alloc(64 * 1024);
 
 /**
