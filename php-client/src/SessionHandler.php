@@ -23,9 +23,15 @@ use SessionCluster\Transport\TransportFactory;
  * where ids the cluster never minted are refused and failed-over sessions are re-homed.
  *
  * Failures inside the handler methods PHP calls are reported with trigger_error(E_USER_WARNING)
- * and answered with false, which PHP turns into its own warning ("Failed to read session data").
- * create_sid and validateId are the exceptions, and throw: PHP has no failure answer for
- * create_sid, and validateId's false means "start a new session", which would log the user out.
+ * and answered with false, which PHP turns into its own warning ("Failed to read session data"):
+ * session_start() answers false and the browser's cookie is left as it is.
+ *
+ * Neither validateId nor the create_sid that follows it may fail by throwing, nor may validateId
+ * answer false for an id it could not check: in each case PHP goes on with an id of its own
+ * (php_session_initialize falls back to php_session_create_id) and sends it as the cookie, so the
+ * user's next request starts a new, empty session. So an id that cannot be checked passes
+ * validateId and its read fails; a session whose re-homing fails keeps its id for this request.
+ * Only create_sid for a new session throws when it cannot mint: there is no session to lose.
  */
 final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterface, \SessionUpdateTimestampHandlerInterface
 {
@@ -48,6 +54,14 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
      * minted id cannot collide, and answering false spares them minting again.
      */
     private ?string $freshId = null;
+
+    /**
+     * Set by validateId when the daemon could not be asked about an id: PHP goes on to read it,
+     * and the read fails with this message instead (see the class comment).
+     *
+     * @var array{id: string, message: string}|null
+     */
+    private ?array $unchecked = null;
 
     public function __construct(
         private readonly Transport $transport,
@@ -120,6 +134,12 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
     public function read(string $id): string|false
     {
         $this->freshId = null;
+        $unchecked = $this->unchecked;
+        $this->unchecked = null;
+        if ($unchecked !== null && $unchecked['id'] === $id) {
+            trigger_error($unchecked['message'], E_USER_WARNING);
+            return false;
+        }
         try {
             if ($this->lockedId !== $id) {
                 $this->releaseHeldLock();
@@ -196,11 +216,13 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
      * refused, and PHP asks create_sid for a new one: a stock or forged id never becomes a session.
      * A failed-over id is refused too, after noting it, so that create_sid re-homes it.
      *
-     * @throws SessionIdException when the daemon cannot be asked: the id is neither valid nor invalid
+     * When the daemon cannot be asked, the id is neither valid nor invalid: it passes, and the
+     * read that PHP runs next fails (the class comment says why it cannot be refused or throw).
      */
     public function validateId(string $id): bool
     {
         $this->rehomeFrom = null;
+        $this->unchecked = null;
         if ($id === $this->freshId) {
             $this->freshId = null;
             return false;
@@ -211,15 +233,15 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
         try {
             $owners = $this->ids->owners($id);
         } catch (SessionClusterException $e) {
-            // Not false: PHP would start a new session under a freshly minted id, and a daemon
-            // that answers the mint after failing this question (a timeout under load) would
-            // log the user out. The request fails instead; the browser keeps its cookie.
-            throw new SessionIdException(sprintf(
+            // Not false, and no exception: either way PHP would send the browser a new id and
+            // log the user out. The request fails in read instead; the browser keeps its cookie.
+            $this->unchecked = ['id' => $id, 'message' => sprintf(
                 'session-cluster: cannot check session id %s (daemon %s): %s',
                 self::shown($id),
                 $this->transport->address(),
                 $this->reason($e),
-            ), 0, $e);
+            )];
+            return true;
         }
         if ($owners->isFailedOver()) {
             $this->rehomeFrom = $id;
@@ -230,10 +252,13 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
 
     /**
      * A new id minted by the local daemon, which becomes the session's master. After validateId
-     * refused a failed-over id, the session moves to the new id with its data (see rehome()).
+     * refused a failed-over id, the session moves to the new id with its data (see rehome()); if
+     * that fails, the session keeps its old id, served by the node that took it over, and a later
+     * request re-homes it.
      *
      * Never a local random id: it would not name its owners. PHP has no failure answer for
-     * create_sid, so a daemon that cannot mint makes session_start() throw this exception.
+     * create_sid, so a daemon that cannot mint for a new session makes session_start() throw
+     * this exception.
      *
      * @throws SessionIdException
      */
@@ -241,8 +266,23 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
     {
         $oldId = $this->rehomeFrom;
         $this->rehomeFrom = null;
+        if ($oldId !== null) {
+            try {
+                $id = $this->rehome($oldId);
+            } catch (SessionClusterException $e) {
+                trigger_error(sprintf(
+                    'session-cluster: cannot re-home session %s (daemon %s): %s; it keeps its id for now',
+                    self::shown($oldId),
+                    $this->transport->address(),
+                    $this->reason($e),
+                ), E_USER_WARNING);
+                return $oldId;
+            }
+            $this->freshId = $id;
+            return $id;
+        }
         try {
-            $id = $oldId === null ? $this->ids->mint() : $this->rehome($oldId);
+            $id = $this->ids->mint();
         } catch (SessionClusterException $e) {
             throw new SessionIdException(sprintf(
                 'session-cluster: cannot create a session id (daemon %s): %s',

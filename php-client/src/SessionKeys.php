@@ -38,6 +38,15 @@ final class SessionKeys
         return $this->prefix . 'lock.' . self::checked($id);
     }
 
+    /**
+     * `$text` (a key, a reply line) as messages show it: every run of 16 or more id characters is
+     * cut to its first 6. An id is a credential, and logs are not secret.
+     */
+    public static function shown(string $text): string
+    {
+        return preg_replace('/([A-Za-z0-9,-]{6})[A-Za-z0-9,-]{10,}/', '$1...', $text) ?? $text;
+    }
+
     private static function checked(string $id): string
     {
         if (!self::isWellFormedId($id)) {

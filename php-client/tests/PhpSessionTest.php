@@ -145,25 +145,66 @@ final class PhpSessionTest extends DaemonTestCase
     }
 
     /**
-     * create_sid throws (a first visit), and so does validateId (a returning visitor: answering
-     * "invalid" would start a new session and log the user out). PHP's user-handler glue adds its
-     * own Error ("Session id must be a string") on top, with ours as the previous exception, and
-     * runs no handler method while ours is pending: no id is minted. Uncaught, both are printed,
-     * ours first.
+     * A first visit: create_sid throws (there is no session to lose). PHP's user-handler glue adds
+     * its own Error ("Session id must be a string") on top, with ours as the previous exception.
      */
-    public function testAnUnreachableDaemonFailsSessionStartInsteadOfInventingAnId(): void
+    public function testAnUnreachableDaemonFailsTheFirstVisitWithTheAddress(): void
     {
         $dead = TestEnvironment::deadAddress();
-        $cases = [
-            'first visit' => [null, 'cannot create a session id'],
-            'returning visitor' => [bin2hex(random_bytes(16)), 'cannot check session id'],
-        ];
-        foreach ($cases as $case => [$id, $why]) {
-            $result = self::request(['id' => $id, 'set' => ['n' => 1]], [], $dead);
-            self::assertSame('Error', $result['exception'] ?? null, "$case: " . $result['details']);
-            self::assertStringContainsString("<- SessionCluster\\Exception\\SessionIdException: session-cluster: $why", $result['message'], $case);
-            self::assertStringContainsString("(daemon tcp://$dead)", $result['message'], $case);
-            self::assertNull($result['written'], $case);
-        }
+        $result = self::request(['id' => null, 'set' => ['n' => 1]], [], $dead);
+        self::assertSame('Error', $result['exception'] ?? null, $result['details']);
+        self::assertStringContainsString('<- SessionCluster\\Exception\\SessionIdException: session-cluster: cannot create a session id', $result['message']);
+        self::assertStringContainsString("(daemon tcp://$dead)", $result['message']);
+        self::assertNull($result['written']);
+    }
+
+    /**
+     * A returning visitor whose id cannot be checked: session_start() answers false with the
+     * reason, and PHP keeps the id the browser sent. Had validateId thrown or answered false,
+     * PHP would have gone on with a random id of its own and sent it as the cookie: the user's
+     * next request would have started a new session.
+     */
+    public function testAnUnreachableDaemonFailsSessionStartAndKeepsTheBrowsersId(): void
+    {
+        $dead = TestEnvironment::deadAddress();
+        $id = self::authority()->mint();
+        $result = self::request(['id' => $id, 'set' => ['n' => 1], 'trace' => true], [], $dead);
+        self::assertArrayNotHasKey('exception', $result, $result['details']);
+        self::assertFalse($result['started'], $result['details']);
+        self::assertSame(["open() = true", "validateId($id) = true", "read($id) = false", 'close() = true'], $result['calls'], 'PHP went on with the id the browser sent');
+        $reasons = implode("\n", $result['errors']);
+        self::assertStringContainsString('cannot check session id ' . substr($id, 0, 6) . '...', $reasons);
+        self::assertStringContainsString("(daemon tcp://$dead)", $reasons);
+        self::assertFalse($result['closed'], 'no session was active to write');
+    }
+
+    /**
+     * Re-homing a failed-over session fails (here: its lock is held past lock_wait_timeout_ms).
+     * The session keeps its old id, served by the node that took it over, and is re-homed by a
+     * later request; PHP never goes on with an id of its own.
+     */
+    public function testAReHomingThatFailsKeepsTheOldIdUntilALaterRequest(): void
+    {
+        $raw = self::transport();
+        $oldId = self::request(['set' => ['user' => 'alice']])['id'];
+        self::assertTrue($raw->add(self::lockKey($oldId), '1', 0), 'another request holds the lock');
+
+        $blocked = self::request(['id' => $oldId, 'failedOver' => [$oldId], 'set' => ['step' => 2], 'trace' => true], ['lock_wait_timeout_ms' => 200]);
+        self::assertArrayNotHasKey('exception', $blocked, $blocked['details']);
+        self::assertSame(
+            ["open() = true", "validateId($oldId) = false", 'create_sid() = ' . json_encode($oldId), "read($oldId) = false", 'close() = true'],
+            $blocked['calls'],
+            'PHP went on with the old id, which it sends back as the same cookie',
+        );
+        self::assertStringContainsString('cannot re-home session ' . substr($oldId, 0, 6) . '...', implode("\n", $blocked['errors']));
+        self::assertFalse($blocked['started'], 'the read waits for the same lock, and gives up');
+        self::assertSame('user|s:5:"alice";', $raw->get(self::dataKey($oldId)), 'the session is untouched');
+
+        self::assertTrue($raw->delete(self::lockKey($oldId)));
+        $moved = self::request(['id' => $oldId, 'failedOver' => [$oldId], 'set' => ['step' => 2]]);
+        self::assertClean($moved);
+        self::assertNotSame($oldId, $moved['id']);
+        self::assertSame(['user' => 'alice'], $moved['read']);
+        self::assertSame(MovedMarker::pointingTo($moved['id']), $raw->get(self::dataKey($oldId)));
     }
 }

@@ -98,13 +98,31 @@ final class SessionIdTest extends DaemonTestCase
         } catch (\SessionCluster\Exception\SessionIdException $e) {
             self::assertStringContainsString("cannot create a session id (daemon tcp://$dead)", $e->getMessage());
         }
-        // Not "invalid" (PHP would start a new session and log the user out): an exception.
-        try {
-            $handler->validateId(bin2hex(random_bytes(16)));
-            self::fail('validateId must not answer when the daemon cannot be asked');
-        } catch (\SessionCluster\Exception\SessionIdException $e) {
-            self::assertStringContainsString("cannot check session id", $e->getMessage());
-            self::assertStringContainsString("(daemon tcp://$dead)", $e->getMessage());
-        }
+        // Neither "invalid" nor an exception (PHP would send the browser a new id either way, and
+        // the user's next request would start a new session): the id passes, its read fails.
+        $id = bin2hex(random_bytes(16));
+        [$valid, $checkErrors] = self::collectErrors(static fn () => $handler->validateId($id));
+        self::assertTrue($valid);
+        self::assertSame([], $checkErrors, 'the failure is reported once, by the read');
+        [$data, $errors] = self::collectErrors(static fn () => $handler->read($id));
+        self::assertFalse($data);
+        self::assertCount(1, $errors);
+        self::assertSame(E_USER_WARNING, $errors[0][0]);
+        self::assertStringContainsString('cannot check session id ' . substr($id, 0, 6) . '...', $errors[0][1]);
+        self::assertStringContainsString("(daemon tcp://$dead)", $errors[0][1]);
+        self::assertStringNotContainsString($id, $errors[0][1], 'never the whole id: it is a credential');
+    }
+
+    public function testAnIdThatCouldNotBeCheckedIsNeverReadAsValidLater(): void
+    {
+        // A handler whose validateId could not ask reads nothing for that id, even once the
+        // daemon answers again, and a later validateId decides afresh.
+        $dead = TestEnvironment::deadAddress();
+        $handler = self::handler($dead);
+        $forged = bin2hex(random_bytes(16));
+        self::assertTrue($handler->validateId($forged));
+        [$data] = self::collectErrors(static fn () => $handler->read($forged));
+        self::assertFalse($data);
+        self::assertFalse(self::handler()->validateId($forged), 'a live daemon refuses the id it never minted');
     }
 }

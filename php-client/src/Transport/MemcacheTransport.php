@@ -6,6 +6,7 @@ namespace SessionCluster\Transport;
 
 use SessionCluster\Exception\TransportException;
 use SessionCluster\ServerAddress;
+use SessionCluster\SessionKeys;
 
 /**
  * Through pecl memcache (ext memcache, ascii protocol).
@@ -58,7 +59,7 @@ final class MemcacheTransport implements Transport
         $found = [];
         foreach ($values as $key => $value) {
             if (!is_string($value)) {
-                throw new TransportException(sprintf('%s: "%s" holds a %s, not a string (stored with other flags)', $this->address, $key, get_debug_type($value)));
+                throw new TransportException(sprintf('%s: "%s" holds a %s, not a string (stored with other flags)', $this->address, SessionKeys::shown($key), get_debug_type($value)));
             }
             $found[(string) $key] = $value;
         }
@@ -150,6 +151,6 @@ final class MemcacheTransport implements Transport
     private function fail(string $command, string $key): never
     {
         $reason = $this->lastFailure ?? ($this->serverAlive() ? 'the daemon did not store it' : 'server marked failed');
-        throw new TransportException(sprintf('%s: %s "%s" failed: %s', $this->address, $command, $key, $reason));
+        throw new TransportException(sprintf('%s: %s "%s" failed: %s', $this->address, $command, SessionKeys::shown($key), $reason));
     }
 }

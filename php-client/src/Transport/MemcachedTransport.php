@@ -6,6 +6,7 @@ namespace SessionCluster\Transport;
 
 use SessionCluster\Exception\TransportException;
 use SessionCluster\ServerAddress;
+use SessionCluster\SessionKeys;
 
 /**
  * Through php-memcached (ext memcached, libmemcached), binary protocol by default or ascii.
@@ -142,7 +143,7 @@ final class MemcachedTransport implements Transport
     private function asString(mixed $value, string $key): string
     {
         if (!is_string($value)) {
-            throw new TransportException(sprintf('%s: "%s" holds a %s, not a string (stored with other flags)', $this->address, $key, get_debug_type($value)));
+            throw new TransportException(sprintf('%s: "%s" holds a %s, not a string (stored with other flags)', $this->address, SessionKeys::shown($key), get_debug_type($value)));
         }
         return $value;
     }
@@ -153,7 +154,7 @@ final class MemcachedTransport implements Transport
             '%s: %s "%s" failed: %s (memcached result code %d)',
             $this->address,
             $command,
-            $key,
+            SessionKeys::shown($key),
             $this->memcached->getResultMessage(),
             $this->memcached->getResultCode(),
         ));

@@ -6,6 +6,7 @@ namespace SessionCluster\Transport;
 
 use SessionCluster\Exception\TransportException;
 use SessionCluster\ServerAddress;
+use SessionCluster\SessionKeys;
 
 /**
  * The memcached ascii protocol over a plain stream (TCP or unix socket), for hosts without either
@@ -75,7 +76,7 @@ final class SocketTransport implements Transport
     public function set(string $key, string $value, int $exptime): void
     {
         if (!$this->store('set', $key, $value, $exptime)) {
-            throw new TransportException(sprintf('%s refused to store "%s" (NOT_STORED)', $this->address, $key));
+            throw new TransportException(sprintf('%s refused to store "%s" (NOT_STORED)', $this->address, SessionKeys::shown($key)));
         }
     }
 
@@ -228,7 +229,8 @@ final class SocketTransport implements Transport
 
     private static function printable(string $bytes): string
     {
-        $shown = addcslashes(substr($bytes, 0, 200), "\0..\37\177..\377");
+        // A reply line can name a key, and so a session id: cut (SessionKeys::shown).
+        $shown = addcslashes(SessionKeys::shown(substr($bytes, 0, 200)), "\0..\37\177..\377");
         return strlen($bytes) > 200 ? $shown . '...' : $shown;
     }
 }
