@@ -20,14 +20,15 @@
 //
 // --profile DIR runs every node under `node --cpu-prof` into DIR/<target>-<proto>/ (summarise
 // with bench/profile-summary.mjs); profiling costs CPU, so do not compare those figures.
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { stats, waitForMembers, waitForServing } from './cluster-stats.mjs';
 import { freePort, waitPort } from './ports.mjs';
+import { cpuTicks, launch, stop } from './processes.mjs';
 import { owners } from '../dist/cluster/placement/rendezvous.js';
 import { routingKey } from '../dist/cluster/placement/routing-key.js';
 
@@ -57,53 +58,6 @@ const SECRET = 'bench-peer-cost-secret-0123456789';
 const log = (...a) => console.error('[peer-cost]', ...a);
 
 // ------------------------------------------------------------------ processes
-const started = new Set();
-function stopAll() { for (const p of started) { try { process.kill(-p.pid, 'SIGTERM'); } catch { /* gone */ } } }
-process.on('exit', stopAll);
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-
-function launch(cmd, args, env = {}) {
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
-  started.add(child);
-  child.once('exit', () => started.delete(child));
-  return child;
-}
-async function stop(children) {
-  await Promise.all(children.map((c) => new Promise((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve();
-    c.once('exit', resolve);
-    try { process.kill(-c.pid, 'SIGTERM'); } catch { resolve(); }
-    setTimeout(() => { try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ } }, 8000).unref();
-  })));
-}
-
-/**
- * utime + stime (ticks), stime alone, and read / write system calls of every process in the
- * sessions led by `pids`. User time is the JavaScript (and libuv); system time is the kernel's
- * (socket writes and reads, their delivery on loopback, epoll and wakeups).
- */
-function cpuTicks(pids) {
-  const sessions = new Set(pids);
-  let ticks = 0;
-  let sysTicks = 0;
-  let syscalls = 0;
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat;
-    try { stat = readFileSync(`/proc/${name}/stat`, 'utf8'); } catch { continue; }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields after the name: state(0) ppid(1) pgrp(2) session(3) ... utime(11) stime(12)
-    if (!sessions.has(Number(f[3]))) continue;
-    ticks += Number(f[11]) + Number(f[12]);
-    sysTicks += Number(f[12]);
-    try {
-      const io = readFileSync(`/proc/${name}/io`, 'utf8');
-      syscalls += Number(/syscr: (\d+)/.exec(io)[1]) + Number(/syscw: (\d+)/.exec(io)[1]);
-    } catch { /* not readable: counted as 0 */ }
-  }
-  return { ticks, sysTicks, syscalls };
-}
 
 async function startTarget(kind, profileDir) {
   const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];

@@ -30,8 +30,10 @@ use SessionCluster\Transport\TransportFactory;
  * answer false for an id it could not check: in each case PHP goes on with an id of its own
  * (php_session_initialize falls back to php_session_create_id) and sends it as the cookie, so the
  * user's next request starts a new, empty session. So an id that cannot be checked passes
- * validateId and its read fails; a session whose re-homing fails keeps its id for this request.
- * Only create_sid for a new session throws when it cannot mint: there is no session to lose.
+ * validateId and its read throws (session_start() throws; no cookie is sent: the request ends
+ * with an error, 500, which a load balancer can retry on another PHP server, whose daemon may
+ * answer); a session whose re-homing fails keeps its id for this request. Only create_sid for a
+ * new session throws when it cannot mint: there is no session to lose.
  */
 final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterface, \SessionUpdateTimestampHandlerInterface
 {
@@ -57,11 +59,12 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
 
     /**
      * Set by validateId when the daemon could not be asked about an id: PHP goes on to read it,
-     * and the read fails with this message instead (see the class comment).
-     *
-     * @var array{id: string, message: string}|null
+     * and the read throws this instead (see the class comment).
      */
-    private ?array $unchecked = null;
+    private ?SessionIdException $unchecked = null;
+
+    /** The id $unchecked is about. */
+    private ?string $uncheckedId = null;
 
     public function __construct(
         private readonly Transport $transport,
@@ -131,14 +134,14 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
         }
     }
 
+    /** @throws SessionIdException for an id that validateId could not check */
     public function read(string $id): string|false
     {
         $this->freshId = null;
         $unchecked = $this->unchecked;
         $this->unchecked = null;
-        if ($unchecked !== null && $unchecked['id'] === $id) {
-            trigger_error($unchecked['message'], E_USER_WARNING);
-            return false;
+        if ($unchecked !== null && $this->uncheckedId === $id) {
+            throw $unchecked;
         }
         try {
             if ($this->lockedId !== $id) {
@@ -217,7 +220,8 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
      * A failed-over id is refused too, after noting it, so that create_sid re-homes it.
      *
      * When the daemon cannot be asked, the id is neither valid nor invalid: it passes, and the
-     * read that PHP runs next fails (the class comment says why it cannot be refused or throw).
+     * read that PHP runs next throws (the class comment says why validateId cannot refuse it or
+     * throw).
      */
     public function validateId(string $id): bool
     {
@@ -235,12 +239,13 @@ final class SessionHandler implements \SessionHandlerInterface, \SessionIdInterf
         } catch (SessionClusterException $e) {
             // Not false, and no exception: either way PHP would send the browser a new id and
             // log the user out. The request fails in read instead; the browser keeps its cookie.
-            $this->unchecked = ['id' => $id, 'message' => sprintf(
+            $this->uncheckedId = $id;
+            $this->unchecked = new SessionIdException(sprintf(
                 'session-cluster: cannot check session id %s (daemon %s): %s',
                 self::shown($id),
                 $this->transport->address(),
                 $this->reason($e),
-            )];
+            ), 0, $e);
             return true;
         }
         if ($owners->isFailedOver()) {

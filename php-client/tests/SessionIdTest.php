@@ -99,18 +99,19 @@ final class SessionIdTest extends DaemonTestCase
             self::assertStringContainsString("cannot create a session id (daemon tcp://$dead)", $e->getMessage());
         }
         // Neither "invalid" nor an exception (PHP would send the browser a new id either way, and
-        // the user's next request would start a new session): the id passes, its read fails.
+        // the user's next request would start a new session): the id passes, its read throws.
         $id = bin2hex(random_bytes(16));
         [$valid, $checkErrors] = self::collectErrors(static fn () => $handler->validateId($id));
         self::assertTrue($valid);
         self::assertSame([], $checkErrors, 'the failure is reported once, by the read');
-        [$data, $errors] = self::collectErrors(static fn () => $handler->read($id));
-        self::assertFalse($data);
-        self::assertCount(1, $errors);
-        self::assertSame(E_USER_WARNING, $errors[0][0]);
-        self::assertStringContainsString('cannot check session id ' . substr($id, 0, 6) . '...', $errors[0][1]);
-        self::assertStringContainsString("(daemon tcp://$dead)", $errors[0][1]);
-        self::assertStringNotContainsString($id, $errors[0][1], 'never the whole id: it is a credential');
+        try {
+            $handler->read($id);
+            self::fail('the read of an id that could not be checked must throw');
+        } catch (\SessionCluster\Exception\SessionIdException $e) {
+            self::assertStringContainsString('cannot check session id ' . substr($id, 0, 6) . '...', $e->getMessage());
+            self::assertStringContainsString("(daemon tcp://$dead)", $e->getMessage());
+            self::assertStringNotContainsString($id, $e->getMessage(), 'never the whole id: it is a credential');
+        }
     }
 
     public function testAnIdThatCouldNotBeCheckedIsNeverReadAsValidLater(): void
@@ -121,8 +122,12 @@ final class SessionIdTest extends DaemonTestCase
         $handler = self::handler($dead);
         $forged = bin2hex(random_bytes(16));
         self::assertTrue($handler->validateId($forged));
-        [$data] = self::collectErrors(static fn () => $handler->read($forged));
-        self::assertFalse($data);
+        try {
+            $handler->read($forged);
+            self::fail('the read of an id that could not be checked must throw');
+        } catch (\SessionCluster\Exception\SessionIdException) {
+            // expected
+        }
         self::assertFalse(self::handler()->validateId($forged), 'a live daemon refuses the id it never minted');
     }
 }
