@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // What one PHP session request costs the session store, measured with PHP itself: LOOPS PHP CLI
-// processes each run session_start() / session_write_close() in a loop for SECONDS over SESSIONS
-// sessions of about 2 KB (bench/php-session-loop.php; with php-memcached a request is a
-// connection, ADD of the lock, GET, SET, DELETE, QUIT). Reported per store: PHP requests/s, and
+// processes each run session_start() / session_write_close() in a loop for SECONDS over their
+// share of SESSIONS sessions of about 2 KB, created beforehand, unmeasured
+// (bench/php-session-loop.php; with php-memcached a request is a connection, ADD of the lock,
+// GET, SET, DELETE, QUIT). Reported per store: PHP requests/s, and
 // per request the store's CPU (user and system, summed over all its processes, from /proc) and
 // its read and write system calls. Rounds alternate the order of the stores.
 //
@@ -19,6 +20,8 @@
 //   node bench/php-request-cost.mjs [--rounds 2] [--seconds 5] [--loops 4] [--sessions 1000]
 //        [--targets memcached,single,cluster3,cluster3-client]
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -64,11 +67,12 @@ async function startStore(target) {
   return { children, ports };
 }
 
-/** One PHP loop to the end: the requests it did. */
-function phpLoop(port, seconds, handler, worker) {
+/** One PHP loop to the end: the requests it did. `fill`: until its sessions all exist, too. */
+function phpLoop(port, seconds, handler, worker, idsDir, fill = false) {
+  const sessions = String(Math.ceil(Number(opt.sessions) / Number(opt.loops)));
   return new Promise((resolve, reject) => {
-    const child = spawn('php', [path.join(ROOT, 'bench/php-session-loop.php'), `127.0.0.1:${port}`, String(seconds), handler, String(worker), opt.sessions],
-      { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('php', [path.join(ROOT, 'bench/php-session-loop.php'), `127.0.0.1:${port}`, String(seconds), handler, String(worker), sessions,
+      path.join(idsDir, `worker-${worker}.json`), ...(fill ? ['fill'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out).requests) : reject(new Error(`php loop ${worker} exited ${code}`))));
@@ -80,13 +84,14 @@ async function measure(target, seconds) {
   const handler = target === 'cluster3-client' ? 'client' : 'stock';
   const loops = Number(opt.loops);
   const portOf = (worker) => store.ports[worker % store.ports.length];
+  const idsDir = mkdtempSync(path.join(tmpdir(), 'php-request-cost-'));
   try {
     // Unmeasured: the sessions exist and the JIT has compiled the paths.
-    await Promise.all(Array.from({ length: loops }, (_, w) => phpLoop(portOf(w), 1, handler, w)));
+    await Promise.all(Array.from({ length: loops }, (_, w) => phpLoop(portOf(w), 1, handler, w, idsDir, true)));
     const pids = store.children.map((c) => c.pid);
     const before = cpuTicks(pids);
     const started = Date.now();
-    const counts = await Promise.all(Array.from({ length: loops }, (_, w) => phpLoop(portOf(w), seconds, handler, w)));
+    const counts = await Promise.all(Array.from({ length: loops }, (_, w) => phpLoop(portOf(w), seconds, handler, w, idsDir)));
     const elapsed = (Date.now() - started) / 1000;
     const after = cpuTicks(pids);
     const requests = counts.reduce((a, b) => a + b, 0);
@@ -100,6 +105,7 @@ async function measure(target, seconds) {
     };
   } finally {
     await stop(store.children);
+    rmSync(idsDir, { recursive: true, force: true });
   }
 }
 
@@ -115,7 +121,7 @@ for (let round = 1; round <= Number(opt.rounds); round++) {
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 const fmt = (xs) => xs.map((x) => x.toFixed(0)).join(' / ');
-console.log(`\n${opt.loops} PHP loops, ${opt.sessions} sessions, ${opt.seconds} s x ${opt.rounds} rounds; medians (per round)\n`);
+console.log(`\n${opt.loops} PHP loops, ${opt.sessions} sessions in all, ${opt.seconds} s x ${opt.rounds} rounds; medians (per round)\n`);
 console.log('| store | PHP requests/s | store CPU µs per request, user | system | user + system | ÷ memcached | store reads + writes per request |');
 console.log('|---|---|---|---|---:|---:|---:|');
 const baseline = results.memcached ? median(results.memcached.map((r) => r.userUs + r.systemUs)) : null;

@@ -4,11 +4,15 @@
 // php-memcached: a connection, ADD of the lock, GET, SET, DELETE, QUIT). Prints the requests
 // done as JSON.
 //
-//   php bench/php-session-loop.php HOST:PORT SECONDS stock|client WORKER SESSIONS
+//   php bench/php-session-loop.php HOST:PORT SECONDS stock|client WORKER SESSIONS IDS_FILE [fill]
 //
 // stock: php-memcached's handler, the extension's defaults (binary protocol, locking on);
 // client: the php-client (php-client/bootstrap.php), whose ids the daemon mints.
-[$address, $seconds, $handler, $worker, $sessions] = array_slice($argv, 1);
+// IDS_FILE keeps the session ids between runs (the minted ones cannot be named in advance);
+// `fill` goes on past SECONDS until every session exists, so that a measured run that follows
+// visits existing sessions only.
+[$address, $seconds, $handler, $worker, $sessions, $idsFile] = array_slice($argv, 1, 6);
+$fill = ($argv[7] ?? '') === 'fill';
 ini_set('session.use_cookies', '0');
 ini_set('session.cache_limiter', '');
 ini_set('session.save_path', $address);
@@ -19,10 +23,10 @@ if ($handler === 'client') {
     // The loop names its sessions itself.
     ini_set('session.use_strict_mode', '0');
 }
-$ids = [];
+$ids = is_file($idsFile) ? json_decode((string) file_get_contents($idsFile), true) : [];
 $requests = 0;
 $until = microtime(true) + (float) $seconds;
-while (microtime(true) < $until) {
+while (microtime(true) < $until || ($fill && $requests < (int) $sessions)) {
     $slot = $requests % (int) $sessions;
     $id = $ids[$slot] ?? ($handler === 'client' ? null : sprintf('bench%02dsession%05d', $worker, $slot));
     if ($id !== null) {
@@ -38,4 +42,5 @@ while (microtime(true) < $until) {
     session_write_close();
     $requests++;
 }
+file_put_contents($idsFile, json_encode($ids));
 echo json_encode(['requests' => $requests]), "\n";
