@@ -40,7 +40,7 @@ const RECLAIM_RESCAN_MS = 20;
 /** A failed accept (out of file descriptors, ...) is logged at most this often. */
 const ACCEPT_ERROR_LOG_MS = 10_000;
 
-/** For a connection refused at the limit: what it sends is read, so its close is seen, and dropped. */
+/** For a connection refused at the limit: nothing it sends is used; it closes after the refusal. */
 const DISCARD: SocketReceiver = { receive() {}, drained() {}, closed() {}, failed() {} };
 
 const TOO_MANY_CONNECTIONS = Buffer.from('ERROR Too many open connections\r\n');
