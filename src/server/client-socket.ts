@@ -4,8 +4,8 @@
  * PHP opens a connection per request (unless persistent connections are on), so what a
  * connection costs the daemon is paid by every PHP request. A net.Socket is a Duplex stream:
  * building one, its stream states, its events, its end and destroy machinery cost the daemon
- * about 70 µs of CPU per connection over loopback, more than all of memcached's work for the
- * same connection (bench/connection-cost.mjs, bench/RESULTS.md).
+ * about 75 µs of CPU per connection over loopback, three quarters of what memcached spends on
+ * the whole connection (bench/connection-cost.mjs, bench/RESULTS.md).
  *
  * So the client listeners take the handles their server accepts before Node wraps them in a
  * net.Socket (the listening handle's `onconnection`, lib/net.js), and drive each handle as
