@@ -167,6 +167,8 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
       allow: settings.allow,
       notAllowed: new ThrottledWarning(log, 'closed client connections from addresses not in --allow',
         () => ({ allow: settings.allow?.toString(), last: listeners?.lastNotAllowed, totalClosed: counters.notAllowedConnections }), WARNING_INTERVAL_MS),
+      acceptFailed: new ThrottledWarning(log, 'accepting client connections failed',
+        () => ({ last: listeners?.lastAcceptError }), WARNING_INTERVAL_MS),
     },
   );
   const sweeper = setInterval(() => store.sweepExpired(Date.now(), SWEEP_BUDGET), SWEEP_INTERVAL_MS);

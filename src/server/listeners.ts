@@ -32,13 +32,12 @@ export interface ListenerOptions {
   allow?: AllowList | null;
   /** logs connections closed because their address is not in --allow */
   notAllowed?: ThrottledWarning;
+  /** logs failed accepts (out of file descriptors, ...) */
+  acceptFailed: ThrottledWarning;
 }
 
 /** After a scan at the limit found no stuck connection, the next this much later at the soonest. */
 const RECLAIM_RESCAN_MS = 20;
-
-/** A failed accept (out of file descriptors, ...) is logged at most this often. */
-const ACCEPT_ERROR_LOG_MS = 10_000;
 
 /** For a connection refused at the limit: nothing it sends is used; it closes after the refusal. */
 const DISCARD: SocketReceiver = { receive() {}, drained() {}, closed() {}, failed() {} };
@@ -50,7 +49,6 @@ export class ClientListeners {
   private readonly connections = new Set<Connection>();
   /** close() waits for the last connection to close */
   private lastClosed: (() => void) | null = null;
-  private acceptErrorLoggedAt = -Infinity;
   private socketPath: string | null = null;
   private readonly sweeper: NodeJS.Timeout | null = null;
   /** until when a connection at the limit is refused without a scan (the last one found nothing) */
@@ -58,6 +56,8 @@ export class ClientListeners {
   tcpPort = 0;
   /** the address of the last connection --allow refused, for the log */
   lastNotAllowed = '';
+  /** why the last accept failed, for the log */
+  lastAcceptError = '';
 
   constructor(private readonly context: ConnectionContext, private readonly options: ListenerOptions) {
     const timeoutMs = options.commandTimeoutMs;
@@ -100,6 +100,7 @@ export class ClientListeners {
     this.options.refused.flush();
     this.options.timedOut.flush();
     this.options.reclaimed.flush();
+    this.options.acceptFailed.flush();
   }
 
   /**
@@ -182,10 +183,8 @@ export class ClientListeners {
     if (!handles) log.warn({ node: process.version }, 'this Node\'s stream handles are not those session-cluster drives client connections with; using net.Socket instead, which costs more CPU per connection');
     // Node reports a failed accept (EMFILE, ...) on the server and goes on listening.
     server.on('error', (error: NodeJS.ErrnoException) => {
-      const now = performance.now();
-      if (now - this.acceptErrorLoggedAt < ACCEPT_ERROR_LOG_MS) return;
-      this.acceptErrorLoggedAt = now;
-      log.warn({ transport, err: error.code ?? error.message }, 'accepting a client connection failed');
+      this.lastAcceptError = `${transport}: ${error.code ?? error.message}`;
+      this.options.acceptFailed.add();
     });
     this.servers.push(server);
   }
