@@ -9,13 +9,12 @@
 //   node bench/connection-cost.mjs [--rounds 3] [--seconds 6] [--connections 16] [--daemon-main FILE]
 //
 // --daemon-main runs another build of the daemon (its dist/main.js), for an A/B.
-import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitPort } from './ports.mjs';
+import { cpuTicks, launch, stop, TICKS_PER_SECOND } from './processes.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -26,14 +25,9 @@ const { values: opt } = parseArgs({
     'daemon-main': { type: 'string' },
   },
 });
-const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const log = (...a) => console.error('[connection-cost]', ...a);
 
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / HZ;
-}
+const cpuSeconds = (pid) => cpuTicks([pid]).ticks / TICKS_PER_SECOND;
 
 function oneConnection(port) {
   return new Promise((resolve) => {
@@ -77,7 +71,7 @@ for (let round = 1; round <= Number(opt.rounds); round++) {
   for (const target of order) {
     const port = await freePort();
     const [cmd, args] = target.command(port);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = launch(cmd, args);
     try {
       await waitPort(port, child);
       await load(port, child.pid, 1, Number(opt.connections)); // warm-up, not measured
@@ -85,8 +79,7 @@ for (let round = 1; round <= Number(opt.rounds); round++) {
       log(JSON.stringify({ round, target: target.name, ...m }));
       results[target.name].push(m);
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
+      await stop([child]);
     }
   }
 }

@@ -20,7 +20,6 @@
 //
 // --profile DIR runs every node under `node --cpu-prof` into DIR/<target>-<proto>/ (summarise
 // with bench/profile-summary.mjs); profiling costs CPU, so do not compare those figures.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -28,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { stats, waitForMembers, waitForServing } from './cluster-stats.mjs';
 import { freePort, waitPort } from './ports.mjs';
-import { cpuTicks, launch, stop } from './processes.mjs';
+import { cpuTicks, launch, stop, TICKS_PER_SECOND as HZ } from './processes.mjs';
 import { owners } from '../dist/cluster/placement/rendezvous.js';
 import { routingKey } from '../dist/cluster/placement/routing-key.js';
 
@@ -53,7 +52,6 @@ const WARMUP_SECONDS = 2;
 const CONNECTIONS = Number(opt.connections);
 const PARTS = opt.parts.split(',');
 const PROTOCOLS = opt.protocols.split(',');
-const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const SECRET = 'bench-peer-cost-secret-0123456789';
 const log = (...a) => console.error('[peer-cost]', ...a);
 

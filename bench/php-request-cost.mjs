@@ -19,7 +19,7 @@
 //
 //   node bench/php-request-cost.mjs [--rounds 2] [--seconds 5] [--loops 4] [--sessions 1000]
 //        [--targets memcached,single,cluster3,cluster3-client]
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { waitForMembers } from './cluster-stats.mjs';
 import { freePort, waitPort } from './ports.mjs';
-import { cpuTicks, launch, stop } from './processes.mjs';
+import { cpuTicks, launch, stop, TICKS_PER_SECOND as HZ } from './processes.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -39,7 +39,6 @@ const { values: opt } = parseArgs({
     targets: { type: 'string', default: 'memcached,single,cluster3,cluster3-client' },
   },
 });
-const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const SECRET = 'bench-php-request-cost-secret-0123';
 const log = (...a) => console.error('[php-request-cost]', ...a);
 

@@ -1,8 +1,12 @@
-// Processes a bench script starts and measures (bench/peer-cost.mjs, bench/php-request-cost.mjs):
+// Processes a bench script starts and measures (bench/peer-cost.mjs, bench/php-request-cost.mjs,
+// bench/connection-cost.mjs):
 // each in a session of its own, so that its CPU is read over every process of that session, and
 // all of them stopped when the script ends, however it ends.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+
+/** The unit of utime and stime in /proc (cpuTicks). */
+export const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
 const started = new Set();
 function stopAll() { for (const p of started) { try { process.kill(-p.pid, 'SIGTERM'); } catch { /* gone */ } } }
