@@ -134,9 +134,10 @@ export class Connection implements SocketReceiver {
     this.socket.destroy();
   }
 
-  /** The daemon stops: what is queued goes out, then the connection closes. */
+  /** What is queued goes out, then the connection closes (a quit, or the daemon stops). */
   end(): void {
     this.closing = true;
+    // A net.Socket's end uncorks: what it sends must be on disk first.
     this.context.replies?.release();
     this.socket.end();
   }
@@ -159,10 +160,7 @@ export class Connection implements SocketReceiver {
       this.flush();
       if (result === FeedResult.Close) {
         // Send what is queued, then drop the connection instead of reading more of its input.
-        this.closing = true;
-        // A net.Socket's end uncorks: what it sends must be on disk first.
-        this.context.replies?.release();
-        this.socket.end();
+        this.end();
         return;
       }
       if (result === FeedResult.NeedMore) break;
