@@ -46,6 +46,11 @@ export interface Settings {
    * header, or a value) is closed; 0: never. Idle connections between requests are never closed.
    */
   commandTimeoutMs: number;
+  /**
+   * on SIGTERM/SIGINT, how long the requests in progress (connections holding a session lock) may
+   * take to write and release before their connections close; 0: closed at once
+   */
+  stopGraceMs: number;
   logLevel: LogLevel;
   /** json or pretty; null: pretty when stdout is a terminal, json otherwise (log.ts, defaultLogFormat) */
   logFormat: LogFormat | null;
@@ -425,6 +430,13 @@ export const SETTINGS: SettingsTable = {
     // has given up on it already. Much longer would let slow senders hold --max-connections.
     flag: '--command-timeout-ms', arg: '<ms>', default: 5000, parse: parseCommandTimeout,
     help: `A client connection stuck this long in the middle of a request (part of a command line or binary header, or a value whose bytes stopped coming) is closed, counted in command_timeouts and logged; 0 = never, else at least ${MIN_COMMAND_TIMEOUT_MS}. Idle connections between requests are never closed.`,
+  },
+  stopGraceMs: {
+    // A PHP request holds its session's lock from session_start() to its end, typically well under
+    // a second. 5 s lets the usual ones finish and keeps the whole stop inside docker stop's
+    // default 10 s for a single node; a cluster node's drain comes after it (--drain-timeout-ms).
+    flag: '--stop-grace-ms', arg: '<ms>', default: 5000, parse: wholeNumber(0),
+    help: 'On SIGTERM/SIGINT, how long the PHP requests in progress (connections holding a session lock, between the read and the write) may take to finish before their connections close; new connections are refused meanwhile. 0 closes them at once.',
   },
   logLevel: {
     flag: '--log-level', arg: '<level>', default: 'info', parse: parseLogLevel,

@@ -174,7 +174,12 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
   const sweeper = setInterval(() => store.sweepExpired(Date.now(), SWEEP_BUDGET), SWEEP_INTERVAL_MS);
   sweeper.unref();
 
-  const readiness = () => cluster === null ? { ready: true, why: '' } : { ready: cluster.node.ready, why: cluster.node.notReadyBecause() };
+  /** set as a stop begins: /ready and /health answer 503 while the requests in progress finish */
+  let stopping = false;
+  const readiness = () => {
+    if (stopping) return { ready: false, why: 'stopping: letting the requests in progress finish' };
+    return cluster === null ? { ready: true, why: '' } : { ready: cluster.node.ready, why: cluster.node.notReadyBecause() };
+  };
   const metrics = settings.metricsListen === null ? null : new MetricsServer(() => stats.samples(), log, readiness);
   try {
     // The HTTP listener first: while the node joins its cluster and catches up, /health and
@@ -204,6 +209,8 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
     tcpPort: listeners.tcpPort,
     async stop() {
       clearInterval(sweeper);
+      stopping = true;
+      await finishRequests(listeners!, settings.stopGraceMs, log);
       executor.close();
       await listeners!.close();
       await metrics?.close();
@@ -213,6 +220,25 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
       evictions.flush();
     },
   };
+}
+
+/**
+ * A stop's first step (docs/architecture.md, "Graceful shutdown"): no new connections, and the PHP
+ * requests in progress (a connection holding its session's lock, from the read to the write) get
+ * up to --stop-grace-ms to write and release, against a node that still serves and replicates
+ * them: a write cut off here would be a count the user saw and the session never kept.
+ */
+async function finishRequests(listeners: ClientListeners, graceMs: number, log: Logger): Promise<void> {
+  const holding = listeners.holdingSessionLocks;
+  if (holding > 0 && graceMs > 0) log.info({ requests: holding, stopGraceMs: graceMs }, 'stopping: letting the requests in progress finish');
+  const started = Date.now();
+  await listeners.finish(graceMs);
+  const cutShort = listeners.holdingSessionLocks;
+  if (cutShort > 0) {
+    log.warn({ requests: cutShort, stopGraceMs: graceMs }, 'requests still in progress after --stop-grace-ms: their connections close and their session locks are released; what they had not written is lost');
+  } else if (holding > 0 && graceMs > 0) {
+    log.info({ requests: holding, ms: Date.now() - started }, 'requests in progress finished');
+  }
 }
 
 /** Session ids for a daemon without peers: it is the master of everything and names no backup. */

@@ -106,7 +106,7 @@ describe('resolveSettings', () => {
     expect(resolveSettings({}, {})).toEqual(DEFAULTS);
     expect(DEFAULTS).toEqual({
       listen: { host: '127.0.0.1', port: 11211 }, socket: null, socketMode: 0o660, maxItemSize: MiB,
-      memoryLimit: 1024 * MiB, maxConnections: 1024, commandTimeoutMs: 5000, logLevel: 'info', logFormat: null, ...SINGLE_NODE,
+      memoryLimit: 1024 * MiB, maxConnections: 1024, commandTimeoutMs: 5000, stopGraceMs: 5000, logLevel: 'info', logFormat: null, ...SINGLE_NODE,
     });
   });
 
@@ -117,17 +117,17 @@ describe('resolveSettings', () => {
     const flags: RawSettings = { listen: '127.0.0.1:2', maxItemSize: '4m', maxConnections: '10', socketMode: undefined };
     expect(resolveSettings(file, flags)).toEqual({
       listen: { host: '127.0.0.1', port: 2 }, socket: '/run/sc.sock', socketMode: 0o600, maxItemSize: 4 * MiB,
-      memoryLimit: 512 * MiB, maxConnections: 10, commandTimeoutMs: 5000, logLevel: 'debug', logFormat: null, ...SINGLE_NODE,
+      memoryLimit: 512 * MiB, maxConnections: 10, commandTimeoutMs: 5000, stopGraceMs: 5000, logLevel: 'debug', logFormat: null, ...SINGLE_NODE,
     });
   });
 
   it('reads each setting from its flag\'s string', () => {
     expect(resolveSettings({}, {
       listen: '[::]:11311', socket: '/tmp/x.sock', socketMode: '640', maxItemSize: '128k', memoryLimit: '1g',
-      maxConnections: ' 50 ', commandTimeoutMs: '2500', logLevel: 'silent', logFormat: 'pretty',
+      maxConnections: ' 50 ', commandTimeoutMs: '2500', stopGraceMs: '0', logLevel: 'silent', logFormat: 'pretty',
     })).toEqual({
       listen: { host: '::', port: 11311 }, socket: '/tmp/x.sock', socketMode: 0o640, maxItemSize: 128 * KiB,
-      memoryLimit: GiB, maxConnections: 50, commandTimeoutMs: 2500, logLevel: 'silent', logFormat: 'pretty', ...SINGLE_NODE,
+      memoryLimit: GiB, maxConnections: 50, commandTimeoutMs: 2500, stopGraceMs: 0, logLevel: 'silent', logFormat: 'pretty', ...SINGLE_NODE,
     });
   });
 
@@ -168,6 +168,7 @@ describe('resolveSettings', () => {
       ['heartbeatMs', 'often', '--heartbeat-ms: "often" is not a whole number of at least 10'],
       ['failureTimeoutMs', '0', '--failure-timeout-ms: "0" is not a whole number of at least 1'],
       ['failureTimeoutMs', '1.5', '--failure-timeout-ms: "1.5" is not a whole number of at least 1'],
+      ['stopGraceMs', '-5', '--stop-grace-ms: "-5" is not a whole number of at least 0'],
       ['drainTimeoutMs', '-1', '--drain-timeout-ms: "-1" is not a whole number of at least 0'],
       ['drainTimeoutMs', 'long', '--drain-timeout-ms: "long" is not a whole number of at least 0'],
       ['joinTimeoutMs', '-1', '--join-timeout-ms: "-1" is not a whole number of at least 0'],
@@ -451,7 +452,7 @@ describe('readConfigFile', () => {
   it('an unknown key names it and lists the known ones', () => {
     const path = file('unknown.json', JSON.stringify({ listen: ':1', maxItemSzie: '1m' }));
     expect(configError(() => readConfigFile(path)).message).toBe(
-      `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, commandTimeoutMs, logLevel, logFormat, `
+      `--config: ${path}: unknown setting "maxItemSzie"; known settings: listen, socket, socketMode, maxItemSize, memoryLimit, maxConnections, commandTimeoutMs, stopGraceMs, logLevel, logFormat, `
       + 'peerListen, peerAdvertise, peers, nodeId, replication, twoNodes, clusterSecret, heartbeatMs, failureTimeoutMs, drainTimeoutMs, joinTimeoutMs, sessionPrefix, '
       + 'peerTlsCert, peerTlsKey, peerTlsCa, metricsListen, dataDir, fsync, diskLimit, recoverTruncate, lockWaitMs, authFile, allow, disableFlush, disableCachedump',
     );

@@ -62,9 +62,10 @@ export function registerStart(program: Command): void {
         stopping = true;
         // Armed before anything else, so nothing (not even a failing log write) can keep us running.
         // A stop that had to be cut short is not a clean one: exit 1, so a supervisor can tell.
-        // A cluster node first hands its sessions over, for up to --drain-timeout-ms.
+        // The requests in progress first get up to --stop-grace-ms; then a cluster node hands its
+        // sessions over, for up to --drain-timeout-ms.
         const drainMs = settings.peerListen === null ? 0 : settings.drainTimeoutMs;
-        const forced = setTimeout(() => { logSafely(() => log.warn('connections did not close in time; exiting')); process.exit(1); }, 5000 + drainMs);
+        const forced = setTimeout(() => { logSafely(() => log.warn('connections did not close in time; exiting')); process.exit(1); }, 5000 + settings.stopGraceMs + drainMs);
         forced.unref();
         logSafely(() => log.info({ signal }, 'stopping'));
         daemon.stop().then(() => {

@@ -53,6 +53,11 @@ export class Connection implements SocketReceiver {
   /** bytes received while awaitingReply: past HELD_INPUT_LIMIT, reading pauses */
   private heldBytes = 0;
   private closing = false;
+  /**
+   * The daemon is stopping (finishThenEnd): the connection ends once it is between requests and
+   * holds no session lock.
+   */
+  private finishing = false;
   /** what the command-timeout sweep saw of this connection (command-timeout.ts) */
   private readonly stall = new StallWatch();
   /** when the connection was accepted (performance.now()): a client that never sent a byte is silent since then */
@@ -142,6 +147,21 @@ export class Connection implements SocketReceiver {
     this.socket.end();
   }
 
+  /**
+   * The daemon is stopping: a request in progress may finish. A PHP request holds its session's
+   * lock from its read to its write, so the connection ends once it is between requests and holds
+   * no session lock: at once for most, after the write and the release for a request in progress.
+   */
+  finishThenEnd(): void {
+    this.finishing = true;
+    this.endIfFinished();
+  }
+
+  /** It holds a session lock it took (a PHP request between its read and its write). */
+  get holdsSessionLock(): boolean {
+    return (this.locks?.heldCount ?? 0) > 0;
+  }
+
   /** The daemon stops and the connection did not end in time. */
   destroy(): void {
     this.closing = true;
@@ -176,6 +196,13 @@ export class Connection implements SocketReceiver {
       result = this.handler!.feed(null);
     }
     if (this.socket.writableLength >= OUTPUT_HIGH_WATER) this.pauseUntilDrained();
+    else if (this.finishing) this.endIfFinished();
+  }
+
+  private endIfFinished(): void {
+    if (this.closing || this.awaitingReply || this.waitingForDrain || this.holdsSessionLock) return;
+    if (this.handler?.midRequest === true) return;
+    this.end();
   }
 
   /**

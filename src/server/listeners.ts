@@ -47,8 +47,10 @@ const TOO_MANY_CONNECTIONS = Buffer.from('ERROR Too many open connections\r\n');
 export class ClientListeners {
   private readonly servers: net.Server[] = [];
   private readonly connections = new Set<Connection>();
-  /** close() waits for the last connection to close */
-  private lastClosed: (() => void) | null = null;
+  /** finish() and close() wait for the last connection to close */
+  private whenAllClosed: Array<() => void> = [];
+  /** the listening sockets' closing, once begun (stopAccepting) */
+  private serversClosed: Array<Promise<void>> | null = null;
   private socketPath: string | null = null;
   private readonly sweeper: NodeJS.Timeout | null = null;
   /** until when a connection at the limit is refused without a scan (the last one found nothing) */
@@ -87,20 +89,56 @@ export class ClientListeners {
     this.options.log.info({ transport: 'unix', path, mode: mode.toString(8) }, 'listening');
   }
 
+  /**
+   * A graceful stop, first step: stops accepting and lets the requests in progress finish. Each
+   * connection ends once it is between requests and holds no session lock
+   * (Connection.finishThenEnd): at once for most, after its write and its lock release for a PHP
+   * request in progress. Settles when every connection has closed, or after graceMs; close() ends
+   * those left.
+   */
+  async finish(graceMs: number): Promise<void> {
+    this.stopAccepting();
+    for (const connection of this.connections) connection.finishThenEnd();
+    if (this.connections.size > 0 && graceMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.allClosed(), new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); })]);
+      clearTimeout(timer);
+    }
+  }
+
   /** Stops accepting, lets queued replies go out, and closes every connection. */
   async close(): Promise<void> {
-    if (this.sweeper !== null) clearInterval(this.sweeper);
-    const closed = this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    const closed = this.stopAccepting();
     for (const connection of this.connections) connection.end();
     const deadline = setTimeout(() => { for (const connection of this.connections) connection.destroy(); }, 2000);
     await Promise.all(closed);
-    if (this.connections.size > 0) await new Promise<void>((resolve) => { this.lastClosed = resolve; });
+    await this.allClosed();
     clearTimeout(deadline);
     if (this.socketPath !== null && existsSync(this.socketPath)) unlinkSync(this.socketPath);
     this.options.refused.flush();
     this.options.timedOut.flush();
     this.options.reclaimed.flush();
     this.options.acceptFailed.flush();
+  }
+
+  /** Closes the listening sockets (once); settles as each has closed. */
+  private stopAccepting(): Array<Promise<void>> {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.serversClosed ??= this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    return this.serversClosed;
+  }
+
+  /** Settles once no connection is open. */
+  private allClosed(): Promise<void> {
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => { this.whenAllClosed.push(resolve); });
+  }
+
+  /** Connections holding a session lock now: PHP requests between their read and their write. */
+  get holdingSessionLocks(): number {
+    let holding = 0;
+    for (const connection of this.connections) if (connection.holdsSessionLock) holding++;
+    return holding;
   }
 
   /**
@@ -152,7 +190,11 @@ export class ClientListeners {
       connectionClosed: (connection) => {
         counters.currConnections--;
         this.connections.delete(connection);
-        if (this.connections.size === 0) this.lastClosed?.();
+        if (this.connections.size === 0) {
+          const waiting = this.whenAllClosed;
+          this.whenAllClosed = [];
+          for (const resolve of waiting) resolve();
+        }
       },
       connectionFailed: (reason) => log.debug({ transport, err: reason }, 'client connection error'),
     };

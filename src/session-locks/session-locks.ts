@@ -125,6 +125,11 @@ export class ConnectionLocks {
 
   constructor(private readonly locks: SessionLocks) {}
 
+  /** How many locks the connection holds now. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
   /** `execute` for this connection: the answers to lock commands tell which locks it holds. */
   wrap(execute: Execute): Execute {
     const prefix = this.locks.sessionPrefix;
