@@ -13,11 +13,22 @@ if (!session_start()) {
     exit;
 }
 $_SESSION['visits'] = ($_SESSION['visits'] ?? 0) + 1;
+// Written before anything is shown: PHP would otherwise write the session after the page went out,
+// and a write that fails then (its daemon stopped in the middle of this request, say) would have
+// shown the user a count the session never kept. A failed write answers 503 too.
+$visits = $_SESSION['visits'];
+if (!session_write_close()) {
+    http_response_code(503);
+    header('Retry-After: 1');
+    header('Content-Type: text/plain');
+    echo "session not saved, try again\n";
+    exit;
+}
 header('Content-Type: text/plain');
 printf(
     "session id: %s\nvisits:     %d\nhandler:    %s %s\nphp-fpm:    %s\n",
     session_id(),
-    $_SESSION['visits'],
+    $visits,
     ini_get('session.save_handler'),
     ini_get('session.save_path'),
     gethostname()
