@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allAlive, startLiveCluster, stopCluster, waitForMembers, waitForReady, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { sessionMasteredBy } from './fault-harness.js';
 import type { FaultNetwork } from './fault-proxy.js';
-import { sleep, waitFor } from './harness.js';
+import { pollUntil, sleep, waitFor } from './harness.js';
 import { RawClient, rawGet } from './raw-client.js';
 
 const IDS = ['n0', 'n1', 'n2'];
@@ -77,7 +77,10 @@ describe('fault proxy in front of three daemons', () => {
   it('cutOneWay drops only what one node sends to the other, whichever dialed', async () => {
     const before = { n1ToN2: faults.bytes(n1.id, n2.id).request, n2Replies: faults.bytes(n2.id, n1.id).reply, n2ToN1: faults.bytes(n2.id, n1.id).request };
     faults.cutOneWay(n1.id, n2.id);
-    await sleep(500);
+    // Until each way has carried (or dropped) something: heartbeats go every 200 ms, but a busy
+    // machine may delay a node's by more than that.
+    await pollUntil(() => faults.bytes(n1.id, n2.id).request.dropped > before.n1ToN2.dropped
+      && faults.bytes(n2.id, n1.id).request.delivered > before.n2ToN1.delivered, { timeoutMs: 5000 });
     const after = { n1ToN2: faults.bytes(n1.id, n2.id).request, n2Replies: faults.bytes(n2.id, n1.id).reply, n2ToN1: faults.bytes(n2.id, n1.id).request };
     faults.heal();
     // n1's heartbeats to n2 are dropped; n2's heartbeats to n1 are delivered.
