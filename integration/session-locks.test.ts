@@ -16,7 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { allAlive, sessionOwners, startLiveCluster, stats, stopCluster, sumStats, waitForMembers, type Cluster, type ClusterNode } from './cluster-harness.js';
 import { pollUntil, startDaemon, startMemcached, type RunningServer } from './harness.js';
 import { clientSetups, expectPhpOk, holdSessionLock, php, phpOk, type ClientSetup, type SessionServer } from './php-harness.js';
-import { buildPacket, Opcode, RawClient, rawGet, Status as BinaryStatus, storageExtras } from './raw-client.js';
+import { buildPacket, Opcode, RawClient, rawGet, rawStats, Status as BinaryStatus, storageExtras } from './raw-client.js';
 
 // php-memcached's lock expires after 30 s, pecl memcache's after 15 s: a waiter that gets the lock
 // within the test did not wait for the expiry.
@@ -194,18 +194,22 @@ describe('lock handoff on: waiters that leave, holders that die (both protocols)
   });
 });
 
-describe('a node stopped (SIGTERM) while PHP requests hold their sessions\' locks', () => {
+describe('a node stopped (SIGTERM) or drained while PHP requests hold their sessions\' locks', () => {
   let cluster: Cluster;
   beforeAll(async () => { cluster = await startLiveCluster(3, { idPrefix: 'stop' }); }, 60_000);
   afterAll(async () => { await stopCluster(cluster); });
 
+  /** The node stopped by the test before (or by a failed one) comes back first. */
+  async function allUp(): Promise<void> {
+    const stopped = cluster.nodes.filter((node) => !node.running);
+    if (stopped.length === 0) return;
+    for (const node of stopped) await node.start();
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+  }
+
   it.each(SETUPS)('$name: the requests in progress finish their writes before the node drains; the other nodes have them', async (setup) => {
     const [node1, via] = cluster.nodes as [ClusterNode, ClusterNode];
-    // The node stopped by the setup before (or by a failed one) comes back first.
-    if (!via.running) {
-      await via.start();
-      await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
-    }
+    await allUp();
     const logged = (text: string) => via.logs.filter((l) => String(l.msg).includes(text));
     const REQUESTS = 4;
     const ids = Array.from({ length: REQUESTS }, (_, i) => `lk${setup.tag}stop${Date.now().toString(36)}r${i}`);
@@ -227,4 +231,71 @@ describe('a node stopped (SIGTERM) while PHP requests hold their sessions\' lock
       expect(await rawGet(node1, setup.lockKey(id)), id).toEqual(setup.releasedLock);
     }
   }, 60_000);
+
+  it.each(SETUPS)('$name: an operator\'s drain (session-cluster drain) lets the requests in progress write first, and refuses new ones meanwhile', async (setup) => {
+    const [node1, , via] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    await allUp();
+    const logged = (text: string) => via.logs.filter((l) => String(l.msg).includes(text));
+    const before = logged('draining: letting the requests in progress finish').length;
+    const ids = Array.from({ length: 2 }, (_, i) => `lk${setup.tag}drain${Date.now().toString(36)}r${i}`);
+    for (const id of ids) await phpOk(via, setup, ['update', id, JSON.stringify({ counter: 41 })], setup.lockingIni);
+    const requests = ids.map((id) => php(via, setup, ['counter', id], setup.lockingIni, { SLEEP_MS: '1500' }));
+    expect(await pollUntil(async () => (await counter(via, 'session_locks_held')) === ids.length, { timeoutMs: 10_000 }), 'every request holds its lock').toBe(true);
+    expect(await rawStats(via, { args: 'drain' })).toMatchObject({ state: 'draining' });
+    // A new request through the draining node is refused: nothing is read. php-memcached's
+    // session_start() fails; pecl memcache reads an error as an empty session, and its write fails.
+    const refused = await php(via, setup, ['read', ids[0]!], setup.lockingIni);
+    if (setup.tag === 'pm') {
+      expect(refused.result?.data, refused.details).toEqual({});
+      expect(refused.result?.errors.join(' '), refused.details).toContain('Failed to write session data');
+    } else {
+      expect(refused.result?.ok, refused.details).toBe(false);
+    }
+    for (const run of await Promise.all(requests)) expectPhpOk(run);
+    expect(await pollUntil(async () => (await rawStats(via, { args: 'drain status' })).state === 'drained', { timeoutMs: 20_000 })).toBe(true);
+    expect(logged('draining: letting the requests in progress finish').slice(before), via.describeExit(12)).toMatchObject([{ requests: ids.length }]);
+    for (const id of ids) expect((await phpOk(node1, setup, ['read', id], setup.lockingIni)).data.counter, id).toBe(42);
+    expect(await rawStats(via, { args: 'undrain' })).toMatchObject({ state: 'rejoining' });
+    expect(await pollUntil(async () => (await rawStats(via, { args: 'drain status' })).state === 'serving', { timeoutMs: 20_000 })).toBe(true);
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+  }, 60_000);
+});
+
+describe('a node killed (kill -9) while PHP requests through it hold their sessions\' locks', () => {
+  let cluster: Cluster;
+  beforeAll(async () => { cluster = await startLiveCluster(3, { idPrefix: 'dead' }); }, 60_000);
+  afterAll(async () => { await stopCluster(cluster); });
+
+  /** A session id (of the php-harness kind) whose master is, or is not, `node`. */
+  async function sessionMastered(node: ClusterNode, byIt: boolean, tag: string): Promise<string> {
+    for (let i = 0; ; i++) {
+      const id = `lk${tag}dead${Date.now().toString(36)}m${i}`;
+      if (((await sessionOwners(cluster.nodes[0]!, id)).master === node.id) === byIt) return id;
+    }
+  }
+
+  it.each(SETUPS)('$name: the locks its requests held are released by their masters, both when a live node masters the session and when the dead one did', async (setup) => {
+    const [other, , through] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    for (const mastered of [false, true]) {
+      if (!through.running) {
+        await through.start();
+        await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+      }
+      const id = await sessionMastered(through, mastered, setup.tag);
+      const what = mastered ? 'mastered by the dead node' : 'mastered by a live node';
+      await phpOk(other, setup, ['update', id, JSON.stringify({ counter: 7 })], setup.lockingIni);
+      const releasedLines = () => cluster.nodes.flatMap((node) => node.allLogs).filter((l) => l.msg === 'session lock released: the node its request came through died');
+      const before = new Set(releasedLines());
+      const holder = await holdLock(through, setup, id);
+      await through.kill();
+      holder.kill('SIGKILL');
+      await waitForMembers([other], { [through.id]: 'dead' }, 5000);
+      // Without the release it would wait out the lock's expiry: 30 s (php-memcached), 15 s (pecl memcache).
+      expect(await pollUntil(async () => (await rawGet(other, setup.lockKey(id))) === null, { timeoutMs: 10_000 }), `the lock of a session ${what} is released`).toBe(true);
+      expect(releasedLines().filter((l) => !before.has(l)), what).toMatchObject([{ deadNode: through.id, session: `${id.slice(0, 6)}…` }]);
+      const next = await phpOk(other, setup, ['counter', id], setup.lockingIni);
+      expect(next.read, what).toBe(7);
+    }
+    expect(await total(cluster.nodes.filter((node) => node.running), 'session_locks_released_node_died')).toBeGreaterThanOrEqual(2);
+  }, 90_000);
 });

@@ -436,7 +436,7 @@ export const SETTINGS: SettingsTable = {
     // a second. 5 s lets the usual ones finish and keeps the whole stop inside docker stop's
     // default 10 s for a single node; a cluster node's drain comes after it (--drain-timeout-ms).
     flag: '--stop-grace-ms', arg: '<ms>', default: 5000, parse: wholeNumber(0),
-    help: 'On SIGTERM/SIGINT, how long the PHP requests in progress (connections holding a session lock, between the read and the write) may take to finish before their connections close; new connections are refused meanwhile. 0 closes them at once.',
+    help: 'On SIGTERM/SIGINT, how long the PHP requests in progress (connections holding a session lock, between the read and the write) may take to finish before their connections close; new connections are refused meanwhile. An operator\'s drain waits as long for them before it hands sessions over. 0 closes them at once.',
   },
   logLevel: {
     flag: '--log-level', arg: '<level>', default: 'info', parse: parseLogLevel,

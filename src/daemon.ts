@@ -31,6 +31,7 @@ import type { Execute } from './protocol/handler.js';
 import { Output } from './protocol/output.js';
 import { ReservedKeys } from './reserved-keys.js';
 import type { LockHandoff } from './session-locks/lock-handoff.js';
+import { DeadNodeLocks } from './session-locks/dead-node-locks.js';
 import { SessionLocks } from './session-locks/session-locks.js';
 import { ClientAuth } from './security/client-auth.js';
 import { warnIfExposed } from './security/exposure.js';
@@ -112,7 +113,7 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
   let admin: AdminCommands | null = null;
   const nodeCommands: Execute = (command) => admin!.execute(command, (inner) => executor.execute(inner));
   try {
-    cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, disk, locks.handoff, nodeCommands, log) : null;
+    cluster = clustered ? await buildClusterNode(settings, nodeId, store, executor, disk, locks, nodeCommands, log) : null;
   } catch (error) {
     await disk?.close();
     throw error;
@@ -144,7 +145,10 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
     settings,
   });
   const reservedKeys = new ReservedKeys(sessionIds, nodeId);
-  admin = new AdminCommands({ store, nodeId, sessionPrefix: settings.sessionPrefix, cluster: cluster?.admin ?? null, disableListings: settings.disableCachedump });
+  admin = new AdminCommands({
+    store, nodeId, sessionPrefix: settings.sessionPrefix, cluster: cluster?.admin ?? null, disableListings: settings.disableCachedump,
+    holdsLock: (key) => locks.holds(key),
+  });
   const execute: Execute = reservedKeys.wrap(cluster !== null ? cluster.node.execute
     : withAdmin(admin, withHandoff(locks.handoff, disk === null ? (command) => executor.execute(command) : executeOnDisk(executor, disk))));
   locks.releaseThrough(execute);
@@ -285,8 +289,9 @@ function executeOnDisk(executor: Executor, disk: DiskStorage): Execute {
 }
 
 async function buildClusterNode(
-  settings: Settings, nodeId: string, store: MemoryStore, executor: Executor, disk: DiskStorage | null, handoff: LockHandoff | null, nodeCommands: Execute, log: Logger,
+  settings: Settings, nodeId: string, store: MemoryStore, executor: Executor, disk: DiskStorage | null, locks: SessionLocks, nodeCommands: Execute, log: Logger,
 ): Promise<BuiltCluster> {
+  const handoff = locks.handoff;
   const secret = settings.clusterSecret!;
   const clusterLog = log.child({ node: nodeId });
   // Config checked that the three files are all there and make a TLS context (config.ts).
@@ -335,11 +340,29 @@ async function buildClusterNode(
     handoff: handoff ?? undefined, nodeCommands,
   });
   const sessionIds = new SessionIds({ view, secret, loadOf: (member) => membership.loadOf(member) });
+  const deadNodeLocks = new DeadNodeLocks({
+    store, sessionPrefix: settings.sessionPrefix, log: clusterLog,
+    mastersHere: (key) => view.owners(key).master?.id === nodeId,
+    holdsHere: (key) => locks.holds(key),
+    liveOthers: () => view.liveOthers(),
+    askHeld: async (member, keys) => {
+      const reply = await peers.forward({ id: member, address: view.addressOf(member) }, { kind: 'stats', args: ['locks', 'held', ...keys] }, { timeoutMs: requestTimeoutMs, validForMs: 0 });
+      if (reply.kind === 'unknownStats') throw new Error('it does not know the question (an older version)');
+      if (reply.kind !== 'stats') throw new Error(`it answered ${reply.kind === 'serverError' ? reply.message : reply.kind}`);
+      return new Set(reply.entries.filter(([name]) => name === 'held').map(([, key]) => key));
+    },
+    release: (key, style, cas, since, deadNode) => locks.releaseOrphaned(key, style, cas, since, deadNode),
+    // Past the forward timeout, the node a take came through has its answer, or gave up on it.
+    settleMs: forwardTimeoutMs,
+  });
+  membership.on('dead', (member) => deadNodeLocks.memberDied(member.id));
   const node = new ClusterNode({
     peerAddress, seeds: settings.peers, store, view, membership, replicator, router, sessionIds, quorum, log: clusterLog,
     failureTimeoutMs: settings.failureTimeoutMs, heartbeatMs: settings.heartbeatMs, drainTimeoutMs: settings.drainTimeoutMs,
     joinTimeoutMs: settings.joinTimeoutMs, whyNotJoined: () => pool.whyUnanswered(seeds),
+    requests: locks, stopGraceMs: settings.stopGraceMs,
     closeLinks: async () => {
+      deadNodeLocks.stop();
       pool.close();
       await server.close();
     },

@@ -44,6 +44,17 @@ describe('operator stats groups on a single node', () => {
     expect(record(run(`key ${PREFIX}missing`))).toEqual({ node: 'local', master: 'local', backup: 'none', held: 'no' });
   });
 
+  it('locks held names which of the keys asked about a client connection here holds, and no other key', () => {
+    const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1 << 16 });
+    const held = new Set([`${PREFIX}lock.a`, 'b.lock', `${PREFIX}lock.secret`]);
+    const admin = new AdminCommands({ store, nodeId: 'local', sessionPrefix: PREFIX, cluster: null, holdsLock: (key) => held.has(key) });
+    const run = (line: string) => admin.execute({ kind: 'stats', args: line.split(' ') }, () => ({ kind: 'error' })) as Reply;
+    expect(entries(run(`locks held ${PREFIX}lock.a b.lock ${PREFIX}lock.c`))).toEqual([['held', `${PREFIX}lock.a`], ['held', 'b.lock']]);
+    expect(entries(run(`locks held ${PREFIX}lock.c`))).toEqual([]);
+    expect(run('locks held')).toEqual({ kind: 'unknownStats' });
+    expect(run('locks')).toEqual({ kind: 'unknownStats' });
+  });
+
   it('roles counts sessions and lock keys apart', () => {
     const { run, set } = single();
     set(`${PREFIX}a`, 'x');

@@ -12,6 +12,8 @@
  *   stats sessions <id> <count>  the next page of that listing
  *   stats drain [status]         hands this node's sessions over and leaves (the process stays)
  *   stats undrain                back into the cluster after a drain
+ *   stats locks held <key>...    which of these lock keys this node's client connections hold
+ *                                (asked by the other nodes when a member dies: dead-node-locks.ts)
  *
  * A malformed group is answered ERROR, as memcached answers a stats group it does not know.
  */
@@ -53,6 +55,8 @@ export interface AdminOptions {
    * guard refuses them (the subcommands that list sessions then say so)
    */
   disableListings?: boolean;
+  /** whether this node's client connections hold the lock `key` */
+  holdsLock?: (key: string) => boolean;
   now?: () => number;
 }
 
@@ -90,6 +94,8 @@ export class AdminCommands {
       case 'drain':
       case 'undrain':
         return this.handleDrain(group, rest);
+      case 'locks':
+        return this.handleLocks(rest);
       default:
         return next(command);
     }
@@ -202,6 +208,17 @@ export class AdminCommands {
    */
   private createdAt(item: Item): number {
     return lockStyleOf(item.key, this.options.sessionPrefix) === LockStyle.Memcache ? item.writtenAt : item.createdAt;
+  }
+
+  /**
+   * `locks held <key>...`: `held <key>` for each of the keys a client connection here holds. Only
+   * keys the asker names are answered: the question lists no session id it did not know.
+   */
+  private handleLocks(args: string[]): Reply {
+    const [what, ...keys] = args;
+    if (what !== 'held' || keys.length === 0) return ERROR;
+    const holds = this.options.holdsLock ?? (() => false);
+    return stats(keys.filter((key) => holds(key)).map((key) => ['held', key]));
   }
 
   private handleDrain(group: 'drain' | 'undrain', args: string[]): Reply {

@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import { JoinError, StartAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Command, Reply } from '../protocol/types.js';
+import type { RequestsInProgress } from '../session-locks/session-locks.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { Stat } from '../stats/registry.js';
 import type { ClusterView } from './cluster-view.js';
@@ -19,7 +20,7 @@ import { connectedSet } from './membership/connectivity.js';
 import type { Membership } from './membership/membership.js';
 import type { Quorum } from './quorum.js';
 import type { Replicator } from './replication/replicator.js';
-import type { Paths, Router } from './router.js';
+import { DRAINING_REFUSAL, type Paths, type Router } from './router.js';
 import type { SessionIds } from './session-ids.js';
 import { MemberState, type MemberInfo, type NodeId } from './types.js';
 
@@ -45,6 +46,13 @@ export interface ClusterNodeOptions {
   drainTimeoutMs: number;
   /** closes the peer listener and links, once the node has left */
   closeLinks: () => Promise<void>;
+  /**
+   * the PHP requests in progress on this node's client connections: an operator's drain refuses
+   * new ones and lets these finish, for up to stopGraceMs, before it hands sessions over
+   */
+  requests?: RequestsInProgress;
+  /** how long an operator's drain waits for the requests in progress (--stop-grace-ms) */
+  stopGraceMs?: number;
   /**
    * with seeds: how long start() waits for this node to join through one of them before it fails
    * with a JoinError (--join-timeout-ms); 0 or absent waits forever
@@ -147,6 +155,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   readonly counters = new ClusterNodeCounters();
   private readonly log: Logger;
   private stopping: Promise<void> | null = null;
+  /** an operator's drain under way (drainNow): its requests' finish, then the drain; settles with the replacement */
+  private draining: Promise<NodeId | null> | null = null;
   /** catch-ups under way: session commands wait meanwhile */
   private catchingUp = 0;
   /** start() has run */
@@ -421,14 +431,19 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
    */
   drainNow(): DrainReport {
     if (this.drainReport.state !== 'serving' || this.stopping !== null) return this.drainStatus;
-    const { store, membership, router, replicator, sessionIds } = this.options;
+    const { store, membership, router, replicator, sessionIds, requests, stopGraceMs = 0 } = this.options;
     if (sessionIds.leastLoadedOther() === null) throw new Error('no other live node to hand this node\'s sessions to');
     this.drainReport = { state: 'draining', items: store.itemCount, copies: 0, acknowledged: 0, outcome: null, replacement: null };
     this.once('drained', (outcome, replacement) => {
       const progress = replicator.progress;
       this.drainReport = { ...this.drainReport, state: 'drained', outcome, replacement, copies: progress?.copies ?? 0, acknowledged: progress?.acknowledged ?? 0 };
     });
-    void this.drain().then((replacement) => {
+    // The PHP requests in progress here finish first (a write refused after the page showed its
+    // change would be lost); new ones are refused, and their users' retries go to other nodes.
+    requests?.admitOnlyInProgress(DRAINING_REFUSAL);
+    const finishing = requests === undefined || requests.heldNow === 0 || stopGraceMs === 0 ? null : this.finishRequests(requests, stopGraceMs);
+    this.draining = finishing === null ? this.drain() : finishing.then(() => this.drain());
+    void this.draining.then((replacement) => {
       if (this.stopping !== null) return;
       membership.leave(replacement ?? undefined);
       router.refuseForwards('this node has left the cluster (drained)');
@@ -447,6 +462,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     this.drainReport = { ...this.drainReport, state: 'rejoining' };
     view.rejoin();
     router.refuseForwards(null);
+    this.draining = null;
+    this.options.requests?.admitOnlyInProgress(null);
     membership.rejoin();
     this.refresh();
     this.log.info('undrained: rejoining the cluster');
@@ -456,10 +473,22 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     return this.drainStatus;
   }
 
+  /** An operator's drain, first step: the requests in progress finish, for up to graceMs. */
+  private async finishRequests(requests: RequestsInProgress, graceMs: number): Promise<void> {
+    const held = requests.heldNow;
+    const started = Date.now();
+    this.log.info({ requests: held, stopGraceMs: graceMs }, 'draining: letting the requests in progress finish');
+    await requests.finished(graceMs);
+    const left = requests.heldNow;
+    if (left > 0) this.log.warn({ requests: left, stopGraceMs: graceMs }, 'draining: requests still in progress after --stop-grace-ms; their writes are refused');
+    else this.log.info({ requests: held, ms: Date.now() - started }, 'requests in progress finished');
+  }
+
   private async leave(): Promise<void> {
     const { replicator, membership, heartbeatMs, closeLinks } = this.options;
     // Drained by an operator already: its sessions are with their new owners, and it has left.
-    const replacement = this.drainReport.state === 'drained' ? this.drainReport.replacement : await this.drain();
+    // Draining for an operator: that drain goes on, and the node leaves once it has ended.
+    const replacement = this.drainReport.state === 'drained' ? this.drainReport.replacement : await (this.draining ?? this.drain());
     replicator.stop();
     // A node that never joined has no one to tell (its start failed or was abandoned).
     if (membership.joined) membership.leave(replacement ?? undefined);

@@ -138,7 +138,7 @@ export class Router {
     // Draining or drained: the sessions' new owners serve them; a read sent there before its copy
     // arrived would find nothing, so this node's clients are refused rather than misled.
     if (this.options.view.leaving && isSessionCommand(command)) {
-      return { kind: 'serverError', message: 'temporary failure: this node is drained or draining; its sessions are served by the other nodes' };
+      return { kind: 'serverError', message: DRAINING_REFUSAL };
     }
     if (this.gate !== null && isSessionCommand(command)) {
       const gate = this.gate;
@@ -500,6 +500,9 @@ function isIdempotent(command: Command): boolean {
 }
 
 /** Commands on keys wait for catch-up; version, stats and the like answer at once. */
+/** What this node's clients are answered while it drains or is drained (a temporary failure, so PHP retries). */
+export const DRAINING_REFUSAL = 'temporary failure: this node is drained or draining; its sessions are served by the other nodes';
+
 function isSessionCommand(command: Command): boolean {
   return 'key' in command || 'keys' in command;
 }

@@ -69,6 +69,11 @@ export function isRefusedTake(command: Command, style: LockStyle, reply: Reply):
 /** Whether `command`, answered `reply`, released its lock: its delete, or pecl memcache's set of "0". */
 export function isRelease(command: Command, style: LockStyle, reply: Reply): boolean {
   if (command.kind === 'delete') return reply.kind === 'status' && reply.status === Status.Deleted;
-  return style === LockStyle.Memcache && command.kind === 'store' && command.mode === StoreMode.Set && command.value.length === 1 && command.value[0] === 0x30
+  return style === LockStyle.Memcache && command.kind === 'store' && command.mode === StoreMode.Set && isReleasedMemcacheLock(command.value)
     && reply.kind === 'status' && reply.status === Status.Stored;
+}
+
+/** Whether a pecl memcache lock holding `value` is released: "0" (memcache_session.c's release). */
+export function isReleasedMemcacheLock(value: Buffer): boolean {
+  return value.length === 1 && value[0] === 0x30;
 }

@@ -23,6 +23,7 @@ export class SessionLockCounters {
   acquired = 0;
   contended = 0;
   releasedOnDisconnect = 0;
+  releasedNodeDied = 0;
   expiredWhileHeld = 0;
 }
 
@@ -30,6 +31,7 @@ export const SESSION_LOCK_COUNTER_STATS: CounterDefs<SessionLockCounters> = {
   acquired: { name: 'session_locks_acquired', type: 'counter', help: 'session locks taken through this node (php-memcached\'s add of lock.<id>, pecl memcache\'s incr or add of <id>.lock)' },
   contended: { name: 'session_locks_contended', type: 'counter', help: 'attempts to take a session lock that another request held: each is a wait for the PHP worker' },
   releasedOnDisconnect: { name: 'session_locks_released_on_disconnect', type: 'counter', help: 'session locks released by the daemon because the connection that took them closed without releasing them (a PHP worker killed or crashed); each is logged' },
+  releasedNodeDied: { name: 'session_locks_released_node_died', type: 'counter', help: 'session locks this node mastered that it released because the node their request came through died (its PHP request died with it); each is logged' },
   expiredWhileHeld: { name: 'session_locks_expired_while_held', type: 'counter', help: 'session locks that expired before their holder released them: a request that ran longer than the lock\'s expiry' },
 };
 
@@ -44,6 +46,22 @@ export const SESSION_LOCK_STATS: ReadonlyArray<Stat<SessionLocks>> = [
   { name: 'session_lock_wait_p99_ms', type: 'gauge', help: '99th percentile of those waits, ms', read: (locks) => locks.handoff?.waitPercentileMs(0.99) ?? 0 },
 ];
 
+/**
+ * The PHP requests in progress on this node's client connections, as an operator's drain sees them
+ * (cluster-node.ts): a request holds its session's lock from its read to its write.
+ */
+export interface RequestsInProgress {
+  /**
+   * With a reason: commands with keys from connections that hold no session lock (new requests)
+   * are refused with it, while the requests in progress go on. null: everything is admitted again.
+   */
+  admitOnlyInProgress(reason: string | null): void;
+  /** Settles once no client connection holds a session lock, or after timeoutMs. */
+  finished(timeoutMs: number): Promise<void>;
+  /** session locks held by client connections now: one per PHP request in progress */
+  readonly heldNow: number;
+}
+
 export interface SessionLocksOptions {
   /** php-memcached's memcached.sess_prefix (--session-prefix) */
   sessionPrefix: string;
@@ -55,9 +73,16 @@ export interface SessionLocksOptions {
 }
 
 /** The node's view of the session locks its clients take. */
-export class SessionLocks {
+export class SessionLocks implements RequestsInProgress {
   readonly counters = new SessionLockCounters();
-  heldNow = 0;
+  /** locks held by this node's client connections */
+  private held = 0;
+  /** the lock keys they hold, with how many connections hold each (one, but for an expired lock retaken) */
+  private readonly heldKeys = new Map<string, number>();
+  /** admitOnlyInProgress's reason, or null */
+  private refusing: string | null = null;
+  /** finished() waits for the last lock held to go */
+  private whenNoneHeld: Array<() => void> = [];
   /** lock handoff, when --lock-wait-ms is on: run around the commands this node runs as master */
   readonly handoff: LockHandoff | null;
   /** runs the releases: the node's own command path (set once the node is built) */
@@ -71,6 +96,54 @@ export class SessionLocks {
   /** Where releases run: the same path as clients' commands (the router in cluster mode). */
   releaseThrough(execute: Execute): void {
     this.execute = execute;
+  }
+
+  get heldNow(): number {
+    return this.held;
+  }
+
+  admitOnlyInProgress(reason: string | null): void {
+    this.refusing = reason;
+  }
+
+  /** Why new requests are refused now (admitOnlyInProgress), or null. */
+  get refusal(): string | null {
+    return this.refusing;
+  }
+
+  finished(timeoutMs: number): Promise<void> {
+    if (this.held === 0 || timeoutMs <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.whenNoneHeld.push(done);
+    });
+  }
+
+  /** Whether a client connection of this node holds the lock `key` (dead-node-locks.ts asks). */
+  holds(key: string): boolean {
+    return this.heldKeys.has(key);
+  }
+
+  /** A connection took a lock (ConnectionLocks). */
+  taken(key: string): void {
+    this.held++;
+    this.heldKeys.set(key, (this.heldKeys.get(key) ?? 0) + 1);
+  }
+
+  /** A connection's lock went: released, or its connection closed. */
+  dropped(key: string): void {
+    const holders = this.heldKeys.get(key) ?? 0;
+    if (holders <= 1) this.heldKeys.delete(key);
+    else this.heldKeys.set(key, holders - 1);
+    this.held--;
+    if (this.held > 0 || this.whenNoneHeld.length === 0) return;
+    const waiting = this.whenNoneHeld;
+    this.whenNoneHeld = [];
+    for (const done of waiting) done();
   }
 
   get sessionPrefix(): string {
@@ -95,6 +168,28 @@ export class SessionLocks {
     }
     if (reply instanceof Promise) void reply.then((r) => this.released(key, hold, r), () => undefined);
     else this.released(key, hold, reply);
+  }
+
+  /**
+   * A lock whose request came through a node that died (dead-node-locks.ts): released as a closed
+   * connection's is, if it is still the one found (its CAS). Settles once answered.
+   */
+  async releaseOrphaned(key: string, style: LockStyle, cas: number, since: number, deadNode: string): Promise<void> {
+    const execute = this.execute;
+    if (execute === null) return;
+    const session = idForLog(sessionIdOfLock(key, style, this.sessionPrefix));
+    let reply: Reply;
+    try {
+      reply = await execute({ kind: 'delete', key, cas });
+    } catch (error) {
+      reply = { kind: 'serverError', message: (error as Error).message };
+    }
+    if (reply.kind === 'status' && reply.status === Status.Deleted) {
+      this.counters.releasedNodeDied++;
+      this.options.log.info({ session, style, heldMs: Date.now() - since, deadNode }, 'session lock released: the node its request came through died');
+    } else if (reply.kind === 'serverError') {
+      this.options.log.warn({ session, deadNode, err: reply.message }, 'session lock left by a dead node could not be released; it expires as set');
+    }
   }
 
   private released(key: string, hold: Hold, reply: Reply): void {
@@ -132,8 +227,13 @@ export class ConnectionLocks {
 
   /** `execute` for this connection: the answers to lock commands tell which locks it holds. */
   wrap(execute: Execute): Execute {
-    const prefix = this.locks.sessionPrefix;
+    const locks = this.locks;
+    const prefix = locks.sessionPrefix;
     return (command) => {
+      // An operator's drain: a new request is refused, one in progress (it holds its lock) goes on.
+      if (locks.refusal !== null && this.held.size === 0 && ('key' in command || 'keys' in command)) {
+        return { kind: 'serverError', message: locks.refusal };
+      }
       const style = 'key' in command ? lockStyleOf(command.key, prefix) : null;
       const reply = execute(command);
       if (style === null) return reply;
@@ -148,7 +248,7 @@ export class ConnectionLocks {
     if (this.closed) return;
     this.closed = true;
     for (const [key, hold] of this.held) {
-      this.locks.heldNow--;
+      this.locks.dropped(key);
       this.locks.releaseLeftBehind(key, hold);
     }
     this.held.clear();
@@ -186,11 +286,11 @@ export class ConnectionLocks {
       this.locks.releaseLeftBehind(key, { style, cas, since: Date.now() });
       return;
     }
-    if (!this.held.has(key)) this.locks.heldNow++;
+    if (!this.held.has(key)) this.locks.taken(key);
     this.held.set(key, { style, cas, since: Date.now() });
   }
 
   private drop(key: string): void {
-    if (this.held.delete(key)) this.locks.heldNow--;
+    if (this.held.delete(key)) this.locks.dropped(key);
   }
 }

@@ -20,6 +20,7 @@ import { SessionIds } from '../../src/cluster/session-ids.js';
 import { MemberState, type NodeId } from '../../src/cluster/types.js';
 import { Executor } from '../../src/command/executor.js';
 import { type Command, type Reply, Status, StoreMode } from '../../src/protocol/types.js';
+import { SessionLocks } from '../../src/session-locks/session-locks.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { fakeClock } from '../support/fake-clock.js';
 
@@ -38,7 +39,7 @@ class Farm {
   readonly nodes = new Map<NodeId, ReturnType<Farm['build']>>();
 
   /** One node, built as the composition root builds it, over the in-memory transports. */
-  build(id: NodeId, seeds: NodeId[], options: { drainTimeoutMs?: number; twoNodes?: TwoNodeMode; joinTimeoutMs?: number } = {}) {
+  build(id: NodeId, seeds: NodeId[], options: { drainTimeoutMs?: number; twoNodes?: TwoNodeMode; joinTimeoutMs?: number; stopGraceMs?: number } = {}) {
     const peerAddress = addressOf(id);
     const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1024, nodeId: id });
     const executor = new Executor({ store, version: 'v' });
@@ -57,7 +58,9 @@ class Farm {
     const closed = { links: false };
     const warnings: string[] = [];
     const nodeLog = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(String(JSON.parse(line).msg)); } });
-    const node = new ClusterNode({
+    // The session locks of the node's client connections, as the composition root wires them.
+    const locks = new SessionLocks({ sessionPrefix: 'memc.sess.key.', log });
+    const node: ClusterNode = new ClusterNode({
       peerAddress, seeds: seeds.map(addressOf), store, view, membership, replicator, router, sessionIds, quorum, log: nodeLog,
       failureTimeoutMs: FAILURE_TIMEOUT, heartbeatMs: HEARTBEAT, drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
       joinTimeoutMs: options.joinTimeoutMs ?? 0, whyNotJoined: () => seeds.map((seed) => `${addressOf(seed)}: no answer`).join('; '),
@@ -65,12 +68,16 @@ class Farm {
         this.network.disconnect(peerAddress);
         closed.links = true;
       },
+      requests: locks, stopGraceMs: options.stopGraceMs ?? 5000,
     });
+    locks.releaseThrough((command) => node.execute(command));
+    /** A client connection's commands, its session locks followed as the daemon follows them. */
+    const connect = () => locks.forConnection().wrap((command) => node.execute(command));
     const caughtUp: string[] = [];
     const drained: Array<[DrainOutcome, NodeId | null]> = [];
     node.on('caughtUp', (reason) => caughtUp.push(reason));
     node.on('drained', (outcome, replacement) => drained.push([outcome, replacement]));
-    const built = { id, node, store, view, membership, quorum, router, closed, caughtUp, drained, warnings };
+    const built = { id, node, store, view, membership, quorum, router, closed, caughtUp, drained, warnings, connect };
     this.nodes.set(id, built);
     return built;
   }
@@ -95,7 +102,7 @@ async function settle<T>(promise: Promise<T> | T, limitMs = 10_000): Promise<T> 
 }
 
 /** n1 started alone, n2 joined through it, both caught up and alive in each other's view. */
-async function twoNodes(n1Options: { drainTimeoutMs?: number } = {}) {
+async function twoNodes(n1Options: { drainTimeoutMs?: number; stopGraceMs?: number } = {}) {
   const farm = new Farm();
   const n1 = farm.build('n1', [], n1Options);
   await settle(n1.node.start());
@@ -243,6 +250,48 @@ describe('ClusterNode lifecycle', () => {
     expect(owned.length).toBeGreaterThan(0);
     for (const key of owned) expect(n1.store.peek(key, Date.now())?.value.toString(), key).toBe(`v${keys.indexOf(key)}`);
     for (const [i, key] of keys.entries()) expect(valueOf(await settle(n1.node.execute(get(key))))).toBe(`v${i}`);
+  });
+
+  it('an operator\'s drain lets the PHP requests in progress (holding their session\'s lock) write before it hands over; new requests are refused meanwhile', async () => {
+    const { farm, n1, n2 } = await twoNodes();
+    const key = farm.keyMasteredBy('n1', 'n1');
+    const lock = key.replace('memc.sess.key.', 'memc.sess.key.lock.');
+    await settle(n1.node.execute(set(key, 'visits|1;')));
+    const request = n1.connect();
+    expect(await settle(request({ kind: 'store', mode: StoreMode.Add, key: lock, flags: 0, exptime: 30, value: Buffer.from('1'), cas: 0 }))).toMatchObject({ status: Status.Stored });
+    expect(valueOf(await settle(request(get(key))))).toBe('visits|1;');
+
+    expect(n1.node.drainNow()).toMatchObject({ state: 'draining' });
+    expect(n1.node.ready).toBe(false);
+    // A new request (its connection holds no lock) is refused, as during the drain itself.
+    expect(await settle(n1.connect()(get(key)))).toMatchObject({ kind: 'serverError', message: expect.stringMatching(/^temporary failure: this node is drained or draining/) });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(n1.node.drainStatus.state, 'waits for the request in progress').toBe('draining');
+    expect(n1.drained).toEqual([]);
+    // The request in progress writes and releases: served, and replicated.
+    expect(await settle(request(set(key, 'visits|2;')))).toMatchObject({ status: Status.Stored });
+    expect(await settle(request({ kind: 'delete', key: lock, cas: 0 }))).toMatchObject({ status: Status.Deleted });
+
+    await settle(Promise.resolve().then(async () => { while (n1.node.drainStatus.state !== 'drained') await vi.advanceTimersByTimeAsync(10); }));
+    expect(n1.node.drainStatus).toMatchObject({ state: 'drained', outcome: 'complete', replacement: 'n2' });
+    expect(valueOf(await settle(n2.node.execute(get(key))))).toBe('visits|2;');
+    expect(n2.store.peek(lock, Date.now())).toBeUndefined();
+  });
+
+  it('an operator\'s drain waits for the requests in progress no longer than --stop-grace-ms', async () => {
+    const { farm, n1, n2 } = await twoNodes({ stopGraceMs: 300 });
+    const key = farm.keyMasteredBy('n1', 'n1');
+    const request = n1.connect();
+    expect(await settle(request({ kind: 'store', mode: StoreMode.Add, key: key.replace('memc.sess.key.', 'memc.sess.key.lock.'), flags: 0, exptime: 30, value: Buffer.from('1'), cas: 0 }))).toMatchObject({ status: Status.Stored });
+    n1.node.drainNow();
+    await vi.advanceTimersByTimeAsync(250);
+    expect(n1.drained).toEqual([]);
+    await settle(Promise.resolve().then(async () => { while (n1.node.drainStatus.state !== 'drained') await vi.advanceTimersByTimeAsync(10); }));
+    expect(n1.node.drainStatus).toMatchObject({ state: 'drained', outcome: 'complete', replacement: 'n2' });
+    expect(n1.warnings).toContain('draining: requests still in progress after --stop-grace-ms; their writes are refused');
+    // Too late: the write is refused, not lost silently.
+    expect(await settle(request(set(key, 'late')))).toMatchObject({ kind: 'serverError' });
+    expect(valueOf(await settle(n2.node.execute(get(key))))).not.toBe('late');
   });
 
   it('an operator\'s drain with no other live node to take the sessions is refused, and the node keeps serving', async () => {
