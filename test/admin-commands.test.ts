@@ -48,7 +48,7 @@ describe('operator stats groups on a single node', () => {
     const store = new MemoryStore({ memoryLimit: 1 << 24, maxItemSize: 1 << 16 });
     const held = new Set([`${PREFIX}lock.a`, 'b.lock', `${PREFIX}lock.secret`]);
     const admin = new AdminCommands({ store, nodeId: 'local', sessionPrefix: PREFIX, cluster: null, holdsLock: (key) => held.has(key) });
-    const run = (line: string) => admin.execute({ kind: 'stats', args: line.split(' ') }, () => ({ kind: 'error' })) as Reply;
+    const run = (line: string) => admin.execute({ kind: 'stats', args: line.split(' ') }, (): Reply => ({ kind: 'unknownStats' })) as Reply;
     expect(entries(run(`locks held ${PREFIX}lock.a b.lock ${PREFIX}lock.c`))).toEqual([['held', `${PREFIX}lock.a`], ['held', 'b.lock']]);
     expect(entries(run(`locks held ${PREFIX}lock.c`))).toEqual([]);
     expect(run('locks held')).toEqual({ kind: 'unknownStats' });
