@@ -298,4 +298,36 @@ describe('a node killed (kill -9) while PHP requests through it hold their sessi
     }
     expect(await total(cluster.nodes.filter((node) => node.running), 'session_locks_released_node_died')).toBeGreaterThanOrEqual(2);
   }, 90_000);
+
+  it.each(SETUPS)('$name: paused (kill -STOP) past the failure timeout, the node\'s lock was released and retaken; back, its request fails instead of writing over the newer session', async (setup) => {
+    const [other, , through] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    if (!through.running) {
+      await through.start();
+      await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 10_000);
+    }
+    const id = await sessionMastered(through, false, setup.tag);
+    const closedLines = () => through.logs.filter((l) => String(l.msg).startsWith('closed the client connections holding session locks'));
+    const before = closedLines().length;
+    await phpOk(other, setup, ['update', id, JSON.stringify({ counter: 7 })], setup.lockingIni);
+    // A reads 7 through the node to be paused, and would write 8 after its 3 s.
+    const paused = php(through, setup, ['counter', id], setup.lockingIni, { SLEEP_MS: '3000' });
+    expect(await pollUntil(async () => (await counter(through, 'session_locks_held')) === 1, { timeoutMs: 10_000 })).toBe(true);
+    through.pause();
+    try {
+      await waitForMembers([other], { [through.id]: 'dead' }, 5000);
+      expect(await pollUntil(async () => (await rawGet(other, setup.lockKey(id))) === null, { timeoutMs: 10_000 }), 'the paused node\'s lock is released').toBe(true);
+      // B, through a live node, takes the lock and writes 8.
+      const newer = await phpOk(other, setup, ['counter', id], setup.lockingIni);
+      expect(newer.read).toBe(7);
+    } finally {
+      through.resume();
+    }
+    const stale = await paused;
+    expect(stale.result?.errors.join(' '), stale.details).toMatch(/Failed to write session data|failed/i);
+    const final = await phpOk(other, setup, ['read', id], setup.lockingIni);
+    expect(final.data.counter).toBe(8);
+    expect((final.data.writers as number[]).length, 'only the newer request wrote').toBe(1);
+    expect(closedLines().slice(before)).toMatchObject([{ connections: 1 }]);
+    await waitForMembers(cluster.nodes, allAlive(cluster.nodes), 15_000);
+  }, 90_000);
 });

@@ -356,6 +356,14 @@ async function buildClusterNode(
     settleMs: forwardTimeoutMs,
   });
   membership.on('dead', (member) => deadNodeLocks.memberDied(member.id));
+  membership.on('stall', (gapMs) => {
+    if (gapMs < settings.failureTimeoutMs) return;
+    const closed = locks.abandonHolders();
+    if (closed > 0) {
+      clusterLog.warn({ connections: closed, gapMs: Math.round(gapMs) },
+        'closed the client connections holding session locks: this node stalled past the failure timeout, and the other nodes may have released those locks');
+    }
+  });
   const node = new ClusterNode({
     peerAddress, seeds: settings.peers, store, view, membership, replicator, router, sessionIds, quorum, log: clusterLog,
     failureTimeoutMs: settings.failureTimeoutMs, heartbeatMs: settings.heartbeatMs, drainTimeoutMs: settings.drainTimeoutMs,

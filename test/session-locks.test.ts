@@ -116,6 +116,30 @@ describe('php-memcached locks', () => {
     expect(n.locks.heldNow).toBe(0);
     expect(n.locks.counters.releasedOnDisconnect).toBe(1);
   });
+
+  it('after a stall past the failure timeout, the connections holding a lock are closed, and only those; their close releases only locks nobody retook', () => {
+    const n = node();
+    const closedConnections: string[] = [];
+    const open = (name: string) => {
+      const c = n.locks.forConnection(() => { closedConnections.push(name); c.close(); });
+      return c.wrap(n.execute) as (command: Command) => Reply;
+    };
+    const holder = open('holder');
+    const released = open('released');
+    const idle = open('idle');
+    const other = `${PREFIX}lock.another${ID}`;
+    holder(add(LOCK));
+    released(add(other));
+    released(del(other));
+    idle({ kind: 'get', keys: [`${PREFIX}${ID}`], withCas: false });
+    // Meanwhile the others released the holder's lock as their dead node's, and a request took it.
+    n.execute(del(LOCK));
+    n.execute(add(LOCK, '2'));
+    expect(n.locks.abandonHolders()).toBe(1);
+    expect(closedConnections).toEqual(['holder']);
+    expect(held(n, LOCK), 'the newer holder keeps it').toBe('2');
+    expect(n.locks.abandonHolders()).toBe(0);
+  });
 });
 
 describe('pecl memcache locks', () => {

@@ -70,7 +70,7 @@ export class Connection implements SocketReceiver {
   /** Starts reading from `socket`. */
   constructor(private readonly socket: ClientSocket, private readonly context: ConnectionContext, private readonly owner: ConnectionOwner) {
     this.output = context.output;
-    this.locks = context.locks?.forConnection() ?? null;
+    this.locks = context.locks?.forConnection(() => this.destroy()) ?? null;
     this.execute = this.locks?.wrap(context.execute) ?? context.execute;
     socket.start(this);
   }

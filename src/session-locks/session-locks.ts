@@ -83,6 +83,8 @@ export class SessionLocks implements RequestsInProgress {
   private refusing: string | null = null;
   /** finished() waits for the last lock held to go */
   private whenNoneHeld: Array<() => void> = [];
+  /** the connections holding at least one lock (abandonHolders) */
+  private readonly holders = new Set<ConnectionLocks>();
   /** lock handoff, when --lock-wait-ms is on: run around the commands this node runs as master */
   readonly handoff: LockHandoff | null;
   /** runs the releases: the node's own command path (set once the node is built) */
@@ -150,9 +152,28 @@ export class SessionLocks implements RequestsInProgress {
     return this.options.sessionPrefix;
   }
 
-  /** The locks of one new client connection. */
-  forConnection(): ConnectionLocks {
-    return new ConnectionLocks(this);
+  /** The locks of one new client connection; `abandon` closes that connection (abandonHolders). */
+  forConnection(abandon?: () => void): ConnectionLocks {
+    return new ConnectionLocks(this, abandon);
+  }
+
+  /**
+   * This node stalled past the failure timeout (kill -STOP, a frozen VM): the other nodes have
+   * declared it dead and released the locks its requests held (dead-node-locks.ts), and another
+   * request may hold one now. Each connection holding a lock is closed, so that its request fails
+   * rather than write over the newer session; the close releases only the locks that are still
+   * the ones it took (their CAS). Answers how many were closed.
+   */
+  abandonHolders(): number {
+    const holders = [...this.holders];
+    for (const holder of holders) holder.abandon();
+    return holders.length;
+  }
+
+  /** `connection` holds its first lock, or no lock any more (ConnectionLocks). */
+  holding(connection: ConnectionLocks, holds: boolean): void {
+    if (holds) this.holders.add(connection);
+    else this.holders.delete(connection);
   }
 
   /** A lock its holder left behind: released if it is still the one taken (its CAS). */
@@ -218,7 +239,12 @@ export class ConnectionLocks {
   private readonly held = new Map<string, Hold>();
   private closed = false;
 
-  constructor(private readonly locks: SessionLocks) {}
+  constructor(private readonly locks: SessionLocks, private readonly abandonConnection?: () => void) {}
+
+  /** Closes the connection (SessionLocks.abandonHolders); its locks are released as it closes. */
+  abandon(): void {
+    this.abandonConnection?.();
+  }
 
   /** How many locks the connection holds now. */
   get heldCount(): number {
@@ -251,6 +277,7 @@ export class ConnectionLocks {
       this.locks.dropped(key);
       this.locks.releaseLeftBehind(key, hold);
     }
+    if (this.held.size > 0) this.locks.holding(this, false);
     this.held.clear();
   }
 
@@ -286,11 +313,16 @@ export class ConnectionLocks {
       this.locks.releaseLeftBehind(key, { style, cas, since: Date.now() });
       return;
     }
-    if (!this.held.has(key)) this.locks.taken(key);
+    if (!this.held.has(key)) {
+      this.locks.taken(key);
+      if (this.held.size === 0) this.locks.holding(this, true);
+    }
     this.held.set(key, { style, cas, since: Date.now() });
   }
 
   private drop(key: string): void {
-    if (this.held.delete(key)) this.locks.dropped(key);
+    if (!this.held.delete(key)) return;
+    this.locks.dropped(key);
+    if (this.held.size === 0) this.locks.holding(this, false);
   }
 }
