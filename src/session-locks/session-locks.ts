@@ -11,6 +11,12 @@
  * lock's master in cluster mode (forwarded there if need be), replicated like any delete. The CAS
  * makes it safe: a lock that expired meanwhile and was taken by another worker has another CAS,
  * and is left alone.
+ *
+ * Knowing which connection holds which lock serves three more ends: the other nodes ask which
+ * locks this node's requests hold when a member dies (dead-node-locks.ts); a stop or an operator's
+ * drain waits for the requests in progress, the lock holders, and refuses the others
+ * (RequestsInProgress); and a node back from a stall closes its lock holders' connections
+ * (abandonHolders).
  */
 import type { Logger } from '../log.js';
 import type { Execute } from '../protocol/handler.js';
