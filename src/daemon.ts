@@ -343,6 +343,7 @@ async function buildClusterNode(
   const deadNodeLocks = new DeadNodeLocks({
     store, sessionPrefix: settings.sessionPrefix, log: clusterLog,
     mastersHere: (key) => view.owners(key).master?.id === nodeId,
+    serving: () => quorum.ok,
     holdsHere: (key) => locks.holds(key),
     liveOthers: () => view.liveOthers(),
     askHeld: async (member, keys) => {

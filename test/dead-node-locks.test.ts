@@ -21,7 +21,7 @@ const set = (key: string, value: string, flags = 0): Command => ({ kind: 'store'
 beforeEach(() => { vi.useFakeTimers({ now: 1_700_000_000_000 }); });
 afterEach(() => { vi.useRealTimers(); });
 
-function node(options: { mastered?: (key: string) => boolean; others?: Record<string, string[] | Error> } = {}) {
+function node(options: { mastered?: (key: string) => boolean; others?: Record<string, string[] | Error>; serving?: boolean } = {}) {
   const store = new MemoryStore({ memoryLimit: 64 << 20, maxItemSize: 1 << 20 });
   const executor = new Executor({ store, version: 'test' });
   const { log, lines } = capturedLog();
@@ -33,6 +33,7 @@ function node(options: { mastered?: (key: string) => boolean; others?: Record<st
   const deadNodeLocks = new DeadNodeLocks({
     store, sessionPrefix: PREFIX, log, settleMs: SETTLE_MS,
     mastersHere: options.mastered ?? (() => true),
+    serving: () => options.serving ?? true,
     holdsHere: (key) => locks.holds(key),
     liveOthers: () => Object.keys(others),
     askHeld: async (member, keys) => {
@@ -111,6 +112,15 @@ describe('locks left by a dead node', () => {
     await n.deadNodeLocks.scan('n3');
     expect(n.held(lockOf('maybe'))).toBe('1');
     expect(n.lines.find((l) => l.msg.startsWith('locks left by a dead node kept'))).toMatchObject({ member: 'n4', locks: 1, err: 'it answered ERROR' });
+  });
+
+  it('a node without a majority (cut off, it sees the others dead) releases nothing', async () => {
+    const n = node({ serving: false });
+    n.takeForAnotherNode(lockOf('cutoffside'));
+    vi.setSystemTime(Date.now() + SETTLE_MS);
+    await n.deadNodeLocks.scan('n3');
+    expect(n.held(lockOf('cutoffside'))).toBe('1');
+    expect(n.asked).toEqual([]);
   });
 
   it('a lock retaken since it was found (another CAS) is not released', async () => {

@@ -28,6 +28,11 @@ export interface DeadNodeLocksOptions {
   sessionPrefix: string;
   /** whether this node masters `key` now (after the dead member's sessions failed over) */
   mastersHere(key: string): boolean;
+  /**
+   * whether this node serves now (it has a majority): one cut off from the others sees them all
+   * dead, and releases nothing
+   */
+  serving(): boolean;
   /** whether this node's own client connections hold the lock `key` */
   holdsHere(key: string): boolean;
   /** the live members other than this one */
@@ -72,6 +77,7 @@ export class DeadNodeLocks {
   /** One look at the locks mastered here; settles when their releases have been answered. */
   async scan(deadNode: string): Promise<void> {
     const { store, sessionPrefix, mastersHere, holdsHere, settleMs } = this.options;
+    if (!this.options.serving()) return;
     const candidates: Candidate[] = [];
     const startedAt = this.now();
     let seen = 0;
