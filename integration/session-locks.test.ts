@@ -232,6 +232,24 @@ describe('a node stopped (SIGTERM) or drained while PHP requests hold their sess
     }
   }, 60_000);
 
+  it.each(SETUPS.filter((setup) => setup.tag !== 'pm'))('$name with locking off (sess_locking=0): the requests that read their session write it before the node drains', async (setup) => {
+    const [node1, via] = cluster.nodes as [ClusterNode, ClusterNode];
+    await allUp();
+    const logged = (text: string) => via.logs.filter((l) => String(l.msg).includes(text));
+    const unlocked = ['memcached.sess_locking=0'];
+    const ids = Array.from({ length: 3 }, (_, i) => `lk${setup.tag}nolock${Date.now().toString(36)}r${i}`);
+    for (const id of ids) await phpOk(via, setup, ['update', id, JSON.stringify({ counter: 41 })], unlocked);
+    // Each read counts on the session's master, wherever that is.
+    const readsBefore = await total(cluster.nodes, 'get_hits');
+    const requests = ids.map((id) => php(via, setup, ['counter', id], unlocked, { SLEEP_MS: '1500' }));
+    expect(await pollUntil(async () => (await total(cluster.nodes, 'get_hits')) >= readsBefore + ids.length, { timeoutMs: 10_000 }), 'every request read its session').toBe(true);
+    const exitCode = await via.terminate();
+    for (const run of await Promise.all(requests)) expectPhpOk(run);
+    expect(exitCode, via.describeExit(12)).toBe(0);
+    expect(logged('stopping: letting the requests in progress finish'), via.describeExit(12)).toMatchObject([{ requests: ids.length }]);
+    for (const id of ids) expect((await phpOk(node1, setup, ['read', id], unlocked)).data.counter, id).toBe(42);
+  }, 60_000);
+
   it.each(SETUPS)('$name: an operator\'s drain (session-cluster drain) lets the requests in progress write first, and refuses new ones meanwhile', async (setup) => {
     const [node1, , via] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
     await allUp();

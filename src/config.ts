@@ -47,7 +47,7 @@ export interface Settings {
    */
   commandTimeoutMs: number;
   /**
-   * on SIGTERM/SIGINT, how long the requests in progress (connections holding a session lock) may
+   * on SIGTERM/SIGINT, how long the requests in progress (between a session's read and its write) may
    * take to write and release before their connections close; 0: closed at once
    */
   stopGraceMs: number;
@@ -436,7 +436,7 @@ export const SETTINGS: SettingsTable = {
     // a second. 5 s lets the usual ones finish and keeps the whole stop inside docker stop's
     // default 10 s for a single node; a cluster node's drain comes after it (--drain-timeout-ms).
     flag: '--stop-grace-ms', arg: '<ms>', default: 5000, parse: wholeNumber(0),
-    help: 'On SIGTERM/SIGINT, how long the PHP requests in progress (connections holding a session lock, between the read and the write) may take to finish before their connections close; new connections are refused meanwhile. An operator\'s drain waits as long for them before it hands sessions over. 0 closes them at once.',
+    help: 'On SIGTERM/SIGINT, how long the PHP requests in progress (between a session\'s read and its write) may take to finish before their connections close; new connections are refused meanwhile. An operator\'s drain waits as long for them before it hands sessions over. 0 closes them at once.',
   },
   logLevel: {
     flag: '--log-level', arg: '<level>', default: 'info', parse: parseLogLevel,

@@ -228,16 +228,17 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
 
 /**
  * A stop's first step (docs/architecture.md, "Graceful shutdown"): no new connections, and the PHP
- * requests in progress (a connection holding its session's lock, from the read to the write) get
- * up to --stop-grace-ms to write and release, against a node that still serves and replicates
- * them: a write cut off here would be a count the user saw and the session never kept.
+ * requests in progress (a connection between a session's read and its write, holding its lock
+ * or, without locking, having read it) get up to --stop-grace-ms to write and release, against a
+ * node that still serves and replicates them: a write cut off here would be a count the user saw
+ * and the session never kept.
  */
 async function finishRequests(listeners: ClientListeners, graceMs: number, log: Logger): Promise<void> {
-  const holding = listeners.holdingSessionLocks;
+  const holding = listeners.requestsInProgress;
   if (holding > 0 && graceMs > 0) log.info({ requests: holding, stopGraceMs: graceMs }, 'stopping: letting the requests in progress finish');
   const started = Date.now();
   await listeners.finish(graceMs);
-  const cutShort = listeners.holdingSessionLocks;
+  const cutShort = listeners.requestsInProgress;
   if (cutShort > 0) {
     log.warn({ requests: cutShort, stopGraceMs: graceMs }, 'requests still in progress after --stop-grace-ms: their connections close and their session locks are released; what they had not written is lost');
   } else if (holding > 0 && graceMs > 0) {

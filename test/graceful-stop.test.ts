@@ -1,9 +1,9 @@
 /**
  * A stop's first step (ClientListeners.finish, --stop-grace-ms): no new connections; a connection
- * between requests that holds no session lock ends at once; a PHP request in progress (its
- * connection holds the session's lock, from the read to the write) is served on until it has
- * written and released, then its connection ends; one still holding its lock when the grace runs
- * out is closed by close(), which releases the lock. Real listeners on loopback, the real
+ * between requests with no request in progress ends at once; a PHP request in progress (its
+ * connection holds the session's lock, or without locking read the session, and has not written
+ * it yet) is served on until it has written (and released), then its connection ends; one still
+ * holding its lock when the grace runs out is closed by close(), which releases the lock. Real listeners on loopback, the real
  * executor, store and session locks.
  */
 import net from 'node:net';
@@ -159,7 +159,7 @@ describe('a stop lets the requests in progress finish', () => {
     const request = await Client.connect(daemon.port);
     const idle = await Client.connect(daemon.port);
     await readSession(request);
-    expect(daemon.listeners.holdingSessionLocks).toBe(1);
+    expect(daemon.listeners.requestsInProgress).toBe(1);
 
     let finished = false;
     const finishing = daemon.listeners.finish(10_000).then(() => { finished = true; });
@@ -176,13 +176,31 @@ describe('a stop lets the requests in progress finish', () => {
     expect(daemon.locks.counters.releasedOnDisconnect).toBe(0);
   });
 
+  it('without locking (php-memcached\'s sess_locking=0), a connection that read a session is served until it writes it', async () => {
+    const daemon = await start();
+    await withSession(daemon);
+    const request = await Client.connect(daemon.port);
+    const other = await Client.connect(daemon.port);
+    expect(await request.ask(`get ${DATA_KEY}\r\n`, 'END\r\n')).toBe(`VALUE ${DATA_KEY} 0 9\r\nvisits|1;\r\nEND\r\n`);
+    // A read of anything but a session is no request in progress.
+    expect(await other.ask('get somethingelse\r\n', 'END\r\n')).toBe('END\r\n');
+    expect(daemon.listeners.requestsInProgress).toBe(1);
+    const finishing = daemon.listeners.finish(10_000);
+    await other.closedByDaemon();
+    expect(request.ended).toBe(false);
+    expect(await request.ask(`set ${DATA_KEY} 0 1440 9\r\nvisits|2;\r\n`)).toBe('STORED\r\n');
+    await request.closedByDaemon();
+    await finishing;
+    expect(stored(daemon, DATA_KEY)).toBe('visits|2;');
+  });
+
   it('pecl memcache\'s lock (<id>.lock, released by setting "0") is a request in progress too', async () => {
     const daemon = await start();
     await withSession(daemon);
     const request = await Client.connect(daemon.port);
     const lock = `${DATA_KEY}.lock`;
     expect(await request.ask(`add ${lock} 768 15 1\r\n1\r\n`)).toBe('STORED\r\n');
-    expect(daemon.listeners.holdingSessionLocks).toBe(1);
+    expect(daemon.listeners.requestsInProgress).toBe(1);
     const finishing = daemon.listeners.finish(10_000);
     expect(await request.ask(`set ${DATA_KEY} 0 1440 9\r\nvisits|2;\r\n`)).toBe('STORED\r\n');
     expect(request.ended).toBe(false);
@@ -213,7 +231,7 @@ describe('a stop lets the requests in progress finish', () => {
     await daemon.listeners.finish(300);
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     expect(request.ended).toBe(false);
-    expect(daemon.listeners.holdingSessionLocks).toBe(1);
+    expect(daemon.listeners.requestsInProgress).toBe(1);
     await daemon.listeners.close();
     await request.closedByDaemon();
     expect(stored(daemon, LOCK_KEY)).toBe(null);
@@ -227,7 +245,7 @@ describe('a stop lets the requests in progress finish', () => {
     const request = await Client.connect(daemon.port);
     await readSession(request);
     await daemon.listeners.finish(0);
-    expect(daemon.listeners.holdingSessionLocks).toBe(1);
+    expect(daemon.listeners.requestsInProgress).toBe(1);
     await daemon.listeners.close();
     await request.closedByDaemon();
     expect(daemon.locks.counters.releasedOnDisconnect).toBe(1);

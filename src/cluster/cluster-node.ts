@@ -441,7 +441,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     // The PHP requests in progress here finish first (a write refused after the page showed its
     // change would be lost); new ones are refused, and their users' retries go to other nodes.
     requests?.admitOnlyInProgress(DRAINING_REFUSAL);
-    const finishing = requests === undefined || requests.heldNow === 0 || stopGraceMs === 0 ? null : this.finishRequests(requests, stopGraceMs);
+    const finishing = requests === undefined || requests.inProgressNow === 0 || stopGraceMs === 0 ? null : this.finishRequests(requests, stopGraceMs);
     this.draining = finishing === null ? this.drain() : finishing.then(() => this.drain());
     void this.draining.then((replacement) => {
       if (this.stopping !== null) return;
@@ -475,11 +475,11 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
 
   /** An operator's drain, first step: the requests in progress finish, for up to graceMs. */
   private async finishRequests(requests: RequestsInProgress, graceMs: number): Promise<void> {
-    const held = requests.heldNow;
+    const held = requests.inProgressNow;
     const started = Date.now();
     this.log.info({ requests: held, stopGraceMs: graceMs }, 'draining: letting the requests in progress finish');
     await requests.finished(graceMs);
-    const left = requests.heldNow;
+    const left = requests.inProgressNow;
     if (left > 0) this.log.warn({ requests: left, stopGraceMs: graceMs }, 'draining: requests still in progress after --stop-grace-ms; their writes are refused');
     else this.log.info({ requests: held, ms: Date.now() - started }, 'requests in progress finished');
   }

@@ -54,8 +54,8 @@ export class Connection implements SocketReceiver {
   private heldBytes = 0;
   private closing = false;
   /**
-   * The daemon is stopping (finishThenEnd): the connection ends once it is between requests and
-   * holds no session lock.
+   * The daemon is stopping (finishThenEnd): the connection ends once it is between requests with
+   * no request in progress.
    */
   private finishing = false;
   /** what the command-timeout sweep saw of this connection (command-timeout.ts) */
@@ -148,18 +148,21 @@ export class Connection implements SocketReceiver {
   }
 
   /**
-   * The daemon is stopping: a request in progress may finish. A PHP request holds its session's
-   * lock from its read to its write, so the connection ends once it is between requests and holds
-   * no session lock: at once for most, after the write and the release for a request in progress.
+   * The daemon is stopping: a request in progress may finish. The connection ends once it is
+   * between requests with no request in progress (requestInProgress): at once for most, after the
+   * write (and the lock's release) for a PHP request that had read its session.
    */
   finishThenEnd(): void {
     this.finishing = true;
     this.endIfFinished();
   }
 
-  /** It holds a session lock it took (a PHP request between its read and its write). */
-  get holdsSessionLock(): boolean {
-    return (this.locks?.heldCount ?? 0) > 0;
+  /**
+   * A PHP request is in progress on it: between its read and its write, it holds its session's
+   * lock, or without locking it read a session it has not written yet (session-locks.ts).
+   */
+  get requestInProgress(): boolean {
+    return this.locks?.inProgress ?? false;
   }
 
   /** The daemon stops and the connection did not end in time. */
@@ -200,7 +203,7 @@ export class Connection implements SocketReceiver {
   }
 
   private endIfFinished(): void {
-    if (this.closing || this.awaitingReply || this.waitingForDrain || this.holdsSessionLock) return;
+    if (this.closing || this.awaitingReply || this.waitingForDrain || this.requestInProgress) return;
     if (this.handler?.midRequest === true) return;
     this.end();
   }

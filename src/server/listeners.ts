@@ -91,9 +91,9 @@ export class ClientListeners {
 
   /**
    * A graceful stop, first step: stops accepting and lets the requests in progress finish. Each
-   * connection ends once it is between requests and holds no session lock
-   * (Connection.finishThenEnd): at once for most, after its write and its lock release for a PHP
-   * request in progress. Settles when every connection has closed, or after graceMs; close() ends
+   * connection ends once it is between requests with no request in progress
+   * (Connection.finishThenEnd): at once for most, after its write (and its lock release) for a
+   * PHP request that had read its session. Settles when every connection has closed, or after graceMs; close() ends
    * those left.
    */
   async finish(graceMs: number): Promise<void> {
@@ -134,11 +134,11 @@ export class ClientListeners {
     return new Promise<void>((resolve) => { this.whenAllClosed.push(resolve); });
   }
 
-  /** Connections holding a session lock now: PHP requests between their read and their write. */
-  get holdingSessionLocks(): number {
-    let holding = 0;
-    for (const connection of this.connections) if (connection.holdsSessionLock) holding++;
-    return holding;
+  /** Connections with a PHP request in progress now: between its read and its write. */
+  get requestsInProgress(): number {
+    let inProgress = 0;
+    for (const connection of this.connections) if (connection.requestInProgress) inProgress++;
+    return inProgress;
   }
 
   /**

@@ -14,7 +14,8 @@
  *
  * Knowing which connection holds which lock serves three more ends: the other nodes ask which
  * locks this node's requests hold when a member dies (dead-node-locks.ts); a stop or an operator's
- * drain waits for the requests in progress, the lock holders, and refuses the others
+ * drain waits for the requests in progress, the lock holders (and, without locking, the
+ * connections that read a session they have not written yet), and refuses the others
  * (RequestsInProgress); and a node back from a stall closes its lock holders' connections
  * (abandonHolders).
  */
@@ -53,19 +54,21 @@ export const SESSION_LOCK_STATS: ReadonlyArray<Stat<SessionLocks>> = [
 ];
 
 /**
- * The PHP requests in progress on this node's client connections, as an operator's drain sees them
- * (cluster-node.ts): a request holds its session's lock from its read to its write.
+ * The PHP requests in progress on this node's client connections, as a stop and an operator's
+ * drain see them (cluster-node.ts, listeners.ts). A request holds its session's lock from its read
+ * to its write; without locking (php-memcached's sess_locking=0) it is a connection that read a
+ * session (`<prefix><id>`) and has not yet written or touched it.
  */
 export interface RequestsInProgress {
   /**
-   * With a reason: commands with keys from connections that hold no session lock (new requests)
+   * With a reason: commands with keys from connections with no request in progress (new requests)
    * are refused with it, while the requests in progress go on. null: everything is admitted again.
    */
   admitOnlyInProgress(reason: string | null): void;
-  /** Settles once no client connection holds a session lock, or after timeoutMs. */
+  /** Settles once no client connection has a request in progress, or after timeoutMs. */
   finished(timeoutMs: number): Promise<void>;
-  /** session locks held by client connections now: one per PHP request in progress */
-  readonly heldNow: number;
+  /** client connections with a request in progress now */
+  readonly inProgressNow: number;
 }
 
 export interface SessionLocksOptions {
@@ -87,10 +90,12 @@ export class SessionLocks implements RequestsInProgress {
   private readonly heldKeys = new Map<string, number>();
   /** admitOnlyInProgress's reason, or null */
   private refusing: string | null = null;
-  /** finished() waits for the last lock held to go */
-  private whenNoneHeld: Array<() => void> = [];
+  /** finished() waits for the last request in progress to end */
+  private whenNoneInProgress: Array<() => void> = [];
   /** the connections holding at least one lock (abandonHolders) */
   private readonly holders = new Set<ConnectionLocks>();
+  /** the connections between reading a session and writing it, without a lock */
+  private readonly readers = new Set<ConnectionLocks>();
   /** lock handoff, when --lock-wait-ms is on: run around the commands this node runs as master */
   readonly handoff: LockHandoff | null;
   /** runs the releases: the node's own command path (set once the node is built) */
@@ -119,15 +124,21 @@ export class SessionLocks implements RequestsInProgress {
     return this.refusing;
   }
 
+  get inProgressNow(): number {
+    let readersOnly = 0;
+    for (const reader of this.readers) if (!this.holders.has(reader)) readersOnly++;
+    return this.holders.size + readersOnly;
+  }
+
   finished(timeoutMs: number): Promise<void> {
-    if (this.held === 0 || timeoutMs <= 0) return Promise.resolve();
+    if (this.inProgressNow === 0 || timeoutMs <= 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, timeoutMs);
       function done(): void {
         clearTimeout(timer);
         resolve();
       }
-      this.whenNoneHeld.push(done);
+      this.whenNoneInProgress.push(done);
     });
   }
 
@@ -148,10 +159,6 @@ export class SessionLocks implements RequestsInProgress {
     if (holders <= 1) this.heldKeys.delete(key);
     else this.heldKeys.set(key, holders - 1);
     this.held--;
-    if (this.held > 0 || this.whenNoneHeld.length === 0) return;
-    const waiting = this.whenNoneHeld;
-    this.whenNoneHeld = [];
-    for (const done of waiting) done();
   }
 
   get sessionPrefix(): string {
@@ -179,7 +186,20 @@ export class SessionLocks implements RequestsInProgress {
   /** `connection` holds its first lock, or no lock any more (ConnectionLocks). */
   holding(connection: ConnectionLocks, holds: boolean): void {
     if (holds) this.holders.add(connection);
-    else this.holders.delete(connection);
+    else if (this.holders.delete(connection)) this.maybeNoneInProgress();
+  }
+
+  /** `connection` read a session without a lock, or wrote it since (ConnectionLocks). */
+  reading(connection: ConnectionLocks, reads: boolean): void {
+    if (reads) this.readers.add(connection);
+    else if (this.readers.delete(connection)) this.maybeNoneInProgress();
+  }
+
+  private maybeNoneInProgress(): void {
+    if (this.whenNoneInProgress.length === 0 || this.inProgressNow > 0) return;
+    const waiting = this.whenNoneInProgress;
+    this.whenNoneInProgress = [];
+    for (const done of waiting) done();
   }
 
   /** A lock its holder left behind: released if it is still the one taken (its CAS). */
@@ -243,6 +263,11 @@ export interface Hold {
 /** The session locks one client connection took and has not released. */
 export class ConnectionLocks {
   private readonly held = new Map<string, Hold>();
+  /**
+   * The session (its key) this connection read and has not written or touched since: a request
+   * in progress without a lock. null: none.
+   */
+  private unwritten: string | null = null;
   private closed = false;
 
   constructor(private readonly locks: SessionLocks, private readonly abandonConnection?: () => void) {}
@@ -252,9 +277,9 @@ export class ConnectionLocks {
     this.abandonConnection?.();
   }
 
-  /** How many locks the connection holds now. */
-  get heldCount(): number {
-    return this.held.size;
+  /** A request is in progress: the connection holds a lock, or read a session it has not written. */
+  get inProgress(): boolean {
+    return this.held.size > 0 || this.unwritten !== null;
   }
 
   /** `execute` for this connection: the answers to lock commands tell which locks it holds. */
@@ -262,11 +287,12 @@ export class ConnectionLocks {
     const locks = this.locks;
     const prefix = locks.sessionPrefix;
     return (command) => {
-      // An operator's drain: a new request is refused, one in progress (it holds its lock) goes on.
-      if (locks.refusal !== null && this.held.size === 0 && ('key' in command || 'keys' in command)) {
+      // An operator's drain: a new request is refused, one in progress goes on.
+      if (locks.refusal !== null && !this.inProgress && ('key' in command || 'keys' in command)) {
         return { kind: 'serverError', message: locks.refusal };
       }
       const style = 'key' in command ? lockStyleOf(command.key, prefix) : null;
+      if (style === null && prefix !== '') this.followSession(command, prefix);
       const reply = execute(command);
       if (style === null) return reply;
       if (reply instanceof Promise) return reply.then((answer) => { this.observe(command, style, answer); return answer; });
@@ -275,10 +301,35 @@ export class ConnectionLocks {
     };
   }
 
+  /**
+   * A session read (a `get` of one `<prefix><id>` key) begins a request without a lock; a write,
+   * touch or delete of that session ends it. Followed as the command is sent, not answered: a read
+   * that fails leaves a request in progress until the connection writes or closes, which is the
+   * side to err on. Only with a session prefix: pecl memcache's bare keys cannot be told from
+   * others, and pecl memcache always locks.
+   */
+  private followSession(command: Command, prefix: string): void {
+    if (command.kind === 'get') {
+      if (command.keys.length !== 1 || !command.keys[0]!.startsWith(prefix)) return;
+      if (this.unwritten === null && !this.closed) this.locks.reading(this, true);
+      this.unwritten = command.keys[0]!;
+      return;
+    }
+    if (this.unwritten === null || !('key' in command) || command.key !== this.unwritten) return;
+    if (command.kind === 'store' || command.kind === 'touch' || command.kind === 'delete') {
+      this.unwritten = null;
+      this.locks.reading(this, false);
+    }
+  }
+
   /** The connection closed: every lock it still holds is released. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.unwritten !== null) {
+      this.unwritten = null;
+      this.locks.reading(this, false);
+    }
     for (const [key, hold] of this.held) {
       this.locks.dropped(key);
       this.locks.releaseLeftBehind(key, hold);
