@@ -79,13 +79,12 @@ export class DeadNodeLocks {
     const { store, sessionPrefix, mastersHere, holdsHere, settleMs } = this.options;
     if (!this.options.serving()) return;
     const candidates: Candidate[] = [];
-    const startedAt = this.now();
     let seen = 0;
-    for (const item of store.allItems()) {
+    for (const item of store.liveItems(this.now())) {
       if (this.stopped) return;
       if (++seen % SCAN_CHUNK === 0) await new Promise((resolve) => setImmediate(resolve));
       const style = lockStyleOf(item.key, sessionPrefix);
-      if (style === null || item.expiresAt !== 0 && item.expiresAt <= startedAt || !mastersHere(item.key) || holdsHere(item.key)) continue;
+      if (style === null || !mastersHere(item.key) || holdsHere(item.key)) continue;
       // pecl memcache releases its lock by setting it to "0": that one is free already. One whose
       // value is on disk only is left alone rather than read back here.
       if (style === LockStyle.Memcache && (!item.inMemory || isReleasedMemcacheLock(item.value))) continue;
