@@ -32,7 +32,7 @@ import { Output } from './protocol/output.js';
 import { ReservedKeys } from './reserved-keys.js';
 import type { LockHandoff } from './session-locks/lock-handoff.js';
 import { DeadNodeLocks } from './session-locks/dead-node-locks.js';
-import { SessionLocks } from './session-locks/session-locks.js';
+import { letRequestsFinish, SessionLocks } from './session-locks/session-locks.js';
 import { ClientAuth } from './security/client-auth.js';
 import { warnIfExposed } from './security/exposure.js';
 import { ClientListeners } from './server/listeners.js';
@@ -214,7 +214,14 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
     async stop() {
       clearInterval(sweeper);
       stopping = true;
-      await finishRequests(listeners!, settings.stopGraceMs, log);
+      // A stop's first step (docs/architecture.md, "Graceful shutdown"): no new connections, and the
+      // PHP requests in progress get up to --stop-grace-ms to write (and release), against a node
+      // that still serves and replicates them: a write cut off here would be a count the user saw
+      // and the session never kept.
+      await letRequestsFinish(locks, (graceMs) => listeners!.finish(graceMs), settings.stopGraceMs, log, {
+        waiting: 'stopping: letting the requests in progress finish',
+        cutShort: 'requests still in progress after --stop-grace-ms: their connections close and their session locks are released; what they had not written is lost',
+      });
       executor.close();
       await listeners!.close();
       await metrics?.close();
@@ -224,26 +231,6 @@ export async function startDaemon(settings: Settings, log: Logger, abort?: Abort
       evictions.flush();
     },
   };
-}
-
-/**
- * A stop's first step (docs/architecture.md, "Graceful shutdown"): no new connections, and the PHP
- * requests in progress (a connection between a session's read and its write, holding its lock
- * or, without locking, having read it) get up to --stop-grace-ms to write and release, against a
- * node that still serves and replicates them: a write cut off here would be a count the user saw
- * and the session never kept.
- */
-async function finishRequests(listeners: ClientListeners, graceMs: number, log: Logger): Promise<void> {
-  const holding = listeners.requestsInProgress;
-  if (holding > 0 && graceMs > 0) log.info({ requests: holding, stopGraceMs: graceMs }, 'stopping: letting the requests in progress finish');
-  const started = Date.now();
-  await listeners.finish(graceMs);
-  const cutShort = listeners.requestsInProgress;
-  if (cutShort > 0) {
-    log.warn({ requests: cutShort, stopGraceMs: graceMs }, 'requests still in progress after --stop-grace-ms: their connections close and their session locks are released; what they had not written is lost');
-  } else if (holding > 0 && graceMs > 0) {
-    log.info({ requests: holding, ms: Date.now() - started }, 'requests in progress finished');
-  }
 }
 
 /** Session ids for a daemon without peers: it is the master of everything and names no backup. */

@@ -159,7 +159,7 @@ describe('a stop lets the requests in progress finish', () => {
     const request = await Client.connect(daemon.port);
     const idle = await Client.connect(daemon.port);
     await readSession(request);
-    expect(daemon.listeners.requestsInProgress).toBe(1);
+    expect(daemon.locks.inProgressNow).toBe(1);
 
     let finished = false;
     const finishing = daemon.listeners.finish(10_000).then(() => { finished = true; });
@@ -184,7 +184,7 @@ describe('a stop lets the requests in progress finish', () => {
     expect(await request.ask(`get ${DATA_KEY}\r\n`, 'END\r\n')).toBe(`VALUE ${DATA_KEY} 0 9\r\nvisits|1;\r\nEND\r\n`);
     // A read of anything but a session is no request in progress.
     expect(await other.ask('get somethingelse\r\n', 'END\r\n')).toBe('END\r\n');
-    expect(daemon.listeners.requestsInProgress).toBe(1);
+    expect(daemon.locks.inProgressNow).toBe(1);
     const finishing = daemon.listeners.finish(10_000);
     await other.closedByDaemon();
     expect(request.ended).toBe(false);
@@ -200,7 +200,7 @@ describe('a stop lets the requests in progress finish', () => {
     const request = await Client.connect(daemon.port);
     const lock = `${DATA_KEY}.lock`;
     expect(await request.ask(`add ${lock} 768 15 1\r\n1\r\n`)).toBe('STORED\r\n');
-    expect(daemon.listeners.requestsInProgress).toBe(1);
+    expect(daemon.locks.inProgressNow).toBe(1);
     const finishing = daemon.listeners.finish(10_000);
     expect(await request.ask(`set ${DATA_KEY} 0 1440 9\r\nvisits|2;\r\n`)).toBe('STORED\r\n');
     expect(request.ended).toBe(false);
@@ -231,7 +231,7 @@ describe('a stop lets the requests in progress finish', () => {
     await daemon.listeners.finish(300);
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     expect(request.ended).toBe(false);
-    expect(daemon.listeners.requestsInProgress).toBe(1);
+    expect(daemon.locks.inProgressNow).toBe(1);
     await daemon.listeners.close();
     await request.closedByDaemon();
     expect(stored(daemon, LOCK_KEY)).toBe(null);
@@ -245,7 +245,7 @@ describe('a stop lets the requests in progress finish', () => {
     const request = await Client.connect(daemon.port);
     await readSession(request);
     await daemon.listeners.finish(0);
-    expect(daemon.listeners.requestsInProgress).toBe(1);
+    expect(daemon.locks.inProgressNow).toBe(1);
     await daemon.listeners.close();
     await request.closedByDaemon();
     expect(daemon.locks.counters.releasedOnDisconnect).toBe(1);

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { JoinError, StartAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Command, Reply } from '../protocol/types.js';
-import type { RequestsInProgress } from '../session-locks/session-locks.js';
+import { letRequestsFinish, type RequestsInProgress } from '../session-locks/session-locks.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { Stat } from '../stats/registry.js';
 import type { ClusterView } from './cluster-view.js';
@@ -441,7 +441,11 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     // The PHP requests in progress here finish first (a write refused after the page showed its
     // change would be lost); new ones are refused, and their users' retries go to other nodes.
     requests?.admitOnlyInProgress(DRAINING_REFUSAL);
-    const finishing = requests === undefined || requests.inProgressNow === 0 || stopGraceMs === 0 ? null : this.finishRequests(requests, stopGraceMs);
+    const finishing = requests === undefined || requests.inProgressNow === 0 || stopGraceMs === 0 ? null
+      : letRequestsFinish(requests, (graceMs) => requests.finished(graceMs), stopGraceMs, this.log, {
+        waiting: 'draining: letting the requests in progress finish',
+        cutShort: 'draining: requests still in progress after --stop-grace-ms; their writes are refused',
+      });
     this.draining = finishing === null ? this.drain() : finishing.then(() => this.drain());
     void this.draining.then((replacement) => {
       if (this.stopping !== null) return;
@@ -471,17 +475,6 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       this.drainReport = { state: 'serving', items: 0, copies: 0, acknowledged: 0, outcome: null, replacement: null };
     });
     return this.drainStatus;
-  }
-
-  /** An operator's drain, first step: the requests in progress finish, for up to graceMs. */
-  private async finishRequests(requests: RequestsInProgress, graceMs: number): Promise<void> {
-    const held = requests.inProgressNow;
-    const started = Date.now();
-    this.log.info({ requests: held, stopGraceMs: graceMs }, 'draining: letting the requests in progress finish');
-    await requests.finished(graceMs);
-    const left = requests.inProgressNow;
-    if (left > 0) this.log.warn({ requests: left, stopGraceMs: graceMs }, 'draining: requests still in progress after --stop-grace-ms; their writes are refused');
-    else this.log.info({ requests: held, ms: Date.now() - started }, 'requests in progress finished');
   }
 
   private async leave(): Promise<void> {

@@ -134,13 +134,6 @@ export class ClientListeners {
     return new Promise<void>((resolve) => { this.whenAllClosed.push(resolve); });
   }
 
-  /** Connections with a PHP request in progress now: between its read and its write. */
-  get requestsInProgress(): number {
-    let inProgress = 0;
-    for (const connection of this.connections) if (connection.requestInProgress) inProgress++;
-    return inProgress;
-  }
-
   /**
    * At the limit: closes the connection stuck the longest, if it has been stuck for
    * reclaimAfterMs, so the new one can have its slot. Off with --command-timeout-ms 0 (nothing

@@ -71,6 +71,25 @@ export interface RequestsInProgress {
   readonly inProgressNow: number;
 }
 
+/**
+ * A stop's or an operator's drain's first step: `wait` (up to graceMs) while the requests in
+ * progress finish, logging that they are waited for (`lines.waiting`), that they all finished, or
+ * that the grace cut some short (`lines.cutShort`).
+ */
+export async function letRequestsFinish(
+  requests: Pick<RequestsInProgress, 'inProgressNow'>, wait: (graceMs: number) => Promise<void>, graceMs: number, log: Logger,
+  lines: { waiting: string; cutShort: string },
+): Promise<void> {
+  const inProgress = requests.inProgressNow;
+  const waiting = inProgress > 0 && graceMs > 0;
+  if (waiting) log.info({ requests: inProgress, stopGraceMs: graceMs }, lines.waiting);
+  const started = Date.now();
+  await wait(graceMs);
+  const left = requests.inProgressNow;
+  if (left > 0) log.warn({ requests: left, stopGraceMs: graceMs }, lines.cutShort);
+  else if (waiting) log.info({ requests: inProgress, ms: Date.now() - started }, 'requests in progress finished');
+}
+
 export interface SessionLocksOptions {
   /** php-memcached's memcached.sess_prefix (--session-prefix) */
   sessionPrefix: string;
