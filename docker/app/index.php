@@ -13,11 +13,24 @@ if (!session_start()) {
     exit;
 }
 $_SESSION['visits'] = ($_SESSION['visits'] ?? 0) + 1;
+$visits = $_SESSION['visits'];
 // Written before anything is shown: PHP would otherwise write the session after the page went out,
 // and a write that fails then (its daemon stopped in the middle of this request, say) would have
 // shown the user a count the session never kept. A failed write answers 503 too.
-$visits = $_SESSION['visits'];
-if (!session_write_close()) {
+//
+// session_write_close() cannot tell: it answers true even when the save handler failed to write
+// (PHP 8.2, ext/session php_session_flush). PHP reports the failure only as a warning, "Failed to
+// write session data", which is caught here.
+$writeFailed = null;
+set_error_handler(function (int $type, string $message) use (&$writeFailed): bool {
+    if (str_contains($message, 'Failed to write session data')) {
+        $writeFailed = $message;
+    }
+    return false; // logged as usual
+}, E_WARNING);
+$closed = session_write_close();
+restore_error_handler();
+if (!$closed || $writeFailed !== null) {
     http_response_code(503);
     header('Retry-After: 1');
     header('Content-Type: text/plain');
