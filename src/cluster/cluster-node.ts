@@ -478,10 +478,14 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   }
 
   private async leave(): Promise<void> {
-    const { replicator, membership, heartbeatMs, closeLinks } = this.options;
+    const { replicator, membership, router, heartbeatMs, closeLinks } = this.options;
     // Drained by an operator already: its sessions are with their new owners, and it has left.
     // Draining for an operator: that drain goes on, and the node leaves once it has ended.
     const replacement = this.drainReport.state === 'drained' ? this.drainReport.replacement : await (this.draining ?? this.drain());
+    // Handed over: the new owners hold every session now. A forward from a node that has not heard
+    // the leave yet is refused, and its sender runs it again on the new owner once it has; run
+    // here, its copy could no longer be made (the replicator stops) and a PHP request would fail.
+    router.refuseForwards('this node is leaving the cluster (stopping)');
     replicator.stop();
     // A node that never joined has no one to tell (its start failed or was abandoned).
     if (membership.joined) membership.leave(replacement ?? undefined);

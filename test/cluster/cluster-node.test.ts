@@ -219,6 +219,23 @@ describe('ClusterNode lifecycle', () => {
     for (let i = 0; i < 20; i++) expect(n2.store.peek(`memc.sess.key.d${i}`, Date.now())?.value.toString()).toBe(`v${i}`);
   });
 
+  it('a stopping node, its sessions handed over, refuses the forwards of nodes that have not heard it leave: they run on the new owner', async () => {
+    const { farm, n1, n2 } = await twoNodes();
+    const key = farm.keyMasteredBy('n2', 'n1');
+    await settle(n2.node.execute(set(key, 'visits|1;')));
+    // n2 hears n1's leave 50 ms late, as a busy node does: its forwards keep going to n1 meanwhile.
+    farm.hub.setDelay((from) => (from === 'n1' ? 50 : 0));
+    const stopped = n1.node.stop();
+    await settle(new Promise<void>((resolve) => { n1.node.once('drained', () => resolve()); }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(n2.view.owners(key).master?.id, 'n2 has not heard the leave yet').toBe('n1');
+    // A PHP request's write through n2, after the handover: n1 would have run it with no copy to
+    // make (its replicator stopped) and answered SERVER_ERROR; refused, it runs on n2 instead.
+    expect(await settle(n2.node.execute(set(key, 'visits|2;')))).toMatchObject({ kind: 'status', status: Status.Stored });
+    expect(n2.store.peek(key, Date.now())?.value.toString()).toBe('visits|2;');
+    await settle(stopped);
+  });
+
   it('an operator\'s drain keeps the process: its clients are refused meanwhile, every session goes over, it leaves and drops its copies; undrain brings it back with its sessions', async () => {
     const { n1, n2 } = await twoNodes();
     const keys = [...Array(20).keys()].map((i) => `memc.sess.key.o${i}`);
