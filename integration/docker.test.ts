@@ -27,6 +27,8 @@
  */
 import { execa } from 'execa';
 import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CookieJar } from './cookie-jar.js';
@@ -97,10 +99,21 @@ async function up(project: string, file: string): Promise<void> {
   await timed(`${path.basename(file)}: up`, () => compose(project, file, ['up', '-d', '--no-build'], { timeoutMs: 180_000 }));
 }
 
-/** The test's error, with the last lines each container logged: what a failed run needs to be read. */
+/**
+ * The test's error, with the last lines each container logged and which container is which (the
+ * pages name their php-fpm container by its id): what a failed run needs to be read. The whole logs
+ * go to a file beside, named in the message.
+ */
 async function withLogs(project: string, file: string, err: unknown): Promise<never> {
   const logs = await compose(project, file, ['logs', '--no-color', '--tail', '150']).catch((e: Error) => `(no logs: ${e.message})`);
-  if (err instanceof Error) err.message += `\n--- ${COMPOSE.join(' ')} logs (last 150 lines per container) ---\n${logs}`;
+  const containers = await run('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${project}`,
+    '--format', '{{.ID}} {{.Label "com.docker.compose.service"}} {{.Status}}']).catch((e: Error) => `(no list: ${e.message})`);
+  const saved = path.join(os.tmpdir(), `${project}-logs.txt`);
+  await compose(project, file, ['logs', '--no-color', '--timestamps'], { timeoutMs: 60_000 })
+    .then((all) => fs.writeFile(saved, all), (e: Error) => fs.writeFile(saved, `(no logs: ${e.message})`)).catch(() => undefined);
+  if (err instanceof Error) {
+    err.message += `\n--- containers ---\n${containers}\n--- ${COMPOSE.join(' ')} logs (last 150 lines per container; all of them in ${saved}) ---\n${logs}`;
+  }
   throw err;
 }
 
@@ -133,7 +146,7 @@ async function removeLeftovers(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Browsers
 
-interface Visit { status: number; visits: number; sessionId: string; handler: string; body: string }
+interface Visit { status: number; visits: number; sessionId: string; handler: string; fpm: string; body: string }
 
 /** One user: a cookie jar for the session cookie, and every visit count the page showed. */
 class Browser {
@@ -141,9 +154,10 @@ class Browser {
   readonly seen: Visit[] = [];
   readonly problems: string[] = [];
   /**
-   * Every answer, error pages included: the status, the session cookie sent and the one set (its
-   * first characters), the id the page showed. Printed with a problem, so that a session that
-   * went missing shows where the browser's cookie changed.
+   * Every answer, error pages included: when it came (wall clock, as the daemons log it), the
+   * status, the session cookie sent and the one set (its first characters), the id the page showed,
+   * and the php-fpm container and daemon that served it. Printed with a problem, so that a session
+   * that went missing shows where the browser's cookie changed and who served each step.
    */
   private readonly trail: string[] = [];
 
@@ -175,7 +189,7 @@ class Browser {
     this.seen.push(visit);
     if (visit.status !== 200 || visit.visits !== expected) {
       this.problems.push(`${this.name}, request ${this.seen.length}: HTTP ${visit.status}, visits ${visit.visits} (expected ${expected}): ${visit.body.slice(0, 300)}`
-        + `\nits answers, oldest first (status, cookie sent > cookie set, id shown):\n  ${this.trail.join('\n  ')}`);
+        + `\nits answers, oldest first (time, status, cookie sent > cookie set, id shown (php-fpm > daemon)):\n  ${this.trail.join('\n  ')}`);
     }
   }
 
@@ -189,19 +203,28 @@ class Browser {
       this.jar.remember(setCookies);
       const body = await res.text();
       const shown = /^session id:\s+(\S+)$/m.exec(body)?.[1] ?? '';
-      this.trail.push(`${res.status}, ${short(cookie)} > ${short(setCookies.map((c) => c.split(';')[0]).join(' '))}, ${short(shown)}`);
+      const handler = /^handler:\s+\S+\s+(\S+?):\d+$/m.exec(body)?.[1] ?? '';
+      const fpm = /^php-fpm:\s+(\S+)$/m.exec(body)?.[1] ?? '';
+      this.trail.push(`${stamp()} ${res.status}, ${short(cookie)} > ${short(setCookies.map((c) => c.split(';')[0]).join(' '))}, ${short(shown)}` +
+        (fpm ? ` (${fpm} > ${handler})` : ''));
       return {
         status: res.status,
         visits: Number(/^visits:\s+(\d+)$/m.exec(body)?.[1] ?? NaN),
         sessionId: shown,
-        handler: /^handler:\s+\S+\s+(\S+?):\d+$/m.exec(body)?.[1] ?? '',
+        handler,
+        fpm,
         body,
       };
     } catch (err) {
-      this.trail.push(`no answer (${String(err).slice(0, 60)}), ${short(cookie)}`);
-      return { status: 0, visits: NaN, sessionId: '', handler: '', body: String(err) };
+      this.trail.push(`${stamp()} no answer (${String(err).slice(0, 60)}), ${short(cookie)}`);
+      return { status: 0, visits: NaN, sessionId: '', handler: '', fpm: '', body: String(err) };
     }
   }
+}
+
+/** Wall-clock time of day with milliseconds (UTC), as the daemons' logs can be read beside it. */
+function stamp(): string {
+  return new Date().toISOString().slice(11, 23);
 }
 
 /** Every browser visits once, all at the same time; `rounds` times. */
