@@ -45,6 +45,6 @@ if (rows.some((r) => r[0] === 'churn')) {
   out.push('### Churn', '', '| figure | value |', '|---|---|',
     `| disk used / live data, the highest second after the first lifetime | **${one('churn', 'peak_ratio')}** (target ≤ 2) |`,
     `| disk used / live data, at the end | ${one('churn', 'final_ratio')} |`,
-    `| compactions | ${one('churn', 'compactions')} |`, '');
+    `| compaction passes (log lines "disk storage: compacted") | ${one('churn', 'compaction_passes')} |`, '');
 }
 console.log(out.join('\n'));

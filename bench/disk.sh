@@ -150,7 +150,7 @@ run_churn() {
   run_child node "$ROOT/bench/disk-churn.mjs" --port "$SRV_PORT" --data-dir "$dir" --seconds "$CHURN_SECONDS" >"$OUT/churn.jsonl" || log "churn failed"
   record churn peak_ratio - - "$(tail -1 "$OUT/churn.jsonl" | json_field peakRatioAfterFirstLifetime)"
   record churn final_ratio - - "$(tail -2 "$OUT/churn.jsonl" | head -1 | json_field ratio)"
-  record churn compactions - - "$(grep -c '"disk storage: compacted"' "$dir.log" || true)"
+  record churn compaction_passes - - "$(grep -c '"disk storage: compacted"' "$dir.log" || true)"
   stop
 }
 

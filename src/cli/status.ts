@@ -70,7 +70,7 @@ async function memberStatus(admin: AdminClient, member: Member): Promise<MemberS
         memoryBytes: Number(stats.bytes) + Number(stats.tombstone_bytes ?? 0),
         memoryLimitBytes: Number(stats.limit_maxbytes),
         storage: stats.storage ?? 'memory',
-        diskBytes: Number(stats.disk_log_bytes ?? 0) + Number(stats.disk_snapshot_bytes ?? 0),
+        diskBytes: Number(stats.disk_log_bytes ?? 0),
         copiesPending: roles.copies_pending === 'yes',
       },
     };

@@ -97,7 +97,7 @@ export class Item {
   /**
    * The value. One that memory let go is read back from disk, synchronously: the request path
    * reads such values back beforehand, without blocking (MemoryStore.readBack), so this is for
-   * the background (snapshots, copies to other nodes).
+   * the background (compactions, copies to other nodes).
    */
   get value(): Buffer {
     return this.held ?? this.source!.readValueSync(this);

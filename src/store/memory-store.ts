@@ -269,6 +269,21 @@ export class MemoryStore {
   }
 
   /**
+   * The item `key` names now, if its newest record is the one at `offset` of `source` and it has
+   * not expired, its value held or not: a record a compaction copies forward.
+   */
+  currentAt(key: string, source: RecordSource, offset: number, now: number): Item | null {
+    const item = this.items.get(key);
+    return item !== undefined && item.source === source && item.sourceOffset === offset && !isExpired(item.expiresAt, now) ? item : null;
+  }
+
+  /** Whether the deletion of `key` at (`version`, `origin`) is still remembered: a record a compaction copies forward. */
+  remembersDeletion(key: string, version: number, origin: string, now: number): boolean {
+    const deletion = this.tombstones.get(key);
+    return deletion !== undefined && !this.items.has(key) && deletion.version === version && deletion.origin === origin && now < deletion.until;
+  }
+
+  /**
    * Holds `value`, read in the background, as the value of `item` (see onDiskAt) if that fits
    * under the memory limit as it is: no other value is let go for it. False when it does not fit.
    */

@@ -26,13 +26,37 @@ export class PowerLossFiles implements DiskFiles {
   syncError: string | null = null;
   /** how many syncs were made */
   syncs = 0;
+  /** the most the files took together, bytes, since resetPeak(): a compaction's copies included */
+  peakBytes = 0;
+  /** counts power cuts: a file opened before the last one belongs to a process that is gone */
+  epoch = 0;
 
   failWrites(code: string | null): void {
     this.writeError = code;
   }
 
-  /** The machine loses power: everything not durable is gone. Open files must not be used again. */
+  /** What the files take together now, bytes. */
+  totalBytes(): number {
+    let bytes = 0;
+    for (const inode of new Set(this.names.values())) bytes += inode.data.length;
+    return bytes;
+  }
+
+  resetPeak(): void {
+    this.peakBytes = this.totalBytes();
+  }
+
+  /** Called as a file grows. */
+  noteGrowth(): void {
+    this.peakBytes = Math.max(this.peakBytes, this.totalBytes());
+  }
+
+  /**
+   * The machine loses power: everything not durable is gone. Files opened before it change
+   * nothing any more: whatever their process still tries to write (a stop that ran on) is lost.
+   */
   powerLoss(): void {
+    this.epoch++;
     this.names = new Map(this.durableNames);
     for (const inode of new Set(this.names.values())) inode.data = Buffer.from(inode.durable);
   }
@@ -69,7 +93,7 @@ export class PowerLossFiles implements DiskFiles {
       inode = new Inode();
       this.names.set(name, inode);
     }
-    return new MemoryFile(inode, this);
+    return new MemoryFile(inode, this, this.epoch);
   }
 
   rename(from: string, to: string): void {
@@ -97,9 +121,15 @@ export class PowerLossFiles implements DiskFiles {
 }
 
 class MemoryFile implements DiskFile {
-  constructor(private readonly inode: Inode, private readonly owner: PowerLossFiles) {}
+  constructor(private readonly inode: Inode, private readonly owner: PowerLossFiles, private readonly epoch: number) {}
+
+  /** Opened before the last power cut: its process is gone. */
+  private get dead(): boolean {
+    return this.epoch !== this.owner.epoch;
+  }
 
   write(data: Buffer, position: number): void {
+    if (this.dead) return;
     if (this.owner.writeError !== null) throw Object.assign(new Error(`${this.owner.writeError}: write failed`), { code: this.owner.writeError });
     const end = position + data.length;
     if (end > this.inode.data.length) {
@@ -108,6 +138,7 @@ class MemoryFile implements DiskFile {
       this.inode.data = grown;
     }
     data.copy(this.inode.data, position);
+    this.owner.noteGrowth();
   }
 
   read(into: Buffer, position: number, length: number): number {
@@ -122,12 +153,14 @@ class MemoryFile implements DiskFile {
 
   async sync(): Promise<void> {
     await Promise.resolve();
+    if (this.dead) return;
     if (this.owner.syncError !== null) throw Object.assign(new Error(`${this.owner.syncError}: sync failed`), { code: this.owner.syncError });
     this.owner.syncs++;
     this.inode.durable = Buffer.from(this.inode.data);
   }
 
   truncate(size: number): void {
+    if (this.dead) return;
     this.inode.data = Buffer.from(this.inode.data.subarray(0, size));
   }
 

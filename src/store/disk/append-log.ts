@@ -135,13 +135,26 @@ export class AppendLog {
 
   /** Queues one record; returns its sequence number. */
   append(entry: LogEntry): number {
-    const size = frameSize(entry);
-    if (this.pendingBytes + size > this.buffer.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.pendingBytes + size));
-      this.buffer.copy(grown, 0, 0, this.pendingBytes);
-      this.buffer = grown;
-    }
+    this.makeRoom(frameSize(entry));
     this.pendingBytes = encodeEntryInto(entry, this.buffer, this.pendingBytes);
+    return this.appended();
+  }
+
+  /** Queues one record framed already (a compaction's copy of a record, byte for byte); returns its sequence number. */
+  appendFrame(frame: Buffer): number {
+    this.makeRoom(frame.length);
+    this.pendingBytes += frame.copy(this.buffer, this.pendingBytes);
+    return this.appended();
+  }
+
+  private makeRoom(size: number): void {
+    if (this.pendingBytes + size <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.pendingBytes + size));
+    this.buffer.copy(grown, 0, 0, this.pendingBytes);
+    this.buffer = grown;
+  }
+
+  private appended(): number {
     // A backstop for records no reply waits on (copies from other nodes, evictions): written
     // by the end of this turn of the event loop.
     if (!this.writeScheduled) {

@@ -1,44 +1,45 @@
 /**
- * Disk storage (--data-dir): the store's changes appended to a log, compacted into snapshots,
- * and loaded back at start (docs/architecture.md, "Disk storage"). It is the store's journal:
- * the store tells it every change as it makes it (StoreJournal), it frames and queues the record,
- * and the write path asks it, before replying, to write what is queued (writePending) and under
- * --fsync always to wait until it is durable (durable).
+ * Disk storage (--data-dir): the store's changes appended to logs, the oldest compacted away as
+ * they fill with stale records, and loaded back at start (docs/architecture.md, "Disk storage").
+ * It is the store's journal: the store tells it every change as it makes it (StoreJournal), it
+ * frames and queues the record, and the write path asks it, before replying, to write what is
+ * queued (writePending) and under --fsync always to wait until it is durable (durable).
  */
 import path from 'node:path';
 import type { Logger } from '../../log.js';
 import { ThrottledWarning } from '../../throttled-log.js';
 import type { Stat } from '../../stats/registry.js';
 import { Deletion, ITEM_OVERHEAD_BYTES, Item, VALUE_ON_DISK_OVERHEAD_BYTES } from '../change.js';
-import { isExpired } from '../expiry.js';
 import type { Durability } from '../durability.js';
 import type { KeyState, MemoryStore, StoreJournal } from '../memory-store.js';
 import { AppendLog, type FsyncPolicy } from './append-log.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
-import { logName, parseDataFile, snapshotName } from './data-files.js';
+import { logName } from './data-files.js';
 import { type DiskFile, type DiskFiles, NodeDiskFiles } from './disk-files.js';
-import {
-  type DeletionEntry, encodeEntry, encodeEntryInto, fileHeader, FILE_HEADER_BYTES, frameSize, type ItemEntry, type LogEntry, LOG_MAGIC,
-  RecordKind, SNAPSHOT_MAGIC, tryReadFrame,
-} from './record-codec.js';
+import { type DeletionEntry, fileHeader, FILE_HEADER_BYTES, type ItemEntry, type LogEntry, LOG_MAGIC, RecordKind, tryReadFrame } from './record-codec.js';
 import { RecordFile } from './record-file.js';
 import { type Cut, recover } from './recovery.js';
 
 /**
- * A compaction starts once the logs since the last snapshot are larger than half the live data
- * and than this: the files then stay within about one and a half times the live data between
- * compactions (the snapshot and half of it in logs), and a small store does not compact all the
- * time.
+ * The oldest log is compacted once the files take more than this many times the live data:
+ * they stay within about one and a half times it, plus the log a compaction is copying out of
+ * (at most 1 / SEGMENTS_PER_LIVE_DATA of it): within twice the live data at the peak.
+ */
+const COMPACT_AT = 1.5;
+/** The log being written is closed, and the next started, once it holds this share of the live data (and COMPACT_MIN_BYTES). */
+const SEGMENTS_PER_LIVE_DATA = 8;
+/**
+ * Below this, the files are left alone whatever their share of stale records, and a log is not
+ * closed for its size: a small store does not compact all the time.
  */
 const COMPACT_MIN_BYTES = 16 * 1024 * 1024;
 /**
- * A compaction writes this many bytes of snapshot per turn of the event loop, like the item
- * sweeps' budget: a few milliseconds each, so that serving goes on, yet a snapshot of a few
- * hundred megabytes is written within a second or two (while it is, the old and new files coexist).
+ * A compaction reads this many bytes of a log per turn of the event loop, like the item sweeps'
+ * budget: a few milliseconds each, so that serving goes on.
  */
 const COMPACT_SLICE_BYTES = 4 * 1024 * 1024;
-/** A compaction starts, whatever their size, once there are more logs than this since the last snapshot. */
-const MAX_LOG_FILES = 8;
+/** The oldest log is compacted, whatever the sizes, while there are more logs than this (restarts each start one). */
+const MAX_LOG_FILES = 32;
 /** The values left on disk at start are read back this many bytes per turn of the event loop (warmValues): about 10 ms of work. */
 const WARM_CHUNK_BYTES = 1024 * 1024;
 /** How often the need for a compaction is checked. */
@@ -59,7 +60,7 @@ export interface DiskStorageOptions {
   files?: DiskFiles;
   /** how the directory is locked (flock by default) */
   lock?: (dir: string) => Promise<DataDirLock>;
-  /** compactions start once the logs pass this (default 64 MiB) */
+  /** files below this are not compacted, and a log is not closed for its size below it (default 16 MiB) */
   compactMinBytes?: number;
   now?: () => number;
 }
@@ -73,7 +74,11 @@ export interface DiskCounters {
   recoveryDroppedBytes: number;
   /** how long loading took, ms */
   recoveryMs: number;
+  /** logs compacted (each removed once its current records were copied forward) */
   compactions: number;
+  /** records, and their bytes, that compactions copied forward */
+  compactionCopiedRecords: number;
+  compactionCopiedBytes: number;
   /** writes refused because the disk could not take them */
   writesRefused: number;
   /** writes undone after their records could not be made durable (--fsync always) */
@@ -89,8 +94,8 @@ export interface DiskStatsSource {
 export const STORAGE_STATS: ReadonlyArray<Stat<DiskStatsSource>> = [
   { name: 'storage', type: 'text', help: 'where sessions are kept: memory, or disk (--data-dir) with memory in front', metric: 'storage', read: (s) => s.storage },
   { name: 'disk_fsync', type: 'text', help: 'the --fsync policy (always, everysec, no); empty without --data-dir', metric: 'fsync', read: (s) => s.disk?.policy ?? '' },
-  { name: 'disk_log_bytes', type: 'gauge', help: 'size of the logs written since the last snapshot, bytes', read: (s) => s.disk?.logBytes ?? 0 },
-  { name: 'disk_snapshot_bytes', type: 'gauge', help: 'size of the newest snapshot, bytes', read: (s) => s.disk?.snapshotBytes ?? 0 },
+  { name: 'disk_log_bytes', type: 'gauge', help: 'size of the data files (the logs), bytes', read: (s) => s.disk?.logBytes ?? 0 },
+  { name: 'disk_log_files', type: 'gauge', help: 'logs in the data directory, the one being written included', read: (s) => s.disk?.logFiles ?? 0 },
   { name: 'disk_unsynced_bytes', type: 'gauge', help: 'bytes written but not yet made durable by an fsync (what a power loss could take)', read: (s) => s.disk?.unsyncedBytes ?? 0 },
   { name: 'disk_records', type: 'counter', help: 'records written to the log', read: (s) => s.disk?.appendCounters.records ?? 0 },
   { name: 'disk_fsyncs', type: 'counter', help: 'fdatasync calls made', read: (s) => s.disk?.appendCounters.fsyncs ?? 0 },
@@ -99,7 +104,8 @@ export const STORAGE_STATS: ReadonlyArray<Stat<DiskStatsSource>> = [
   { name: 'disk_errors', type: 'counter', help: 'write and sync errors (a full disk, an I/O error); each is logged, at most once per 10 s', read: (s) => s.disk?.appendCounters.errors ?? 0 },
   { name: 'disk_writes_refused', type: 'counter', help: 'writes answered SERVER_ERROR without being applied: the disk was failing or --disk-limit was reached', read: (s) => s.disk?.counters.writesRefused ?? 0 },
   { name: 'disk_writes_undone', type: 'counter', help: 'writes applied, then undone and answered SERVER_ERROR: their records could not be made durable (--fsync always)', read: (s) => s.disk?.counters.writesUndone ?? 0 },
-  { name: 'disk_compactions', type: 'counter', help: 'snapshots written, each replacing the logs before it', read: (s) => s.disk?.counters.compactions ?? 0 },
+  { name: 'disk_compactions', type: 'counter', help: 'logs compacted: their records still current copied to the newest log, the file removed', read: (s) => s.disk?.counters.compactions ?? 0 },
+  { name: 'disk_compaction_copied_bytes', type: 'counter', help: 'bytes of records compactions copied forward (what they cost the disk beyond the writes)', read: (s) => s.disk?.counters.compactionCopiedBytes ?? 0 },
   { name: 'disk_values_on_disk_only', type: 'gauge', help: 'sessions whose value memory let go to stay under --memory-limit: on disk only, read back when asked for', read: (s) => s.disk?.store.valuesOnDiskCount ?? 0 },
   { name: 'disk_value_reads', type: 'counter', help: 'values read back from disk for sessions not in memory', read: (s) => s.disk?.store.readBackCounters.reads ?? 0 },
   { name: 'disk_value_read_errors', type: 'counter', help: 'values that could not be read back (a damaged record, a failing disk): their sessions were dropped; each is logged', read: (s) => s.disk?.store.readBackCounters.errors ?? 0 },
@@ -111,20 +117,25 @@ export const STORAGE_STATS: ReadonlyArray<Stat<DiskStatsSource>> = [
 
 export class DiskStorage implements StoreJournal, Durability {
   readonly counters: DiskCounters = {
-    recoveredRecords: 0, recoveredBytes: 0, recoveryDroppedBytes: 0, recoveryMs: 0, compactions: 0, writesRefused: 0, writesUndone: 0,
+    recoveredRecords: 0, recoveredBytes: 0, recoveryDroppedBytes: 0, recoveryMs: 0, compactions: 0, compactionCopiedRecords: 0, compactionCopiedBytes: 0,
+    writesRefused: 0, writesUndone: 0,
   };
   private log!: AppendLog;
   private generation = 0;
-  /** the logs since the newest snapshot (all of them when there is none), and their size before the current one */
-  private olderLogBytes = 0;
-  private snapshotSize = 0;
+  /** the logs before the one being written, oldest first, with their sizes */
+  private older: Array<{ name: string; bytes: number }> = [];
+  /** the bytes of the logs compactions removed */
+  private removedBytes = 0;
+  /**
+   * No compaction for size below this: set when a pass found its logs nearly all live, so that an
+   * estimate of the live data that is too low cannot have every check copy everything again.
+   */
+  private noCompactionBelow = 0;
   /** the files recovery loaded, in order, until warmValues() has been through them */
   private loadedFiles: string[] = [];
   private warmingUp = false;
   /** warmValues() under way (or done) */
   private warming: Promise<void> = Promise.resolve();
-  /** the log files recovery will replay after the snapshot: one per start since it, and the current one */
-  private logFiles = 1;
   /** under `always`: what each key held before each write not yet durable, oldest first */
   private captures: Array<{ seq: number; state: KeyState }> = [];
   private compacting = false;
@@ -137,8 +148,6 @@ export class DiskStorage implements StoreJournal, Durability {
   private readonly recordFiles = new Map<string, RecordFile>();
   /** the file of the log being written */
   private currentRecords!: RecordFile;
-  /** a failed compaction's snapshot: items may point into it; closed by the next compaction that succeeds */
-  private abandoned: RecordFile[] = [];
   private readonly readErrors: ThrottledWarning;
   private lastReadError: Record<string, unknown> = {};
 
@@ -198,12 +207,15 @@ export class DiskStorage implements StoreJournal, Durability {
     return this.log.counters;
   }
 
+  /** What the data files take: every log, the one being written with what is queued for it. */
   get logBytes(): number {
-    return this.olderLogBytes + this.log.currentBytes;
+    let bytes = this.log.currentBytes;
+    for (const file of this.older) bytes += file.bytes;
+    return bytes;
   }
 
-  get snapshotBytes(): number {
-    return this.snapshotSize;
+  get logFiles(): number {
+    return this.older.length + 1;
   }
 
   get unsyncedBytes(): number {
@@ -218,7 +230,7 @@ export class DiskStorage implements StoreJournal, Durability {
     const failing = this.log.failing;
     if (failing !== null) return `disk storage failing (${describe(failing)}); write not applied`;
     const limit = this.options.diskLimit;
-    if (limit !== null && this.snapshotSize + this.logBytes >= limit) return `disk storage full (--disk-limit ${limit} bytes reached); write not applied`;
+    if (limit !== null && this.logBytes >= limit) return `disk storage full (--disk-limit ${limit} bytes reached); write not applied`;
     return null;
   }
 
@@ -263,7 +275,7 @@ export class DiskStorage implements StoreJournal, Durability {
     const complete = await this.log.flush();
     if (!complete) this.options.log.error({ dir: this.options.dir, unsyncedBytes: this.log.unsyncedBytes }, 'disk storage: stopped with changes not on disk (the disk was failing)');
     this.log.close();
-    for (const file of [...this.recordFiles.values(), ...this.abandoned]) file.close();
+    for (const file of this.recordFiles.values()) file.close();
     this.errors.flush();
     this.readErrors.flush();
     await this.lock?.release();
@@ -321,7 +333,7 @@ export class DiskStorage implements StoreJournal, Durability {
     this.counters.writesUndone += undone;
   }
 
-  /** Loads the directory's snapshot and logs into the store. */
+  /** Loads the directory's logs into the store. */
   private load(): void {
     const { dir, store, log } = this.options;
     const now = this.options.now ?? Date.now;
@@ -336,11 +348,9 @@ export class DiskStorage implements StoreJournal, Durability {
       progress: (records, bytes) => log.info({ dir, records, bytes, seconds: (Date.now() - started) / 1000 }, 'disk storage: loading'),
     });
     for (const cut of result.cuts) logCut(log, dir, cut);
-    this.loadedFiles = result.files;
+    this.loadedFiles = result.files.map((file) => file.name);
+    this.older = result.files;
     this.generation = result.generation;
-    this.snapshotSize = result.snapshotBytes;
-    this.olderLogBytes = result.logBytes;
-    this.logFiles = result.files.length - (result.snapshotBytes > 0 ? 1 : 0) + 1;
     this.counters.recoveredRecords = result.records;
     this.counters.recoveredBytes = result.bytes;
     this.counters.recoveryDroppedBytes = result.cuts.reduce((sum, c) => sum + c.bytes, 0);
@@ -396,24 +406,15 @@ export class DiskStorage implements StoreJournal, Durability {
   }
 
   /**
-   * Closes the files a compaction replaced (and the snapshots of failed ones): every live item
-   * points into the new snapshot or a later log now. Under `always`, a write not yet durable may
-   * still be undone, putting back an item whose record was in one of them: its value is held in
-   * memory first.
+   * Closes a log a compaction removed: every live item points into a later log now. Under
+   * `always`, a write not yet durable may still be undone, putting back an item whose record was
+   * in it: its value is held in memory first.
    */
-  private closeReplaced(generation: number): void {
-    const replaced = new Set<RecordFile>(this.abandoned);
-    for (const [name, file] of this.recordFiles) {
-      const parsed = parseDataFile(name);
-      if (parsed !== null && parsed.generation < generation) {
-        replaced.add(file);
-        this.recordFiles.delete(name);
-      }
-    }
+  private closeReplaced(replaced: RecordFile): void {
     for (const { state } of this.captures) {
       const item = state.item;
       if (item === undefined || item.inMemory) continue;
-      if ((item.source !== null && replaced.has(item.source as RecordFile)) || (state.source !== null && replaced.has(state.source as RecordFile))) {
+      if (item.source === replaced || state.source === replaced) {
         try {
           this.options.store.holdValueOf(item);
         } catch {
@@ -421,8 +422,7 @@ export class DiskStorage implements StoreJournal, Durability {
         }
       }
     }
-    for (const file of replaced) file.close();
-    this.abandoned = [];
+    replaced.close();
   }
 
   /**
@@ -492,151 +492,194 @@ export class DiskStorage implements StoreJournal, Durability {
     }
   }
 
-  private maybeCompact(): void {
-    // Not while the values are warmed: a snapshot would read each value still on disk back on
-    // its own, and move the items' records out of the files the warm-up reads in sequence.
-    if (this.compacting || this.closed || this.log.failing !== null || this.warmingUp) return;
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  /** What the live data takes on disk, about: key and value and about 40 bytes of record each. */
+  private liveBytes(): number {
     const store = this.options.store;
-    // What the live data takes on disk: key and value and about 40 bytes of record each.
     const held = store.itemCount - store.valuesOnDiskCount;
-    const live = store.bytes - held * (ITEM_OVERHEAD_BYTES - 40) - store.valuesOnDiskCount * (VALUE_ON_DISK_OVERHEAD_BYTES - 40) + store.tombstoneCount * 60;
-    const grown = this.logBytes >= Math.max(this.options.compactMinBytes ?? COMPACT_MIN_BYTES, live / 2);
-    // Also when restarts left many small logs, each a file for recovery to open; and when the
-    // files near --disk-limit, if a snapshot would give back a good part of the logs.
-    const limit = this.options.diskLimit;
-    const nearLimit = limit !== null && this.snapshotSize + this.logBytes >= limit * 0.75 && this.logBytes > live / 4;
-    if (!grown && !nearLimit && this.logFiles <= MAX_LOG_FILES) return;
-    void this.compact();
+    return store.bytes - held * (ITEM_OVERHEAD_BYTES - 40) - store.valuesOnDiskCount * (VALUE_ON_DISK_OVERHEAD_BYTES - 40) + store.tombstoneCount * 60;
+  }
+
+  private get compactMinBytes(): number {
+    return this.options.compactMinBytes ?? COMPACT_MIN_BYTES;
+  }
+
+  /** The log being written has reached its size: the next is started, and this one can be compacted later. */
+  private rotationDue(live: number): boolean {
+    return this.log.currentBytes >= Math.max(this.compactMinBytes, live / SEGMENTS_PER_LIVE_DATA);
   }
 
   /**
-   * Writes a snapshot of everything live and drops the files it replaces, a slice per turn of the
-   * event loop, so that serving goes on meanwhile. The log is rotated first: every change from
-   * then on is in the new generation's log, which recovery replays after the snapshot, so a key
-   * changed while the snapshot is written ends as its last change says.
+   * A compaction is due: the files take more than COMPACT_AT times the live data; or they near
+   * --disk-limit and a good part of them is not live; or restarts left more logs than
+   * MAX_LOG_FILES, each a file for recovery to open.
+   */
+  private compactionDue(live: number): boolean {
+    const total = this.logBytes;
+    if (total >= Math.max(this.compactMinBytes, live * COMPACT_AT, this.noCompactionBelow)) return true;
+    const limit = this.options.diskLimit;
+    if (limit !== null && total >= limit * 0.75 && total - live > live / 4) return true;
+    return this.older.length + 1 > MAX_LOG_FILES;
+  }
+
+  private maybeCompact(): void {
+    // Not while the values are warmed: a compaction would read each value still on disk back on
+    // its own, and move the items' records out of the files the warm-up reads in sequence.
+    if (this.compacting || this.closed || this.log.failing !== null || this.warmingUp) return;
+    const live = this.liveBytes();
+    if (!this.rotationDue(live) && !this.compactionDue(live)) return;
+    void this.maintain(async () => {
+      // The log being written is never compacted: with nothing before it, it is closed first.
+      if (this.rotationDue(this.liveBytes()) || this.older.length === 0) await this.rotate();
+      // One pass at most: should the estimate of the live data be off, a compaction that gives
+      // nothing back does not run on and on; the next check goes on.
+      for (let files = this.older.length; files > 0 && !this.closed && this.compactionDue(this.liveBytes()); files--) await this.compactOldest();
+    });
+  }
+
+  /**
+   * Starts a new log and compacts every one before it, oldest first: afterwards the newest log
+   * holds everything live. The once-a-second check does the same a file at a time, as needed.
    */
   async compact(): Promise<void> {
+    await this.maintain(async () => {
+      await this.rotate();
+      for (let files = this.older.length; files > 0 && !this.closed; files--) await this.compactOldest();
+    });
+  }
+
+  /** Runs `work` as the one compaction under way, and reports what it did (or why it failed). */
+  private async maintain(work: () => Promise<void>): Promise<void> {
     if (this.compacting || this.closed) return;
     this.compacting = true;
-    const { dir, log, store } = this.options;
-    const generation = this.generation + 1;
-    const tmpName = snapshotName(generation, true);
-    let snapshot: DiskFile | null = null;
-    let snapshotRecords: RecordFile | null = null;
+    const { dir, log } = this.options;
+    const before = { files: this.counters.compactions, records: this.counters.compactionCopiedRecords, bytes: this.counters.compactionCopiedBytes, removed: this.removedBytes };
     const started = Date.now();
-    const errorsBefore = this.log.counters.errors;
     try {
-      const nextLog = await this.createLog(generation);
-      const olderBytes = this.logBytes;
-      this.olderLogBytes += this.log.currentBytes;
-      this.log.rotate({ name: logName(generation), file: nextLog.file, size: FILE_HEADER_BYTES });
-      // From here on, records go to the new file: so do the items' pointers.
-      this.currentRecords = nextLog.records;
-      this.generation = generation;
-      this.logFiles++;
-      const file = this.files.open(path.join(dir, tmpName), 'create');
-      snapshot = file;
-      file.write(fileHeader(SNAPSHOT_MAGIC), 0);
-      // Read through a descriptor of its own, which the rename below leaves valid.
-      snapshotRecords = new RecordFile(snapshotName(generation), this.files.open(path.join(dir, tmpName), 'read'));
-      let size = FILE_HEADER_BYTES;
-      let records = 0;
-      // Every live item, then every deletion still remembered, encoded straight into one buffer
-      // that goes to the file each time it fills: a slice per turn of the event loop. A value
-      // memory let go is read back from its record for it.
-      let sliceNow = Date.now();
-      const entries = liveEntries(store, () => sliceNow);
-      const buffer = Buffer.allocUnsafeSlow(COMPACT_SLICE_BYTES);
-      /** the items in the buffer, and their offsets in the snapshot */
-      const placed: Array<{ item: Item; offset: number }> = [];
-      const into = snapshotRecords;
-      const writeOut = (data: Buffer) => {
-        file.write(data, size);
-        size += data.length;
-        // From now on their values are read back from the snapshot: the files it replaces go.
-        for (const { item, offset } of placed) {
-          item.source = into;
-          item.sourceOffset = offset;
-        }
-        placed.length = 0;
-      };
-      for (;;) {
-        let used = 0;
-        let done = false;
-        while (used < COMPACT_SLICE_BYTES) {
-          const next = entries.next();
-          if (next.done === true) {
-            done = true;
-            break;
-          }
-          const held = next.value;
-          let entry: LogEntry;
-          try {
-            entry = held instanceof Item ? itemEntry(held) : deletionEntry(held);
-          } catch (error) {
-            // Left out of the snapshot; a session read of it drops it.
-            this.readFailed(held.key, error as Error);
-            continue;
-          }
-          records++;
-          const need = frameSize(entry);
-          if (need > buffer.length - used) {
-            if (used > 0) writeOut(buffer.subarray(0, used));
-            used = 0;
-            // A record larger than the buffer (a value near --max-item-size) goes on its own.
-            if (need > buffer.length) {
-              if (held instanceof Item) placed.push({ item: held, offset: size });
-              writeOut(encodeEntry(entry));
-              continue;
-            }
-          }
-          if (held instanceof Item) placed.push({ item: held, offset: size + used });
-          used = encodeEntryInto(entry, buffer, used);
-        }
-        if (used > 0) writeOut(buffer.subarray(0, used));
-        if (done) break;
-        await new Promise((resolve) => setImmediate(resolve));
-        if (this.closed) throw new Error('stopping');
-        sliceNow = Date.now();
-      }
-      await snapshot.sync();
-      // A write undone meanwhile (--fsync always, the disk failing) may be in the snapshot: drop it.
-      if (this.log.counters.errors !== errorsBefore) throw new Error('the disk failed while the snapshot was written');
-      snapshot.close();
-      snapshot = null;
-      this.files.rename(path.join(dir, tmpName), path.join(dir, snapshotName(generation)));
-      await this.files.syncDir(dir);
-      // The snapshot holds everything before this generation: its files are done with.
-      for (const name of this.files.list(dir)) {
-        const file = parseDataFile(name);
-        if (file !== null && file.generation < generation) this.files.remove(path.join(dir, name));
-      }
-      await this.files.syncDir(dir);
-      this.recordFiles.set(snapshotName(generation), snapshotRecords);
-      this.closeReplaced(generation);
-      this.snapshotSize = size;
-      this.olderLogBytes = 0;
-      this.logFiles = 1;
-      this.counters.compactions++;
-      log.info({ dir, generation, records, snapshotBytes: size, logBytesReplaced: olderBytes, seconds: (Date.now() - started) / 1000 }, 'disk storage: compacted');
+      await work();
     } catch (error) {
-      if (snapshot !== null) {
-        try { snapshot.close(); } catch { /* being dropped anyway */ }
-        this.files.remove(path.join(dir, tmpName));
-      }
-      // Items may point into it already: read through its descriptor until a compaction succeeds.
-      if (snapshotRecords !== null && !this.recordFiles.has(snapshotName(generation))) this.abandoned.push(snapshotRecords);
       if (!this.closed) log.warn({ dir, err: describe(error as Error) }, 'disk storage: compaction failed; the logs are kept, and it is tried again later');
     } finally {
       this.compacting = false;
     }
+    const files = this.counters.compactions - before.files;
+    const copied = this.counters.compactionCopiedBytes - before.bytes;
+    const removed = this.removedBytes - before.removed;
+    this.noCompactionBelow = removed > 0 && copied > removed * 0.9 ? this.logBytes * 1.25 : 0;
+    if (files > 0) {
+      log.info({
+        dir, files, copiedRecords: this.counters.compactionCopiedRecords - before.records, copiedBytes: copied, removedBytes: removed, bytesNow: this.logBytes, logFiles: this.older.length + 1, seconds: (Date.now() - started) / 1000,
+      }, 'disk storage: compacted');
+    }
   }
-}
 
-/** What a snapshot holds: every item not expired, then every deletion still to be remembered. */
-function* liveEntries(store: MemoryStore, now: () => number): Generator<Item | Deletion> {
-  for (const item of store.allItems()) if (!isExpired(item.expiresAt, now())) yield item;
-  for (const deletion of store.allDeletions()) if (now() < deletion.until) yield deletion;
+  /** Starts the next log: the one being written joins the older ones, whole. */
+  private async rotate(): Promise<void> {
+    const generation = this.generation + 1;
+    const next = await this.createLog(generation);
+    this.generation = generation;
+    // What is queued goes to the old file first: its size is then all of it. Should the disk not
+    // take it, the log stays as it is (its queue goes to it once the disk takes writes again),
+    // and the new file goes unused.
+    if (!this.log.writePending()) {
+      next.file.close();
+      next.records.close();
+      this.recordFiles.delete(logName(generation));
+      this.files.remove(path.join(this.options.dir, logName(generation)));
+      throw this.log.failing ?? new Error('the log could not be written');
+    }
+    this.older.push({ name: this.log.currentName, bytes: this.log.currentBytes });
+    this.log.rotate({ name: logName(generation), file: next.file, size: FILE_HEADER_BYTES });
+    // From here on, records go to the new file: so do the items' pointers.
+    this.currentRecords = next.records;
+  }
+
+  /**
+   * Compacts the oldest log: its records still current (an item's newest record, a deletion
+   * still remembered) are copied, byte for byte, to the end of the log being written, the items
+   * pointed at their copies, the copies made durable, and the file removed. Every other record in
+   * it is dropped: one a later record replaced, an expired item, a deletion no longer remembered,
+   * a removal or a flush (nothing older is left for them to undo). A slice per turn of the event
+   * loop, so that serving goes on; a write meanwhile makes its key's record in the file stale, and
+   * one not yet copied is not copied. Each key's records stay in the order written, so recovery
+   * still ends each key as its last change says. The files grow by the copies until the file
+   * goes: by a log's size at most (SEGMENTS_PER_LIVE_DATA).
+   */
+  private async compactOldest(): Promise<void> {
+    const { dir, store } = this.options;
+    const oldest = this.older[0]!;
+    const source = this.recordFile(oldest.name);
+    /** items pointed at their copies: pointed back should the copies not reach the disk */
+    const moved: Array<{ item: Item; from: number; into: RecordFile; to: number }> = [];
+    let chunk = Buffer.allocUnsafeSlow(COMPACT_SLICE_BYTES);
+    let offset = FILE_HEADER_BYTES;
+    try {
+      while (offset < oldest.bytes) {
+        const got = await source.readChunk(chunk.subarray(0, Math.min(chunk.length, oldest.bytes - offset)), offset);
+        if (this.closed) throw new Error('stopping');
+        if (got === 0) throw new Error(`${oldest.name} ends at byte ${offset}, short of its ${oldest.bytes} bytes`);
+        const data = chunk.subarray(0, got);
+        const now = this.now();
+        const into = this.currentRecords;
+        const placed: Array<{ item: Item; from: number; to: number }> = [];
+        let at = 0;
+        for (;;) {
+          const frame = tryReadFrame(data, at);
+          if (frame.kind === 'short') break;
+          if (frame.kind === 'corrupt') throw new Error(`${oldest.name} at byte ${offset + at}: ${frame.why}`);
+          const entry = frame.entry;
+          const item = entry.kind === RecordKind.Item ? store.currentAt(entry.key, source, offset + at, now) : null;
+          if (item !== null || (entry.kind === RecordKind.Deletion && store.remembersDeletion(entry.key, entry.version, entry.origin, now))) {
+            const to = this.log.currentBytes;
+            this.log.appendFrame(data.subarray(at, frame.next));
+            this.counters.compactionCopiedRecords++;
+            this.counters.compactionCopiedBytes += frame.next - at;
+            if (item !== null) placed.push({ item, from: offset + at, to });
+          }
+          at = frame.next;
+        }
+        // In the file before the items point at their copies: a value on disk only is read from there.
+        if (!this.log.writePending()) throw this.log.failing ?? new Error('the log could not be written');
+        for (const { item, from, to } of placed) {
+          item.source = into;
+          item.sourceOffset = to;
+          moved.push({ item, from, into, to });
+        }
+        if (at === 0) {
+          // A record larger than the chunk (a value near --max-item-size): read it whole.
+          const length = got >= 8 ? data.readUInt32LE(0) + 8 : 0;
+          if (length <= chunk.length) throw new Error(`${oldest.name} at byte ${offset}: a record cut short`);
+          chunk = Buffer.allocUnsafeSlow(length);
+          continue;
+        }
+        offset += at;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      // Durable before the file goes, whatever --fsync says: a power cut finds each record in
+      // one file or the other.
+      if (!(await this.log.flush())) throw this.log.failing ?? new Error('the copies could not be made durable');
+      if (this.closed) throw new Error('stopping');
+      this.files.remove(path.join(dir, oldest.name));
+      await this.files.syncDir(dir);
+    } catch (error) {
+      // The file stays, and each item not written since points back into it.
+      for (const { item, from, into, to } of moved) {
+        if (item.source === into && item.sourceOffset === to) {
+          item.source = source;
+          item.sourceOffset = from;
+        }
+      }
+      throw error;
+    }
+    this.older.shift();
+    this.recordFiles.delete(oldest.name);
+    this.closeReplaced(source);
+    this.removedBytes += oldest.bytes;
+    this.counters.compactions++;
+  }
 }
 
 /** An item as its log record: what the store holds of it now. */

@@ -65,9 +65,8 @@ export interface FlushEntry {
 
 export type LogEntry = ItemEntry | DeletionEntry | RemovalEntry | FlushEntry;
 
-/** The magic of each kind of file. */
+/** The magic of a data file (a log). */
 export const LOG_MAGIC = 'SCLG';
-export const SNAPSHOT_MAGIC = 'SCSN';
 
 export function fileHeader(magic: string): Buffer {
   const header = Buffer.alloc(FILE_HEADER_BYTES);

@@ -5,8 +5,8 @@
  * that record again and checking it as recovery does: its checksum, its kind, its key.
  *
  * The file is opened for reading once, when it is created or found at start, and read through
- * that descriptor: a snapshot renamed into place, or a file removed once a compaction replaced
- * it, stays readable by reads already under way. It is closed when no item points at it any
+ * that descriptor: a file removed once a compaction copied its records forward stays readable by
+ * reads already under way. It is closed when no item points at it any
  * more and its reads have finished.
  */
 import type { Item, RecordSource } from '../change.js';

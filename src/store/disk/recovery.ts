@@ -1,18 +1,18 @@
 /**
- * Recovery: loads what a data directory holds, the newest complete snapshot and then every log
- * of its generation and after, in the order written (docs/architecture.md, "Disk storage").
+ * Recovery: loads what a data directory holds, every log in the order written
+ * (docs/architecture.md, "Disk storage").
  *
  * Damage is told apart by where it is. A record that ends past the end of the last log, or a
  * bad record after which no good record follows in that file, is a torn tail: the write a crash
  * interrupted (or a flipped byte in the last record). It is cut, and reported. Bad data followed
- * by good records, or anywhere in a snapshot or an older log, is damage in the middle: loading
+ * by good records, or anywhere in an older log, is damage in the middle: loading
  * only what comes before it would silently lose the rest, so recovery stops with a DataDirError
  * unless the operator accepted the loss (--recover-truncate), in which case it is cut there.
  */
 import path from 'node:path';
 import type { DiskFile, DiskFiles } from './disk-files.js';
 import { type DataFile, parseDataFile } from './data-files.js';
-import { checkFileHeader, FILE_HEADER_BYTES, type LogEntry, LOG_MAGIC, SNAPSHOT_MAGIC, tryReadFrame } from './record-codec.js';
+import { checkFileHeader, FILE_HEADER_BYTES, type LogEntry, LOG_MAGIC, tryReadFrame } from './record-codec.js';
 
 /** Files are read this much at a time. */
 const CHUNK_BYTES = 8 * 1024 * 1024;
@@ -36,15 +36,13 @@ export interface RecoveryResult {
   /** the highest generation found (0: an empty directory) */
   generation: number;
   records: number;
+  /** bytes loaded: the size of the files kept */
   bytes: number;
-  files: string[];
+  /** the files loaded, oldest first, with their size once cut */
+  files: Array<{ name: string; bytes: number }>;
   cuts: Cut[];
-  /** files that belong to no generation in use any more, to remove */
+  /** files with nothing to load (a log a crash caught before its header), or dropped after damage, to remove */
   stale: string[];
-  /** size of the snapshot loaded, bytes (0: none) */
-  snapshotBytes: number;
-  /** size of the logs replayed, bytes */
-  logBytes: number;
 }
 
 export interface RecoveryOptions {
@@ -60,19 +58,12 @@ export interface RecoveryOptions {
 
 export function recover(options: RecoveryOptions): RecoveryResult {
   const { files, dir } = options;
-  const found = files.list(dir).map(parseDataFile).filter((f): f is DataFile => f !== null);
-  const stale: string[] = found.filter((f) => f.temporary).map((f) => f.name);
-  const snapshots = found.filter((f) => f.role === 'snapshot' && !f.temporary).sort(byGeneration);
-  const base = snapshots.at(-1) ?? null;
-  const from = base?.generation ?? 0;
-  const logs = found.filter((f) => f.role === 'log' && f.generation >= from).sort(byGeneration);
-  stale.push(...snapshots.filter((f) => f !== base).map((f) => f.name));
-  stale.push(...found.filter((f) => f.role === 'log' && f.generation < from).map((f) => f.name));
+  const chain = files.list(dir).map(parseDataFile).filter((f): f is DataFile => f !== null).sort(byGeneration);
+  const stale: string[] = [];
   const result: RecoveryResult = {
-    generation: Math.max(0, ...found.map((f) => f.generation)),
-    records: 0, bytes: 0, files: [], cuts: [], stale, snapshotBytes: 0, logBytes: 0,
+    generation: Math.max(0, ...chain.map((f) => f.generation)),
+    records: 0, bytes: 0, files: [], cuts: [], stale,
   };
-  const chain = [...(base === null ? [] : [base]), ...logs];
   let nextProgress = 64 * 1024 * 1024;
   for (let i = 0; i < chain.length; i++) {
     const entry = chain[i]!;
@@ -91,9 +82,7 @@ export function recover(options: RecoveryOptions): RecoveryResult {
       }
       result.records += read.records;
       result.bytes += read.end;
-      result.files.push(entry.name);
-      if (entry.role === 'snapshot') result.snapshotBytes += read.end;
-      else result.logBytes += read.end;
+      result.files.push({ name: entry.name, bytes: read.end });
       if (read.cut !== null) {
         file.truncate(read.cut.offset);
         // Damage in the middle, accepted: what came after it is dropped too, whole logs included.
@@ -133,12 +122,11 @@ interface FileRead {
 
 function readFile(file: DiskFile, entry: DataFile, last: boolean, options: RecoveryOptions, progress: (records: number, bytes: number) => void): FileRead {
   const size = file.size();
-  const magic = entry.role === 'snapshot' ? SNAPSHOT_MAGIC : LOG_MAGIC;
   const header = Buffer.alloc(FILE_HEADER_BYTES);
   const headerRead = file.read(header, 0, FILE_HEADER_BYTES);
   // A log that a crash caught before its header reached the disk holds nothing: it is empty.
-  if (entry.role === 'log' && size < FILE_HEADER_BYTES) return { records: 0, end: 0, cut: null, empty: true };
-  const headerProblem = checkFileHeader(header.subarray(0, headerRead), magic);
+  if (size < FILE_HEADER_BYTES) return { records: 0, end: 0, cut: null, empty: true };
+  const headerProblem = checkFileHeader(header.subarray(0, headerRead), LOG_MAGIC);
   if (headerProblem !== null) return damaged(entry, 0, size, 0, `${entry.name} ${headerProblem}`, false, countGoodRecords(file, FILE_HEADER_BYTES, size), options);
   let buffer = Buffer.alloc(0);
   /** file offset of buffer[0] */
