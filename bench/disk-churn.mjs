@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // A day of session traffic, compressed: new sessions arrive at a steady rate, each is rewritten
-// a few times while it lives, and each expires after --lifetime seconds (a day of a 24-minute
-// session.gc_maxlifetime is 60 lifetimes; --seconds / --lifetime says how many are simulated).
-// Every second it prints one JSON line: the live data (sessions not yet expired × (key + value))
-// and what the data directory takes on disk, so the bench can report their ratio.
+// a few times while its user is active (--lifetime seconds from its start), and each expires
+// --lifetime seconds after its last write, as PHP's session.gc_maxlifetime counts (a day of a
+// 24-minute gc_maxlifetime is 60 lifetimes; --seconds / --lifetime says how many are simulated).
+// Every second it prints one JSON line: the live data (sessions not yet expired, that is written
+// within the last --lifetime seconds, × (key + value)) and what the data directory takes on
+// disk, so the bench can report their ratio.
 //
 // usage: node bench/disk-churn.mjs --port P --data-dir DIR [--seconds 180] [--lifetime 20]
 //          [--rate 1500] [--size 2048] [--rewrites 3]
@@ -49,14 +51,17 @@ sock.on('data', (chunk) => {
 });
 
 const value = randomBytes(size);
-/** sessions alive: id -> when created (s) */
+/** sessions whose user is still active: id -> when created (s) */
 const born = new Map();
+/** sessions not expired on the server: id -> when last written (s) */
+const written = new Map();
 let next = 0;
 const started = Date.now();
 const diskBytes = () => readdirSync(dir).reduce((sum, name) => sum + statSync(path.join(dir, name)).size, 0);
 const keyOf = (id) => `memc.sess.key.churn${String(id).padStart(27, '0')}`;
 
-function write(id) {
+function write(id, now) {
+  written.set(id, now);
   pending++;
   sock.write(`set ${keyOf(id)} 0 ${lifetime} ${size}\r\n`);
   sock.write(value);
@@ -67,19 +72,20 @@ let peakRatio = 0;
 for (let second = 1; second <= seconds; second++) {
   const now = (Date.now() - started) / 1000;
   for (const [id, at] of born) if (now - at >= lifetime) born.delete(id);
+  for (const [id, at] of written) if (now - at >= lifetime) written.delete(id);
   // New sessions, and a rewrite of the living ones, each `rewrites` times over its life.
   for (let i = 0; i < rate; i++) {
     born.set(next, now);
-    write(next++);
+    write(next++, now);
   }
   const share = Math.min(1, rewrites / lifetime);
-  for (const id of born.keys()) if (Math.random() < share) write(id);
+  for (const id of born.keys()) if (Math.random() < share) write(id, now);
   while (pending > 20_000) await new Promise((resolve) => setTimeout(resolve, 5));
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + second * 1000 - Date.now())));
-  const live = born.size * (keyOf(0).length + size);
+  const live = written.size * (keyOf(0).length + size);
   const disk = diskBytes();
   if (second > lifetime) peakRatio = Math.max(peakRatio, disk / live);
-  console.log(JSON.stringify({ second, liveSessions: born.size, liveBytes: live, diskBytes: disk, ratio: +(disk / live).toFixed(3), errors }));
+  console.log(JSON.stringify({ second, liveSessions: written.size, liveBytes: live, diskBytes: disk, ratio: +(disk / live).toFixed(3), errors }));
 }
 console.log(JSON.stringify({ done: true, peakRatioAfterFirstLifetime: +peakRatio.toFixed(3), errors }));
 sock.end();

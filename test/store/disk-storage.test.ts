@@ -283,6 +283,29 @@ describe('compaction', () => {
     for (let i = 0; i < 100; i++) expect(value(back, `k${i}`), `k${i}`).toBe(`v${200 + i}`);
   });
 
+  it('a compaction ends while writes keep coming: it waits for its own copies to be durable, not for everything written after them', async () => {
+    const files = new PowerLossFiles();
+    files.syncDelayMs = 5;
+    const node = await start(files, 'everysec', { compactMinBytes: 1 });
+    for (let i = 0; i < 1000; i++) await node.run(set(`k${i % 200}`, `v${i}`));
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      while (writing) {
+        await node.run(set(`w${written % 50}`, `x${written}`));
+        written++;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    await node.disk.compact();
+    writing = false;
+    await writer;
+    expect(written).toBeGreaterThan(0);
+    expect(node.lines.filter((l) => String(l.msg).startsWith('disk storage: compaction failed')).map((l) => l.err)).toEqual([]);
+    expect(node.disk.counters.compactions).toBeGreaterThan(0);
+    for (let i = 800; i < 1000; i++) expect(value(node, `k${i % 200}`)).toBe(`v${i}`);
+  });
+
   it('a write while a log is compacted wins over the copy the compaction makes of its key, before and after a restart', async () => {
     const files = new PowerLossFiles();
     const node = await start(files, 'everysec', { compactMinBytes: 1 });

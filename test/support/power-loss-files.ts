@@ -28,6 +28,8 @@ export class PowerLossFiles implements DiskFiles {
   syncs = 0;
   /** the most the files took together, bytes, since resetPeak(): a compaction's copies included */
   peakBytes = 0;
+  /** how long each fdatasync takes, ms (0: a turn of the microtask queue), as a real disk takes time */
+  syncDelayMs = 0;
   /** counts power cuts: a file opened before the last one belongs to a process that is gone */
   epoch = 0;
 
@@ -152,7 +154,7 @@ class MemoryFile implements DiskFile {
   }
 
   async sync(): Promise<void> {
-    await Promise.resolve();
+    await (this.owner.syncDelayMs > 0 ? new Promise((resolve) => setTimeout(resolve, this.owner.syncDelayMs)) : Promise.resolve());
     if (this.dead) return;
     if (this.owner.syncError !== null) throw Object.assign(new Error(`${this.owner.syncError}: sync failed`), { code: this.owner.syncError });
     this.owner.syncs++;

@@ -217,7 +217,22 @@ export class AppendLog {
     this.scheduleSync();
   }
 
-  /** Writes and syncs everything (a clean stop, the end of a compaction); true if it all got there. */
+  /**
+   * Whatever the policy, settles true once the records up to `seq` are durable: a compaction's
+   * copies, before the file they were copied from goes. Writes that keep arriving meanwhile do not
+   * hold it up (flush waits for everything). False if the log failed first or dropped them.
+   */
+  async syncThrough(seq: number): Promise<boolean> {
+    if (this.writtenSeq < seq && !this.writePending()) return false;
+    while (this.syncedSeq < seq) {
+      if (this.failure !== null || this.closed) return false;
+      if (this.syncing) await new Promise((resolve) => setTimeout(resolve, 1));
+      else await this.syncCycle();
+    }
+    return !this.dropped.some((range) => seq >= range.from && seq <= range.to) && this.failure === null;
+  }
+
+  /** Writes and syncs everything (a clean stop); true if it all got there. */
   async flush(): Promise<boolean> {
     if (!this.writePending()) return false;
     while (this.syncing) await new Promise((resolve) => setTimeout(resolve, 1));

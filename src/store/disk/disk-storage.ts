@@ -536,7 +536,11 @@ export class DiskStorage implements StoreJournal, Durability {
       if (this.rotationDue(this.liveBytes()) || this.older.length === 0) await this.rotate();
       // One pass at most: should the estimate of the live data be off, a compaction that gives
       // nothing back does not run on and on; the next check goes on.
-      for (let files = this.older.length; files > 0 && !this.closed && this.compactionDue(this.liveBytes()); files--) await this.compactOldest();
+      for (let files = this.older.length; files > 0 && !this.closed && this.compactionDue(this.liveBytes()); files--) {
+        await this.compactOldest();
+        // The copies and the writes meanwhile fill the log being written: closed at its size, as ever.
+        if (this.rotationDue(this.liveBytes())) await this.rotate();
+      }
     });
   }
 
@@ -614,6 +618,8 @@ export class DiskStorage implements StoreJournal, Durability {
     const source = this.recordFile(oldest.name);
     /** items pointed at their copies: pointed back should the copies not reach the disk */
     const moved: Array<{ item: Item; from: number; into: RecordFile; to: number }> = [];
+    /** the sequence number of the last copy */
+    let lastCopy = 0;
     let chunk = Buffer.allocUnsafeSlow(COMPACT_SLICE_BYTES);
     let offset = FILE_HEADER_BYTES;
     try {
@@ -634,7 +640,7 @@ export class DiskStorage implements StoreJournal, Durability {
           const item = entry.kind === RecordKind.Item ? store.currentAt(entry.key, source, offset + at, now) : null;
           if (item !== null || (entry.kind === RecordKind.Deletion && store.remembersDeletion(entry.key, entry.version, entry.origin, now))) {
             const to = this.log.currentBytes;
-            this.log.appendFrame(data.subarray(at, frame.next));
+            lastCopy = this.log.appendFrame(data.subarray(at, frame.next));
             this.counters.compactionCopiedRecords++;
             this.counters.compactionCopiedBytes += frame.next - at;
             if (item !== null) placed.push({ item, from: offset + at, to });
@@ -660,7 +666,7 @@ export class DiskStorage implements StoreJournal, Durability {
       }
       // Durable before the file goes, whatever --fsync says: a power cut finds each record in
       // one file or the other.
-      if (!(await this.log.flush())) throw this.log.failing ?? new Error('the copies could not be made durable');
+      if (lastCopy > 0 && !(await this.log.syncThrough(lastCopy))) throw this.log.failing ?? new Error('the copies could not be made durable');
       if (this.closed) throw new Error('stopping');
       this.files.remove(path.join(dir, oldest.name));
       await this.files.syncDir(dir);
