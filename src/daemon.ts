@@ -314,6 +314,7 @@ async function buildClusterNode(
   });
   // A member that announced its leave closes its links: expected, not a warning (PeerLink.peerLeft).
   membership.on('leave', (member) => pool.departed(member.peerAddress));
+  membership.on('join', (member) => pool.returned(member.peerAddress));
   // Deadlines of forwards and copies are judged by their sender's clock, as heartbeats measure it.
   const clocks = membership.clocks;
   const quorum = new Quorum(nodeId, settings.twoNodes);

@@ -536,6 +536,35 @@ describe('a link dropped by a peer that leaves', () => {
     expect(lines.filter((line) => line.msg === 'peer link down')).toEqual([]);
   });
 
+  it('is logged at info when the link came up only after the leave (the peer was still closing its links)', async () => {
+    const first = await startServer();
+    const { link, lines } = startLink(first.address, { leaveGraceMs: 50 });
+    // The leave arrives while this link is still connecting; it comes up in the peer's last moment.
+    link.peerLeft();
+    link.start();
+    await once(link, 'up');
+    const down = once(link, 'down');
+    await first.server.close();
+    await down;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(lines.find((line) => line.msg === 'peer link closed after the peer left the cluster')).toMatchObject({ level: 30 });
+    expect(lines.filter((line) => line.msg === 'peer link down')).toEqual([]);
+  });
+
+  it('is warned about again once the peer has returned to the cluster after its leave', async () => {
+    const first = await startServer();
+    const { link, lines } = startLink(first.address, { leaveGraceMs: 50 });
+    link.start();
+    await once(link, 'up');
+    link.peerLeft();
+    link.peerReturned();
+    const down = once(link, 'down');
+    await first.server.close();
+    await down;
+    await until(() => lines.some((line) => line.msg === 'peer link down'));
+    expect(lines.filter((line) => line.msg === 'peer link closed after the peer left the cluster')).toEqual([]);
+  });
+
   it('is warned about when no leave comes within the grace', async () => {
     const first = await startServer();
     const { link, lines } = startLink(first.address, { leaveGraceMs: 50 });

@@ -139,7 +139,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   private backoffTimer: NodeJS.Timeout | null = null;
   /** why the last connection attempt failed or the link last dropped; null while up, or never tried */
   private lastFailure: CloseInfo | null = null;
-  /** the peer announced that it leaves the cluster (peerLeft()), and the link has not been up since */
+  /** the peer announced that it leaves the cluster (peerLeft()), and has not joined again since (peerReturned()) */
   private left = false;
   /** a drop's warning, held for leaveGraceMs in case the peer's leave follows */
   private dropWarning: NodeJS.Timeout | null = null;
@@ -213,6 +213,11 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.log.info({ peerNodeId: this.lastPeerNodeId }, 'peer link closed after the peer left the cluster');
   }
 
+
+  /** The peer is a member again after its leave (a restart, an undrain): a later drop is news again. */
+  peerReturned(): void {
+    this.left = false;
+  }
 
   /** Starts connecting (idempotent). */
   start(): this {
@@ -369,8 +374,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.identity = peer;
     this.lastPeerNodeId = peer.nodeId;
     this.lastFailure = null;
-    // Up again: the peer is back (a restart after its leave), and a later drop is news again.
-    this.left = false;
+    // Up again is not back: a peer that announced its leave still runs until it has closed its
+    // links, and a link may come up in that moment. Its drop then is still the leave's; only the
+    // member's return to the cluster (peerReturned) makes a later drop news again.
     if (this.dropWarning !== null) clearTimeout(this.dropWarning);
     this.dropWarning = null;
     this.upSince = Date.now();

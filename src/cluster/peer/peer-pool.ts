@@ -53,6 +53,11 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     this.links.get(address)?.peerLeft();
   }
 
+  /** The member at `address` is back after its leave (it joined again): a drop of its link is news again. */
+  returned(address: string): void {
+    this.links.get(address)?.peerReturned();
+  }
+
   /** Why `address` cannot be reached, from its link's last attempt (PeerLink.unreachableBecause). */
   unreachableBecause(address: string): string | null {
     return this.links.get(address)?.unreachableBecause ?? null;
