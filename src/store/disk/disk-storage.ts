@@ -16,7 +16,7 @@ import { AppendLog, type FsyncPolicy } from './append-log.js';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.js';
 import { logName } from './data-files.js';
 import { type DiskFile, type DiskFiles, NodeDiskFiles } from './disk-files.js';
-import { type DeletionEntry, fileHeader, FILE_HEADER_BYTES, type ItemEntry, type LogEntry, LOG_MAGIC, RecordKind, tryReadFrame } from './record-codec.js';
+import { type DeletionEntry, fileHeader, FILE_HEADER_BYTES, type ItemEntry, type LogEntry, LOG_MAGIC, RecordKind } from './record-codec.js';
 import { RecordFile } from './record-file.js';
 import { type Cut, recover } from './recovery.js';
 
@@ -443,42 +443,24 @@ export class DiskStorage implements StoreJournal, Durability {
     try {
       for (const name of this.loadedFiles) {
         const source = this.recordFiles.get(name);
-        let offset = FILE_HEADER_BYTES;
-        let chunk = Buffer.allocUnsafeSlow(WARM_CHUNK_BYTES);
-        while (source !== undefined && source.readable && !this.closed && !full && store.valuesOnDiskCount > 0) {
-          const got = await source.readChunk(chunk, offset);
-          if (got === 0 || this.closed || !source.readable) break;
-          const data = chunk.subarray(0, got);
-          let at = 0;
-          for (;;) {
-            const frame = tryReadFrame(data, at);
-            if (frame.kind !== 'entry') break;
-            const entry = frame.entry;
+        if (source === undefined) continue;
+        for await (const { offset, records } of source.records(WARM_CHUNK_BYTES)) {
+          if (this.closed || !source.readable || store.valuesOnDiskCount === 0) break;
+          for (const { entry, at } of records) {
             const item = entry.kind === RecordKind.Item ? store.onDiskAt(entry.key, source, offset + at) : null;
-            if (item !== null && entry.kind === RecordKind.Item) {
-              const value = Buffer.allocUnsafeSlow(entry.value.length);
-              entry.value.copy(value);
-              if (!store.warmValue(item, value)) {
-                full = true;
-                break;
-              }
-              values++;
-              bytes += value.length;
+            if (item === null || entry.kind !== RecordKind.Item) continue;
+            const value = Buffer.allocUnsafeSlow(entry.value.length);
+            entry.value.copy(value);
+            if (!store.warmValue(item, value)) {
+              full = true;
+              break;
             }
-            at = frame.next;
+            values++;
+            bytes += value.length;
           }
           if (full) break;
-          if (at === 0) {
-            // A record larger than the chunk (a value near --max-item-size): read it whole. Or
-            // the end of what recovery read.
-            const length = got >= 8 ? data.readUInt32LE(0) + 8 : 0;
-            if (got < chunk.length || length <= chunk.length) break;
-            chunk = Buffer.allocUnsafeSlow(length);
-            continue;
-          }
-          offset += at;
-          if (got < chunk.length && at === got) break;
         }
+        if (full || this.closed) break;
       }
     } catch (error) {
       // The values stay on disk, read back when asked for (and reported then if they cannot be).
@@ -620,32 +602,21 @@ export class DiskStorage implements StoreJournal, Durability {
     const moved: Array<{ item: Item; from: number; into: RecordFile; to: number }> = [];
     /** the sequence number of the last copy */
     let lastCopy = 0;
-    let chunk = Buffer.allocUnsafeSlow(COMPACT_SLICE_BYTES);
-    let offset = FILE_HEADER_BYTES;
     try {
-      while (offset < oldest.bytes) {
-        const got = await source.readChunk(chunk.subarray(0, Math.min(chunk.length, oldest.bytes - offset)), offset);
+      for await (const { offset, data, records } of source.records(COMPACT_SLICE_BYTES, { end: oldest.bytes, strict: true })) {
         if (this.closed) throw new Error('stopping');
-        if (got === 0) throw new Error(`${oldest.name} ends at byte ${offset}, short of its ${oldest.bytes} bytes`);
-        const data = chunk.subarray(0, got);
         const now = this.now();
         const into = this.currentRecords;
         const placed: Array<{ item: Item; from: number; to: number }> = [];
-        let at = 0;
-        for (;;) {
-          const frame = tryReadFrame(data, at);
-          if (frame.kind === 'short') break;
-          if (frame.kind === 'corrupt') throw new Error(`${oldest.name} at byte ${offset + at}: ${frame.why}`);
-          const entry = frame.entry;
+        for (const { entry, at, next } of records) {
           const item = entry.kind === RecordKind.Item ? store.currentAt(entry.key, source, offset + at, now) : null;
           if (item !== null || (entry.kind === RecordKind.Deletion && store.remembersDeletion(entry.key, entry.version, entry.origin, now))) {
             const to = this.log.currentBytes;
-            lastCopy = this.log.appendFrame(data.subarray(at, frame.next));
+            lastCopy = this.log.appendFrame(data.subarray(at, next));
             this.counters.compactionCopiedRecords++;
-            this.counters.compactionCopiedBytes += frame.next - at;
+            this.counters.compactionCopiedBytes += next - at;
             if (item !== null) placed.push({ item, from: offset + at, to });
           }
-          at = frame.next;
         }
         // In the file before the items point at their copies: a value on disk only is read from there.
         if (!this.log.writePending()) throw this.log.failing ?? new Error('the log could not be written');
@@ -654,14 +625,6 @@ export class DiskStorage implements StoreJournal, Durability {
           item.sourceOffset = to;
           moved.push({ item, from, into, to });
         }
-        if (at === 0) {
-          // A record larger than the chunk (a value near --max-item-size): read it whole.
-          const length = got >= 8 ? data.readUInt32LE(0) + 8 : 0;
-          if (length <= chunk.length) throw new Error(`${oldest.name} at byte ${offset}: a record cut short`);
-          chunk = Buffer.allocUnsafeSlow(length);
-          continue;
-        }
-        offset += at;
         await new Promise((resolve) => setImmediate(resolve));
       }
       // Durable before the file goes, whatever --fsync says: a power cut finds each record in

@@ -11,11 +11,20 @@
  */
 import type { Item, RecordSource } from '../change.js';
 import type { DiskFile } from './disk-files.js';
-import { itemFrameSize, RecordKind, tryReadFrame } from './record-codec.js';
+import { FILE_HEADER_BYTES, itemFrameSize, type LogEntry, RecordKind, tryReadFrame } from './record-codec.js';
 
 /** The bytes of an item's record, its value held or not. */
 function itemRecordBytes(item: Item): number {
   return itemFrameSize(item.key.length, item.origin.length, item.valueLength);
+}
+
+/** Whole records read from a file in one go (RecordFile.records). */
+export interface RecordChunk {
+  /** where `data` starts in the file */
+  offset: number;
+  data: Buffer;
+  /** each record: what it holds, and where it starts and ends in `data` */
+  records: Array<{ entry: LogEntry; at: number; next: number }>;
 }
 
 export class RecordFile implements RecordSource {
@@ -72,6 +81,53 @@ export class RecordFile implements RecordSource {
     } finally {
       this.readsUnderWay--;
       if (this.closing && this.readsUnderWay === 0) this.closeNow();
+    }
+  }
+
+  /**
+   * The file's records from its header on, a chunk of `chunkBytes` at a time, without blocking:
+   * for a background pass over the whole file (the warm-up, a compaction). A record larger than
+   * the chunk is read whole. The buffer is reused: a chunk's data is good until the next one is
+   * asked for. Ends at `end` (default: the end of the file) or once the file is replaced. Bad or
+   * cut-short data ends it too: quietly, or with an error when `strict` (every byte up to `end`
+   * must be a good record).
+   */
+  async *records(chunkBytes: number, options: { end?: number; strict?: boolean } = {}): AsyncGenerator<RecordChunk> {
+    const end = options.end ?? Infinity;
+    const stop = (why: string): void => {
+      if (options.strict === true) throw new Error(`${this.name} ${why}`);
+    };
+    let chunk = Buffer.allocUnsafeSlow(chunkBytes);
+    let offset = FILE_HEADER_BYTES;
+    while (offset < end && this.readable) {
+      const wanted = Math.min(chunk.length, end - offset);
+      const got = await this.readChunk(chunk.subarray(0, wanted), offset);
+      if (got === 0) return stop(`ends at byte ${offset}, short of its ${end} bytes`);
+      const data = chunk.subarray(0, got);
+      const records: RecordChunk['records'] = [];
+      let at = 0;
+      let bad: string | null = null;
+      for (;;) {
+        const frame = tryReadFrame(data, at);
+        if (frame.kind === 'short') break;
+        if (frame.kind === 'corrupt') {
+          bad = frame.why;
+          break;
+        }
+        records.push({ entry: frame.entry, at, next: frame.next });
+        at = frame.next;
+      }
+      if (records.length === 0 && bad === null) {
+        // A record larger than the chunk (a value near --max-item-size): read it whole. Or the
+        // file ends in the middle of one.
+        const length = got >= 8 ? data.readUInt32LE(0) + 8 : 0;
+        if (got < wanted || length <= chunk.length) return stop(`at byte ${offset}: a record cut short`);
+        chunk = Buffer.allocUnsafeSlow(length);
+        continue;
+      }
+      yield { offset, data, records };
+      if (bad !== null) return stop(`at byte ${offset + at}: ${bad}`);
+      offset += at;
     }
   }
 
